@@ -1,0 +1,1 @@
+"""meterline's shared kernel: settings, message contracts, database, money and units."""

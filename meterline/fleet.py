@@ -1,0 +1,104 @@
+"""Registering meters, accounts and a tariff: the back-office data the pipeline prices against.
+
+Used by `meterline demo` and the tests to put a simulated fleet on the books. Idempotent:
+registering the same fleet twice changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+
+from meterline.register_maps import MAPS
+from meterline.units import Utility
+
+
+@dataclass(frozen=True)
+class Provider:
+    id: str = "energosbyt"
+    name: str = "Energosbyt"
+    inn: str = "7701234567"
+
+
+@dataclass(frozen=True)
+class FleetMeter:
+    serial: str
+    account_id: str
+    opening_balance: Decimal
+    address: str
+    region: str = "77"
+    holder_name: str = "Subscriber"
+
+
+@dataclass(frozen=True)
+class Fleet:
+    gateway_id: str
+    meters: Sequence[FleetMeter]
+    price: Decimal  # per kWh, flat
+    provider: Provider = field(default_factory=Provider)
+    model: str = "SDM120"
+    billing_mode: str = "prepaid"
+    tariff_from: datetime = datetime(2020, 1, 1, tzinfo=UTC)
+
+
+async def register_fleet(conn: psycopg.AsyncConnection[Any], fleet: Fleet) -> None:
+    meter_map = MAPS[fleet.model]
+    async with conn.transaction():
+        p = fleet.provider
+        await conn.execute(
+            "INSERT INTO providers (id, name, inn) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+            (p.id, p.name, p.inn),
+        )
+        await conn.execute(
+            """
+            INSERT INTO tariffs (provider_id, utility, unit, price, valid_from)
+            SELECT %(provider)s, 'electricity', 'kWh', %(price)s, %(from)s
+             WHERE NOT EXISTS (SELECT 1 FROM tariffs WHERE provider_id = %(provider)s
+                                  AND utility = 'electricity' AND price = %(price)s
+                                  AND valid_from = %(from)s)
+            """,
+            {"provider": p.id, "price": fleet.price, "from": fleet.tariff_from},
+        )
+        for m in fleet.meters:
+            cur = await conn.execute("SELECT 1 FROM meters WHERE id = %s", (m.serial,))
+            if await cur.fetchone():
+                continue
+            cur = await conn.execute(
+                "INSERT INTO addresses (region, full_text) VALUES (%s, %s) RETURNING id",
+                (m.region, m.address),
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            await conn.execute(
+                """
+                INSERT INTO accounts (id, address_id, holder_name, billing_mode)
+                VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING
+                """,
+                (m.account_id, row[0], m.holder_name, fleet.billing_mode),
+            )
+            await conn.execute(
+                """
+                INSERT INTO balances (account_id, provider_id, amount) VALUES (%s, %s, %s)
+                ON CONFLICT DO NOTHING
+                """,
+                (m.account_id, p.id, m.opening_balance),
+            )
+            await conn.execute(
+                """
+                INSERT INTO meters (id, account_id, provider_id, utility, model, gateway_id,
+                                    has_relay)
+                VALUES (%s, %s, %s, %s, %s, %s, %s)
+                """,
+                (m.serial, m.account_id, p.id, Utility.ELECTRICITY, fleet.model,
+                 fleet.gateway_id, meter_map.relay_coil is not None),
+            )
+            for reg in meter_map.billing:
+                await conn.execute(
+                    "INSERT INTO registers (meter_id, code, unit) VALUES (%s, %s, %s)",
+                    (m.serial, reg.register, reg.unit),
+                )

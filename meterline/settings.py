@@ -1,0 +1,98 @@
+"""Settings of every meterline service, read from the environment and `.env`.
+
+Every variable is prefixed with ``METERLINE_`` (``METERLINE_DATABASE_URL`` and so on).
+`meterline config` prints them all with their current values and descriptions.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="METERLINE_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    # --- PostgreSQL / TimescaleDB
+    database_url: str = Field(
+        "postgresql://postgres@127.0.0.1:5432/meterline",
+        description="PostgreSQL connection URL (TimescaleDB is used when the extension exists).",
+    )
+
+    # --- MQTT (gateways <-> platform)
+    mqtt_host: str = Field("127.0.0.1", description="MQTT broker host.")
+    mqtt_port: int = Field(1883, description="MQTT broker port.")
+    mqtt_username: str | None = Field(None, description="MQTT user name, if the broker wants one.")
+    mqtt_password: str | None = Field(None, description="MQTT password.")
+    mqtt_topic_root: str = Field("meterline/v1", description="Root of every meterline topic.")
+
+    # --- Kafka
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
+    kafka_partitions: int = Field(4, ge=1, description="Partitions of topics meterline creates.")
+    readings_topic: str = Field("readings", description="Kafka topic of readings, keyed by account.")
+    broker_data_dir: Path = Field(
+        Path("var/broker"), description="Where `meterline broker` keeps its pid and log."
+    )
+
+    # --- gateway
+    gateway_id: str = Field("gw-1", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Gateway id.")
+    gateway_meters: str = Field(
+        "127.0.0.1:5020/1-20",
+        description="Meters the gateway polls: `host:port/units` groups separated by `;`, "
+        "units as `1-20` or `1,2,5`.",
+    )
+    poll_interval: float = Field(1.0, gt=0, description="Seconds between poll cycles.")
+    gateway_state_dir: Path = Field(
+        Path("var/gateway"), description="Where the gateway keeps its batch sequence number."
+    )
+
+    # --- simulators
+    sim_host: str = Field("127.0.0.1", description="Address the meter simulator listens on.")
+    sim_port: int = Field(5020, description="Modbus TCP port of the meter simulator.")
+    sim_meters: int = Field(20, ge=1, le=247, description="Meters (unit ids 1..N) per simulator.")
+    sim_serial_base: int = Field(
+        10_000_000, ge=0, description="Serial number of unit 1; unit n has base + n - 1."
+    )
+    sim_speedup: float = Field(
+        600.0, gt=0, description="Simulated seconds per real second (600: 10 minutes a second)."
+    )
+    sim_seed: int = Field(1, description="Seed of the simulated load profiles.")
+
+    # --- rating
+    rating_batch_size: int = Field(2000, ge=1, description="Kafka events priced in one batch.")
+    rating_batch_window: float = Field(
+        0.2, gt=0, description="Seconds to wait for a batch to fill before pricing it."
+    )
+    rating_web_port: int = Field(6066, description="Port of the rating worker's status page.")
+    rating_session_timeout: float = Field(
+        30.0, gt=0, description="Kafka consumer session timeout of the rating worker, seconds."
+    )
+
+    # --- API
+    api_host: str = Field("127.0.0.1", description="Address the API listens on.")
+    api_port: int = Field(8000, description="Port the API listens on.")
+    max_topup: Decimal = Field(
+        Decimal("1000000.00"), gt=0, description="Largest single top-up accepted, in roubles."
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("database_url must be a postgresql:// URL")
+        return value
+
+    def topic(self, gateway_id: str, kind: str) -> str:
+        """MQTT topic of one gateway: ``{root}/{gateway}/{readings|commands|acks}``."""
+        return f"{self.mqtt_topic_root}/{gateway_id}/{kind}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,33 @@
+"""Utilities, their units, and the register codes meters report."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Utility(StrEnum):
+    ELECTRICITY = "electricity"
+    WATER = "water"
+    GAS = "gas"
+    HEAT = "heat"
+
+
+class Unit(StrEnum):
+    KWH = "kWh"
+    M3 = "m3"
+    GCAL = "Gcal"
+
+
+class Register(StrEnum):
+    """Cumulative registers a meter reports; each has one unit."""
+
+    ACTIVE_IMPORT = "active_import"  # total import active energy, kWh
+    VOLUME = "volume"  # total volume, m3 (water, gas)
+    HEAT_ENERGY = "heat_energy"  # total heat energy, Gcal
+
+
+REGISTER_UNITS: dict[Register, Unit] = {
+    Register.ACTIVE_IMPORT: Unit.KWH,
+    Register.VOLUME: Unit.M3,
+    Register.HEAT_ENERGY: Unit.GCAL,
+}
