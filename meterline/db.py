@@ -35,7 +35,7 @@ class MigrationError(RuntimeError):
 def migration_files() -> list[tuple[str, str]]:
     """(version, sql) of every migration shipped with meterline, in order."""
     folder = resources.files("meterline") / "migrations"
-    files = sorted(f for f in folder.iterdir() if f.name.endswith(".sql"))
+    files = sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
     return [(f.name.removesuffix(".sql"), f.read_text(encoding="utf-8")) for f in files]
 
 
@@ -58,7 +58,7 @@ async def migrate(url: str) -> list[str]:
                         raise MigrationError(f"migration {version} changed after it was applied")
                     continue
                 async with conn.transaction():
-                    await conn.execute(text)  # type: ignore[arg-type]  # trusted file
+                    await conn.execute(sql.SQL(text))  # type: ignore[arg-type,unused-ignore]  # LiteralString
                     await conn.execute(
                         "INSERT INTO schema_migrations (version, checksum) VALUES (%s, %s)",
                         (version, _checksum(text)),
@@ -75,7 +75,7 @@ def _admin_url(url: str) -> tuple[str, str]:
     if not name:
         raise MigrationError(f"no database name in {url!r}")
     params["dbname"] = "postgres"
-    return make_conninfo(**params), name
+    return make_conninfo("", **params), name
 
 
 async def create_database(url: str, *, exist_ok: bool = True) -> bool:

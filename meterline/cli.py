@@ -1,0 +1,118 @@
+"""The `meterline` command: each service on its own, the local stack, and the demo.
+
+Every command reads its settings from the environment and `.env` (`meterline config` lists
+them). Service modules are imported inside their command, so one service's dependencies are
+loaded only by the command that runs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+from meterline import db
+from meterline.services import configure_logging, serve
+from meterline.settings import Settings, get_settings
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+
+
+def _settings() -> Settings:
+    configure_logging()
+    return get_settings()
+
+
+@app.command()
+def config() -> None:
+    """Print every setting: environment variable, current value, meaning."""
+    settings = get_settings()
+    for name, field in Settings.model_fields.items():
+        value = getattr(settings, name)
+        if "password" in name and value:
+            value = "***"
+        typer.echo(f"METERLINE_{name.upper()}={value}\n    {field.description}")
+
+
+@app.command()
+def migrate() -> None:
+    """Create the database if it is missing and apply the pending migrations."""
+    settings = _settings()
+
+    async def main() -> list[str]:
+        await db.create_database(settings.database_url)
+        return await db.migrate(settings.database_url)
+
+    applied = asyncio.run(main())
+    typer.echo(f"applied: {', '.join(applied)}" if applied else "database is up to date")
+
+
+@app.command()
+def broker() -> None:
+    """Run the local Kafka-compatible broker (Tansu, memory storage) on the kafka_bootstrap port."""
+    from meterline.kafka import start_broker, stop_process
+
+    settings = _settings()
+    port = int(settings.kafka_bootstrap.rsplit(":", 1)[1])
+    proc = start_broker(port)
+    typer.echo(f"Kafka-compatible broker ready on 127.0.0.1:{port}")
+    try:
+        proc.wait()
+    except KeyboardInterrupt:
+        stop_process(proc)
+
+
+@app.command()
+def simulators() -> None:
+    """Run the Modbus TCP meter simulators (sim_meters meters on sim_host:sim_port)."""
+    from simulators.service import run
+
+    settings = _settings()
+    serve(lambda: run(settings))
+
+
+@app.command()
+def gateway() -> None:
+    """Run a gateway: poll gateway_meters over Modbus, publish readings over MQTT."""
+    from gateway.service import run
+
+    settings = _settings()
+    serve(lambda: run(settings))
+
+
+@app.command()
+def bridge() -> None:
+    """Run the MQTT -> Kafka bridge, telemetry writer and relay command dispatcher."""
+    from ingest.bridge import run
+
+    settings = _settings()
+    serve(lambda: run(settings))
+
+
+@app.command()
+def rating() -> None:
+    """Run a Faust rating worker (scale out: more workers, same rating_group)."""
+    from rating.app import run
+
+    run(_settings())
+
+
+@app.command()
+def api() -> None:
+    """Run the HTTP API (OpenAPI docs at /docs)."""
+    from api.service import run
+
+    settings = _settings()
+    serve(lambda: run(settings))
+
+
+@app.command()
+def demo(
+    meters: Annotated[int, typer.Option(help="Simulated meters (Modbus unit ids 1..N).")] = 20,
+) -> None:
+    """Run everything: broker, migrations, a simulated fleet, gateway, bridge, rating, API;
+    print a live summary until Ctrl-C, then stop all it started."""
+    from meterline.demo import run_demo
+
+    run_demo(_settings(), meters)

@@ -1,0 +1,105 @@
+"""The Faust rating worker: a thin adapter from the readings topic to ``rating.ledger``.
+
+Events are taken in batches (``rating_batch_size`` within ``rating_batch_window`` seconds) and
+acknowledged only after their batch is committed to PostgreSQL; a crash before that makes Kafka
+deliver them again, and the ledger's natural keys make the second delivery change nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import faust
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+
+from meterline.db import make_pool
+from meterline.settings import Settings
+from rating.ledger import BatchResult, load_tariffs, parse_records, rate_batch
+from rating.tariffs import TariffBook
+
+log = logging.getLogger("meterline.rating")
+
+
+class Rater:
+    """Holds the worker's database pool and tariff cache; prices batches of Kafka values."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.pool: AsyncConnectionPool = make_pool(settings.database_url, max_size=2)
+        self._book: TariffBook | None = None
+        self._book_at = 0.0
+        self._lock = asyncio.Lock()
+        self.readings = 0
+
+    async def start(self) -> None:
+        await self.pool.open(wait=True)
+
+    async def stop(self) -> None:
+        await self.pool.close()
+
+    async def _tariffs(self, conn: psycopg.AsyncConnection[Any]) -> TariffBook:
+        if self._book is None or time.monotonic() - self._book_at > self.settings.tariff_refresh:
+            self._book = await load_tariffs(conn)
+            self._book_at = time.monotonic()
+        return self._book
+
+    async def rate(self, payloads: list[bytes]) -> BatchResult:
+        records, rejected = parse_records(payloads)
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(psycopg.OperationalError),
+            wait=wait_exponential(multiplier=0.2, max=10),
+            reraise=True,
+        ):
+            with attempt:
+                async with self._lock, self.pool.connection() as conn:
+                    result = await rate_batch(conn, records, await self._tariffs(conn), rejected)
+        self.readings += result.readings
+        if result.relay_commands:
+            log.info("relay commands requested: %s", result.relay_commands)
+        return result
+
+
+def build_app(settings: Settings) -> faust.App:
+    app = faust.App(
+        settings.rating_group,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="memory://",
+        datadir=str(settings.rating_data_dir),
+        web_port=settings.rating_web_port,
+        web_host="127.0.0.1",
+        topic_partitions=settings.kafka_partitions,
+        broker_session_timeout=settings.rating_session_timeout,
+        broker_heartbeat_interval=min(3.0, settings.rating_session_timeout / 3),
+        consumer_auto_offset_reset="earliest",
+    )
+    readings = app.topic(
+        settings.readings_topic, key_type=bytes, value_type=bytes, value_serializer="raw"
+    )
+    rater = Rater(settings)
+
+    @app.agent(readings)
+    async def rate(stream: faust.StreamT[bytes]) -> None:
+        await rater.start()
+        log.info("rating worker ready (group %s, topic %s)", settings.rating_group,
+                 settings.readings_topic)
+        async for events in stream.noack_take(  # type: ignore[attr-defined]
+            settings.rating_batch_size, within=settings.rating_batch_window
+        ):
+            await rater.rate([event.value for event in events])
+            for event in events:
+                await stream.ack(event)
+
+    app.rater = rater  # type: ignore[attr-defined]
+    return app
+
+
+def run(settings: Settings) -> None:
+    """Run one rating worker until interrupted."""
+    app = build_app(settings)
+    worker = faust.Worker(app, loglevel="INFO", quiet=True)
+    worker.execute_from_commandline()

@@ -1,0 +1,28 @@
+"""``meterline sim``: serve the simulated meter fleet the settings describe."""
+
+from __future__ import annotations
+
+import asyncio
+
+from meterline.settings import Settings
+from simulators.fleet import log, serve_fleet
+
+
+async def run(settings: Settings) -> None:
+    """Serve ``settings.sim_meters`` SDM120 meters on sim_host:sim_port until cancelled."""
+    async with serve_fleet(
+        settings.sim_host,
+        settings.sim_port,
+        meters=settings.sim_meters,
+        serial_base=settings.sim_serial_base,
+        speedup=settings.sim_speedup,
+        seed=settings.sim_seed,
+    ) as fleet:
+        log.info(
+            "meter simulator ready on %s:%d: %d SDM120 meters, unit ids 1-%d, "
+            "serials %d-%d, speedup %gx, seed %d",
+            fleet.host, fleet.port, len(fleet.meters), len(fleet.meters),
+            fleet.serial(1), fleet.serial(len(fleet.meters)),
+            settings.sim_speedup, settings.sim_seed,
+        )
+        await asyncio.Event().wait()

@@ -1,0 +1,114 @@
+"""Consumption intervals from cumulative readings: the pure core of rating."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rating.core import NO_STATE, consumption_intervals
+
+
+def arr(*values: int) -> np.ndarray:
+    return np.array(values, dtype=np.int64)
+
+
+def no_state(series_count: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.full(series_count, NO_STATE, dtype=np.int64), np.zeros(series_count, np.int64)
+
+
+def test_first_reading_is_a_baseline_and_later_ones_are_deltas() -> None:
+    st, sv = no_state(1)
+    out = consumption_intervals(arr(0, 0, 0), arr(10, 20, 30), arr(1000, 1500, 4000), st, sv)
+    assert out.charged.tolist() == [1, 2]
+    assert out.start_ts.tolist() == [10, 20]
+    assert out.quantity.tolist() == [500, 2500]
+    assert out.backwards.size == 0
+    assert (out.state_series.tolist(), out.state_ts.tolist(), out.state_value.tolist()) == (
+        [0], [30], [4000])
+
+
+def test_state_anchors_the_first_delta_and_order_does_not_matter() -> None:
+    st, sv = arr(100, NO_STATE), arr(7_000, 0)
+    series, ts, value = arr(1, 0, 0, 1), arr(5, 300, 200, 6), arr(50, 9_000, 7_500, 80)
+    out = consumption_intervals(series, ts, value, st, sv)
+    charged = dict(zip(out.charged.tolist(), zip(out.start_ts.tolist(), out.quantity.tolist())))
+    assert charged == {2: (100, 500), 1: (200, 1_500), 3: (5, 30)}
+    state = dict(zip(out.state_series.tolist(), zip(out.state_ts.tolist(),
+                                                    out.state_value.tolist())))
+    assert state == {0: (300, 9_000), 1: (6, 80)}
+
+
+def test_redelivered_and_late_readings_are_not_charged_again() -> None:
+    st, sv = arr(300), arr(9_000)
+    out = consumption_intervals(arr(0, 0, 0), arr(200, 300, 300), arr(7_500, 9_000, 9_000), st, sv)
+    assert out.charged.size == 0 and out.backwards.size == 0 and out.state_series.size == 0
+
+
+def test_duplicates_inside_a_batch_count_once() -> None:
+    st, sv = no_state(1)
+    out = consumption_intervals(arr(0, 0, 0, 0), arr(1, 2, 2, 3), arr(10, 20, 20, 35), st, sv)
+    assert out.quantity.tolist() == [10, 15]
+
+
+def test_a_reading_that_goes_backwards_is_rejected_and_the_next_is_measured_from_the_last_good(
+) -> None:
+    st, sv = arr(0), arr(1_000)
+    out = consumption_intervals(arr(0, 0, 0, 0), arr(1, 2, 3, 4), arr(1_200, 900, 1_100, 1_300),
+                                st, sv)
+    assert out.backwards.tolist() == [1, 2]
+    assert out.previous_value.tolist() == [1_200, 1_200]
+    assert out.charged.tolist() == [0, 3]
+    assert out.start_ts.tolist() == [0, 1]
+    assert out.quantity.tolist() == [200, 100]
+    assert out.quantity.sum() == 1_300 - 1_000
+    assert out.state_value.tolist() == [1_300]
+
+
+def test_backwards_against_the_stored_state() -> None:
+    st, sv = arr(0), arr(5_000)
+    out = consumption_intervals(arr(0), arr(10), arr(4_999), st, sv)
+    assert out.backwards.tolist() == [0] and out.previous_value.tolist() == [5_000]
+    assert out.charged.size == 0 and out.state_series.size == 0
+
+
+def test_zero_consumption_moves_the_state_without_a_charge() -> None:
+    st, sv = arr(0), arr(5_000)
+    out = consumption_intervals(arr(0, 0), arr(10, 20), arr(5_000, 5_000), st, sv)
+    assert out.charged.size == 0
+    assert out.state_ts.tolist() == [20]
+
+
+def test_series_never_leak_into_each_other() -> None:
+    # series 0 has large values, series 1 small: a running maximum across series would
+    # wrongly reject every reading of series 1
+    st, sv = no_state(2)
+    out = consumption_intervals(arr(0, 0, 1, 1), arr(1, 2, 1, 2), arr(10**12, 10**12 + 5, 3, 4),
+                                st, sv)
+    assert sorted(out.quantity.tolist()) == [1, 5]
+    assert out.backwards.size == 0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_total_charged_equals_last_minus_first_for_monotone_series(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    series_count, n = 50, 5_000
+    series = rng.integers(0, series_count, n).astype(np.int64)
+    ts = rng.permutation(n).astype(np.int64) + 1
+    # value grows with time within a series: make it a cumulative sum in time order
+    value = np.empty(n, dtype=np.int64)
+    for s in range(series_count):
+        mask = series == s
+        order = np.argsort(ts[mask])
+        v = np.cumsum(rng.integers(0, 1_000, mask.sum()))
+        out_v = np.empty(mask.sum(), dtype=np.int64)
+        out_v[order] = v
+        value[mask] = out_v
+    st, sv = no_state(series_count)
+    out = consumption_intervals(series, ts, value, st, sv)
+    assert out.backwards.size == 0
+    for s in range(series_count):
+        mask = series == s
+        if not mask.any():
+            continue
+        charged = np.isin(out.charged, np.flatnonzero(mask))
+        assert out.quantity[charged].sum() == value[mask].max() - value[mask][ts[mask].argmin()]
