@@ -46,7 +46,7 @@ class UsageBucket(BaseModel):
 class MeterUsage(BaseModel):
     meter_id: str
     utility: str
-    register: str
+    register: str = Field(description="Register code, e.g. active_import.")
     unit: str
     buckets: list[UsageBucket]
     total_quantity: Exact
@@ -137,9 +137,7 @@ async def load_usage(
         key = (r["meter_id"], r["register"], r["unit"])
         # a meter that has left the account still shows what was charged while it was on it
         one = series.setdefault(key, _Series(r["meter_id"], r["utility"], r["register"], r["unit"]))
-        one.buckets.append(
-            UsageBucket(start=r["start"], quantity=r["quantity"], unit=r["unit"], amount=r["amount"])
-        )
+        one.buckets.append(UsageBucket.model_validate(r))
     meters = [s.result() for s in series.values()]
     total = sum((m.total_amount for m in meters), Decimal(0))
     return Usage(

@@ -13,6 +13,7 @@ Kafka:
 
 from __future__ import annotations
 
+import warnings
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
@@ -21,6 +22,10 @@ from uuid import UUID
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from meterline.units import Register, Unit, Utility
+
+# "register" is the meters' own word for it; pydantic warns only because ABCMeta has a
+# classmethod of that name, which the field shadows harmlessly on instances.
+warnings.filterwarnings("ignore", 'Field name "register"', UserWarning)
 
 MeterId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 GatewayId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]

@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from pathlib import Path
@@ -47,36 +47,44 @@ class ServiceFailed(RuntimeError):
 
 
 class Child:
-    """A meterline service in a child process (``python -m meterline NAME``), logging to a file."""
+    """A meterline service in a child process (``python -m meterline NAME``).
+
+    Its output is copied line by line to ``log_dir/NAME.log`` by a reader thread, which also
+    signals ``ready`` when the service logs its ready line.
+    """
 
     def __init__(self, name: str, log_dir: Path, env: Mapping[str, str] | None = None,
                  args: tuple[str, ...] = ()) -> None:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         log_dir.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open("wb")
+        self.ready = threading.Event()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "meterline", name, *args],
-            stdout=self._log, stderr=subprocess.STDOUT,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
         )
+        self._reader = threading.Thread(target=self._copy_output, daemon=True)
+        self._reader.start()
+
+    def _copy_output(self) -> None:
+        assert self.proc.stdout is not None
+        with self.log_path.open("wb") as log:
+            for line in self.proc.stdout:
+                log.write(line)
+                log.flush()
+                if not self.ready.is_set() and b" ready" in line:
+                    self.ready.set()
+        self.ready.set()  # output ended: wake any waiter, which then sees the exit
 
     def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        with self.log_path.open("rb") as log:
-            while time.monotonic() < deadline:
-                line = log.readline()
-                if not line:
-                    if self.proc.poll() is not None:
-                        raise ServiceFailed(
-                            f"{self.name} exited with {self.proc.returncode}; see {self.log_path}"
-                        )
-                    time.sleep(0.05)  # tailing a file: no event to wait on
-                    continue
-                if b" ready" in line:
-                    return
-        raise ServiceFailed(f"{self.name} not ready in {timeout}s; see {self.log_path}")
+        if not self.ready.wait(timeout):
+            raise ServiceFailed(f"{self.name} not ready in {timeout}s; see {self.log_path}")
+        if self.proc.poll() is not None:
+            raise ServiceFailed(
+                f"{self.name} exited with {self.proc.returncode}; see {self.log_path}"
+            )
 
     def stop(self) -> None:
         stop_process(self.proc)
-        self._log.close()
+        self._reader.join(timeout=5)

@@ -109,6 +109,6 @@ async def serve_fleet(
     try:
         yield Fleet(host, bound_port, fleet_meters, sim_clock)
     finally:
-        await server.shutdown()
+        await server.shutdown()  # type: ignore[no-untyped-call]
         if ModbusTcpServer.active_server is server:
             ModbusTcpServer.active_server = None

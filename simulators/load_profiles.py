@@ -122,12 +122,12 @@ def meter_profile(seed: int, unit: int) -> MeterProfile:
     give the same profile, different units get different ones."""
     rng = random.Random(f"meterline-sim/{seed}/{unit}")
     base_kw = rng.uniform(*BASE_KW_RANGE)
-    evening_peak_utc_h = rng.uniform(15.0, 19.0)  # 18:00-22:00 Moscow time
+    evening_peak = rng.uniform(15.0, 19.0) * HOUR_S  # UTC; 18:00-22:00 Moscow time
     harmonics = (
         # the daily cycle: high in the evening, low at night
-        Harmonic(rng.uniform(0.35, 0.5), DAY_S, _phase_for_peak(DAY_S, evening_peak_utc_h * HOUR_S)),
+        Harmonic(rng.uniform(0.35, 0.5), DAY_S, _phase_for_peak(DAY_S, evening_peak)),
         # morning and evening peaks
-        Harmonic(rng.uniform(0.1, 0.2), DAY_S / 2, _phase_for_peak(DAY_S / 2, evening_peak_utc_h * HOUR_S)),
+        Harmonic(rng.uniform(0.1, 0.2), DAY_S / 2, _phase_for_peak(DAY_S / 2, evening_peak)),
         # appliances cycling (fridge, boiler)
         Harmonic(rng.uniform(0.05, 0.15), rng.uniform(600.0, 3_600.0), rng.uniform(0.0, _TWO_PI)),
     )

@@ -36,7 +36,10 @@ def uint32_words(value: int) -> list[int]:
     return list(struct.unpack(">HH", struct.pack(">I", value)))
 
 
-def _register_blocks(serial: int) -> tuple[list[SimData], list[SimData], list[SimData], list[SimData]]:
+Blocks = tuple[list[SimData], list[SimData], list[SimData], list[SimData]]
+
+
+def _register_blocks(serial: int) -> Blocks:
     """(coils, discrete inputs, holding registers, input registers) of one meter; addresses
     outside the map answer ILLEGAL_ADDRESS, as on a real meter."""
     relay = SDM120.relay_coil if SDM120.relay_coil is not None else 0

@@ -1,0 +1,54 @@
+"""The meterline HTTP API: `create_app(settings)` builds the FastAPI application.
+
+The app owns one connection pool, opened by its lifespan and closed when it stops. Every
+error is answered as ``application/problem+json`` (see `api.problems`). OpenAPI docs: /docs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from api import accounts, health, meters, topups, usage
+from api.problems import install_problem_handlers, use_problem_media_type
+from meterline.db import make_pool
+from meterline.settings import Settings
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # opening does not wait for the database: /health tells whether it answers
+        async with make_pool(settings.database_url) as pool:
+            app.state.pool = pool
+            yield
+
+    app = FastAPI(
+        title="meterline API",
+        summary="Accounts, balances, top-ups, usage and meters of metered utility billing.",
+        version="0.1.0",
+        docs_url="/docs",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_problem_handlers(app)
+    for module in (health, accounts, usage, topups, meters):
+        app.include_router(module.router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                summary=app.summary,
+                routes=app.routes,
+            )
+            app.openapi_schema = use_problem_media_type(schema)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,266 @@
+"""POST /accounts/{account_id}/topups: credit an account's balance with a provider, exactly
+once per Idempotency-Key.
+
+In one transaction: the top-up row (idempotent on (account, Idempotency-Key)), the balance
+update, and the relay decisions the new balance calls for (a prepaid meter whose balance
+turns positive gets a `connect` command in the outbox). Rolled back together on any error.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Annotated, Any, NoReturn
+from uuid import UUID
+
+import psycopg
+from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi.exceptions import RequestValidationError
+from psycopg.rows import dict_row
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
+from api.amounts import Exact, Kopecks
+from api.ids import AccountPath
+from api.problems import ProblemError, invalid, not_found, problem_responses
+from api.state import AppSettings, Pool
+from meterline.contracts import ProviderId, Timestamp
+from meterline.money import has_at_most_kopecks
+from meterline.relay import decide_relays
+
+router = APIRouter(prefix="/accounts", tags=["top-ups"])
+
+
+class TopupRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: Decimal = Field(
+        gt=0,
+        allow_inf_nan=False,
+        description="Roubles: a decimal string (preferred) or a JSON number, greater than 0, "
+        "whole kopecks (at most 2 decimal places), at most the configured maximum top-up.",
+        examples=["100.50"],
+    )
+    provider_id: ProviderId | None = Field(
+        None,
+        description="Provider whose balance to credit; may be left out when the account "
+        "buys from one provider only.",
+    )
+
+    @field_validator("amount")
+    @classmethod
+    def _whole_kopecks_within_limit(cls, value: Decimal, info: ValidationInfo) -> Decimal:
+        if not has_at_most_kopecks(value):
+            raise PydanticCustomError(
+                "decimal_max_places", "amount must have at most 2 decimal places (kopecks)"
+            )
+        limit = (info.context or {}).get("max_topup")
+        if limit is not None and value > limit:
+            raise PydanticCustomError(
+                "less_than_equal", "amount must be at most {limit}", {"limit": str(limit)}
+            )
+        return value
+
+
+class Topup(BaseModel):
+    id: UUID
+    account_id: str
+    provider_id: str
+    amount: Kopecks
+    idempotency_key: str
+    received_at: Timestamp
+    balance: Exact = Field(
+        description="Balance with the provider after this request (for a replay: now)."
+    )
+    balance_kopecks: Kopecks
+
+
+def _no_constants(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a number")
+
+
+async def topup_request(request: Request, settings: AppSettings) -> TopupRequest:
+    """The body, parsed with JSON numbers as exact decimals (never through float), so
+    ``100.005`` is refused for its third decimal instead of being rounded silently."""
+    raw = await request.body()
+    try:
+        data = json.loads(raw, parse_float=Decimal, parse_constant=_no_constants)
+    except ValueError as exc:
+        raise RequestValidationError(
+            [{"type": "json_invalid", "loc": ("body",), "msg": f"Invalid JSON: {exc}"}]
+        ) from exc
+    try:
+        return TopupRequest.model_validate(data, context={"max_topup": settings.max_topup})
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False, include_context=False)
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in errors]
+        ) from exc
+
+
+# --- SQL, executed on the caller's transaction
+
+_ACCOUNT_EXISTS = "SELECT 1 FROM accounts WHERE id = %s"
+
+_PROVIDERS = "SELECT provider_id FROM balances WHERE account_id = %s ORDER BY provider_id"
+
+_INSERT = """
+INSERT INTO topups (account_id, provider_id, amount, idempotency_key)
+VALUES (%(account)s, %(provider)s, %(amount)s, %(key)s)
+ON CONFLICT (account_id, idempotency_key) DO NOTHING
+RETURNING id, account_id, provider_id, amount, idempotency_key, received_at
+"""
+
+_CREDIT = """
+UPDATE balances
+   SET amount = amount + %(amount)s, updated_at = now()
+ WHERE account_id = %(account)s AND provider_id = %(provider)s
+RETURNING amount
+"""
+
+_EARLIER = """
+SELECT id, account_id, provider_id, amount, idempotency_key, received_at
+  FROM topups
+ WHERE account_id = %s AND idempotency_key = %s
+"""
+
+_BALANCE = "SELECT amount FROM balances WHERE account_id = %s AND provider_id = %s"
+
+
+@dataclass(frozen=True)
+class Credited:
+    topup: Topup
+    replayed: bool
+
+
+async def _provider(
+    conn: psycopg.AsyncConnection[Any], account_id: str, wanted: str | None
+) -> str:
+    cur = await conn.execute(_PROVIDERS, (account_id,))
+    providers: list[str] = [p for (p,) in await cur.fetchall()]
+    if wanted is not None:
+        if wanted not in providers:
+            raise invalid(
+                ["body", "provider_id"],
+                f"account {account_id} has no balance with provider {wanted}"
+                f" (it has: {', '.join(providers) or 'none'})",
+                type_="unknown_provider",
+            )
+        return wanted
+    if len(providers) == 1:
+        return providers[0]
+    if not providers:
+        raise invalid(
+            ["body", "provider_id"],
+            f"account {account_id} has no provider balance to credit",
+            type_="unknown_provider",
+        )
+    raise invalid(
+        ["body", "provider_id"],
+        f"provider_id is required: account {account_id} buys from {', '.join(providers)}",
+        type_="missing",
+    )
+
+
+async def credit(
+    conn: psycopg.AsyncConnection[Any],
+    account_id: str,
+    idempotency_key: str,
+    amount: Decimal,
+    provider_id: str | None,
+) -> Credited:
+    """Credit the account once per idempotency key; the caller commits."""
+    if await (await conn.execute(_ACCOUNT_EXISTS, (account_id,))).fetchone() is None:
+        raise not_found(f"No account {account_id}")
+    provider = await _provider(conn, account_id, provider_id)
+    cur = conn.cursor(row_factory=dict_row)
+    params = {"account": account_id, "provider": provider, "amount": amount, "key": idempotency_key}
+    # A concurrent request with the same key waits here until the other one commits or
+    # rolls back, then either inserts or finds the committed row.
+    await cur.execute(_INSERT, params)
+    inserted = await cur.fetchone()
+    if inserted is not None:
+        await cur.execute(_CREDIT, params)
+        balance = await cur.fetchone()
+        assert balance is not None  # the topups foreign key guarantees the balance row
+        await decide_relays(conn, [account_id])
+        return Credited(_topup(inserted, balance["amount"]), replayed=False)
+
+    await cur.execute(_EARLIER, (account_id, idempotency_key))
+    earlier = await cur.fetchone()
+    if earlier is None:  # cannot happen: the conflicting row is committed and visible
+        raise RuntimeError(f"top-up {account_id}/{idempotency_key!r} conflicted but is not found")
+    if earlier["amount"] != amount or earlier["provider_id"] != provider:
+        raise ProblemError(
+            409,
+            f"Idempotency-Key {idempotency_key!r} was already used on account {account_id} "
+            f"for a top-up of {earlier['amount']:.2f} to provider {earlier['provider_id']}; "
+            "use a new key for a different top-up",
+            slug="idempotency-key-reused",
+            title="Idempotency-Key reused",
+        )
+    await cur.execute(_BALANCE, (account_id, earlier["provider_id"]))
+    balance = await cur.fetchone()
+    assert balance is not None
+    return Credited(_topup(earlier, balance["amount"]), replayed=True)
+
+
+def _topup(row: dict[str, Any], balance: Decimal) -> Topup:
+    return Topup.model_validate({**row, "balance": balance, "balance_kopecks": balance})
+
+
+@router.post(
+    "/{account_id}/topups",
+    status_code=201,
+    response_model=Topup,
+    summary="Top up an account (idempotent)",
+    responses={
+        200: {"model": Topup, "description": "Replay: this key was already used for the "
+              "same top-up; nothing was credited again."},
+        **problem_responses(404, 409, 422),
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": TopupRequest.model_json_schema()}},
+        }
+    },
+)
+async def create_topup(
+    account_id: AccountPath,
+    idempotency_key: Annotated[
+        str,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            description="Client-chosen key, unique per top-up on this account.",
+        ),
+    ],
+    body: Annotated[TopupRequest, Depends(topup_request)],
+    pool: Pool,
+    response: Response,
+) -> Topup:
+    """Credit `amount` roubles to the account's balance with a provider.
+
+    - **201**: credited; the top-up and the balance after it.
+    - **200** (with `Idempotent-Replayed: true`): the same Idempotency-Key was already used on
+      this account with the same amount and provider; the original top-up is returned and
+      nothing is credited again. Keys are scoped to the account.
+    - **409**: the key was already used with another amount or provider.
+    - **404**: no such account.
+    - **422**: missing or bad Idempotency-Key; amount not a decimal, not > 0, with fractions
+      of a kopeck, or above the maximum top-up; `provider_id` left out while the account buys
+      from several providers; or a `provider_id` the account has no balance with (a 422, not
+      a 404: the account exists, the request names something it cannot use).
+
+    A prepaid meter whose balance with its provider becomes positive is reconnected: a
+    `connect` relay command is written in the same transaction.
+    """
+    async with pool.connection() as conn, conn.transaction():
+        done = await credit(conn, account_id, idempotency_key, body.amount, body.provider_id)
+    if done.replayed:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    return done.topup

@@ -1,0 +1,205 @@
+"""The bridge against the real Mosquitto, Kafka-compatible broker and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from ingest.bridge import Bridge
+from meterline.contracts import AccountReadings, ReadingsBatch, Sample
+from meterline.fleet import Fleet, FleetMeter, register_fleet
+from meterline.mqtt import MqttLink
+from meterline.settings import Settings
+from meterline.units import Register, Unit
+from tests.conftest import unique
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+async def wait_for(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
+    """Poll a condition observed from outside (a database row, a consumer) until it holds."""
+    async with asyncio.timeout(timeout):
+        while not (result := await predicate()):
+            await asyncio.sleep(0.05)
+        return result
+
+
+@asynccontextmanager
+async def running_bridge(settings: Settings) -> AsyncIterator[Bridge]:
+    bridge = Bridge(settings)
+    task = asyncio.create_task(bridge.run())
+    try:
+        # ready once subscribed: wait for the MQTT connection and the dispatcher
+        async with asyncio.timeout(20):
+            await bridge.link.connected.wait()
+        yield bridge
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+
+
+async def two_meters(conn: psycopg.AsyncConnection[Any], settings: Settings) -> list[str]:
+    serials = [unique("m"), unique("m")]
+    await register_fleet(conn, Fleet(
+        gateway_id=settings.gateway_id, price=Decimal("5.00"),
+        provider=_provider(),
+        meters=[FleetMeter(serial=s, account_id=unique("A"), opening_balance=Decimal(100),
+                           address="Test street 1") for s in serials],
+    ))
+    return serials
+
+
+def _provider() -> Any:
+    from meterline.fleet import Provider
+    return Provider(id="bridge-test", name="Bridge test provider")
+
+
+def batch(settings: Settings, seq: int, samples: list[dict[str, Any]]) -> bytes:
+    return json.dumps({"v": 1, "gateway": settings.gateway_id, "seq": seq,
+                       "polled_at": T0.isoformat(), "samples": samples}).encode()
+
+
+def sample(meter: str, value: str, at: datetime = T0) -> dict[str, Any]:
+    return {"meter": meter, "register": "active_import", "unit": "kWh", "value": value,
+            "ts": at.isoformat()}
+
+
+@pytest.fixture
+async def publisher(make_settings: Callable[..., Settings]) -> AsyncIterator[MqttLink]:
+    link = MqttLink(make_settings(), unique("pub"))
+    await link.connect()
+    yield link
+    await link.close()
+
+
+async def count(conn: psycopg.AsyncConnection[Any], query: str, *args: Any) -> int:
+    cur = await conn.execute(query, args)  # type: ignore[arg-type]
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def kafka_records(settings: Settings, expected: int) -> list[tuple[bytes, AccountReadings]]:
+    consumer = AIOKafkaConsumer(settings.readings_topic, bootstrap_servers=settings.kafka_bootstrap,
+                                group_id=unique("check"), auto_offset_reset="earliest")
+    await consumer.start()
+    got: list[tuple[bytes, AccountReadings]] = []
+    try:
+        async with asyncio.timeout(20):
+            while len(got) < expected:
+                for messages in (await consumer.getmany(timeout_ms=500)).values():
+                    got += [(m.key, AccountReadings.model_validate_json(m.value))
+                            for m in messages]
+    finally:
+        await consumer.stop()
+    return got
+
+
+async def test_a_batch_is_stored_and_forwarded_once_per_account_and_redelivery_changes_nothing(
+    make_settings: Callable[..., Settings], conn: psycopg.AsyncConnection[Any],
+    publisher: MqttLink,
+) -> None:
+    settings = make_settings()
+    serials = await two_meters(conn, settings)
+    topic = settings.topic(settings.gateway_id, "readings")
+    payload = ReadingsBatch(gateway=settings.gateway_id, seq=7, polled_at=T0, samples=[
+        Sample(meter=s, register=Register.ACTIVE_IMPORT, unit=Unit.KWH, value=Decimal("12.345"),
+               ts=T0) for s in serials
+    ]).model_dump_json()
+    async with running_bridge(settings):
+        await publisher.publish(topic, payload)
+        await publisher.publish(topic, payload)  # the same batch again
+        await wait_for(lambda: count(
+            conn, "SELECT count(*) FROM ingest_batches WHERE gateway_id = %s", settings.gateway_id))
+        stored = await wait_for(lambda: count(
+            conn, "SELECT count(*) FROM readings WHERE meter_id = ANY(%s)", serials))
+    records = await kafka_records(settings, 2)
+    assert stored == 2
+    assert sorted(r.readings[0].meter for _, r in records) == sorted(serials)
+    assert all(key == r.account.encode() for key, r in records)
+    assert all(r.readings[0].value == Decimal("12.345") for _, r in records)
+    # redelivered batch skipped: still exactly one record per account
+    assert len(records) == 2
+
+
+@pytest.mark.parametrize(("payload", "reason"), [
+    (b"not json at all", "malformed readings batch"),
+    (b'{"v": 1, "gateway": "x"}', "malformed readings batch"),
+    (b'{"v": 2, "gateway": "GW", "seq": 1, "polled_at": "2026-11-01T00:00:00Z", "samples": []}',
+     "malformed readings batch"),
+])
+async def test_malformed_batches_are_dead_lettered(
+    make_settings: Callable[..., Settings], conn: psycopg.AsyncConnection[Any],
+    publisher: MqttLink, payload: bytes, reason: str,
+) -> None:
+    settings = make_settings()
+    marker = unique("bad")
+    payload = payload.replace(b'"GW"', json.dumps(settings.gateway_id).encode()) + b" " * 0
+    async with running_bridge(settings):
+        await publisher.publish(settings.topic(settings.gateway_id, "readings"),
+                                payload + marker.encode())
+        row = await wait_for(lambda: _dead_letter(conn, marker))
+    assert row[0] == "mqtt" and row[1].startswith(reason)
+
+
+async def _dead_letter(conn: psycopg.AsyncConnection[Any], marker: str) -> Any:
+    cur = await conn.execute(
+        "SELECT source, reason, payload FROM dead_letters WHERE payload LIKE %s",
+        (f"%{marker}%",))
+    return await cur.fetchone()
+
+
+async def test_bad_samples_are_dead_lettered_alone_and_the_rest_goes_on(
+    make_settings: Callable[..., Settings], conn: psycopg.AsyncConnection[Any],
+    publisher: MqttLink,
+) -> None:
+    settings = make_settings()
+    good, other = await two_meters(conn, settings)
+    stranger = unique("unknown")
+    samples = [
+        sample(good, "100.5"),
+        sample(other, "-1"),  # negative
+        sample(other, "lots", T0 + timedelta(seconds=1)),  # not a number
+        sample(stranger, "3"),  # unknown meter
+        {**sample(other, "5"), "unit": "m3"},  # wrong unit for that register
+    ]
+    async with running_bridge(settings):
+        await publisher.publish(settings.topic(settings.gateway_id, "readings"),
+                                batch(settings, 1, samples))
+        await wait_for(lambda: count(
+            conn, "SELECT count(*) FROM ingest_batches WHERE gateway_id = %s", settings.gateway_id))
+    cur = await conn.execute(
+        "SELECT reason FROM dead_letters WHERE reason LIKE %s ORDER BY id",
+        (f"%{settings.gateway_id}/1%",))
+    reasons = [r for (r,) in await cur.fetchall()]
+    assert len(reasons) == 4
+    assert any("greater than or equal to 0" in r for r in reasons)
+    assert any("decimal" in r.lower() for r in reasons)
+    assert any(f"unknown meter {stranger}" in r for r in reasons)
+    assert any("is in kWh, sample says m3" in r for r in reasons)
+    assert await count(conn, "SELECT count(*) FROM readings WHERE meter_id = ANY(%s)",
+                       [good, other]) == 1
+    records = await kafka_records(settings, 1)
+    assert [r.readings[0].meter for _, r in records] == [good]
+
+
+async def test_a_batch_on_another_gateways_topic_is_refused(
+    make_settings: Callable[..., Settings], conn: psycopg.AsyncConnection[Any],
+    publisher: MqttLink,
+) -> None:
+    settings = make_settings()
+    marker = unique("spoof")
+    async with running_bridge(settings):
+        await publisher.publish(settings.topic(marker, "readings"), batch(settings, 1, []))
+        row = await wait_for(lambda: _dead_letter(conn, settings.gateway_id))
+    assert "came on" in row[1] and marker in row[1]
