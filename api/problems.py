@@ -118,9 +118,11 @@ def problem_response(
 def field_errors(raw: Iterable[Mapping[str, Any]]) -> list[FieldError]:
     """Pydantic/FastAPI error dicts without the rejected input (it may be large or private)."""
     return [
-        FieldError(loc=[str(p) if not isinstance(p, int) else p for p in e.get("loc", ())],
-                   type=str(e.get("type", "value_error")),
-                   msg=str(e.get("msg", "")))
+        FieldError(
+            loc=[str(p) if not isinstance(p, int) else p for p in e.get("loc", ())],
+            type=str(e.get("type", "value_error")),
+            msg=str(e.get("msg", "")),
+        )
         for e in raw
     ]
 
@@ -140,9 +142,7 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
         detail = f"No resource at {request.url.path}"
     elif exc.status_code == 405 and detail is None:
         detail = f"{request.method} is not allowed on {request.url.path}"
-    return problem_response(
-        request, exc.status_code, detail=detail, headers=exc.headers
-    )
+    return problem_response(request, exc.status_code, detail=detail, headers=exc.headers)
 
 
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
@@ -190,8 +190,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entries documenting problem answers of a route."""
     return {
-        status: {"model": Problem, "description": HTTPStatus(status).phrase}
-        for status in statuses
+        status: {"model": Problem, "description": HTTPStatus(status).phrase} for status in statuses
     }
 
 

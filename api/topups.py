@@ -94,9 +94,7 @@ async def topup_request(request: Request, settings: AppSettings) -> TopupRequest
         return TopupRequest.model_validate(data, context={"max_topup": settings.max_topup})
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False, include_context=False)
-        raise RequestValidationError(
-            [{**e, "loc": ("body", *e["loc"])} for e in errors]
-        ) from exc
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from exc
 
 
 # --- SQL, executed on the caller's transaction
@@ -134,9 +132,7 @@ class Credited:
     replayed: bool
 
 
-async def _provider(
-    conn: psycopg.AsyncConnection[Any], account_id: str, wanted: str | None
-) -> str:
+async def _provider(conn: psycopg.AsyncConnection[Any], account_id: str, wanted: str | None) -> str:
     cur = await conn.execute(_PROVIDERS, (account_id,))
     providers: list[str] = [p for (p,) in await cur.fetchall()]
     if wanted is not None:
@@ -216,8 +212,11 @@ def _topup(row: dict[str, Any], balance: Decimal) -> Topup:
     response_model=Topup,
     summary="Top up an account (idempotent)",
     responses={
-        200: {"model": Topup, "description": "Replay: this key was already used for the "
-              "same top-up; nothing was credited again."},
+        200: {
+            "model": Topup,
+            "description": "Replay: this key was already used for the "
+            "same top-up; nothing was credited again.",
+        },
         **problem_responses(404, 409, 422),
     },
     openapi_extra={

@@ -88,10 +88,12 @@ def parse_gateway_meters(spec: str) -> tuple[EndpointConfig, ...]:
         units = endpoints.setdefault(key, [])
         for unit in _parse_units(units_text, group):
             if unit in units:
-                raise MetersConfigError(f"{group!r}: unit {unit} of {key[0]}:{key[1]} is listed twice")
+                raise MetersConfigError(f"{group!r}: unit {unit} of {address} is listed twice")
             units.append(unit)
     if not endpoints:
         raise MetersConfigError(
             f"no meters in {spec!r}: expected host:port/units groups separated by ';'"
         )
-    return tuple(EndpointConfig(host, port, tuple(units)) for (host, port), units in endpoints.items())
+    return tuple(
+        EndpointConfig(host, port, tuple(units)) for (host, port), units in endpoints.items()
+    )

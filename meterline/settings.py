@@ -102,6 +102,14 @@ class Settings(BaseSettings):
             raise ValueError("database_url must be a postgresql:// URL")
         return value
 
+    def as_env(self) -> dict[str, str]:
+        """The environment that makes a child process read exactly these settings."""
+        return {
+            f"METERLINE_{name.upper()}": str(value)
+            for name in type(self).model_fields
+            if (value := getattr(self, name)) is not None
+        }
+
     def topic(self, gateway_id: str, kind: str) -> str:
         """MQTT topic of one gateway: ``{root}/{gateway}/{readings|commands|acks}``."""
         return f"{self.mqtt_topic_root}/{gateway_id}/{kind}"

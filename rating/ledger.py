@@ -72,9 +72,9 @@ _STAGING_TYPES = (
 _BOOK_CHARGES = """
 WITH inserted AS (
     INSERT INTO charges (meter_id, register, interval_start, interval_end, quantity, unit,
-                         tariff_id, unit_price, amount, account_id, provider_id)
+                         tariff_id, unit_price, amount, account_id, provider_id, rated_at)
     SELECT meter_id, register, interval_start, interval_end, quantity, unit,
-           tariff_id, unit_price, amount, account_id, provider_id
+           tariff_id, unit_price, amount, account_id, provider_id, clock_timestamp()
       FROM charges_in
     ON CONFLICT (meter_id, register, interval_end) DO NOTHING
     RETURNING account_id, provider_id, amount

@@ -21,16 +21,9 @@ from meterline.mqtt import MqttLink
 from meterline.settings import Settings
 from meterline.units import Register, Unit
 from tests.conftest import unique
+from tests.waiting import until
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
-
-
-async def wait_for(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
-    """Poll a condition observed from outside (a database row, a consumer) until it holds."""
-    async with asyncio.timeout(timeout):
-        while not (result := await predicate()):
-            await asyncio.sleep(0.05)
-        return result
 
 
 @asynccontextmanager
@@ -119,9 +112,9 @@ async def test_a_batch_is_stored_and_forwarded_once_per_account_and_redelivery_c
     async with running_bridge(settings):
         await publisher.publish(topic, payload)
         await publisher.publish(topic, payload)  # the same batch again
-        await wait_for(lambda: count(
+        await until(lambda: count(
             conn, "SELECT count(*) FROM ingest_batches WHERE gateway_id = %s", settings.gateway_id))
-        stored = await wait_for(lambda: count(
+        stored = await until(lambda: count(
             conn, "SELECT count(*) FROM readings WHERE meter_id = ANY(%s)", serials))
     records = await kafka_records(settings, 2)
     assert stored == 2
@@ -148,7 +141,7 @@ async def test_malformed_batches_are_dead_lettered(
     async with running_bridge(settings):
         await publisher.publish(settings.topic(settings.gateway_id, "readings"),
                                 payload + marker.encode())
-        row = await wait_for(lambda: _dead_letter(conn, marker))
+        row = await until(lambda: _dead_letter(conn, marker))
     assert row[0] == "mqtt" and row[1].startswith(reason)
 
 
@@ -176,7 +169,7 @@ async def test_bad_samples_are_dead_lettered_alone_and_the_rest_goes_on(
     async with running_bridge(settings):
         await publisher.publish(settings.topic(settings.gateway_id, "readings"),
                                 batch(settings, 1, samples))
-        await wait_for(lambda: count(
+        await until(lambda: count(
             conn, "SELECT count(*) FROM ingest_batches WHERE gateway_id = %s", settings.gateway_id))
     cur = await conn.execute(
         "SELECT reason FROM dead_letters WHERE reason LIKE %s ORDER BY id",
@@ -201,5 +194,5 @@ async def test_a_batch_on_another_gateways_topic_is_refused(
     marker = unique("spoof")
     async with running_bridge(settings):
         await publisher.publish(settings.topic(marker, "readings"), batch(settings, 1, []))
-        row = await wait_for(lambda: _dead_letter(conn, settings.gateway_id))
+        row = await until(lambda: _dead_letter(conn, settings.gateway_id))
     assert "came on" in row[1] and marker in row[1]

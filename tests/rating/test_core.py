@@ -31,10 +31,11 @@ def test_state_anchors_the_first_delta_and_order_does_not_matter() -> None:
     st, sv = arr(100, NO_STATE), arr(7_000, 0)
     series, ts, value = arr(1, 0, 0, 1), arr(5, 300, 200, 6), arr(50, 9_000, 7_500, 80)
     out = consumption_intervals(series, ts, value, st, sv)
-    charged = dict(zip(out.charged.tolist(), zip(out.start_ts.tolist(), out.quantity.tolist())))
+    charged = {i: (t, q) for i, t, q in zip(out.charged.tolist(), out.start_ts.tolist(),
+                                           out.quantity.tolist(), strict=True)}
     assert charged == {2: (100, 500), 1: (200, 1_500), 3: (5, 30)}
-    state = dict(zip(out.state_series.tolist(), zip(out.state_ts.tolist(),
-                                                    out.state_value.tolist())))
+    state = {s: (t, v) for s, t, v in zip(out.state_series.tolist(), out.state_ts.tolist(),
+                                          out.state_value.tolist(), strict=True)}
     assert state == {0: (300, 9_000), 1: (6, 80)}
 
 

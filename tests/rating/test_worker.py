@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -19,6 +18,7 @@ from meterline.settings import Settings
 from meterline.units import Register, Unit, Utility
 from tests.conftest import unique
 from tests.services import service
+from tests.waiting import until
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 PRICE = Decimal("5.470000")
@@ -47,13 +47,6 @@ def record(account: str, meter: str, points: list[tuple[int, str]]) -> AccountRe
 async def fetch(conn: psycopg.AsyncConnection[Any], query: str, *args: Any) -> Any:
     cur = await conn.execute(query, args)  # type: ignore[arg-type]
     return await cur.fetchone()
-
-
-async def until(predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
-    async with asyncio.timeout(timeout):
-        while not (result := await predicate()):
-            await asyncio.sleep(0.1)
-        return result
 
 
 async def test_worker_debits_exactly_and_ignores_redelivery_and_backwards_readings(

@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): `python -m bench.pipeline`; results go to BENCHMARKS.md."""

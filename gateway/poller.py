@@ -1,0 +1,108 @@
+"""One poll cycle: read the billing registers of every meter, as contract samples.
+
+Endpoints are read concurrently, the units behind one endpoint one after another (they share
+a line). A meter that does not answer is left out of the cycle with a warning; one whose
+serial is not known yet (or not since it went silent) has its serial read first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+
+from gateway.decoding import DecodingError, register_value
+from gateway.meter_table import MeterTable, PolledMeter
+from gateway.modbus_endpoint import MeterError, ModbusEndpoint
+from meterline.contracts import Sample
+from meterline.register_maps import MeterMap
+from meterline.units import Unit
+
+log = logging.getLogger("meterline.gateway")
+
+REMIND_EVERY = 60  # cycles between warnings about a meter that stays silent
+
+
+class Poller:
+    def __init__(self, table: MeterTable, meter_map: MeterMap) -> None:
+        self.table = table
+        self.meter_map = meter_map
+
+    async def identify_all(self) -> int:
+        """Read the serial of every meter not identified yet; how many are identified."""
+        await asyncio.gather(*(self._identify_on(e) for e in self.table.endpoints))
+        return len(self.table.identified)
+
+    async def poll(self) -> list[Sample]:
+        """The samples of one cycle, endpoint by endpoint in configuration order."""
+        per_endpoint = await asyncio.gather(
+            *(self._poll_endpoint(e) for e in self.table.endpoints)
+        )
+        return [sample for samples in per_endpoint for sample in samples]
+
+    async def _identify_on(self, endpoint: ModbusEndpoint) -> None:
+        for meter in self.table.on(endpoint):
+            if meter.verify_serial:
+                try:
+                    await self._identify(meter)
+                except MeterError as exc:
+                    self._silent(meter, exc)
+
+    async def _identify(self, meter: PolledMeter) -> bool:
+        serial = await meter.endpoint.read_serial(meter.unit, self.meter_map.serial_address)
+        return self.table.assign(meter, serial)
+
+    async def _poll_endpoint(self, endpoint: ModbusEndpoint) -> list[Sample]:
+        meters = self.table.on(endpoint)
+        try:
+            await endpoint.ensure_connected()
+        except MeterError as exc:
+            for meter in meters:
+                self._silent(meter, exc)
+            return []
+        samples: list[Sample] = []
+        for meter in meters:
+            try:
+                if meter.verify_serial and not await self._identify(meter):
+                    continue
+                samples.extend(await self._read(meter))
+            except MeterError as exc:
+                self._silent(meter, exc)
+            else:
+                self._answered(meter)
+        return samples
+
+    async def _read(self, meter: PolledMeter) -> list[Sample]:
+        assert meter.serial is not None
+        samples = []
+        for reg in self.meter_map.billing:
+            assert reg.register is not None
+            words = await meter.endpoint.read_input_registers(meter.unit, reg.address, 2)
+            ts = datetime.now(UTC)
+            try:
+                value = register_value(words)
+                samples.append(
+                    Sample(
+                        meter=meter.serial, register=reg.register, unit=Unit(reg.unit),
+                        value=value, ts=ts,
+                    )
+                )
+            except (DecodingError, ValidationError) as exc:
+                log.warning("%s: %s register %s left out: %s", meter, reg.name, words, exc)
+        return samples
+
+    def _silent(self, meter: PolledMeter, exc: MeterError) -> None:
+        meter.silent_cycles += 1
+        meter.verify_serial = True  # it may come back as a different meter
+        if meter.silent_cycles == 1 or meter.silent_cycles % REMIND_EVERY == 0:
+            log.warning(
+                "%s did not answer (%d cycle(s) in a row), left out of the batch: %s",
+                meter, meter.silent_cycles, exc,
+            )
+
+    def _answered(self, meter: PolledMeter) -> None:
+        if meter.silent_cycles:
+            log.info("%s answers again after %d silent cycle(s)", meter, meter.silent_cycles)
+        meter.silent_cycles = 0

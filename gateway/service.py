@@ -1,0 +1,157 @@
+"""The running gateway: ``run(settings)`` is what ``meterline gateway`` starts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from datetime import UTC, datetime
+
+from gateway.commands import CommandHandler
+from gateway.meter_table import MeterTable
+from gateway.meters_config import parse_gateway_meters
+from gateway.modbus_endpoint import ModbusEndpoint
+from gateway.mqtt_link import MqttLink, mqtt_client_id
+from gateway.poller import Poller
+from gateway.sequence import SequenceStore
+from meterline.contracts import ReadingsBatch
+from meterline.register_maps import SDM120, MeterMap
+from meterline.settings import Settings
+
+log = logging.getLogger("meterline.gateway")
+
+DRAIN_TIMEOUT = 2.0  # on shutdown, seconds to wait for the broker to acknowledge the rest
+
+
+class Gateway:
+    """Polls the meters of ``settings.gateway_meters`` every ``poll_interval`` seconds,
+    publishes one ReadingsBatch per cycle and executes relay commands, until cancelled.
+
+    ``ready`` is set once the serials have been read and the command subscription is
+    acknowledged by the broker. Polling starts before that: batches published while the
+    broker is away wait in memory."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        meter_map: MeterMap = SDM120,
+        modbus_timeout: float = 1.0,
+        persistent_session: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.meter_map = meter_map
+        self.endpoint_configs = parse_gateway_meters(settings.gateway_meters)
+        self.modbus_timeout = modbus_timeout
+        self.persistent_session = persistent_session
+        self.sequence = SequenceStore(settings.gateway_state_dir, settings.gateway_id)
+        self.readings_topic = settings.topic(settings.gateway_id, "readings")
+        self.commands_topic = settings.topic(settings.gateway_id, "commands")
+        self.acks_topic = settings.topic(settings.gateway_id, "acks")
+        self.ready = asyncio.Event()
+        self.table: MeterTable | None = None
+
+    async def run(self) -> None:
+        settings = self.settings
+        next_seq = self.sequence.load()  # a damaged state file stops the gateway here
+        endpoints = [ModbusEndpoint(c, timeout=self.modbus_timeout) for c in self.endpoint_configs]
+        table = self.table = MeterTable(endpoints)
+        poller = Poller(table, self.meter_map)
+        commands = CommandHandler(settings.gateway_id, table, self.meter_map)
+        inbox: asyncio.Queue[bytes] = asyncio.Queue()
+        mqtt = MqttLink(
+            host=settings.mqtt_host,
+            port=settings.mqtt_port,
+            client_id=mqtt_client_id(settings.gateway_id),
+            username=settings.mqtt_username,
+            password=settings.mqtt_password,
+            subscriptions=[self.commands_topic],
+            on_message=lambda _topic, payload: inbox.put_nowait(payload),
+            persistent_session=self.persistent_session,
+        )
+        log.info(
+            "gateway %s starting: %d meter(s) on %s, next batch %d, MQTT %s:%d",
+            settings.gateway_id, len(table.meters),
+            ", ".join(e.address for e in endpoints), next_seq,
+            settings.mqtt_host, settings.mqtt_port,
+        )
+        mqtt.start()
+        try:
+            await poller.identify_all()
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._poll_forever(poller, mqtt), name="gateway poll")
+                tasks.create_task(
+                    self._serve_commands(inbox, commands, mqtt), name="gateway commands"
+                )
+                await mqtt.subscribed.wait()
+                log.info(
+                    "gateway %s ready: %d/%d meters identified, MQTT %s:%d, "
+                    "readings on %s every %gs, commands on %s",
+                    settings.gateway_id, len(table.identified), len(table.meters),
+                    settings.mqtt_host, settings.mqtt_port, self.readings_topic,
+                    settings.poll_interval, self.commands_topic,
+                )
+                self.ready.set()
+        finally:
+            self.ready.clear()
+            if not await mqtt.drain(DRAIN_TIMEOUT):
+                log.warning(
+                    "gateway %s stopping with %d message(s) the broker has not acknowledged",
+                    settings.gateway_id, mqtt.unacknowledged,
+                )
+            await mqtt.stop()
+            for endpoint in endpoints:
+                endpoint.close()
+            log.info("gateway %s stopped", settings.gateway_id)
+
+    async def _poll_forever(self, poller: Poller, mqtt: MqttLink) -> None:
+        loop = asyncio.get_running_loop()
+        interval = self.settings.poll_interval
+        due = loop.time()
+        while True:
+            try:
+                await self._cycle(poller, mqtt)
+            except Exception:  # a bug in one cycle must not stop the gateway
+                log.exception("poll cycle failed")
+            due += interval
+            now = loop.time()
+            if due < now:
+                missed = math.ceil((now - due) / interval)
+                log.warning("poll cycle took longer than %gs: %d cycle(s) skipped",
+                            interval, missed)
+                due += missed * interval
+            await asyncio.sleep(due - now)
+
+    async def _cycle(self, poller: Poller, mqtt: MqttLink) -> None:
+        polled_at = datetime.now(UTC)
+        samples = await poller.poll()
+        try:
+            seq = self.sequence.take()
+        except OSError as exc:
+            log.error("cannot record the batch number in %s, batch not sent: %s",
+                      self.sequence.path, exc)
+            return
+        batch = ReadingsBatch(
+            gateway=self.settings.gateway_id, seq=seq, polled_at=polled_at, samples=samples
+        )
+        if not mqtt.publish(self.readings_topic, batch.model_dump_json()):
+            log.error("MQTT queue full: batch %d with %d sample(s) dropped", seq, len(samples))
+        else:
+            log.debug("batch %d: %d sample(s)", seq, len(samples))
+
+    async def _serve_commands(
+        self, inbox: asyncio.Queue[bytes], commands: CommandHandler, mqtt: MqttLink
+    ) -> None:
+        while True:
+            payload = await inbox.get()
+            try:
+                ack = await commands.handle(payload)
+                if ack is not None and not mqtt.publish(self.acks_topic, ack.model_dump_json()):
+                    log.error("MQTT queue full: ack of command %s dropped", ack.command_id)
+            except Exception:  # one bad command must not stop the gateway
+                log.exception("relay command failed: %r", payload[:200])
+
+
+async def run(settings: Settings) -> None:
+    """Run the gateway ``settings`` describe until cancelled."""
+    await Gateway(settings).run()

@@ -1,0 +1,82 @@
+"""The app as a whole: health, docs, and problem answers for what no endpoint handles."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from api import health
+from api.app import create_app
+from meterline.kafka import free_port
+from meterline.settings import Settings
+from tests.api.checks import assert_problem
+from tests.api.conftest import BASE_URL
+
+
+async def test_health_checks_the_database(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok"}
+
+
+async def test_openapi_docs(client: httpx.AsyncClient) -> None:
+    docs = await client.get("/docs")
+    assert docs.status_code == 200
+    assert "swagger" in docs.text.lower()
+    schema = (await client.get("/openapi.json")).json()
+    assert {
+        "/health",
+        "/accounts/{account_id}",
+        "/accounts/{account_id}/usage",
+        "/accounts/{account_id}/topups",
+        "/meters/{meter_id}",
+    } <= set(schema["paths"])
+    topup = schema["paths"]["/accounts/{account_id}/topups"]["post"]
+    assert "application/problem+json" in topup["responses"]["409"]["content"]
+    assert topup["requestBody"]["content"]["application/json"]["schema"]["required"] == ["amount"]
+
+
+async def test_unknown_route_is_a_404_problem(client: httpx.AsyncClient) -> None:
+    body = assert_problem(await client.get("/no/such/thing"), 404)
+    assert body["type"] == "about:blank"
+    assert body["title"] == "Not Found"
+    assert body["instance"] == "/no/such/thing"
+
+
+async def test_wrong_method_is_a_405_problem(client: httpx.AsyncClient) -> None:
+    response = await client.delete("/accounts/A-1")
+    assert_problem(response, 405)
+    assert response.headers["allow"] == "GET"
+
+
+async def test_unexpected_error_is_a_500_problem_without_traceback(app: FastAPI) -> None:
+    async def explode() -> None:
+        raise RuntimeError("secret internals")
+
+    app.add_api_route("/explode", explode)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http,
+    ):
+        response = await http.get("/explode")
+    body = assert_problem(response, 500)
+    assert "secret internals" not in response.text
+    assert body["type"] == "urn:meterline:problem:internal-error"
+
+
+async def test_health_is_a_503_problem_when_the_database_does_not_answer(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(health, "DATABASE_TIMEOUT", 0.3)
+    app = create_app(make_settings(database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/x"))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL) as http,
+    ):
+        response = await http.get("/health")
+    body = assert_problem(response, 503)
+    assert body["type"] == "urn:meterline:problem:database-unavailable"
