@@ -7,7 +7,8 @@ Rules:
   bucket boundary (10:59:50-11:00:00) belongs to the bucket before. Charges are never split
   across buckets: each amount stays exact.
 - Buckets are UTC hours or days for now (not yet the account's own time zone); buckets
-  without charges are left out.
+  without charges are left out, and the first and last buckets hold only what the window
+  covers when `from` or `to` is not on a bucket boundary.
 - One series per meter and register (every meter model today bills one register).
 """
 

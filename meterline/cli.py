@@ -107,6 +107,17 @@ def api() -> None:
     serve(lambda: run(settings))
 
 
+@app.command("seed-demo")
+def seed_demo(
+    meters: Annotated[int, typer.Option(help="Simulated meters (Modbus unit ids 1..N).")] = 20,
+) -> None:
+    """Register the demo fleet (accounts, meters, tariff, opening balances); idempotent."""
+    from meterline.demo import prepare
+
+    asyncio.run(prepare(_settings(), meters))
+    typer.echo(f"{meters} demo meters registered")
+
+
 @app.command()
 def demo(
     meters: Annotated[int, typer.Option(help="Simulated meters (Modbus unit ids 1..N).")] = 20,

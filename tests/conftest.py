@@ -85,6 +85,6 @@ def make_settings(
             "rating_session_timeout": 10.0,
         }
         values.update(overrides)
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        return Settings(_env_file=None, **values)
 
     return make

@@ -236,7 +236,7 @@ async def _last_command(api: httpx.AsyncClient, meter: str, status: str,
     reply = await api.get(f"/meters/{meter}")
     if reply.status_code != 200:
         return None
-    command = reply.json().get("last_command")
+    command = reply.json().get("last_relay_command")
     if command and command["status"] == status and command["action"] == action:
         return dict(command)
     return None

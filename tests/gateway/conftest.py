@@ -1,0 +1,108 @@
+"""Fixtures of the gateway tests: a simulated fleet, the real Mosquitto, and gateways
+started in this event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from gateway.mqtt_link import mqtt_client_id
+from gateway.service import Gateway
+from meterline.settings import Settings
+from simulators.fleet import Fleet, serve_fleet
+from tests.gateway.mqtt_probe import MqttProbe, forget_session
+from tests.simulators.fleet_harness import ManualClock
+
+FLEET_METERS = 3
+FLEET_SERIAL_BASE = 30_000_000
+POLL_INTERVAL = 0.2
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+async def fleet(clock: ManualClock) -> AsyncIterator[Fleet]:
+    async with serve_fleet(
+        port=0, meters=FLEET_METERS, serial_base=FLEET_SERIAL_BASE, speedup=600.0, seed=2,
+        clock=clock,
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings], fleet: Fleet) -> Settings:
+    return make_settings(
+        gateway_meters=f"127.0.0.1:{fleet.port}/1-{FLEET_METERS}", poll_interval=POLL_INTERVAL
+    )
+
+
+@pytest.fixture
+async def probe(mqtt_broker: tuple[str, int]) -> AsyncIterator[Callable[..., Awaitable[MqttProbe]]]:
+    """``await probe(topic, ...)``: a subscribed MQTT client, stopped after the test."""
+    probes: list[MqttProbe] = []
+
+    async def start(*topics: str) -> MqttProbe:
+        started = MqttProbe(*mqtt_broker)
+        probes.append(started)
+        await started.start(topics)
+        return started
+
+    yield start
+    for started in probes:
+        await started.stop()
+
+
+class RunningGateways:
+    """Starts gateways as tasks of the test's loop; at the end stops them and ends their
+    broker sessions."""
+
+    def __init__(self, mqtt_broker: tuple[str, int]) -> None:
+        self.mqtt_broker = mqtt_broker
+        self.tasks: dict[Gateway, asyncio.Task[None]] = {}
+        self.gateway_ids: set[str] = set()
+
+    async def start(self, settings: Settings, **options: Any) -> Gateway:
+        gateway = Gateway(settings, **options)
+        self.gateway_ids.add(settings.gateway_id)
+        task = asyncio.create_task(gateway.run())
+        self.tasks[gateway] = task
+        ready = asyncio.create_task(gateway.ready.wait())
+        done, _ = await asyncio.wait(
+            {ready, task}, timeout=10, return_when=asyncio.FIRST_COMPLETED
+        )
+        if task in done:
+            ready.cancel()
+            task.result()  # the gateway's own error
+        if ready not in done:
+            ready.cancel()
+            await self.stop(gateway)
+            raise AssertionError("the gateway did not get ready in 10 s")
+        return gateway
+
+    async def stop(self, gateway: Gateway) -> None:
+        task = self.tasks.pop(gateway)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def close(self) -> None:
+        for gateway in list(self.tasks):
+            await self.stop(gateway)
+        for gateway_id in self.gateway_ids:
+            await asyncio.to_thread(
+                forget_session, *self.mqtt_broker, mqtt_client_id(gateway_id)
+            )
+
+
+@pytest.fixture
+async def gateways(mqtt_broker: tuple[str, int]) -> AsyncIterator[RunningGateways]:
+    running = RunningGateways(mqtt_broker)
+    yield running
+    await running.close()
