@@ -18,6 +18,7 @@ class PolledMeter:
     serial: str | None = None  # the meter id in every message; None until read
     verify_serial: bool = True  # read the serial again before the next reading
     silent_cycles: int = 0  # consecutive poll cycles without an answer
+    clash: str | None = None  # a serial it reported that another meter already has
 
     @property
     def where(self) -> str:
@@ -50,12 +51,15 @@ class MeterTable:
         unidentified) if another polled meter already has it."""
         owner = self._by_serial.get(serial)
         if owner is not None and owner is not meter:
-            log.error(
-                "%s reports serial %s, which %s already has: leaving it out until fixed",
-                meter.where, serial, owner.where,
-            )
+            if meter.clash != serial:  # said once, not every cycle
+                log.error(
+                    "%s reports serial %s, which %s already has: left out until fixed",
+                    meter.where, serial, owner.where,
+                )
+            meter.clash = serial
             self._forget(meter)
             return False
+        meter.clash = None
         if meter.serial is not None and meter.serial != serial:
             log.warning(
                 "%s now reports serial %s instead of %s (meter replaced?)",

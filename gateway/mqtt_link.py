@@ -21,7 +21,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 log = logging.getLogger("meterline.gateway")
 
-MAX_QUEUED_MESSAGES = 50_000  # a day of 2-second cycles, waiting for a broker that is away
+# About a day of 2-second cycles waiting for a broker that is away; below 65535, so the
+# message ids of unacknowledged messages never repeat.
+MAX_QUEUED_MESSAGES = 50_000
 
 
 def mqtt_client_id(gateway_id: str) -> str:

@@ -43,8 +43,9 @@ class Poller:
         return [sample for samples in per_endpoint for sample in samples]
 
     async def _identify_on(self, endpoint: ModbusEndpoint) -> None:
-        for meter in self.table.on(endpoint):
-            if meter.verify_serial:
+        meters = [m for m in self.table.on(endpoint) if m.verify_serial]
+        if meters and await self._connect(endpoint, meters):
+            for meter in meters:
                 try:
                     await self._identify(meter)
                 except MeterError as exc:
@@ -54,13 +55,29 @@ class Poller:
         serial = await meter.endpoint.read_serial(meter.unit, self.meter_map.serial_address)
         return self.table.assign(meter, serial)
 
-    async def _poll_endpoint(self, endpoint: ModbusEndpoint) -> list[Sample]:
-        meters = self.table.on(endpoint)
+    async def _connect(self, endpoint: ModbusEndpoint, meters: list[PolledMeter]) -> bool:
+        """Connect if need be; if that fails, the meters are silent this cycle (one warning
+        for the endpoint rather than one per meter)."""
         try:
             await endpoint.ensure_connected()
         except MeterError as exc:
+            remind = False
             for meter in meters:
-                self._silent(meter, exc)
+                remind |= self._count_silence(meter)
+            if remind:
+                units = ", ".join(
+                    f"{m.unit} (meter {m.serial})" if m.serial else str(m.unit) for m in meters
+                )
+                log.warning(
+                    "%s does not answer, units %s left out of the readings: %s",
+                    endpoint.address, units, exc,
+                )
+            return False
+        return True
+
+    async def _poll_endpoint(self, endpoint: ModbusEndpoint) -> list[Sample]:
+        meters = self.table.on(endpoint)
+        if not await self._connect(endpoint, meters):
             return []
         samples: list[Sample] = []
         for meter in meters:
@@ -93,12 +110,16 @@ class Poller:
                 log.warning("%s: %s register %s left out: %s", meter, reg.name, words, exc)
         return samples
 
-    def _silent(self, meter: PolledMeter, exc: MeterError) -> None:
+    def _count_silence(self, meter: PolledMeter) -> bool:
+        """Count one more silent cycle; True when it is time to warn about it."""
         meter.silent_cycles += 1
         meter.verify_serial = True  # it may come back as a different meter
-        if meter.silent_cycles == 1 or meter.silent_cycles % REMIND_EVERY == 0:
+        return meter.silent_cycles == 1 or meter.silent_cycles % REMIND_EVERY == 0
+
+    def _silent(self, meter: PolledMeter, exc: MeterError) -> None:
+        if self._count_silence(meter):
             log.warning(
-                "%s did not answer (%d cycle(s) in a row), left out of the batch: %s",
+                "%s does not answer (%d time(s) in a row), left out of the readings: %s",
                 meter, meter.silent_cycles, exc,
             )
 

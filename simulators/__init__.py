@@ -2,5 +2,5 @@
 
 ``load_profiles`` holds the maths (pure), ``electricity_meter`` one meter's state,
 ``sdm120`` its Modbus register image, ``fleet`` the server presenting a fleet of them,
-``service`` the entry point of ``meterline sim``.
+``service`` the entry point of ``meterline simulators``.
 """

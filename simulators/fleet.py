@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import logging
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 
@@ -13,8 +13,6 @@ from simulators.clock import SimClock
 from simulators.electricity_meter import Readout, SimulatedMeter
 from simulators.load_profiles import meter_profile
 from simulators.sdm120 import absent_device, meter_device
-
-log = logging.getLogger("meterline.simulators")
 
 MAX_UNITS = 247  # the highest Modbus unit id a device may have
 MAX_SERIAL = 0xFFFF_FFFF  # the serial is a uint32
@@ -88,9 +86,7 @@ async def serve_fleet(
     """Serve a fleet on host:port (port 0: any free port, see ``Fleet.port``) until the
     block exits. ``clock`` (monotonic seconds; default ``time.monotonic``) and ``epoch``
     (simulated UNIX time at start; default now) let a test drive simulated time."""
-    sim_clock = SimClock(speedup, epoch=epoch) if clock is None else SimClock(
-        speedup, source=clock, epoch=epoch
-    )
+    sim_clock = SimClock(speedup, source=clock or time.monotonic, epoch=epoch)
     fleet_meters = build_meters(
         meters, serial_base=serial_base, seed=seed, start_t=sim_clock.now()
     )
@@ -99,16 +95,17 @@ async def serve_fleet(
     ]
     server = ModbusTcpServer(devices, address=(host, port))
     try:
-        await server.serve_forever(background=True)
-    except RuntimeError as exc:
-        raise SimulatorError(f"meter simulator cannot listen on {host}:{port}: {exc}") from exc
-    listener = server.transport
-    bound_port = listener.sockets[0].getsockname()[1] if isinstance(
-        listener, asyncio.Server
-    ) else port
-    try:
-        yield Fleet(host, bound_port, fleet_meters, sim_clock)
+        try:
+            await server.serve_forever(background=True)
+        except RuntimeError as exc:
+            raise SimulatorError(
+                f"meter simulator cannot listen on {host}:{port}: {exc}"
+            ) from exc
+        listener = server.transport
+        if isinstance(listener, asyncio.Server):  # the port the OS gave, for port 0
+            port = listener.sockets[0].getsockname()[1]
+        yield Fleet(host, port, fleet_meters, sim_clock)
     finally:
         await server.shutdown()  # type: ignore[no-untyped-call]
-        if ModbusTcpServer.active_server is server:
+        if ModbusTcpServer.active_server is server:  # pymodbus's global "last server"
             ModbusTcpServer.active_server = None

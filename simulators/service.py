@@ -1,11 +1,14 @@
-"""``meterline sim``: serve the simulated meter fleet the settings describe."""
+"""``meterline simulators``: serve the simulated meter fleet the settings describe."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from meterline.settings import Settings
-from simulators.fleet import log, serve_fleet
+from simulators.fleet import serve_fleet
+
+log = logging.getLogger("meterline.simulators")
 
 
 async def run(settings: Settings) -> None:

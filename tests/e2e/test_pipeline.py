@@ -8,7 +8,7 @@ import asyncio
 import struct
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,6 @@ import httpx
 import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 from pymodbus.client import AsyncModbusTcpClient
 
@@ -112,25 +111,33 @@ async def forwarded(conn: psycopg.AsyncConnection[Any], gateway: str) -> int:
     return int(row[0])
 
 
-async def rating_caught_up(settings: Settings) -> bool:
-    """The rating group has committed every record now on the readings topic."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
+@asynccontextmanager
+async def rating_offsets(settings: Settings) -> AsyncIterator[Callable[[], Any]]:
+    """A probe of the rating group's progress: ``caught_up()`` is true once the group has
+    committed every record that was on the readings topic when the probe was made."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap,
+                                group_id=settings.rating_group, enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = [TopicPartition(settings.readings_topic, p)
-                      for p in consumer.partitions_for_topic(settings.readings_topic) or []]
-        if not partitions:
-            await consumer.force_metadata_update()
-            return False
+                      for p in range(settings.kafka_partitions)]
         ends = await consumer.end_offsets(partitions)
-        committed = await admin.list_consumer_group_offsets(settings.rating_group)
-        return all(committed.get(tp) is not None and committed[tp].offset >= end
-                   for tp, end in ends.items())
+
+        async def caught_up() -> bool:
+            for tp, end in ends.items():
+                committed = await consumer.committed(tp)
+                if end > 0 and (committed is None or committed < end):
+                    return False
+            return True
+
+        yield caught_up
     finally:
         await consumer.stop()
-        await admin.close()
+
+
+async def rating_caught_up(settings: Settings) -> None:
+    async with rating_offsets(settings) as caught_up:
+        await until(caught_up, what="rating to commit every record on the topic")
 
 
 async def test_meters_pay_for_exactly_what_they_consume_end_to_end(
@@ -155,7 +162,6 @@ async def test_meters_pay_for_exactly_what_they_consume_end_to_end(
                                      provider=provider, meters=meters))
     openings = {m.account_id: m.opening_balance for m in meters}
     poor = meters[POOR - 1]
-    poor_meter = await modbus(sim_port, POOR)
 
     # the test listens to what the gateway publishes, to deliver one batch again later
     listener = MqttLink(settings, unique("listener"))
@@ -163,6 +169,7 @@ async def test_meters_pay_for_exactly_what_they_consume_end_to_end(
 
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}") as api:
         with platform(settings, tmp_path):
+            poor_meter = await modbus(sim_port, POOR)
             # 1. the poor subscriber runs out: its relay opens and its consumption stops
             await until(lambda: _relay_open(poor_meter),
                         what="the poor meter's relay to open")
@@ -188,7 +195,7 @@ async def test_meters_pay_for_exactly_what_they_consume_end_to_end(
             seq = await forwarded(conn, settings.gateway_id)
             await until(lambda: _after(conn, settings.gateway_id, seq + 2),
                         what="batches after the redelivered one")
-            await until(lambda: rating_caught_up(settings), what="rating to read every record")
+            await rating_caught_up(settings)
             await balances_match_consumption(conn, openings)
             assert await _charges(conn, [m.serial for m in meters]) >= charges_before
 
@@ -202,7 +209,7 @@ async def test_meters_pay_for_exactly_what_they_consume_end_to_end(
             command = await until(lambda: _last_command(api, poor.serial, "acknowledged",
                                                         "connect"),
                                   what="the reconnect to be acknowledged")
-            await until(lambda: rating_caught_up(settings), what="rating to catch up")
+            await rating_caught_up(settings)
             rows = await balances_match_consumption(conn, openings)
             assert dict(rows)[poor.account_id] > 0
     await listener.close()

@@ -43,7 +43,7 @@ def test_writes_leave_no_temporary_files(tmp_path: Path) -> None:
 
 def test_a_damaged_file_is_an_error_not_a_restart_at_zero(tmp_path: Path) -> None:
     (tmp_path / "gw-e.seq").write_text("12abc")
-    with pytest.raises(SequenceFileError, match="gw-e.seq should hold the next batch number"):
+    with pytest.raises(SequenceFileError, match=r"gw-e\.seq should hold the next batch number"):
         SequenceStore(tmp_path, "gw-e").load()
 
 

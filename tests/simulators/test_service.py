@@ -30,7 +30,7 @@ async def test_run_serves_the_settings_fleet_until_cancelled(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # the simulator needs no database or broker: plain Settings, not make_settings
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         _env_file=None, sim_host="127.0.0.1", sim_port=free_port(), sim_meters=3,
         sim_serial_base=55_000_000, sim_speedup=60.0, sim_seed=3,
     )
