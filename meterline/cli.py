@@ -95,7 +95,7 @@ def rating() -> None:
     """Run a Faust rating worker (scale out: more workers, same rating_group)."""
     from rating.app import run
 
-    run(_settings())
+    run(get_settings())  # Faust's worker sets up logging itself
 
 
 @app.command()

@@ -34,10 +34,15 @@ class Rater:
         self._book: TariffBook | None = None
         self._book_at = 0.0
         self._lock = asyncio.Lock()
+        self._open = False
+        self.announced: list[int] | None = None  # partitions last logged as assigned
         self.readings = 0
 
     async def start(self) -> None:
-        await self.pool.open(wait=True)
+        async with self._lock:
+            if not self._open:
+                await self.pool.open(wait=True)
+                self._open = True
 
     async def stop(self) -> None:
         await self.pool.close()
@@ -82,11 +87,20 @@ def build_app(settings: Settings) -> faust.App:
     )
     rater = Rater(settings)
 
+    @app.on_partitions_assigned.connect
+    async def announce(_: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await rater.start()
+        assigned = kwargs.get("assigned", args[0] if args else set())
+        mine = sorted(tp.partition for tp in assigned if tp.topic == settings.readings_topic)
+        if rater.announced == mine:
+            return
+        rater.announced = mine
+        log.info("rating worker ready (group %s, topic %s, partitions %s)",
+                 settings.rating_group, settings.readings_topic, mine)
+
     @app.agent(readings)
     async def rate(stream: faust.StreamT[bytes]) -> None:
         await rater.start()
-        log.info("rating worker ready (group %s, topic %s)", settings.rating_group,
-                 settings.readings_topic)
         async for events in stream.noack_take(  # type: ignore[attr-defined]
             settings.rating_batch_size, within=settings.rating_batch_window
         ):
