@@ -4,6 +4,6 @@ over MQTT, and turns relay commands from the platform into Modbus coil writes.
 It never talks to the database. Modules: ``meters_config`` (which meters to poll),
 ``decoding`` (register words to values), ``modbus_endpoint`` (one Modbus TCP connection),
 ``meter_table`` (the meters and their serials), ``sequence`` (the persisted batch number),
-``mqtt_link`` (paho in a thread, bridged to asyncio), ``poller`` (one poll cycle),
-``commands`` (relay commands), ``service`` (the running gateway).
+``poller`` (one poll cycle), ``commands`` (relay commands), ``service`` (the running gateway,
+over ``meterline.mqtt``).
 """

@@ -1,39 +1,18 @@
-"""Register words to values: float32 and uint32 big-endian, high word first (SDM120)."""
+"""Register words to the values the contracts carry. The word codecs themselves (float32 and
+uint32 big-endian, high word first, as the SDM120 uses) are in ``meterline.register_maps``."""
 
 from __future__ import annotations
 
 import math
-import struct
 from collections.abc import Sequence
 from decimal import Decimal
 
 import numpy as np
 
+from meterline.register_maps import DecodingError, decode_float32
+
 MAX_REGISTER_VALUE = Decimal("99999999999")  # what the contracts' NUMERIC(20, 9) holds
 REGISTER_DECIMALS = 9
-
-
-class DecodingError(ValueError):
-    pass
-
-
-def _words(registers: Sequence[int], count: int) -> bytes:
-    if len(registers) != count:
-        raise DecodingError(f"expected {count} registers, got {len(registers)}")
-    try:
-        return struct.pack(f">{count}H", *registers)
-    except struct.error as exc:
-        raise DecodingError(f"bad register words {list(registers)}: {exc}") from exc
-
-
-def decode_float32(registers: Sequence[int]) -> float:
-    value: float = struct.unpack(">f", _words(registers, 2))[0]
-    return value
-
-
-def decode_uint32(registers: Sequence[int]) -> int:
-    value: int = struct.unpack(">I", _words(registers, 2))[0]
-    return value
 
 
 def float32_to_decimal(value: float) -> Decimal:
@@ -48,7 +27,8 @@ def float32_to_decimal(value: float) -> Decimal:
 
 def register_value(registers: Sequence[int]) -> Decimal:
     """A cumulative energy register as the contracts carry it: finite, >= 0, at most 9
-    decimals (finer digits of a float32 below 0.01 are rounded off)."""
+    decimals (finer digits of a float32 below 0.01 are rounded off). DecodingError if the
+    words do not make such a value."""
     value = float32_to_decimal(decode_float32(registers))
     if value < 0:
         raise DecodingError(f"a cumulative register cannot be negative: {value}")

@@ -10,8 +10,8 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 from pymodbus.pdu import ModbusPDU
 
-from gateway.decoding import DecodingError, decode_uint32
 from gateway.meters_config import EndpointConfig
+from meterline.register_maps import DecodingError, decode_uint32
 
 
 class MeterError(Exception):

@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
-from gateway.decoding import DecodingError, register_value
+from gateway.decoding import register_value
 from gateway.meter_table import MeterTable, PolledMeter
 from gateway.modbus_endpoint import MeterError, ModbusEndpoint
 from meterline.contracts import Sample
-from meterline.register_maps import MeterMap
+from meterline.register_maps import DecodingError, MeterMap
 from meterline.units import Unit
 
 log = logging.getLogger("meterline.gateway")

@@ -11,16 +11,26 @@ from gateway.commands import CommandHandler
 from gateway.meter_table import MeterTable
 from gateway.meters_config import parse_gateway_meters
 from gateway.modbus_endpoint import ModbusEndpoint
-from gateway.mqtt_link import MqttLink, mqtt_client_id
 from gateway.poller import Poller
 from gateway.sequence import SequenceStore
 from meterline.contracts import ReadingsBatch
+from meterline.mqtt import MqttLink
 from meterline.register_maps import SDM120, MeterMap
 from meterline.settings import Settings
 
 log = logging.getLogger("meterline.gateway")
 
 DRAIN_TIMEOUT = 2.0  # on shutdown, seconds to wait for the broker to acknowledge the rest
+# About a day of 2-second cycles waiting for a broker that is away; below 65535, so the
+# message ids of unacknowledged messages never repeat.
+MAX_QUEUED_MESSAGES = 50_000
+RECONNECT_MAX_DELAY = 30  # seconds between attempts to reach a broker that is away, at most
+
+
+def mqtt_client_id(gateway_id: str) -> str:
+    """The client id a gateway connects with: stable, so its session (subscriptions and
+    QoS 1 commands queued while it was offline) survives restarts."""
+    return f"meterline-gateway-{gateway_id}"
 
 
 class Gateway:
@@ -58,16 +68,13 @@ class Gateway:
         table = self.table = MeterTable(endpoints)
         poller = Poller(table, self.meter_map)
         commands = CommandHandler(settings.gateway_id, table, self.meter_map)
-        inbox: asyncio.Queue[bytes] = asyncio.Queue()
         mqtt = MqttLink(
-            host=settings.mqtt_host,
-            port=settings.mqtt_port,
-            client_id=mqtt_client_id(settings.gateway_id),
-            username=settings.mqtt_username,
-            password=settings.mqtt_password,
-            subscriptions=[self.commands_topic],
-            on_message=lambda _topic, payload: inbox.put_nowait(payload),
-            persistent_session=self.persistent_session,
+            settings,
+            mqtt_client_id(settings.gateway_id),
+            clean_session=not self.persistent_session,
+            max_queued_messages=MAX_QUEUED_MESSAGES,
+            reconnect_max_delay=RECONNECT_MAX_DELAY,
+            logger=log,
         )
         log.info(
             "gateway %s starting: %d meter(s) on %s, next batch %d, MQTT %s:%d",
@@ -75,14 +82,12 @@ class Gateway:
             ", ".join(e.address for e in endpoints), next_seq,
             settings.mqtt_host, settings.mqtt_port,
         )
-        mqtt.start()
+        mqtt.start([self.commands_topic])
         try:
             await poller.identify_all()
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._poll_forever(poller, mqtt), name="gateway poll")
-                tasks.create_task(
-                    self._serve_commands(inbox, commands, mqtt), name="gateway commands"
-                )
+                tasks.create_task(self._serve_commands(commands, mqtt), name="gateway commands")
                 await mqtt.subscribed.wait()
                 log.info(
                     "gateway %s ready: %d/%d meters identified, MQTT %s:%d, "
@@ -99,7 +104,7 @@ class Gateway:
                     "gateway %s stopping with %d message(s) the broker has not acknowledged",
                     settings.gateway_id, mqtt.unacknowledged,
                 )
-            await mqtt.stop()
+            await mqtt.close()
             for endpoint in endpoints:
                 endpoint.close()
             log.info("gateway %s stopped", settings.gateway_id)
@@ -134,19 +139,19 @@ class Gateway:
         batch = ReadingsBatch(
             gateway=self.settings.gateway_id, seq=seq, polled_at=polled_at, samples=samples
         )
-        if not mqtt.publish(self.readings_topic, batch.model_dump_json()):
+        if not mqtt.publish_nowait(self.readings_topic, batch.model_dump_json()):
             log.error("MQTT queue full: batch %d with %d sample(s) dropped", seq, len(samples))
         else:
             log.debug("batch %d: %d sample(s)", seq, len(samples))
 
-    async def _serve_commands(
-        self, inbox: asyncio.Queue[bytes], commands: CommandHandler, mqtt: MqttLink
-    ) -> None:
+    async def _serve_commands(self, commands: CommandHandler, mqtt: MqttLink) -> None:
         while True:
-            payload = await inbox.get()
+            payload = (await mqtt.messages.get()).payload  # only the commands topic
             try:
                 ack = await commands.handle(payload)
-                if ack is not None and not mqtt.publish(self.acks_topic, ack.model_dump_json()):
+                if ack is not None and not mqtt.publish_nowait(
+                    self.acks_topic, ack.model_dump_json()
+                ):
                     log.error("MQTT queue full: ack of command %s dropped", ack.command_id)
             except Exception:  # one bad command must not stop the gateway
                 log.exception("relay command failed: %r", payload[:200])

@@ -6,10 +6,15 @@ big-endian IEEE-754 float32 in two 16-bit registers (high word first). Its seria
 uint32 in holding registers 0xFC00-0xFC01 (function 03). The SDM120 has no relay; prepaid
 meters of this class add a load relay, which meterline maps to coil 0 (function 05):
 ON (True) = load connected.
+
+The word codecs below turn values into such register pairs and back; the simulators encode
+with them, the gateway decodes with them.
 """
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from meterline.units import Register, Unit
@@ -51,3 +56,35 @@ SDM120 = MeterMap(
 )
 
 MAPS: dict[str, MeterMap] = {SDM120.model: SDM120}
+
+
+class DecodingError(ValueError):
+    """Register words that do not make a usable value (not two 16-bit words, or a value
+    the reader cannot take, such as NaN for an energy register)."""
+
+
+def encode_float32(value: float) -> tuple[int, int]:
+    """The two registers of a big-endian IEEE-754 float32, high word first."""
+    high, low = struct.unpack(">HH", struct.pack(">f", value))
+    return high, low
+
+
+def _pack_words(words: Sequence[int]) -> bytes:
+    if len(words) != 2:
+        raise DecodingError(f"expected 2 registers, got {len(words)}")
+    try:
+        return struct.pack(">2H", *words)
+    except struct.error as exc:
+        raise DecodingError(f"bad register words {list(words)}: {exc}") from exc
+
+
+def decode_float32(words: Sequence[int]) -> float:
+    """The float32 in two registers, high word first."""
+    value: float = struct.unpack(">f", _pack_words(words))[0]
+    return value
+
+
+def decode_uint32(words: Sequence[int]) -> int:
+    """The uint32 in two registers, high word first."""
+    value: int = struct.unpack(">I", _pack_words(words))[0]
+    return value

@@ -12,28 +12,18 @@ state is copied in (reads) or taken from (coil writes).
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from dataclasses import asdict
 
 from pymodbus.constants import ExcCodes
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from meterline.register_maps import SDM120
+from meterline.register_maps import SDM120, encode_float32
 from simulators.electricity_meter import SimulatedMeter
 
 READ_COILS, WRITE_COIL, WRITE_COILS = 1, 5, 15
 READ_INPUT_REGISTERS = 4
 _COIL_CODES = frozenset({READ_COILS, WRITE_COIL, WRITE_COILS})
-
-
-def float32_words(value: float) -> list[int]:
-    """Two registers of a big-endian IEEE-754 float32, high word first."""
-    return list(struct.unpack(">HH", struct.pack(">f", value)))
-
-
-def uint32_words(value: int) -> list[int]:
-    return list(struct.unpack(">HH", struct.pack(">I", value)))
 
 
 Blocks = tuple[list[SimData], list[SimData], list[SimData], list[SimData]]
@@ -71,7 +61,7 @@ def meter_device(meter: SimulatedMeter, now: Callable[[], float]) -> SimDevice:
             readout = asdict(meter.readout(now()))
             for reg in SDM120.registers:
                 offset = reg.address - start_address
-                registers[offset : offset + 2] = float32_words(readout[reg.name])
+                registers[offset : offset + 2] = encode_float32(readout[reg.name])
         elif func_code in _COIL_CODES and SDM120.relay_coil is not None:
             coil = SDM120.relay_coil
             if set_values is not None and address <= coil < address + len(set_values):

@@ -5,7 +5,6 @@ API over HTTP, each service in its own process as `meterline <service>` runs it.
 from __future__ import annotations
 
 import asyncio
-import struct
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack, asynccontextmanager, contextmanager
@@ -23,6 +22,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from meterline.fleet import Fleet, FleetMeter, Provider, register_fleet
 from meterline.kafka import free_port
 from meterline.mqtt import Message, MqttLink
+from meterline.register_maps import decode_float32
 from meterline.settings import Settings
 from tests.conftest import unique
 from tests.services import service
@@ -53,8 +53,7 @@ class Meter:
 
     async def energy(self) -> float:
         reply = await self.client.read_input_registers(ENERGY, count=2, device_id=self.unit)
-        value: float = struct.unpack(">f", struct.pack(">HH", *reply.registers))[0]
-        return value
+        return decode_float32(reply.registers)
 
     async def relay_closed(self) -> bool:
         reply = await self.client.read_coils(RELAY, count=1, device_id=self.unit)

@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from gateway.mqtt_link import mqtt_client_id
-from gateway.service import Gateway
+from gateway.service import Gateway, mqtt_client_id
 from meterline.settings import Settings
 from simulators.fleet import Fleet, serve_fleet
 from tests.gateway.mqtt_probe import MqttProbe, forget_session

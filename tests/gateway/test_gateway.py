@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
-from gateway.mqtt_link import mqtt_client_id
-from gateway.service import run
+from gateway.service import mqtt_client_id, run
 from meterline.contracts import CommandAck, ReadingsBatch, RelayAction, RelayCommand
 from meterline.kafka import free_port
 from meterline.settings import Settings
