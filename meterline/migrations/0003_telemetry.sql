@@ -2,35 +2,25 @@
 -- With TimescaleDB: a hypertable. Without it: range partitions by month plus a default
 -- partition, so a reading is never refused for lack of a partition.
 
-CREATE TABLE readings (
-    meter_id     text NOT NULL,
-    register     text NOT NULL,
-    ts           timestamptz NOT NULL,
-    value        numeric(20, 6) NOT NULL,
-    gateway_id   text NOT NULL,
-    received_at  timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (meter_id, register, ts)
-) PARTITION BY RANGE (ts);
-
 DO $$
 DECLARE
+    columns constant text := $columns$
+        meter_id     text NOT NULL,
+        register     text NOT NULL,
+        ts           timestamptz NOT NULL,
+        value        numeric(20, 6) NOT NULL,
+        gateway_id   text NOT NULL,
+        received_at  timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (meter_id, register, ts)
+    $columns$;
     month date;
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') THEN
         CREATE EXTENSION IF NOT EXISTS timescaledb;
-        -- a hypertable cannot start from a partitioned table: recreate it plain
-        DROP TABLE readings;
-        CREATE TABLE readings (
-            meter_id     text NOT NULL,
-            register     text NOT NULL,
-            ts           timestamptz NOT NULL,
-            value        numeric(20, 6) NOT NULL,
-            gateway_id   text NOT NULL,
-            received_at  timestamptz NOT NULL DEFAULT now(),
-            PRIMARY KEY (meter_id, register, ts)
-        );
+        EXECUTE format('CREATE TABLE readings (%s)', columns);
         PERFORM create_hypertable('readings', 'ts', chunk_time_interval => interval '1 day');
     ELSE
+        EXECUTE format('CREATE TABLE readings (%s) PARTITION BY RANGE (ts)', columns);
         CREATE TABLE readings_default PARTITION OF readings DEFAULT;
         FOR month IN
             SELECT generate_series(date_trunc('month', now()) - interval '12 months',
