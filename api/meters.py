@@ -83,7 +83,7 @@ _LAST_COMMAND = """
 SELECT id, action, reason, status, detail, requested_at, sent_at, acknowledged_at
   FROM relay_commands
  WHERE meter_id = %s
- ORDER BY requested_at DESC
+ ORDER BY seq DESC
  LIMIT 1
 """
 

@@ -43,6 +43,7 @@ class Bridge:
             enable_idempotence=False,
         )
         self.batches = 0
+        self.ready = asyncio.Event()  # subscribed, and the command dispatcher listens
 
     async def handle(self, conn: psycopg.AsyncConnection[Any], message: Message) -> None:
         parts = message.topic.split("/")
@@ -96,6 +97,8 @@ class Bridge:
                 await self.link.connect([s.topic("+", "readings"), s.topic("+", "acks")])
                 dispatcher = asyncio.create_task(dispatch(s, self.link, dispatcher_ready))
                 await dispatcher_ready.wait()
+                await self.link.subscribed.wait()
+                self.ready.set()
                 log.info("bridge ready: %s -> kafka %s", s.topic("+", "readings"),
                          s.readings_topic)
                 while True:

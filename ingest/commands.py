@@ -25,7 +25,7 @@ _PENDING = """
 SELECT c.id, c.meter_id, c.action, c.reason, c.requested_at, m.gateway_id
   FROM relay_commands c JOIN meters m ON m.id = c.meter_id
  WHERE c.status = 'requested'
- ORDER BY c.requested_at
+ ORDER BY c.seq
  LIMIT 500
    FOR UPDATE OF c SKIP LOCKED
 """

@@ -38,9 +38,6 @@ class Settings(BaseSettings):
     readings_topic: str = Field(
         "readings", description="Kafka topic of readings, keyed by account."
     )
-    broker_data_dir: Path = Field(
-        Path("var/broker"), description="Where `meterline broker` keeps its pid and log."
-    )
 
     # --- gateway
     gateway_id: str = Field("gw-1", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Gateway id.")

@@ -81,7 +81,6 @@ def make_settings(
             "rating_data_dir": tmp_path / "rating",
             "rating_web_port": free_port(),
             "gateway_state_dir": tmp_path / "gateway",
-            "broker_data_dir": tmp_path / "broker",
             "rating_session_timeout": 10.0,
         }
         values.update(overrides)

@@ -31,9 +31,8 @@ async def running_bridge(settings: Settings) -> AsyncIterator[Bridge]:
     bridge = Bridge(settings)
     task = asyncio.create_task(bridge.run())
     try:
-        # ready once subscribed: wait for the MQTT connection and the dispatcher
         async with asyncio.timeout(20):
-            await bridge.link.connected.wait()
+            await bridge.ready.wait()
         yield bridge
     finally:
         task.cancel()

