@@ -24,7 +24,8 @@ from aiokafka import AIOKafkaProducer
 from ingest.commands import dispatch, record_ack
 from ingest.directory import MeterDirectory
 from ingest.readings import check_samples, parse_envelope, route
-from ingest.telemetry import already_forwarded, dead_letter, mark_forwarded, store_readings
+from ingest.telemetry import already_forwarded, mark_forwarded, store_readings
+from meterline.dead_letters import dead_letter
 from meterline.kafka import ensure_topics
 from meterline.mqtt import Message, MqttLink
 from meterline.settings import Settings
@@ -52,7 +53,7 @@ class Bridge:
             async with conn.transaction():
                 reason = await record_ack(conn, message.payload)
                 if reason:
-                    await dead_letter(conn.cursor(), [(reason, _text(message.payload))])
+                    await dead_letter(conn.cursor(), "mqtt", [(reason, _text(message.payload))])
             return
         await self.forward(conn, gateway, message.payload)
 
@@ -62,7 +63,7 @@ class Bridge:
             cur = conn.cursor()
             envelope = parse_envelope(payload, gateway)
             if isinstance(envelope, str):
-                await dead_letter(cur, [(envelope, _text(payload))])
+                await dead_letter(cur, "mqtt", [(envelope, _text(payload))])
                 return
             if await already_forwarded(cur, envelope.gateway, envelope.seq):
                 log.debug("batch %s/%s seen before, skipped", envelope.gateway, envelope.seq)
@@ -71,7 +72,7 @@ class Bridge:
             meters = await self.directory.resolve(conn, {s.meter for s in samples})
             routed = route(envelope, samples, meters)
             await store_readings(cur, envelope.gateway, routed.samples)
-            await dead_letter(cur, dead + routed.dead)
+            await dead_letter(cur, "mqtt", dead + routed.dead)
             sent = [
                 await self.producer.send(
                     self.settings.readings_topic,

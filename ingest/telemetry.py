@@ -1,4 +1,4 @@
-"""Writing what the bridge takes in: readings, dead letters, forwarded batches.
+"""Writing what the bridge takes in: readings and forwarded batches.
 
 Readings go through binary COPY into a staging table, then one idempotent INSERT on the
 natural key (meter, register, ts): a batch delivered twice stores each reading once.
@@ -26,7 +26,6 @@ SELECT meter_id, register, ts, value, gateway_id FROM readings_in
 ON CONFLICT (meter_id, register, ts) DO NOTHING
 """
 
-_DEAD_LETTER = "INSERT INTO dead_letters (source, reason, payload) VALUES ('mqtt', %s, %s)"
 
 _SEEN = "SELECT 1 FROM ingest_batches WHERE gateway_id = %s AND seq = %s"
 _FORWARDED = """
@@ -48,11 +47,6 @@ async def store_readings(
         ((s.meter, s.register.value, s.ts, s.value, gateway) for s in samples),
     )
     await cur.execute(_STORE)
-
-
-async def dead_letter(cur: psycopg.AsyncCursor[Any], dead: Sequence[tuple[str, str]]) -> None:
-    if dead:
-        await cur.executemany(_DEAD_LETTER, dead)
 
 
 async def already_forwarded(cur: psycopg.AsyncCursor[Any], gateway: str, seq: int) -> bool:

@@ -16,7 +16,11 @@ from meterline import db
 from meterline.services import configure_logging, serve
 from meterline.settings import Settings, get_settings
 
-app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="meterline: run each service on its own, or the whole platform with `meterline demo`. "
+    "Settings come from METERLINE_* environment variables and .env (`meterline config`).",
+    no_args_is_help=True, add_completion=False,
+)
 
 
 def _settings() -> Settings:
@@ -122,8 +126,8 @@ def seed_demo(
 def demo(
     meters: Annotated[int, typer.Option(help="Simulated meters (Modbus unit ids 1..N).")] = 20,
 ) -> None:
-    """Run everything: broker, migrations, a simulated fleet, gateway, bridge, rating, API;
-    print a live summary until Ctrl-C, then stop all it started."""
+    """Run everything (broker, migrations, simulated fleet, gateway, bridge, rating, API) with
+    a live summary; Ctrl-C stops all it started."""
     from meterline.demo import run_demo
 
     run_demo(_settings(), meters)

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from meterline.contracts import AccountReadings, Reading
 from meterline.db import copy_rows
+from meterline.dead_letters import dead_letter
 from meterline.money import from_micro, from_pico, to_micro
 from meterline.relay import decide_relays
 from rating.core import NO_STATE, consumption_intervals
@@ -105,7 +106,6 @@ ON CONFLICT (meter_id, register) DO UPDATE
  WHERE register_state.last_ts < excluded.last_ts
 """
 
-_DEAD_LETTER = "INSERT INTO dead_letters (source, reason, payload) VALUES ('rating', %s, %s)"
 
 _TARIFFS = """
 SELECT id, provider_id, utility, unit, price, valid_from, valid_to FROM tariffs
@@ -217,7 +217,7 @@ async def rate_batch(
                 [from_micro(int(v)) for v in out.state_value],
             ))
         if dead:
-            await cur.executemany(_DEAD_LETTER, dead)
+            await dead_letter(cur, "rating", dead)
             result.dead_letters = len(dead)
         if result.balances:
             accounts = sorted({account for account, _ in result.balances})

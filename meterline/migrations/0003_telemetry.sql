@@ -41,7 +41,10 @@ CREATE TABLE dead_letters (
     source       text NOT NULL,        -- mqtt, rating, ...
     reason       text NOT NULL,
     payload      text NOT NULL,
-    received_at  timestamptz NOT NULL DEFAULT now()
+    received_at  timestamptz NOT NULL DEFAULT now(),
+    -- the same input refused twice for the same reason is kept once
+    fingerprint  text GENERATED ALWAYS AS (
+                     md5(source || E'\n' || reason || E'\n' || payload)) STORED UNIQUE
 );
 
 -- Gateway batches already forwarded to Kafka: (gateway, seq) identifies a batch.

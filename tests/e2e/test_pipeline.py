@@ -174,7 +174,7 @@ async def test_meters_pay_for_exactly_what_they_consume_end_to_end(
                         what="the poor meter's relay to open")
             command = await until(lambda: _last_command(api, poor.serial, "acknowledged"),
                                   what="the disconnect to be acknowledged")
-            assert command["action"] == "disconnect"
+            assert command is not None and command["action"] == "disconnect"
             frozen = await poor_meter.energy()
             seq = await forwarded(conn, settings.gateway_id)
             await until(lambda: _after(conn, settings.gateway_id, seq + 3),

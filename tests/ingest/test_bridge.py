@@ -75,7 +75,7 @@ async def publisher(make_settings: Callable[..., Settings]) -> AsyncIterator[Mqt
 
 
 async def count(conn: psycopg.AsyncConnection[Any], query: str, *args: Any) -> int:
-    cur = await conn.execute(query, args)  # type: ignore[arg-type]
+    cur = await conn.execute(query, args)
     row = await cur.fetchone()
     assert row is not None
     return int(row[0])
@@ -136,12 +136,18 @@ async def test_malformed_batches_are_dead_lettered(
 ) -> None:
     settings = make_settings()
     marker = unique("bad")
-    payload = payload.replace(b'"GW"', json.dumps(settings.gateway_id).encode()) + b" " * 0
+    payload = payload.replace(b'"GW"', json.dumps(settings.gateway_id).encode())
+    topic = settings.topic(settings.gateway_id, "readings")
     async with running_bridge(settings):
-        await publisher.publish(settings.topic(settings.gateway_id, "readings"),
-                                payload + marker.encode())
-        row = await until(lambda: _dead_letter(conn, marker))
+        await publisher.publish(topic, payload + marker.encode())
+        await publisher.publish(topic, payload + marker.encode())  # delivered again
+        await publisher.publish(topic, batch(settings, 1, []))  # a good batch behind both
+        await until(lambda: count(
+            conn, "SELECT count(*) FROM ingest_batches WHERE gateway_id = %s", settings.gateway_id))
+    row = await _dead_letter(conn, marker)
     assert row[0] == "mqtt" and row[1].startswith(reason)
+    assert await count(conn, "SELECT count(*) FROM dead_letters WHERE payload LIKE %s",
+                       f"%{marker}%") == 1
 
 
 async def _dead_letter(conn: psycopg.AsyncConnection[Any], marker: str) -> Any:

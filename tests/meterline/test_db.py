@@ -23,7 +23,7 @@ async def fresh_url() -> AsyncIterator[str]:
 
 async def fetch(url: str, query: str) -> list[Any]:
     async with await psycopg.AsyncConnection.connect(url) as conn:
-        cur = await conn.execute(query)  # type: ignore[arg-type]
+        cur = await conn.execute(query)
         return await cur.fetchall()
 
 

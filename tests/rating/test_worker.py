@@ -45,7 +45,7 @@ def record(account: str, meter: str, points: list[tuple[int, str]]) -> AccountRe
 
 
 async def fetch(conn: psycopg.AsyncConnection[Any], query: str, *args: Any) -> Any:
-    cur = await conn.execute(query, args)  # type: ignore[arg-type]
+    cur = await conn.execute(query, args)
     return await cur.fetchone()
 
 
@@ -84,6 +84,8 @@ async def test_worker_debits_exactly_and_ignores_redelivery_and_backwards_readin
     assert ledger == final - Decimal(1000)
     (charges,) = await fetch(conn, "SELECT count(*) FROM charges WHERE meter_id = %s", meter)
     assert charges == 4
-    (reason,) = await fetch(conn, "SELECT reason FROM dead_letters WHERE payload LIKE %s "
-                                  "AND reason LIKE 'register went backwards%%'", f"%{meter}%")
-    assert "100.125 kWh < 100.25" in reason
+    cur = await conn.execute("SELECT reason FROM dead_letters WHERE payload LIKE %s",
+                             (f"%{meter}%",))
+    reasons = [reason for (reason,) in await cur.fetchall()]
+    assert len(reasons) == 1  # `first` was read twice, its bad reading kept once
+    assert reasons[0].startswith("register went backwards: 100.125 kWh < 100.250000 kWh")
