@@ -23,7 +23,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # opening does not wait for the database: /health tells whether it answers
-        async with make_pool(settings.database_url) as pool:
+        async with make_pool(settings.database_url, name="meterline-api") as pool:
             app.state.pool = pool
             yield
 

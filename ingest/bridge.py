@@ -92,7 +92,9 @@ class Bridge:
         dispatcher_ready = asyncio.Event()
         dispatcher: asyncio.Task[None] | None = None
         try:
-            async with await psycopg.AsyncConnection.connect(s.database_url) as conn:
+            async with await psycopg.AsyncConnection.connect(
+                s.database_url, application_name="meterline-bridge"
+            ) as conn:
                 await self.directory.load(conn)
                 await conn.commit()
                 await self.link.connect([s.topic("+", "readings"), s.topic("+", "acks")])

@@ -60,8 +60,10 @@ async def send_pending(conn: psycopg.AsyncConnection[Any], link: MqttLink,
 async def dispatch(settings: Settings, link: MqttLink, ready: asyncio.Event) -> None:
     """Send requested commands now and whenever a new one is NOTIFYed; runs until cancelled."""
     async with await psycopg.AsyncConnection.connect(
-        settings.database_url, autocommit=True
-    ) as listener, await psycopg.AsyncConnection.connect(settings.database_url) as conn:
+        settings.database_url, autocommit=True, application_name="meterline-relay-listener"
+    ) as listener, await psycopg.AsyncConnection.connect(
+        settings.database_url, application_name="meterline-relay-dispatcher"
+    ) as conn:
         await listener.execute("LISTEN relay_commands")
         ready.set()
         while True:

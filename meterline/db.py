@@ -99,9 +99,15 @@ async def drop_database(url: str) -> None:
         )
 
 
-def make_pool(url: str, *, min_size: int = 1, max_size: int = 4) -> AsyncConnectionPool:
-    """A pool that is not open yet: ``async with make_pool(url) as pool`` opens it."""
-    return AsyncConnectionPool(url, min_size=min_size, max_size=max_size, open=False)
+def make_pool(
+    url: str, *, name: str, min_size: int = 1, max_size: int = 4
+) -> AsyncConnectionPool:
+    """A pool that is not open yet: ``async with make_pool(url, name=...) as pool`` opens it.
+    ``name`` is the application_name its connections show in pg_stat_activity."""
+    return AsyncConnectionPool(
+        url, min_size=min_size, max_size=max_size, open=False,
+        kwargs={"application_name": name},
+    )
 
 
 async def copy_rows(

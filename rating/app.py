@@ -30,7 +30,9 @@ class Rater:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.pool: AsyncConnectionPool = make_pool(settings.database_url, max_size=2)
+        self.pool: AsyncConnectionPool = make_pool(
+            settings.database_url, name="meterline-rating", max_size=2
+        )
         self._book: TariffBook | None = None
         self._book_at = 0.0
         self._lock = asyncio.Lock()
