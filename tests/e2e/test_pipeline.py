@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import ExitStack, asynccontextmanager, contextmanager
+from contextlib import ExitStack, contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,6 @@ import httpx
 import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import TopicPartition
 from pymodbus.client import AsyncModbusTcpClient
 
 from meterline.fleet import Fleet, FleetMeter, Provider, register_fleet
@@ -25,6 +24,7 @@ from meterline.mqtt import Message, MqttLink
 from meterline.register_maps import decode_float32
 from meterline.settings import Settings
 from tests.conftest import unique
+from tests.kafka_probe import rating_caught_up
 from tests.services import service
 from tests.waiting import until
 
@@ -108,35 +108,6 @@ async def forwarded(conn: psycopg.AsyncConnection[Any], gateway: str) -> int:
     row = await cur.fetchone()
     assert row is not None
     return int(row[0])
-
-
-@asynccontextmanager
-async def rating_offsets(settings: Settings) -> AsyncIterator[Callable[[], Any]]:
-    """A probe of the rating group's progress: ``caught_up()`` is true once the group has
-    committed every record that was on the readings topic when the probe was made."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap,
-                                group_id=settings.rating_group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(settings.readings_topic, p)
-                      for p in range(settings.kafka_partitions)]
-        ends = await consumer.end_offsets(partitions)
-
-        async def caught_up() -> bool:
-            for tp, end in ends.items():
-                committed = await consumer.committed(tp)
-                if end > 0 and (committed is None or committed < end):
-                    return False
-            return True
-
-        yield caught_up
-    finally:
-        await consumer.stop()
-
-
-async def rating_caught_up(settings: Settings) -> None:
-    async with rating_offsets(settings) as caught_up:
-        await until(caught_up, what="rating to commit every record on the topic")
 
 
 async def test_meters_pay_for_exactly_what_they_consume_end_to_end(

@@ -14,9 +14,11 @@ from aiokafka import AIOKafkaProducer
 from meterline.contracts import AccountReadings, Reading
 from meterline.fleet import Fleet, FleetMeter, Provider, register_fleet
 from meterline.kafka import ensure_topics
+from meterline.services import Child
 from meterline.settings import Settings
 from meterline.units import Register, Unit, Utility
 from tests.conftest import unique
+from tests.kafka_probe import rating_caught_up
 from tests.services import service
 from tests.waiting import until
 
@@ -89,3 +91,47 @@ async def test_worker_debits_exactly_and_ignores_redelivery_and_backwards_readin
     reasons = [reason for (reason,) in await cur.fetchall()]
     assert len(reasons) == 1  # `first` was read twice, its bad reading kept once
     assert reasons[0].startswith("register went backwards: 100.125 kWh < 100.250000 kWh")
+
+
+async def rating_waits_on_lock(conn: psycopg.AsyncConnection[Any]) -> bool:
+    cur = await conn.execute("""
+        SELECT 1 FROM pg_stat_activity
+         WHERE application_name = 'meterline-rating' AND datname = current_database()
+           AND wait_event_type = 'Lock'""")
+    return await cur.fetchone() is not None
+
+
+async def test_a_worker_that_dies_mid_batch_leaves_it_to_the_next_worker_charged_once(
+    make_settings: Callable[..., Settings], conn: psycopg.AsyncConnection[Any], tmp_path: Path,
+    pg_url: str,
+) -> None:
+    settings = make_settings(rating_session_timeout=6.0)  # how soon the dead member expires
+    meter, account = unique("m"), unique("A")
+    await register_fleet(conn, Fleet(gateway_id="gw", price=PRICE, provider=PROVIDER, meters=[
+        FleetMeter(serial=meter, account_id=account, opening_balance=Decimal("500"),
+                   address="Test street 5")]))
+    await ensure_topics(settings.kafka_bootstrap, [settings.readings_topic], 4)
+    await produce(settings, [record(account, meter, [(0, "10"), (1, "11")])])
+
+    first = Child("rating", tmp_path / "first", settings.as_env())
+    try:
+        first.wait_ready(90)
+        await rating_caught_up(settings)  # the first record is booked and committed
+        async with await psycopg.AsyncConnection.connect(pg_url) as blocker:
+            # hold the balance: the worker's next transaction stops at it, uncommitted
+            await blocker.execute("SELECT 1 FROM balances WHERE account_id = %s FOR UPDATE",
+                                  (account,))
+            await produce(settings, [record(account, meter, [(2, "13.5")])])
+            await until(lambda: rating_waits_on_lock(conn), what="the worker to wait")
+            first.proc.kill()  # the worker dies mid-batch, its offsets not committed
+            first.stop()
+        # a new worker of the same group takes the partition over (after the dead member's
+        # session times out) and prices the record the dead one never finished
+        with service("rating", settings, tmp_path / "second"):
+            await rating_caught_up(settings)
+    finally:
+        first.stop()
+    (balance,) = await fetch(conn, "SELECT amount FROM balances WHERE account_id = %s", account)
+    assert balance == Decimal(500) - (Decimal("13.5") - Decimal(10)) * PRICE
+    (charges,) = await fetch(conn, "SELECT count(*) FROM charges WHERE meter_id = %s", meter)
+    assert charges == 2
