@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Annotated
+from urllib.parse import urlsplit, urlunsplit
 
 import typer
 
@@ -28,6 +29,13 @@ def _settings() -> Settings:
     return get_settings()
 
 
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
+
+
 @app.command()
 def config() -> None:
     """Print every setting: environment variable, current value, meaning."""
@@ -36,6 +44,8 @@ def config() -> None:
         value = getattr(settings, name)
         if "password" in name and value:
             value = "***"
+        elif name == "database_url":
+            value = _without_password(value)
         typer.echo(f"METERLINE_{name.upper()}={value}\n    {field.description}")
 
 

@@ -1,0 +1,50 @@
+"""The `meterline` command line."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from meterline.cli import app
+
+runner = CliRunner()
+
+
+def test_help_lists_a_command_for_every_service() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("migrate", "broker", "simulators", "gateway", "bridge", "rating", "api",
+                    "demo", "config"):
+        assert f" {command} " in result.output
+
+
+def test_config_documents_every_setting_and_hides_passwords(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("METERLINE_DATABASE_URL", "postgresql://billing:s3cret@db:5432/meterline")
+    monkeypatch.setenv("METERLINE_MQTT_PASSWORD", "hunter2")
+    monkeypatch.setenv("METERLINE_POLL_INTERVAL", "2.5")
+    from meterline.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        result = runner.invoke(app, ["config"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0
+    assert "s3cret" not in result.output and "hunter2" not in result.output
+    assert "METERLINE_DATABASE_URL=postgresql://billing:***@db:5432/meterline" in result.output
+    assert "METERLINE_POLL_INTERVAL=2.5\n    Seconds between poll cycles." in result.output
+
+
+def test_bad_settings_are_refused_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("METERLINE_DATABASE_URL", "mysql://db/meterline")
+    from meterline.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        result = runner.invoke(app, ["config"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code != 0
+    assert "database_url must be a postgresql:// URL" in str(result.exception)
