@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from typer.testing import CliRunner
 
 from meterline.cli import app
+from meterline.settings import get_settings
 
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    """Each test reads the environment it sets, not settings cached before."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 def test_help_lists_a_command_for_every_service() -> None:
@@ -24,13 +35,7 @@ def test_config_documents_every_setting_and_hides_passwords(
     monkeypatch.setenv("METERLINE_DATABASE_URL", "postgresql://billing:s3cret@db:5432/meterline")
     monkeypatch.setenv("METERLINE_MQTT_PASSWORD", "hunter2")
     monkeypatch.setenv("METERLINE_POLL_INTERVAL", "2.5")
-    from meterline.settings import get_settings
-
-    get_settings.cache_clear()
-    try:
-        result = runner.invoke(app, ["config"])
-    finally:
-        get_settings.cache_clear()
+    result = runner.invoke(app, ["config"])
     assert result.exit_code == 0
     assert "s3cret" not in result.output and "hunter2" not in result.output
     assert "METERLINE_DATABASE_URL=postgresql://billing:***@db:5432/meterline" in result.output
@@ -39,12 +44,6 @@ def test_config_documents_every_setting_and_hides_passwords(
 
 def test_bad_settings_are_refused_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("METERLINE_DATABASE_URL", "mysql://db/meterline")
-    from meterline.settings import get_settings
-
-    get_settings.cache_clear()
-    try:
-        result = runner.invoke(app, ["config"])
-    finally:
-        get_settings.cache_clear()
+    result = runner.invoke(app, ["config"])
     assert result.exit_code != 0
     assert "database_url must be a postgresql:// URL" in str(result.exception)
