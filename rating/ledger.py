@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import psycopg
 from pydantic import ValidationError
 
@@ -107,6 +108,8 @@ ON CONFLICT (meter_id, register) DO UPDATE
 """
 
 
+_OWNERS = "SELECT id, account_id, provider_id FROM meters WHERE id = ANY(%s)"
+
 _TARIFFS = """
 SELECT id, provider_id, utility, unit, price, valid_from, valid_to FROM tariffs
 """
@@ -127,6 +130,27 @@ def parse_records(payloads: Iterable[bytes]) -> tuple[list[AccountReadings], lis
         except ValidationError as exc:
             bad.append((f"invalid readings record: {exc}", payload.decode("utf-8", "replace")))
     return records, bad
+
+
+async def _owned(
+    cur: psycopg.AsyncCursor[Any], rows: Sequence[_Row], dead: list[tuple[str, str]]
+) -> npt.NDArray[np.bool_]:
+    """Which readings come from a registered meter of the account and provider they name;
+    the others are dead-lettered (a meter unknown here, or moved to another account)."""
+    await cur.execute(_OWNERS, (sorted({row.reading.meter for row in rows}),))
+    owners = {meter: (account, provider) for meter, account, provider in await cur.fetchall()}
+    owned = np.zeros(len(rows), dtype=bool)
+    for i, row in enumerate(rows):
+        r = row.reading
+        owner = owners.get(r.meter)
+        if owner == (row.account, r.provider):
+            owned[i] = True
+        elif owner is None:
+            dead.append((f"meter {r.meter} is not registered", r.model_dump_json()))
+        else:
+            dead.append((f"meter {r.meter} belongs to account {owner[0]} (provider {owner[1]}), "
+                         f"not to {row.account} ({r.provider})", r.model_dump_json()))
+    return owned
 
 
 async def rate_batch(
@@ -161,14 +185,16 @@ async def rate_batch(
     for (provider, utility, unit), members in groups.items():
         at = np.array(members, dtype=np.int64)
         tariff_id[at], unit_price[at] = book.lookup(provider, utility, unit, ts[at])
-    priced = tariff_id != NO_TARIFF
-    for unpriced in np.flatnonzero(~priced):
-        r = rows[unpriced].reading
-        dead.append((f"no {r.utility} tariff of provider {r.provider} in {r.unit} at {r.ts}",
-                     r.model_dump_json()))
 
     async with conn.transaction():
         cur = conn.cursor()
+        owned = await _owned(cur, rows, dead)
+        priced = owned & (tariff_id != NO_TARIFF)
+        for unpriced in np.flatnonzero(owned & ~priced):
+            r = rows[unpriced].reading
+            dead.append((f"no {r.utility} tariff of provider {r.provider} in {r.unit} at {r.ts}",
+                         r.model_dump_json()))
+
         keys = list(series_of)
         await cur.execute(_LOAD_STATE, ([k[0] for k in keys], [k[1] for k in keys]))
         state_ts = np.full(len(keys), NO_STATE, dtype=np.int64)

@@ -1,0 +1,143 @@
+"""Booking a priced batch in PostgreSQL: ``rating.ledger.rate_batch`` against the real database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+
+from meterline.contracts import AccountReadings, Reading
+from meterline.fleet import Fleet, FleetMeter, Provider, register_fleet
+from meterline.units import Register, Unit, Utility
+from rating.ledger import load_tariffs, rate_batch
+from tests.conftest import unique
+
+T0 = datetime(2026, 10, 5, 6, 0, tzinfo=UTC)
+PRICE = Decimal("7.123457")
+PROVIDER = Provider(id="ledger-test", name="Ledger test provider")
+
+
+async def customer(conn: psycopg.AsyncConnection[Any], opening: str = "100",
+                   billing_mode: str = "prepaid") -> tuple[str, str]:
+    meter, account = unique("m"), unique("A")
+    await register_fleet(conn, Fleet(
+        gateway_id="gw", price=PRICE, provider=PROVIDER, billing_mode=billing_mode,
+        meters=[FleetMeter(serial=meter, account_id=account, opening_balance=Decimal(opening),
+                           address="Test street 6")]))
+    return meter, account
+
+
+def record(account: str, meter: str, points: list[tuple[int, str]],
+           provider: str = PROVIDER.id) -> AccountReadings:
+    return AccountReadings(account=account, gateway="gw", seq=0, readings=[
+        Reading(meter=meter, register=Register.ACTIVE_IMPORT, unit=Unit.KWH, value=Decimal(v),
+                ts=T0 + timedelta(minutes=m), provider=provider, utility=Utility.ELECTRICITY)
+        for m, v in points])
+
+
+async def one(conn: psycopg.AsyncConnection[Any], query: str, *args: Any) -> Any:
+    cur = await conn.execute(query, args)
+    row = await cur.fetchone()
+    assert row is not None
+    return row[0] if len(row) == 1 else row
+
+
+async def rate(conn: psycopg.AsyncConnection[Any], *records: AccountReadings) -> Any:
+    return await rate_batch(conn, records, await load_tariffs(conn))
+
+
+async def test_charges_are_exact_and_the_ledger_adds_up_to_the_balance(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    meter, account = await customer(conn)
+    result = await rate(conn, record(account, meter, [(0, "1000.5"), (30, "1000.625"),
+                                                      (60, "1001.000001")]))
+    assert (result.readings, result.charges, result.dead_letters) == (3, 2, 0)
+    consumed = Decimal("1001.000001") - Decimal("1000.5")
+    balance = await one(conn, "SELECT amount FROM balances WHERE account_id = %s", account)
+    assert balance == Decimal(100) - consumed * PRICE
+    ledger = await one(conn, "SELECT sum(amount) FROM ledger WHERE account_id = %s", account)
+    assert ledger == balance - Decimal(100)
+    cur = await conn.execute("""SELECT interval_start, interval_end, quantity, amount
+                                  FROM charges WHERE meter_id = %s ORDER BY interval_end""",
+                             (meter,))
+    assert await cur.fetchall() == [
+        (T0, T0 + timedelta(minutes=30), Decimal("0.125"), Decimal("0.125") * PRICE),
+        (T0 + timedelta(minutes=30), T0 + timedelta(minutes=60), Decimal("0.375001"),
+         Decimal("0.375001") * PRICE),
+    ]
+
+
+async def test_the_same_batch_twice_changes_nothing(conn: psycopg.AsyncConnection[Any]) -> None:
+    meter, account = await customer(conn)
+    batch = record(account, meter, [(0, "5"), (1, "6"), (2, "8")])
+    await rate(conn, batch)
+    before = await one(conn, "SELECT amount FROM balances WHERE account_id = %s", account)
+    again = await rate(conn, batch, batch)
+    assert again.charges == 0
+    assert await one(conn, "SELECT amount FROM balances WHERE account_id = %s", account) == before
+    assert await one(conn, "SELECT count(*) FROM charges WHERE meter_id = %s", meter) == 2
+
+
+async def test_readings_of_unknown_or_moved_meters_are_dead_lettered_and_charge_nothing(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    meter, account = await customer(conn)
+    _, other_account = await customer(conn)
+    stranger = unique("m")
+    result = await rate(
+        conn,
+        record(account, stranger, [(0, "1"), (1, "2")]),
+        record(other_account, meter, [(0, "1"), (1, "2")]),  # meter named on another account
+    )
+    assert (result.charges, result.dead_letters) == (0, 4)
+    cur = await conn.execute("SELECT DISTINCT reason FROM dead_letters WHERE payload LIKE %s "
+                             "OR payload LIKE %s ORDER BY 1", (f"%{stranger}%", f"%{meter}%"))
+    reasons = [r for (r,) in await cur.fetchall()]
+    assert reasons == sorted([
+        f"meter {meter} belongs to account {account} (provider {PROVIDER.id}), "
+        f"not to {other_account} ({PROVIDER.id})",
+        f"meter {stranger} is not registered",
+    ])
+    for acc in (account, other_account):
+        assert await one(conn, "SELECT amount FROM balances WHERE account_id = %s", acc) == 100
+
+
+async def test_a_reading_with_no_tariff_in_force_is_held_back_not_lost(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    meter, account = await customer(conn)
+    early = T0.replace(year=2019)  # before the tariff's validity (2020-01-01)
+    batch = AccountReadings(account=account, gateway="gw", seq=0, readings=[
+        Reading(meter=meter, register=Register.ACTIVE_IMPORT, unit=Unit.KWH, value=Decimal(v),
+                ts=at, provider=PROVIDER.id, utility=Utility.ELECTRICITY)
+        for at, v in [(early, "10"), (T0, "12"), (T0 + timedelta(hours=1), "15")]])
+    result = await rate(conn, batch)
+    assert result.dead_letters == 1
+    reason = await one(conn, "SELECT reason FROM dead_letters WHERE payload LIKE %s",
+                       f"%{meter}%")
+    assert reason.startswith(f"no electricity tariff of provider {PROVIDER.id} in kWh at 2019")
+    # the unpriced reading did not become the baseline: 12 is, and 12 -> 15 is charged
+    assert await one(conn, "SELECT sum(quantity) FROM charges WHERE meter_id = %s", meter) == 3
+
+
+async def test_a_prepaid_balance_running_out_requests_a_disconnect_postpaid_does_not(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    prepaid_meter, prepaid = await customer(conn, opening="1")
+    postpaid_meter, postpaid = await customer(conn, opening="1", billing_mode="postpaid")
+    result = await rate(conn, record(prepaid, prepaid_meter, [(0, "0"), (1, "1")]),
+                        record(postpaid, postpaid_meter, [(0, "0"), (1, "1")]))
+    assert result.relay_commands == [(prepaid_meter, "disconnect")]
+    assert await one(conn, "SELECT relay_state FROM meters WHERE id = %s",
+                     prepaid_meter) == "disconnected"
+    assert await one(conn, "SELECT action, status, reason FROM relay_commands "
+                           "WHERE meter_id = %s", prepaid_meter) == (
+        "disconnect", "requested", "balance exhausted")
+    assert await one(conn, "SELECT count(*) FROM relay_commands WHERE meter_id = %s",
+                     postpaid_meter) == 0
+    # more consumption on an already disconnected meter asks for nothing more
+    again = await rate(conn, record(prepaid, prepaid_meter, [(2, "1.5")]))
+    assert again.relay_commands == []
