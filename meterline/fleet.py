@@ -33,6 +33,10 @@ class FleetMeter:
     address: str
     region: str = "77"
     holder_name: str = "Subscriber"
+    # the register's reading when the meter was installed: consumption is billed from it.
+    # Without one, the meter's first reading through the pipeline is its baseline.
+    installation_reading: Decimal | None = None
+    installed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -88,17 +92,26 @@ async def register_fleet(conn: psycopg.AsyncConnection[Any], fleet: Fleet) -> No
                 """,
                 (m.account_id, p.id, m.opening_balance),
             )
+            installed_at = m.installed_at or datetime.now(UTC)
             await conn.execute(
                 """
                 INSERT INTO meters (id, account_id, provider_id, utility, model, gateway_id,
-                                    has_relay)
-                VALUES (%s, %s, %s, %s, %s, %s, %s)
+                                    has_relay, installed_at)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
                 """,
                 (m.serial, m.account_id, p.id, Utility.ELECTRICITY, fleet.model,
-                 fleet.gateway_id, meter_map.relay_coil is not None),
+                 fleet.gateway_id, meter_map.relay_coil is not None, installed_at),
             )
             for reg in meter_map.billing:
                 await conn.execute(
                     "INSERT INTO registers (meter_id, code, unit) VALUES (%s, %s, %s)",
                     (m.serial, reg.register, reg.unit),
                 )
+                if m.installation_reading is not None:
+                    await conn.execute(
+                        """
+                        INSERT INTO register_state (meter_id, register, last_ts, last_value)
+                        VALUES (%s, %s, %s, %s)
+                        """,
+                        (m.serial, reg.register, installed_at, m.installation_reading),
+                    )

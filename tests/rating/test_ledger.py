@@ -141,3 +141,18 @@ async def test_a_prepaid_balance_running_out_requests_a_disconnect_postpaid_does
     # more consumption on an already disconnected meter asks for nothing more
     again = await rate(conn, record(prepaid, prepaid_meter, [(2, "1.5")]))
     assert again.relay_commands == []
+
+
+async def test_consumption_is_billed_from_the_installation_reading(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    meter, account = unique("m"), unique("A")
+    await register_fleet(conn, Fleet(gateway_id="gw", price=PRICE, provider=PROVIDER, meters=[
+        FleetMeter(serial=meter, account_id=account, opening_balance=Decimal(100),
+                   address="Test street 7", installation_reading=Decimal("250.5"),
+                   installed_at=T0 - timedelta(days=1))]))
+    await rate(conn, record(account, meter, [(0, "252")]))
+    assert await one(conn, "SELECT interval_start, quantity FROM charges WHERE meter_id = %s",
+                     meter) == (T0 - timedelta(days=1), Decimal("1.5"))
+    assert await one(conn, "SELECT amount FROM balances WHERE account_id = %s",
+                     account) == Decimal(100) - Decimal("1.5") * PRICE
