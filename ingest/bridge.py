@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from contextlib import suppress
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -24,7 +24,12 @@ from aiokafka import AIOKafkaProducer
 from ingest.commands import dispatch, record_ack
 from ingest.directory import MeterDirectory
 from ingest.readings import check_samples, parse_envelope, route
-from ingest.telemetry import already_forwarded, mark_forwarded, store_readings
+from ingest.telemetry import (
+    already_forwarded,
+    keep_partitions_ahead,
+    mark_forwarded,
+    store_readings,
+)
 from meterline.dead_letters import dead_letter
 from meterline.kafka import ensure_topics
 from meterline.mqtt import Message, MqttLink
@@ -68,7 +73,8 @@ class Bridge:
             if await already_forwarded(cur, envelope.gateway, envelope.seq):
                 log.debug("batch %s/%s seen before, skipped", envelope.gateway, envelope.seq)
                 return
-            samples, dead = check_samples(envelope)
+            latest = datetime.now(UTC) + timedelta(seconds=self.settings.max_clock_skew)
+            samples, dead = check_samples(envelope, latest)
             meters = await self.directory.resolve(conn, {s.meter for s in samples})
             routed = route(envelope, samples, meters)
             await store_readings(cur, envelope.gateway, routed.samples)
@@ -89,35 +95,33 @@ class Bridge:
         s = self.settings
         await ensure_topics(s.kafka_bootstrap, [s.readings_topic], s.kafka_partitions)
         await self.producer.start()
-        dispatcher_ready = asyncio.Event()
-        dispatcher: asyncio.Task[None] | None = None
         try:
             async with await psycopg.AsyncConnection.connect(
                 s.database_url, application_name="meterline-bridge"
-            ) as conn:
+            ) as conn, asyncio.TaskGroup() as background:
                 await self.directory.load(conn)
                 await conn.commit()
                 await self.link.connect([s.topic("+", "readings"), s.topic("+", "acks")])
-                dispatcher = asyncio.create_task(dispatch(s, self.link, dispatcher_ready))
+                dispatcher_ready = asyncio.Event()
+                background.create_task(dispatch(s, self.link, dispatcher_ready))
+                background.create_task(keep_partitions_ahead(s.database_url))
                 await dispatcher_ready.wait()
                 await self.link.subscribed.wait()
                 self.ready.set()
                 log.info("bridge ready: %s -> kafka %s", s.topic("+", "readings"),
                          s.readings_topic)
-                while True:
-                    message = await self.link.messages.get()
-                    try:
-                        await self.handle(conn, message)
-                    except psycopg.OperationalError:
-                        raise  # lost the database: stop unacknowledged, the broker redelivers
-                    self.link.ack(message)
+                await self._forward_forever(conn)
         finally:
-            if dispatcher:
-                dispatcher.cancel()
-                with suppress(asyncio.CancelledError):
-                    await dispatcher
             await self.link.close()
             await self.producer.stop()
+
+    async def _forward_forever(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        while True:
+            message = await self.link.messages.get()
+            # an error here (database or Kafka gone) stops the bridge before the MQTT ack:
+            # the broker delivers the message again to the next bridge
+            await self.handle(conn, message)
+            self.link.ack(message)
 
 
 def _text(payload: bytes) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from pydantic import ValidationError
 
@@ -43,15 +44,26 @@ def parse_envelope(payload: bytes, topic_gateway: str) -> BatchEnvelope | str:
     return envelope
 
 
-def check_samples(envelope: BatchEnvelope) -> tuple[list[Sample], list[tuple[str, str]]]:
+def check_samples(
+    envelope: BatchEnvelope, latest_allowed: datetime
+) -> tuple[list[Sample], list[tuple[str, str]]]:
+    """The samples that are well formed and not from the future (a gateway whose clock runs
+    ahead would otherwise stamp readings no later reading could follow)."""
     samples: list[Sample] = []
     dead: list[tuple[str, str]] = []
     for raw in envelope.samples:
         try:
-            samples.append(Sample.model_validate(raw))
+            sample = Sample.model_validate(raw)
         except ValidationError as exc:
             dead.append((f"invalid sample in batch {envelope.gateway}/{envelope.seq}: "
                          f"{_errors(exc)}", json.dumps(raw, default=str)))
+            continue
+        if sample.ts > latest_allowed:
+            dead.append((f"sample in batch {envelope.gateway}/{envelope.seq} is from the future: "
+                         f"{sample.ts.isoformat()} is after {latest_allowed.isoformat()}",
+                         sample.model_dump_json()))
+            continue
+        samples.append(sample)
     return samples, dead
 
 

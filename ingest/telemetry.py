@@ -1,4 +1,4 @@
-"""Writing what the bridge takes in: readings and forwarded batches.
+"""Writing what the bridge takes in: readings (and their partitions) and forwarded batches.
 
 Readings go through binary COPY into a staging table, then one idempotent INSERT on the
 natural key (meter, register, ts): a batch delivered twice stores each reading once.
@@ -6,6 +6,8 @@ natural key (meter, register, ts): a batch delivered twice stores each reading o
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +15,8 @@ import psycopg
 
 from meterline.contracts import Sample
 from meterline.db import copy_rows
+
+log = logging.getLogger("meterline.ingest")
 
 _STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS readings_in (
@@ -26,6 +30,10 @@ SELECT meter_id, register, ts, value, gateway_id FROM readings_in
 ON CONFLICT (meter_id, register, ts) DO NOTHING
 """
 
+
+_PARTITIONS = "SELECT ensure_readings_partitions(0, %s)"
+PARTITION_CHECK_EVERY = 12 * 3600.0  # seconds
+MONTHS_AHEAD = 3
 
 _SEEN = "SELECT 1 FROM ingest_batches WHERE gateway_id = %s AND seq = %s"
 _FORWARDED = """
@@ -58,3 +66,17 @@ async def mark_forwarded(
     cur: psycopg.AsyncCursor[Any], gateway: str, seq: int, samples: int
 ) -> None:
     await cur.execute(_FORWARDED, (gateway, seq, samples))
+
+
+async def keep_partitions_ahead(database_url: str) -> None:
+    """Make sure the readings table has partitions for the coming months, now and twice a
+    day, until cancelled (a no-op on TimescaleDB, which makes its chunks itself)."""
+    while True:
+        async with await psycopg.AsyncConnection.connect(
+            database_url, autocommit=True, application_name="meterline-partitions"
+        ) as conn:
+            cur = await conn.execute(_PARTITIONS, (MONTHS_AHEAD,))
+            row = await cur.fetchone()
+            if row and row[0]:
+                log.info("created %d readings partition(s) ahead", row[0])
+        await asyncio.sleep(PARTITION_CHECK_EVERY)  # a schedule, not a synchronisation

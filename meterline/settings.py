@@ -84,6 +84,10 @@ class Settings(BaseSettings):
         description="MQTT client id of the bridge (its persistent session keeps unacknowledged "
         "batches while it is away).",
     )
+    max_clock_skew: float = Field(
+        600.0, ge=0, description="Seconds a reading's time may be ahead of the bridge's clock; "
+        "later readings are dead-lettered.",
+    )
 
     # --- API
     api_host: str = Field("127.0.0.1", description="Address the API listens on.")

@@ -2,6 +2,36 @@
 -- With TimescaleDB: a hypertable. Without it: range partitions by month plus a default
 -- partition, so a reading is never refused for lack of a partition.
 
+-- Monthly partitions (UTC months) from months_from to months_to relative to the current month,
+-- for a partitioned readings table; a no-op on a hypertable. Returns how many it created.
+-- The bridge calls it at start and twice a day so the months ahead always exist.
+CREATE FUNCTION ensure_readings_partitions(months_from integer, months_to integer)
+RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    this_month constant timestamp := date_trunc('month', now() AT TIME ZONE 'UTC');
+    month timestamp;
+    created integer := 0;
+BEGIN
+    IF (SELECT relkind FROM pg_class WHERE oid = 'readings'::regclass) <> 'p' THEN
+        RETURN 0;
+    END IF;
+    FOR month IN
+        SELECT generate_series(this_month + make_interval(months => months_from),
+                               this_month + make_interval(months => months_to),
+                               interval '1 month')
+    LOOP
+        IF to_regclass('readings_' || to_char(month, 'YYYY_MM')) IS NULL THEN
+            EXECUTE format(
+                'CREATE TABLE %I PARTITION OF readings FOR VALUES FROM (%L) TO (%L)',
+                'readings_' || to_char(month, 'YYYY_MM'),
+                month AT TIME ZONE 'UTC', (month + interval '1 month') AT TIME ZONE 'UTC');
+            created := created + 1;
+        END IF;
+    END LOOP;
+    RETURN created;
+END
+$$;
+
 DO $$
 DECLARE
     columns constant text := $columns$
@@ -13,7 +43,6 @@ DECLARE
         received_at  timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (meter_id, register, ts)
     $columns$;
-    month date;
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') THEN
         CREATE EXTENSION IF NOT EXISTS timescaledb;
@@ -22,15 +51,7 @@ BEGIN
     ELSE
         EXECUTE format('CREATE TABLE readings (%s) PARTITION BY RANGE (ts)', columns);
         CREATE TABLE readings_default PARTITION OF readings DEFAULT;
-        FOR month IN
-            SELECT generate_series(date_trunc('month', now()) - interval '12 months',
-                                   date_trunc('month', now()) + interval '24 months',
-                                   interval '1 month')::date
-        LOOP
-            EXECUTE format(
-                'CREATE TABLE %I PARTITION OF readings FOR VALUES FROM (%L) TO (%L)',
-                'readings_' || to_char(month, 'YYYY_MM'), month, month + interval '1 month');
-        END LOOP;
+        PERFORM ensure_readings_partitions(-12, 24);
     END IF;
 END
 $$;

@@ -170,6 +170,7 @@ async def test_bad_samples_are_dead_lettered_alone_and_the_rest_goes_on(
         sample(other, "lots", T0 + timedelta(seconds=1)),  # not a number
         sample(stranger, "3"),  # unknown meter
         {**sample(other, "5"), "unit": "m3"},  # wrong unit for that register
+        sample(other, "6", datetime.now(UTC) + timedelta(hours=1)),  # from the future
     ]
     async with running_bridge(settings):
         await publisher.publish(settings.topic(settings.gateway_id, "readings"),
@@ -180,11 +181,12 @@ async def test_bad_samples_are_dead_lettered_alone_and_the_rest_goes_on(
         "SELECT reason FROM dead_letters WHERE reason LIKE %s ORDER BY id",
         (f"%{settings.gateway_id}/1%",))
     reasons = [r for (r,) in await cur.fetchall()]
-    assert len(reasons) == 4
+    assert len(reasons) == 5
     assert any("greater than or equal to 0" in r for r in reasons)
     assert any("decimal" in r.lower() for r in reasons)
     assert any(f"unknown meter {stranger}" in r for r in reasons)
     assert any("is in kWh, sample says m3" in r for r in reasons)
+    assert any("is from the future" in r for r in reasons)
     assert await count(conn, "SELECT count(*) FROM readings WHERE meter_id = ANY(%s)",
                        [good, other]) == 1
     records = await kafka_records(settings, 1)

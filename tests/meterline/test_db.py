@@ -78,3 +78,21 @@ async def test_a_failing_migration_leaves_nothing_half_applied(
     assert await fetch(fresh_url, "SELECT 1 FROM pg_class WHERE relname = 'half'") == []
     versions = [r[0] for r in await fetch(fresh_url, "SELECT version FROM schema_migrations")]
     assert "9999_broken" not in versions and len(versions) == len(broken) - 1
+
+
+async def test_partitions_for_the_months_ahead_are_created_when_missing(fresh_url: str) -> None:
+    await db.migrate(fresh_url)
+    async with await psycopg.AsyncConnection.connect(fresh_url, autocommit=True) as conn:
+        cur = await conn.execute("""
+            SELECT to_char(date_trunc('month', now() AT TIME ZONE 'UTC')
+                           + interval '2 months', 'YYYY_MM')""")
+        row = await cur.fetchone()
+        assert row is not None
+        partition = f"readings_{row[0]}"
+        await conn.execute(f"DROP TABLE {partition}")
+        cur = await conn.execute("SELECT ensure_readings_partitions(0, 3)")
+        assert await cur.fetchone() == (1,)
+        cur = await conn.execute("SELECT ensure_readings_partitions(0, 3)")
+        assert await cur.fetchone() == (0,)
+        cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (partition,))
+        assert await cur.fetchone() == (True,)
