@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
+import sqlite3
 from datetime import UTC, datetime
 
 from gateway.commands import CommandHandler
+from gateway.forwarder import WINDOW, Forwarder
 from gateway.meter_table import MeterTable
 from gateway.meters_config import parse_gateway_meters
 from gateway.modbus_endpoint import ModbusEndpoint
+from gateway.outbox import MAX_BYTES, Outbox
 from gateway.poller import Poller
-from gateway.sequence import SequenceStore
 from meterline.contracts import ReadingsBatch
 from meterline.mqtt import MqttLink
 from meterline.register_maps import SDM120, MeterMap
@@ -21,9 +24,9 @@ from meterline.settings import Settings
 log = logging.getLogger("meterline.gateway")
 
 DRAIN_TIMEOUT = 2.0  # on shutdown, seconds to wait for the broker to acknowledge the rest
-# About a day of 2-second cycles waiting for a broker that is away; below 65535, so the
-# message ids of unacknowledged messages never repeat.
-MAX_QUEUED_MESSAGES = 50_000
+# Readings wait on disk (the outbox) and take at most WINDOW of paho's queue; the rest is
+# room for command acks. Far below 65535, so the ids of unacknowledged messages never repeat.
+MAX_QUEUED_MESSAGES = WINDOW + 1_000
 RECONNECT_MAX_DELAY = 30  # seconds between attempts to reach a broker that is away, at most
 
 
@@ -38,8 +41,9 @@ class Gateway:
     publishes one ReadingsBatch per cycle and executes relay commands, until cancelled.
 
     ``ready`` is set once the serials have been read and the command subscription is
-    acknowledged by the broker. Polling starts before that: batches published while the
-    broker is away wait in memory."""
+    acknowledged by the broker. Polling starts before that: every batch is stored in the
+    outbox (on disk) before it is published, and stays there until the broker acknowledged
+    it, so batches wait for a broker that is away across restarts too."""
 
     def __init__(
         self,
@@ -48,13 +52,14 @@ class Gateway:
         meter_map: MeterMap = SDM120,
         modbus_timeout: float = 1.0,
         persistent_session: bool = True,
+        outbox_max_bytes: int = MAX_BYTES,
     ) -> None:
         self.settings = settings
         self.meter_map = meter_map
         self.endpoint_configs = parse_gateway_meters(settings.gateway_meters)
         self.modbus_timeout = modbus_timeout
         self.persistent_session = persistent_session
-        self.sequence = SequenceStore(settings.gateway_state_dir, settings.gateway_id)
+        self.outbox_max_bytes = outbox_max_bytes
         self.readings_topic = settings.topic(settings.gateway_id, "readings")
         self.commands_topic = settings.topic(settings.gateway_id, "commands")
         self.acks_topic = settings.topic(settings.gateway_id, "acks")
@@ -63,7 +68,9 @@ class Gateway:
 
     async def run(self) -> None:
         settings = self.settings
-        next_seq = self.sequence.load()  # a damaged state file stops the gateway here
+        # a damaged outbox stops the gateway here, rather than reuse batch numbers
+        outbox = Outbox(settings.gateway_state_dir, settings.gateway_id,
+                        max_bytes=self.outbox_max_bytes)
         endpoints = [ModbusEndpoint(c, timeout=self.modbus_timeout) for c in self.endpoint_configs]
         table = self.table = MeterTable(endpoints)
         poller = Poller(table, self.meter_map)
@@ -76,17 +83,21 @@ class Gateway:
             reconnect_max_delay=RECONNECT_MAX_DELAY,
             logger=log,
         )
+        forwarder = Forwarder(outbox, mqtt, self.readings_topic)
         log.info(
-            "gateway %s starting: %d meter(s) on %s, next batch %d, MQTT %s:%d",
+            "gateway %s starting: %d meter(s) on %s, next batch %d, %d earlier batch(es) "
+            "in the outbox to send first, MQTT %s:%d",
             settings.gateway_id, len(table.meters),
-            ", ".join(e.address for e in endpoints), next_seq,
+            ", ".join(e.address for e in endpoints), outbox.next_seq, len(outbox),
             settings.mqtt_host, settings.mqtt_port,
         )
         mqtt.start([self.commands_topic])
         try:
             await poller.identify_all()
             async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(self._poll_forever(poller, mqtt), name="gateway poll")
+                tasks.create_task(forwarder.run(), name="gateway forward")
+                tasks.create_task(self._poll_forever(poller, outbox, forwarder),
+                                  name="gateway poll")
                 tasks.create_task(self._serve_commands(commands, mqtt), name="gateway commands")
                 await mqtt.subscribed.wait()
                 log.info(
@@ -99,23 +110,33 @@ class Gateway:
                 self.ready.set()
         finally:
             self.ready.clear()
-            if not await mqtt.drain(DRAIN_TIMEOUT):
+            drained = await mqtt.drain(DRAIN_TIMEOUT)
+            with contextlib.suppress(sqlite3.Error):  # left in the outbox: sent again later
+                forwarder.settle()
+            if len(outbox):
+                log.warning(
+                    "gateway %s stopping with %d batch(es) the broker has not acknowledged: "
+                    "they stay in the outbox %s and are sent on the next start",
+                    settings.gateway_id, len(outbox), outbox.path,
+                )
+            elif not drained:
                 log.warning(
                     "gateway %s stopping with %d message(s) the broker has not acknowledged",
                     settings.gateway_id, mqtt.unacknowledged,
                 )
             await mqtt.close()
+            outbox.close()
             for endpoint in endpoints:
                 endpoint.close()
             log.info("gateway %s stopped", settings.gateway_id)
 
-    async def _poll_forever(self, poller: Poller, mqtt: MqttLink) -> None:
+    async def _poll_forever(self, poller: Poller, outbox: Outbox, forwarder: Forwarder) -> None:
         loop = asyncio.get_running_loop()
         interval = self.settings.poll_interval
         due = loop.time()
         while True:
             try:
-                await self._cycle(poller, mqtt)
+                await self._cycle(poller, outbox, forwarder)
             except Exception:  # a bug in one cycle must not stop the gateway
                 log.exception("poll cycle failed")
             due += interval
@@ -127,22 +148,23 @@ class Gateway:
                 due += missed * interval
             await asyncio.sleep(due - now)
 
-    async def _cycle(self, poller: Poller, mqtt: MqttLink) -> None:
+    async def _cycle(self, poller: Poller, outbox: Outbox, forwarder: Forwarder) -> None:
         polled_at = datetime.now(UTC)
         samples = await poller.poll()
+
+        def payload(seq: int) -> str:
+            return ReadingsBatch(
+                gateway=self.settings.gateway_id, seq=seq, polled_at=polled_at, samples=samples
+            ).model_dump_json()
+
         try:
-            seq = self.sequence.take()
-        except OSError as exc:
-            log.error("cannot record the batch number in %s, batch not sent: %s",
-                      self.sequence.path, exc)
+            seq = outbox.add(payload)  # on disk before it is published
+        except sqlite3.Error as exc:
+            log.error("cannot store the batch in the outbox %s, batch not sent: %s",
+                      outbox.path, exc)
             return
-        batch = ReadingsBatch(
-            gateway=self.settings.gateway_id, seq=seq, polled_at=polled_at, samples=samples
-        )
-        if not mqtt.publish_nowait(self.readings_topic, batch.model_dump_json()):
-            log.error("MQTT queue full: batch %d with %d sample(s) dropped", seq, len(samples))
-        else:
-            log.debug("batch %d: %d sample(s)", seq, len(samples))
+        forwarder.stored()
+        log.debug("batch %d: %d sample(s)", seq, len(samples))
 
     async def _serve_commands(self, commands: CommandHandler, mqtt: MqttLink) -> None:
         while True:

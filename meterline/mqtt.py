@@ -1,14 +1,16 @@
 """An asyncio face on paho-mqtt, shared by the gateway and the bridge.
 
 paho runs its network loop in a thread; everything it reports is handed to the asyncio loop
-through ``call_soon_threadsafe``: incoming messages land in the ``messages`` queue, and the
-``connected`` and ``subscribed`` events follow the connection.
+through ``call_soon_threadsafe``: incoming messages land in the ``messages`` queue, the
+``connected`` and ``subscribed`` events follow the connection, and ``connections`` counts
+the connections made.
 
 paho reconnects by itself, subscribes again after every connect, and keeps QoS 1 messages
 published while the broker is away in memory, sending them once it is back (in memory only:
-a restart loses what was not delivered yet). ``publish`` waits for the broker's PUBACK;
-``publish_nowait`` only queues, and ``drain`` waits until every message queued so far is
-acknowledged.
+a restart loses what was not delivered yet; the gateway keeps its readings on disk in its
+outbox and hands paho only a window of them). ``publish`` waits for the broker's PUBACK;
+``publish_nowait`` only queues (its ``on_ack`` callback runs once that message is
+acknowledged), and ``drain`` waits until every message queued so far is acknowledged.
 
 With ``manual_ack`` a message is acknowledged only when ``ack`` is called, so the broker
 delivers it again if the process dies before that (needs a persistent session:
@@ -78,9 +80,12 @@ class MqttLink:
         self.messages: asyncio.Queue[Message] = asyncio.Queue()
         self.connected = asyncio.Event()
         self.subscribed = asyncio.Event()  # connected and the subscriptions acknowledged
+        # connections made so far: after each new one paho sends again what it still holds
+        self.connections = 0
         self._subscriptions: tuple[str, ...] = ()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: set[int] = set()  # mids of QoS 1 messages not acknowledged yet
+        self._on_ack: dict[int, Callable[[], None]] = {}  # mid -> publish_nowait's on_ack
         self._drained = asyncio.Event()
         self._drained.set()
         self.client.on_connect = self._on_connect
@@ -115,7 +120,7 @@ class MqttLink:
         self.log.info("connected to MQTT broker %s", self.address)
         if self._subscriptions:
             client.subscribe([(topic, 1) for topic in self._subscriptions])
-            self._to_loop(self.connected.set)
+            self._to_loop(self._set_connected)
         else:
             self._to_loop(self._set_connected_and_subscribed)
 
@@ -129,7 +134,7 @@ class MqttLink:
     ) -> None:
         if reason.is_failure:
             self.log.warning(
-                "lost the MQTT broker %s: %s (reconnecting; QoS 1 messages wait in memory)",
+                "lost the MQTT broker %s: %s (reconnecting; unacknowledged messages go again)",
                 self.address, reason,
             )
         self._to_loop(self._set_disconnected)
@@ -164,8 +169,12 @@ class MqttLink:
         self._to_loop(self._published, mid)
 
     # asyncio side --------------------------------------------------------------------------
-    def _set_connected_and_subscribed(self) -> None:
+    def _set_connected(self) -> None:
+        self.connections += 1
         self.connected.set()
+
+    def _set_connected_and_subscribed(self) -> None:
+        self._set_connected()
         self.subscribed.set()
 
     def _set_disconnected(self) -> None:
@@ -176,6 +185,9 @@ class MqttLink:
         self._pending.discard(mid)
         if not self._pending:
             self._drained.set()
+        on_ack = self._on_ack.pop(mid, None)
+        if on_ack is not None:
+            on_ack()
 
     def start(self, subscriptions: Sequence[str] = ()) -> None:
         """Connect in the background, neither waiting nor raising: paho keeps trying until
@@ -216,10 +228,20 @@ class MqttLink:
         if not info.is_published():
             raise MqttError(f"broker did not acknowledge a message on {topic} in {timeout}s")
 
-    def publish_nowait(self, topic: str, payload: bytes | str) -> bool:
+    def publish_nowait(
+        self, topic: str, payload: bytes | str, *, on_ack: Callable[[], None] | None = None
+    ) -> bool:
         """Queue a QoS 1 message; paho sends it, and keeps it while the broker is away.
-        False if the queue is full (``max_queued_messages``): the message is dropped."""
-        return self._queue(topic, payload).rc != MQTTErrorCode.MQTT_ERR_QUEUE_SIZE
+        False if the queue is full (``max_queued_messages``): the message is dropped.
+        ``on_ack`` is called in the event loop once the broker acknowledged this message
+        (never, if it was dropped or the link closed first)."""
+        info = self._queue(topic, payload)
+        if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
+            return False
+        if on_ack is not None:
+            # on_publish reaches the loop through call_soon_threadsafe: after this runs
+            self._on_ack[info.mid] = on_ack
+        return True
 
     @property
     def unacknowledged(self) -> int:

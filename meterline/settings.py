@@ -48,7 +48,9 @@ class Settings(BaseSettings):
     )
     poll_interval: float = Field(1.0, gt=0, description="Seconds between poll cycles.")
     gateway_state_dir: Path = Field(
-        Path("var/gateway"), description="Where the gateway keeps its batch sequence number."
+        Path("var/gateway"),
+        description="Where the gateway keeps its outbox (SQLite): batches not yet acknowledged "
+        "by the broker, and the batch sequence number.",
     )
 
     # --- simulators

@@ -67,11 +67,16 @@ class RunningGateways:
         self.tasks: dict[Gateway, asyncio.Task[None]] = {}
         self.gateway_ids: set[str] = set()
 
-    async def start(self, settings: Settings, **options: Any) -> Gateway:
+    async def start(self, settings: Settings, *, wait_ready: bool = True,
+                    **options: Any) -> Gateway:
+        """Start a gateway and wait until it is ready (unless ``wait_ready`` is False: with
+        the broker away, it polls and stores batches but never gets ready)."""
         gateway = Gateway(settings, **options)
         self.gateway_ids.add(settings.gateway_id)
         task = asyncio.create_task(gateway.run())
         self.tasks[gateway] = task
+        if not wait_ready:
+            return gateway
         ready = asyncio.create_task(gateway.ready.wait())
         done, _ = await asyncio.wait(
             {ready, task}, timeout=10, return_when=asyncio.FIRST_COMPLETED

@@ -36,6 +36,11 @@ class MqttProbe:
     async def next(self, topic: str, timeout: float = 5.0) -> bytes:
         return await asyncio.wait_for(self._queues[topic].get(), timeout)
 
+    def received(self, topic: str) -> list[bytes]:
+        """The payloads that arrived and were not taken yet, without waiting."""
+        queue = self._queues[topic]
+        return [queue.get_nowait() for _ in range(queue.qsize())]
+
     def publish(self, topic: str, payload: str | bytes) -> None:
         self._client.publish(topic, payload, qos=1)
 

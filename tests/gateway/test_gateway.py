@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
+from gateway.outbox import Outbox
 from gateway.service import mqtt_client_id, run
 from meterline.contracts import CommandAck, ReadingsBatch, RelayAction, RelayCommand
 from meterline.kafka import free_port
@@ -114,8 +116,67 @@ async def test_seq_continues_after_a_restart(
     assert seqs == list(range(len(seqs)))
     assert batch.seq == seqs[-1] + 1
     assert (await next_batch(mqtt, readings)).seq == batch.seq + 1
-    state_file = settings.gateway_state_dir / f"{settings.gateway_id}.seq"
-    assert int(state_file.read_text()) > batch.seq
+
+
+def outbox_seqs(settings: Settings) -> list[int]:
+    """The batches in a gateway's outbox, read straight from its file (the gateway may be
+    running: WAL lets a reader in)."""
+    path = settings.gateway_state_dir / f"{settings.gateway_id}.sqlite"
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return [seq for (seq,) in db.execute("SELECT seq FROM batches ORDER BY seq")]
+
+
+async def test_acknowledged_batches_leave_the_outbox(
+    settings: Settings, fleet: Fleet, gateways: RunningGateways, probe: Probe
+) -> None:
+    readings, _, _ = topics(settings)
+    mqtt = await probe(readings)
+    gateway = await gateways.start(settings)
+    latest = first = await next_batch(mqtt, readings)
+    assert first.seq == 0
+    async with asyncio.timeout(10):  # the broker's ack follows: a cycle or two later, gone
+        while first.seq in outbox_seqs(settings):
+            latest = await next_batch(mqtt, readings)
+    assert latest.seq - first.seq <= 3
+    assert len(outbox_seqs(settings)) <= 2  # the one just published, maybe not acked yet
+
+    await gateways.stop(gateway)  # waits for the acks of the rest
+    outbox = Outbox(settings.gateway_state_dir, settings.gateway_id)
+    try:
+        assert (len(outbox), outbox.size) == (0, 0)
+        last = outbox.next_seq - 1
+    finally:
+        outbox.close()
+    while latest.seq < last:  # every batch that left the outbox did reach the broker
+        batch = await next_batch(mqtt, readings)
+        assert batch.seq == latest.seq + 1
+        latest = batch
+
+
+async def test_numbering_taken_over_from_the_old_seq_file_never_goes_back(
+    settings: Settings, fleet: Fleet, gateways: RunningGateways, probe: Probe
+) -> None:
+    readings, _, _ = topics(settings)
+    old_file = settings.gateway_state_dir / f"{settings.gateway_id}.seq"
+    old_file.parent.mkdir(parents=True)
+    old_file.write_text("41\n")  # a gateway upgraded in the field: it has sent 0 to 40
+    mqtt = await probe(readings)
+    first = await gateways.start(settings)
+    seqs = [(await next_batch(mqtt, readings)).seq for _ in range(2)]
+    assert seqs == [41, 42]
+    assert not old_file.exists()
+    await gateways.stop(first)
+
+    old_file.write_text("41\n")  # say the old file came back (a backup restored)
+    restarted_at = datetime.now(UTC)
+    await gateways.start(settings)
+    batch = await next_batch(mqtt, readings)
+    while batch.polled_at <= restarted_at:
+        seqs.append(batch.seq)  # published by the first run before it stopped
+        batch = await next_batch(mqtt, readings)
+    assert seqs == list(range(41, 41 + len(seqs)))
+    assert batch.seq == seqs[-1] + 1  # never back to 41
+    assert not old_file.exists()
 
 
 async def test_relay_commands_write_the_coil_and_are_acknowledged(
@@ -276,7 +337,7 @@ async def test_run_logs_ready_publishes_and_stops_on_cancel(
         logger.removeHandler(watch)
         await asyncio.to_thread(forget_session, *mqtt_broker, mqtt_client_id(settings.gateway_id))
     assert any(r.getMessage() == f"gateway {settings.gateway_id} stopped" for r in caplog.records)
-    assert (settings.gateway_state_dir / f"{settings.gateway_id}.seq").exists()
+    assert (settings.gateway_state_dir / f"{settings.gateway_id}.sqlite").exists()
 
 
 async def test_a_serial_reported_by_two_meters_is_left_out_of_the_second(
