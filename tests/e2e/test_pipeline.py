@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -60,9 +60,12 @@ class Meter:
         return bool(reply.bits[0])
 
 
+ConnectMeter = Callable[[int, int], Awaitable[Meter]]
+
+
 @pytest.fixture
-async def modbus(make_settings: Callable[..., Settings]) -> AsyncIterator[Callable[[int, int],
-                                                                                  Any]]:
+async def modbus() -> AsyncIterator[ConnectMeter]:
+    """Connects to a meter (port, unit id) and closes every connection at the end."""
     clients: list[AsyncModbusTcpClient] = []
 
     async def connect(port: int, unit: int) -> Meter:
@@ -112,7 +115,7 @@ async def forwarded(conn: psycopg.AsyncConnection[Any], gateway: str) -> int:
 
 async def test_meters_pay_for_exactly_what_they_consume_end_to_end(
     make_settings: Callable[..., Settings], conn: psycopg.AsyncConnection[Any],
-    tmp_path: Path, modbus: Callable[[int, int], Any],
+    tmp_path: Path, modbus: ConnectMeter,
 ) -> None:
     sim_port, api_port = free_port(), free_port()
     serial_base = 90_000_000 + uuid.uuid4().int % 9_000_000
