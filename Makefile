@@ -38,6 +38,7 @@ test: lint $(NPM_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.pipeline
+	$(BIN)/python -m bench.bridge
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

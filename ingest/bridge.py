@@ -1,12 +1,14 @@
 """The MQTT -> Kafka bridge.
 
-For each gateway batch (``{root}/{gateway}/readings``), in order:
-1. check it (a malformed batch or sample is dead-lettered with the reason), skip a batch
-   already forwarded (``ingest_batches``, key (gateway, seq));
+Gateway batches (``{root}/{gateway}/readings``) are taken in groups: the ones waiting when
+the bridge is ready for more, up to ``GROUP``. For each group, in order:
+1. check each batch (a malformed batch or sample is dead-lettered with the reason), skip a
+   batch already forwarded (``ingest_batches``, key (gateway, seq));
 2. in one transaction: store the readings (idempotent), the dead letters, produce one Kafka
-   record per account (key = account) and wait for Kafka's acknowledgement, record the batch;
-3. only then acknowledge the MQTT message. A crash anywhere before makes the broker deliver
-   the batch again (persistent session); every step above is idempotent.
+   record per batch and account (key = account) and wait for Kafka's acknowledgement, record
+   the batches;
+3. only then acknowledge the MQTT messages. A crash anywhere before makes the broker deliver
+   them again (persistent session); every step above is idempotent.
 
 It also stores the gateways' command acks and runs the relay command dispatcher.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,11 +28,12 @@ from ingest.commands import dispatch, record_ack
 from ingest.directory import MeterDirectory
 from ingest.readings import check_samples, parse_envelope, route
 from ingest.telemetry import (
-    already_forwarded,
+    forwarded_before,
     keep_partitions_ahead,
     mark_forwarded,
     store_readings,
 )
+from meterline.contracts import AccountReadings, BatchEnvelope, Sample
 from meterline.dead_letters import dead_letter
 from meterline.kafka import ensure_topics
 from meterline.mqtt import Message, MqttLink
@@ -37,10 +41,15 @@ from meterline.settings import Settings
 
 log = logging.getLogger("meterline.ingest")
 
+# gateway batches taken in one transaction at most: those waiting when the bridge is ready
+# for more (the broker sends a subscriber a limited number unacknowledged at a time anyway)
+GROUP = 100
+
 
 class Bridge:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, group: int = GROUP) -> None:
         self.settings = settings
+        self.group = group
         self.directory = MeterDirectory()
         self.link = MqttLink(settings, settings.bridge_client_id, clean_session=False,
                              manual_ack=True)
@@ -48,48 +57,76 @@ class Bridge:
             bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=2,
             enable_idempotence=False,
         )
-        self.batches = 0
+        self.batches = 0  # forwarded since start
+        self.progress = asyncio.Condition()  # notified whenever ``batches`` grows
         self.ready = asyncio.Event()  # subscribed, and the command dispatcher listens
 
-    async def handle(self, conn: psycopg.AsyncConnection[Any], message: Message) -> None:
-        parts = message.topic.split("/")
-        gateway, kind = parts[-2], parts[-1]
-        if kind == "acks":
-            async with conn.transaction():
-                reason = await record_ack(conn, message.payload)
-                if reason:
-                    await dead_letter(conn.cursor(), "mqtt", [(reason, _text(message.payload))])
-            return
-        await self.forward(conn, gateway, message.payload)
+    async def handle(self, conn: psycopg.AsyncConnection[Any],
+                     messages: Sequence[Message]) -> None:
+        """Command acks one by one; gateway batches together, in one transaction."""
+        batches: list[tuple[str, bytes]] = []
+        for message in messages:
+            parts = message.topic.split("/")
+            gateway, kind = parts[-2], parts[-1]
+            if kind == "acks":
+                async with conn.transaction():
+                    reason = await record_ack(conn, message.payload)
+                    if reason:
+                        await dead_letter(conn.cursor(), "mqtt",
+                                          [(reason, _text(message.payload))])
+            else:
+                batches.append((gateway, message.payload))
+        if batches:
+            await self.forward(conn, batches)
 
-    async def forward(self, conn: psycopg.AsyncConnection[Any], gateway: str,
-                      payload: bytes) -> None:
-        async with conn.transaction():
-            cur = conn.cursor()
+    async def forward(self, conn: psycopg.AsyncConnection[Any],
+                      batches: Sequence[tuple[str, bytes]]) -> None:
+        """Check, store and produce gateway batches ((topic gateway, payload) pairs): all in
+        one transaction that commits only after Kafka acknowledged every record."""
+        dead: list[tuple[str, str]] = []
+        envelopes: list[BatchEnvelope] = []
+        for gateway, payload in batches:
             envelope = parse_envelope(payload, gateway)
             if isinstance(envelope, str):
-                await dead_letter(cur, "mqtt", [(envelope, _text(payload))])
-                return
-            if await already_forwarded(cur, envelope.gateway, envelope.seq):
-                log.debug("batch %s/%s seen before, skipped", envelope.gateway, envelope.seq)
-                return
-            latest = datetime.now(UTC) + timedelta(seconds=self.settings.max_clock_skew)
-            samples, dead = check_samples(envelope, latest)
-            meters = await self.directory.resolve(conn, {s.meter for s in samples})
-            routed = route(envelope, samples, meters)
-            await store_readings(cur, envelope.gateway, routed.samples)
-            await dead_letter(cur, "mqtt", dead + routed.dead)
+                dead.append((envelope, _text(payload)))
+            else:
+                envelopes.append(envelope)
+        latest = datetime.now(UTC) + timedelta(seconds=self.settings.max_clock_skew)
+        async with conn.transaction():
+            cur = conn.cursor()
+            seen = await forwarded_before(cur, [(e.gateway, e.seq) for e in envelopes])
+            fresh: list[BatchEnvelope] = []
+            for envelope in envelopes:  # skip batches seen before, here or in this group
+                if (envelope.gateway, envelope.seq) not in seen:
+                    seen.add((envelope.gateway, envelope.seq))
+                    fresh.append(envelope)
+            checked = [(e, *check_samples(e, latest)) for e in fresh]
+            meters = await self.directory.resolve(
+                conn, {s.meter for _, samples, _ in checked for s in samples})
+            stored: list[tuple[str, Sample]] = []
+            records: list[AccountReadings] = []
+            for envelope, samples, bad in checked:
+                routed = route(envelope, samples, meters)
+                stored += [(envelope.gateway, s) for s in routed.samples]
+                records += routed.records
+                dead += bad + routed.dead
+            await store_readings(cur, stored)
+            await dead_letter(cur, "mqtt", dead)
             sent = [
                 await self.producer.send(
                     self.settings.readings_topic,
                     value=record.model_dump_json().encode(),
                     key=record.account.encode(),
                 )
-                for record in routed.records
+                for record in records
             ]
             await asyncio.gather(*sent)
-            await mark_forwarded(cur, envelope.gateway, envelope.seq, len(envelope.samples))
-        self.batches += 1
+            if fresh:
+                await mark_forwarded(cur, [(e.gateway, e.seq, len(e.samples)) for e in fresh])
+        if fresh:
+            async with self.progress:
+                self.batches += len(fresh)
+                self.progress.notify_all()
 
     async def run(self) -> None:
         s = self.settings
@@ -116,12 +153,16 @@ class Bridge:
             await self.producer.stop()
 
     async def _forward_forever(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        queue = self.link.messages
         while True:
-            message = await self.link.messages.get()
-            # an error here (database or Kafka gone) stops the bridge before the MQTT ack:
-            # the broker delivers the message again to the next bridge
-            await self.handle(conn, message)
-            self.link.ack(message)
+            messages = [await queue.get()]
+            while len(messages) < self.group and not queue.empty():
+                messages.append(queue.get_nowait())
+            # an error here (database or Kafka gone) stops the bridge before the MQTT acks:
+            # the broker delivers the messages again to the next bridge
+            await self.handle(conn, messages)
+            for message in messages:
+                self.link.ack(message)
 
 
 def _text(payload: bytes) -> str:

@@ -35,16 +35,23 @@ _PARTITIONS = "SELECT ensure_readings_partitions(0, %s)"
 PARTITION_CHECK_EVERY = 12 * 3600.0  # seconds
 MONTHS_AHEAD = 3
 
-_SEEN = "SELECT 1 FROM ingest_batches WHERE gateway_id = %s AND seq = %s"
+_SEEN = """
+SELECT b.gateway_id, b.seq
+  FROM ingest_batches b
+  JOIN unnest(%s::text[], %s::bigint[]) AS k(gateway_id, seq)
+    ON b.gateway_id = k.gateway_id AND b.seq = k.seq
+"""
 _FORWARDED = """
-INSERT INTO ingest_batches (gateway_id, seq, samples) VALUES (%s, %s, %s)
+INSERT INTO ingest_batches (gateway_id, seq, samples)
+SELECT * FROM unnest(%s::text[], %s::bigint[], %s::integer[])
 ON CONFLICT DO NOTHING
 """
 
 
 async def store_readings(
-    cur: psycopg.AsyncCursor[Any], gateway: str, samples: Sequence[Sample]
+    cur: psycopg.AsyncCursor[Any], samples: Sequence[tuple[str, Sample]]
 ) -> None:
+    """Store (gateway, sample) pairs; a reading already stored is left as it is."""
     if not samples:
         return
     await cur.execute(_STAGING)
@@ -52,20 +59,24 @@ async def store_readings(
         cur, "readings_in",
         ("meter_id", "register", "ts", "value", "gateway_id"),
         ("text", "text", "timestamptz", "numeric", "text"),
-        ((s.meter, s.register.value, s.ts, s.value, gateway) for s in samples),
+        ((s.meter, s.register.value, s.ts, s.value, gateway) for gateway, s in samples),
     )
     await cur.execute(_STORE)
 
 
-async def already_forwarded(cur: psycopg.AsyncCursor[Any], gateway: str, seq: int) -> bool:
-    await cur.execute(_SEEN, (gateway, seq))
-    return await cur.fetchone() is not None
+async def forwarded_before(
+    cur: psycopg.AsyncCursor[Any], batches: Sequence[tuple[str, int]]
+) -> set[tuple[str, int]]:
+    """Which of these (gateway, seq) batches were forwarded already."""
+    await cur.execute(_SEEN, ([g for g, _ in batches], [s for _, s in batches]))
+    return {(gateway, seq) for gateway, seq in await cur.fetchall()}
 
 
 async def mark_forwarded(
-    cur: psycopg.AsyncCursor[Any], gateway: str, seq: int, samples: int
+    cur: psycopg.AsyncCursor[Any], batches: Sequence[tuple[str, int, int]]
 ) -> None:
-    await cur.execute(_FORWARDED, (gateway, seq, samples))
+    """Record (gateway, seq, samples) batches as forwarded."""
+    await cur.execute(_FORWARDED, tuple(map(list, zip(*batches, strict=True))))
 
 
 async def keep_partitions_ahead(database_url: str) -> None:
