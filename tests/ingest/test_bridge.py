@@ -203,3 +203,31 @@ async def test_a_batch_on_another_gateways_topic_is_refused(
         await publisher.publish(settings.topic(marker, "readings"), batch(settings, 1, []))
         row = await until(lambda: _dead_letter(conn, settings.gateway_id))
     assert "came on" in row[1] and marker in row[1]
+
+
+async def test_a_group_of_batches_is_taken_in_one_go_with_duplicates_inside_it_skipped(
+    make_settings: Callable[..., Settings], conn: psycopg.AsyncConnection[Any],
+) -> None:
+    settings = make_settings()
+    serials = await two_meters(conn, settings)
+    first = batch(settings, 1, [sample(s, "1.5") for s in serials])
+    second = batch(settings, 2, [sample(s, "2.5", T0 + timedelta(seconds=1)) for s in serials])
+    marker = unique("garbage")
+    bridge = Bridge(settings)
+    await bridge.producer.start()
+    try:
+        await bridge.forward(conn, [(settings.gateway_id, first), (settings.gateway_id, first),
+                                    (settings.gateway_id, marker.encode()),
+                                    (settings.gateway_id, second)])
+    finally:
+        await bridge.producer.stop()
+    assert bridge.batches == 2
+    assert await count(conn, "SELECT count(*) FROM readings WHERE meter_id = ANY(%s)",
+                       serials) == 4
+    assert await count(conn, "SELECT count(*) FROM ingest_batches WHERE gateway_id = %s",
+                       settings.gateway_id) == 2
+    assert await count(conn, "SELECT count(*) FROM dead_letters WHERE payload = %s",
+                       marker) == 1
+    records = await kafka_records(settings, 4)
+    assert sorted((r.seq, r.readings[0].meter) for _, r in records) == sorted(
+        (seq, s) for seq in (1, 2) for s in serials)
