@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -79,6 +78,6 @@ async def record_ack(conn: psycopg.AsyncConnection[Any], payload: bytes) -> str 
         ack = CommandAck.model_validate_json(payload)
     except ValueError as exc:
         return f"malformed command ack: {exc}"
-    await conn.execute(_ACK, {"ok": ack.ok, "at": ack.at or datetime.now(UTC),
+    await conn.execute(_ACK, {"ok": ack.ok, "at": ack.at,
                               "detail": ack.detail, "id": ack.command_id, "meter": ack.meter})
     return None

@@ -91,8 +91,7 @@ def route(
             continue
         routed.samples.append(sample)
         by_account.setdefault(meter.account, []).append(Reading(
-            meter=sample.meter, register=sample.register, unit=sample.unit, value=sample.value,
-            ts=sample.ts, provider=meter.provider, utility=Utility(meter.utility),
+            **sample.model_dump(), provider=meter.provider, utility=Utility(meter.utility)
         ))
     routed.records = [
         AccountReadings(account=account, gateway=envelope.gateway, seq=envelope.seq,

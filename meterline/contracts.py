@@ -78,14 +78,9 @@ class BatchEnvelope(Contract):
     samples: list[object]
 
 
-class Reading(Contract):
+class Reading(Sample):
     """A sample routed to its account: what rating prices."""
 
-    meter: MeterId
-    register: Register
-    unit: Unit
-    value: RegisterValue
-    ts: Timestamp
     provider: ProviderId
     utility: Utility
 

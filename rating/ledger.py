@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -23,22 +22,10 @@ from meterline.db import copy_rows
 from meterline.dead_letters import dead_letter
 from meterline.money import from_micro, from_pico, to_micro
 from meterline.relay import decide_relays
-from rating.core import NO_STATE, consumption_intervals
+from rating.core import NO_STATE, consumption_intervals, from_micros, micros
 from rating.tariffs import NO_TARIFF, Tariff, TariffBook, price
 
 log = logging.getLogger("meterline.rating")
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def micros(moment: datetime) -> int:
-    delta = moment - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def from_micros(value: int) -> datetime:
-    return datetime.fromtimestamp(value // 1_000_000, UTC).replace(microsecond=value % 1_000_000)
-
 
 @dataclass
 class BatchResult:

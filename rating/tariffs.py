@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from meterline.money import to_micro
+from rating.core import micros
 
 I64 = npt.NDArray[np.int64]
 _INT64_MAX = np.iinfo(np.int64).max
@@ -33,8 +34,26 @@ class Tariff:
     valid_to: datetime | None = None
 
 
-def _micros(moment: datetime) -> int:
-    return int(moment.timestamp() * 1_000_000)
+@dataclass(frozen=True)
+class _Table:
+    """One provider's utility: its tariffs as arrays ordered by validity start."""
+
+    starts: I64  # valid_from, microseconds
+    ends: I64  # valid_to, microseconds (open end: int64 max)
+    ids: I64
+    prices: I64  # micro-roubles per unit
+    units: list[str]
+
+    @classmethod
+    def of(cls, tariffs: list[Tariff]) -> _Table:
+        return cls(
+            starts=np.array([micros(t.valid_from) for t in tariffs], dtype=np.int64),
+            ends=np.array([micros(t.valid_to) if t.valid_to else _INT64_MAX for t in tariffs],
+                          dtype=np.int64),
+            ids=np.array([t.id for t in tariffs], dtype=np.int64),
+            prices=np.array([to_micro(t.price) for t in tariffs], dtype=np.int64),
+            units=[t.unit for t in tariffs],
+        )
 
 
 class TariffBook:
@@ -42,9 +61,10 @@ class TariffBook:
 
     def __init__(self, tariffs: Iterable[Tariff]) -> None:
         self.tariffs = sorted(tariffs, key=lambda t: (t.provider, t.utility, t.valid_from))
-        self._by_key: dict[tuple[str, str], list[Tariff]] = {}
+        by_key: dict[tuple[str, str], list[Tariff]] = {}
         for tariff in self.tariffs:
-            self._by_key.setdefault((tariff.provider, tariff.utility), []).append(tariff)
+            by_key.setdefault((tariff.provider, tariff.utility), []).append(tariff)
+        self._tables = {key: _Table.of(group) for key, group in by_key.items()}
 
     def lookup(
         self, provider: str, utility: str, unit: str, ts: I64
@@ -53,25 +73,17 @@ class TariffBook:
         for one provider's utility; ``NO_TARIFF`` where none is, or its unit differs."""
         ids = np.full(len(ts), NO_TARIFF, dtype=np.int64)
         prices = np.zeros(len(ts), dtype=np.int64)
-        candidates = self._by_key.get((provider, utility), [])
-        if not candidates:
+        table = self._tables.get((provider, utility))
+        if table is None:
             return ids, prices
-        starts = np.array([_micros(t.valid_from) for t in candidates], dtype=np.int64)
-        ends = np.array(
-            [_micros(t.valid_to) if t.valid_to else _INT64_MAX for t in candidates],
-            dtype=np.int64,
-        )
         # ts is the end of an interval: it belongs to the tariff with valid_from < ts <= end
-        pick = np.searchsorted(starts, ts, side="left") - 1
+        pick = np.searchsorted(table.starts, ts, side="left") - 1
         found = pick >= 0
         safe = np.where(found, pick, 0)
-        found &= ts <= ends[safe]
-        units_match = np.array([t.unit == unit for t in candidates])
-        found &= units_match[safe]
-        table_ids = np.array([t.id for t in candidates], dtype=np.int64)
-        table_prices = np.array([to_micro(t.price) for t in candidates], dtype=np.int64)
-        ids[found] = table_ids[safe[found]]
-        prices[found] = table_prices[safe[found]]
+        found &= ts <= table.ends[safe]
+        found &= np.array([u == unit for u in table.units])[safe]
+        ids[found] = table.ids[safe[found]]
+        prices[found] = table.prices[safe[found]]
         return ids, prices
 
 

@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer
 
 from ingest.bridge import Bridge
 from meterline.contracts import AccountReadings, ReadingsBatch, Sample
-from meterline.fleet import Fleet, FleetMeter, register_fleet
+from meterline.fleet import Fleet, FleetMeter, Provider, register_fleet
 from meterline.mqtt import MqttLink
 from meterline.settings import Settings
 from meterline.units import Register, Unit
@@ -44,16 +44,11 @@ async def two_meters(conn: psycopg.AsyncConnection[Any], settings: Settings) -> 
     serials = [unique("m"), unique("m")]
     await register_fleet(conn, Fleet(
         gateway_id=settings.gateway_id, price=Decimal("5.00"),
-        provider=_provider(),
+        provider=Provider(id="bridge-test", name="Bridge test provider"),
         meters=[FleetMeter(serial=s, account_id=unique("A"), opening_balance=Decimal(100),
                            address="Test street 1") for s in serials],
     ))
     return serials
-
-
-def _provider() -> Any:
-    from meterline.fleet import Provider
-    return Provider(id="bridge-test", name="Bridge test provider")
 
 
 def batch(settings: Settings, seq: int, samples: list[dict[str, Any]]) -> bytes:
