@@ -6,8 +6,12 @@ from enum import StrEnum
 
 
 class Utility(StrEnum):
+    """What a meter measures and a tariff prices. Sewerage is not metered: the bill run derives
+    it from cold and hot water."""
+
     ELECTRICITY = "electricity"
-    WATER = "water"
+    COLD_WATER = "cold_water"
+    HOT_WATER = "hot_water"
     GAS = "gas"
     HEAT = "heat"
 

@@ -22,7 +22,7 @@ def book() -> TariffBook:
     return TariffBook([
         Tariff(2, "sbyt", "electricity", "kWh", Decimal("6.170000"), JUL),
         Tariff(1, "sbyt", "electricity", "kWh", Decimal("5.470000"), JAN, JUL),
-        Tariff(3, "vodokanal", "water", "m3", Decimal("48.12"), JAN),
+        Tariff(3, "vodokanal", "cold_water", "m3", Decimal("48.12"), JAN),
     ])
 
 
@@ -36,7 +36,7 @@ def test_the_tariff_in_force_at_the_interval_end_is_chosen() -> None:
 def test_unknown_provider_or_other_unit_has_no_tariff() -> None:
     ts = np.array([us(JUL) + 1], dtype=np.int64)
     assert book().lookup("nobody", "electricity", "kWh", ts)[0].tolist() == [NO_TARIFF]
-    assert book().lookup("vodokanal", "water", "kWh", ts)[0].tolist() == [NO_TARIFF]
+    assert book().lookup("vodokanal", "cold_water", "kWh", ts)[0].tolist() == [NO_TARIFF]
 
 
 def test_price_is_exact_to_the_pico_rouble() -> None:
