@@ -22,6 +22,8 @@ from psycopg_pool import PoolTimeout
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from meterline.errors import Conflict, DomainError, Invalid, NotFound
+
 logger = logging.getLogger("meterline.api")
 
 MEDIA_TYPE = "application/problem+json"
@@ -134,6 +136,28 @@ async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _status_of(exc: DomainError) -> int:
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, Conflict):
+        return 409
+    return 422
+
+
+async def _on_domain(request: Request, exc: Exception) -> JSONResponse:
+    """A business rule refused the request (meterline.errors): the same refusal billing and
+    the command line see, answered as a problem."""
+    assert isinstance(exc, DomainError)
+    status = _status_of(exc)
+    errors = None
+    if isinstance(exc, Invalid):
+        errors = [FieldError(loc=exc.field or ["body"], type=exc.error_type, msg=exc.detail)]
+    return problem_response(
+        request, status, title=exc.title, detail=exc.detail, type_=problem_type(exc.code),
+        errors=errors,
+    )
+
+
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     phrase = HTTPStatus(exc.status_code).phrase
@@ -180,6 +204,7 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _on_problem)
+    app.add_exception_handler(DomainError, _on_domain)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(PoolTimeout, _on_database_down)

@@ -4,8 +4,6 @@ against the session's PostgreSQL database; and accounts put on the books per tes
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -14,19 +12,10 @@ import pytest
 from fastapi import FastAPI
 
 from api.app import create_app
-from meterline.fleet import Fleet, FleetMeter, Provider, register_fleet
 from meterline.settings import Settings
-from tests.conftest import unique
+from tests.factories import Customer, customer, provider
 
 BASE_URL = "http://meterline.test"
-
-
-@dataclass(frozen=True)
-class Seeded:
-    account_id: str
-    provider_id: str
-    meter_ids: list[str]
-    gateway_id: str
 
 
 @pytest.fixture
@@ -55,28 +44,10 @@ def seed(conn: psycopg.AsyncConnection[Any]) -> Callable[..., Any]:
         account_id: str | None = None,
         provider_id: str | None = None,
         price: str = "5.5",
-    ) -> Seeded:
-        account = account_id or unique("acc")
-        provider = Provider(id=provider_id or unique("prov"), name="Provider " + account)
-        serials = [unique("m") for _ in range(meters)]
-        gateway = unique("gw")
-        fleet = Fleet(
-            gateway_id=gateway,
-            meters=[
-                FleetMeter(
-                    serial=s,
-                    account_id=account,
-                    opening_balance=Decimal(balance),
-                    address="Moscow, Tverskaya 1, apt 5",
-                    holder_name="Ivan Petrov",
-                )
-                for s in serials
-            ],
-            price=Decimal(price),
-            provider=provider,
-            billing_mode=billing_mode,
+    ) -> Customer:
+        return await customer(
+            conn, balance, meters_each=meters, billing_mode=billing_mode, price=price,
+            account_ids=[account_id] if account_id else None, seller=provider(provider_id),
         )
-        await register_fleet(conn, fleet)
-        return Seeded(account, provider.id, serials, gateway)
 
     return make

@@ -25,12 +25,12 @@ async def test_account_with_balance_and_meters(
     assert body["id"] == acc.account_id
     assert body["holder_name"] == "Ivan Petrov"
     assert body["billing_mode"] == "prepaid"
-    assert body["address"] == "Moscow, Tverskaya 1, apt 5"
+    assert body["address"] == "Moscow, Test street 1, apt 1"
     assert body["region"] == "77"
     assert body["balances"] == [
         {
             "provider_id": acc.provider_id,
-            "provider_name": "Provider " + acc.account_id,
+            "provider_name": "Provider " + acc.provider_id,
             "amount": "1234.5678",
             "amount_kopecks": "1234.57",
             "updated_at": body["balances"][0]["updated_at"],

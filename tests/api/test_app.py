@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from api import health
 from api.app import create_app
+from meterline.errors import Conflict, DomainError, Invalid, NotFound
 from meterline.kafka import free_port
 from meterline.settings import Settings
 from tests.api.checks import assert_problem
@@ -80,3 +81,30 @@ async def test_health_is_a_503_problem_when_the_database_does_not_answer(
         response = await http.get("/health")
     body = assert_problem(response, 503)
     assert body["type"] == "urn:meterline:problem:database-unavailable"
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "problem"),
+    [
+        (NotFound("No account A-9"), 404, "not-found"),
+        (Conflict("Period 2026-10 is closed", code="period-closed"), 409, "period-closed"),
+        (Invalid("amount too large", field=["body", "amount"]), 422, "validation-error"),
+    ],
+)
+async def test_domain_errors_become_problems(
+    app: FastAPI, error: DomainError, status: int, problem: str
+) -> None:
+    async def refuse() -> None:
+        raise error
+
+    app.add_api_route("/refuse", refuse)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL) as http,
+    ):
+        body = assert_problem(await http.get("/refuse"), status)
+    assert body["type"] == f"urn:meterline:problem:{problem}"
+    assert body["detail"] == error.detail
+    if isinstance(error, Invalid):
+        assert body["errors"] == [{"loc": ["body", "amount"], "type": "value_error",
+                                   "msg": "amount too large"}]

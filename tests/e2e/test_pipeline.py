@@ -18,12 +18,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymodbus.client import AsyncModbusTcpClient
 
-from meterline.fleet import Fleet, FleetMeter, Provider, register_fleet
 from meterline.kafka import free_port
 from meterline.mqtt import Message, MqttLink
 from meterline.register_maps import decode_float32
 from meterline.settings import Settings
 from tests.conftest import unique
+from tests.factories import customers
 from tests.kafka_probe import rating_caught_up
 from tests.services import service
 from tests.waiting import until
@@ -124,16 +124,13 @@ async def test_meters_pay_for_exactly_what_they_consume_end_to_end(
         gateway_meters=f"127.0.0.1:{sim_port}/1-{METERS}", poll_interval=0.2,
         api_port=api_port, rating_batch_window=0.05,
     )
-    provider = Provider(id="e2e-sbyt", name="E2E Energosbyt")
-    meters = [
-        FleetMeter(serial=str(serial_base + n - 1), account_id=f"E2E-{serial_base + n - 1}",
-                   opening_balance=POOR_BALANCE if n == POOR else RICH_BALANCE,
-                   address=f"Test street 3, flat {n}")
-        for n in range(1, METERS + 1)
-    ]
-    await register_fleet(conn, Fleet(gateway_id=settings.gateway_id, price=PRICE,
-                                     provider=provider, meters=meters))
-    openings = {m.account_id: m.opening_balance for m in meters}
+    balances = [POOR_BALANCE if n == POOR else RICH_BALANCE for n in range(1, METERS + 1)]
+    meters = await customers(
+        conn, balances, serials=[str(serial_base + n) for n in range(METERS)],
+        account_ids=[f"E2E-{serial_base + n}" for n in range(METERS)],
+        gateway_id=settings.gateway_id, price=PRICE,
+    )
+    openings = {m.account_id: b for m, b in zip(meters, balances, strict=True)}
     poor = meters[POOR - 1]
 
     # the test listens to what the gateway publishes, to deliver one batch again later
@@ -146,7 +143,7 @@ async def test_meters_pay_for_exactly_what_they_consume_end_to_end(
             # 1. the poor subscriber runs out: its relay opens and its consumption stops
             await until(lambda: _relay_open(poor_meter),
                         what="the poor meter's relay to open")
-            command = await until(lambda: _last_command(api, poor.serial, "acknowledged"),
+            command = await until(lambda: _last_command(api, poor.meter_id, "acknowledged"),
                                   what="the disconnect to be acknowledged")
             assert command is not None and command["action"] == "disconnect"
             frozen = await poor_meter.energy()
@@ -162,7 +159,7 @@ async def test_meters_pay_for_exactly_what_they_consume_end_to_end(
 
             # 3. the same MQTT batch again, and the same Kafka records again: nothing changes
             captured: Message = await asyncio.wait_for(listener.messages.get(), 10)
-            charges_before = await _charges(conn, [m.serial for m in meters])
+            charges_before = await _charges(conn, [m.meter_id for m in meters])
             await listener.publish(captured.topic, captured.payload)
             await _redeliver_kafka(settings, 200)
             seq = await forwarded(conn, settings.gateway_id)
@@ -170,7 +167,7 @@ async def test_meters_pay_for_exactly_what_they_consume_end_to_end(
                         what="batches after the redelivered one")
             await rating_caught_up(settings)
             await balances_match_consumption(conn, openings)
-            assert await _charges(conn, [m.serial for m in meters]) >= charges_before
+            assert await _charges(conn, [m.meter_id for m in meters]) >= charges_before
 
             # 4. a top-up closes the relay again and consumption resumes
             reply = await api.post(f"/accounts/{poor.account_id}/topups",
@@ -179,7 +176,7 @@ async def test_meters_pay_for_exactly_what_they_consume_end_to_end(
             assert reply.status_code == 201, reply.text
             await until(poor_meter.relay_closed, what="the relay to close after the top-up")
             await until(lambda: _grew(poor_meter, frozen), what="consumption to resume")
-            command = await until(lambda: _last_command(api, poor.serial, "acknowledged",
+            command = await until(lambda: _last_command(api, poor.meter_id, "acknowledged",
                                                         "connect"),
                                   what="the reconnect to be acknowledged")
             await rating_caught_up(settings)

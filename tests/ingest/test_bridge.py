@@ -16,11 +16,11 @@ from aiokafka import AIOKafkaConsumer
 
 from ingest.bridge import Bridge
 from meterline.contracts import AccountReadings, ReadingsBatch, Sample
-from meterline.fleet import Fleet, FleetMeter, Provider, register_fleet
 from meterline.mqtt import MqttLink
 from meterline.settings import Settings
 from meterline.units import Register, Unit
 from tests.conftest import unique
+from tests.factories import customers
 from tests.waiting import until
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -41,14 +41,8 @@ async def running_bridge(settings: Settings) -> AsyncIterator[Bridge]:
 
 
 async def two_meters(conn: psycopg.AsyncConnection[Any], settings: Settings) -> list[str]:
-    serials = [unique("m"), unique("m")]
-    await register_fleet(conn, Fleet(
-        gateway_id=settings.gateway_id, price=Decimal("5.00"),
-        provider=Provider(id="bridge-test", name="Bridge test provider"),
-        meters=[FleetMeter(serial=s, account_id=unique("A"), opening_balance=Decimal(100),
-                           address="Test street 1") for s in serials],
-    ))
-    return serials
+    made = await customers(conn, ["100", "100"], gateway_id=settings.gateway_id, price="5.00")
+    return [c.meter_id for c in made]
 
 
 def batch(settings: Settings, seq: int, samples: list[dict[str, Any]]) -> bytes:

@@ -14,13 +14,13 @@ import psycopg
 from aiokafka import AIOKafkaConsumer
 
 from meterline.contracts import AccountReadings, ReadingsBatch, Sample
-from meterline.fleet import Fleet, FleetMeter, Provider, register_fleet
 from meterline.kafka import free_port, start_broker, stop_process
 from meterline.mqtt import MqttLink
 from meterline.services import Child
 from meterline.settings import Settings
 from meterline.units import Register, Unit
 from tests.conftest import unique
+from tests.factories import customer
 from tests.services import service
 from tests.waiting import until
 
@@ -42,12 +42,7 @@ async def test_a_batch_survives_a_bridge_that_dies_waiting_for_kafka(
 ) -> None:
     port = free_port()
     settings = make_settings(kafka_bootstrap=f"127.0.0.1:{port}")
-    meter, account = unique("m"), unique("A")
-    await register_fleet(conn, Fleet(
-        gateway_id=settings.gateway_id, price=Decimal("4.00"),
-        provider=Provider(id="crash-test", name="Crash test provider"),
-        meters=[FleetMeter(serial=meter, account_id=account, opening_balance=Decimal(10),
-                           address="Test street 4")]))
+    meter = (await customer(conn, "10", gateway_id=settings.gateway_id, price="4.00")).meter_id
     batch = ReadingsBatch(gateway=settings.gateway_id, seq=1, polled_at=T0, samples=[
         Sample(meter=meter, register=Register.ACTIVE_IMPORT, unit=Unit.KWH,
                value=Decimal("42.5"), ts=T0)])

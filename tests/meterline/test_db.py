@@ -11,6 +11,7 @@ import pytest
 
 from meterline import db
 from tests.conftest import PG_ADMIN
+from tests.factories import customer
 
 
 @pytest.fixture
@@ -96,3 +97,17 @@ async def test_partitions_for_the_months_ahead_are_created_when_missing(fresh_ur
         assert await cur.fetchone() == (0,)
         cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (partition,))
         assert await cur.fetchone() == (True,)
+
+
+async def test_a_reading_says_where_it_came_from(conn: psycopg.AsyncConnection[Any]) -> None:
+    meter = (await customer(conn)).meter_id
+    insert = """INSERT INTO readings (meter_id, register, ts, value, gateway_id, source)
+                VALUES (%s, 'active_import', %s, 1, %s, %s)"""
+    await conn.execute(insert, (meter, "2026-10-01T00:00Z", None, "app"))
+    await conn.execute(insert, (meter, "2026-10-02T00:00Z", "gw-1", "gateway"))
+    cur = await conn.execute("SELECT source FROM readings WHERE meter_id = %s ORDER BY ts",
+                             (meter,))
+    assert await cur.fetchall() == [("app",), ("gateway",)]
+    for gateway, source in ((None, "gateway"), ("gw-1", "phone"), (None, "fax")):
+        with pytest.raises(psycopg.errors.CheckViolation):
+            await conn.execute(insert, (meter, "2026-10-03T00:00Z", gateway, source))

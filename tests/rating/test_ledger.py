@@ -9,9 +9,10 @@ from typing import Any
 import psycopg
 
 from meterline.contracts import AccountReadings, Reading
-from meterline.fleet import Fleet, FleetMeter, Provider, register_fleet
+from meterline.fleet import Provider
 from meterline.units import Register, Unit, Utility
 from rating.ledger import load_tariffs, rate_batch
+from tests import factories
 from tests.conftest import unique
 
 T0 = datetime(2026, 10, 5, 6, 0, tzinfo=UTC)
@@ -21,12 +22,9 @@ PROVIDER = Provider(id="ledger-test", name="Ledger test provider")
 
 async def customer(conn: psycopg.AsyncConnection[Any], opening: str = "100",
                    billing_mode: str = "prepaid") -> tuple[str, str]:
-    meter, account = unique("m"), unique("A")
-    await register_fleet(conn, Fleet(
-        gateway_id="gw", price=PRICE, provider=PROVIDER, billing_mode=billing_mode,
-        meters=[FleetMeter(serial=meter, account_id=account, opening_balance=Decimal(opening),
-                           address="Test street 6")]))
-    return meter, account
+    made = await factories.customer(conn, opening, seller=PROVIDER, price=PRICE,
+                                    billing_mode=billing_mode)
+    return made.meter_id, made.account_id
 
 
 def record(account: str, meter: str, points: list[tuple[int, str]],
@@ -146,11 +144,10 @@ async def test_a_prepaid_balance_running_out_requests_a_disconnect_postpaid_does
 async def test_consumption_is_billed_from_the_installation_reading(
     conn: psycopg.AsyncConnection[Any],
 ) -> None:
-    meter, account = unique("m"), unique("A")
-    await register_fleet(conn, Fleet(gateway_id="gw", price=PRICE, provider=PROVIDER, meters=[
-        FleetMeter(serial=meter, account_id=account, opening_balance=Decimal(100),
-                   address="Test street 7", installation_reading=Decimal("250.5"),
-                   installed_at=T0 - timedelta(days=1))]))
+    made = await factories.customer(conn, "100", seller=PROVIDER, price=PRICE,
+                                    installation_reading=Decimal("250.5"),
+                                    installed_at=T0 - timedelta(days=1))
+    meter, account = made.meter_id, made.account_id
     await rate(conn, record(account, meter, [(0, "252")]))
     assert await one(conn, "SELECT interval_start, quantity FROM charges WHERE meter_id = %s",
                      meter) == (T0 - timedelta(days=1), Decimal("1.5"))

@@ -12,12 +12,12 @@ import psycopg
 from aiokafka import AIOKafkaProducer
 
 from meterline.contracts import AccountReadings, Reading
-from meterline.fleet import Fleet, FleetMeter, Provider, register_fleet
+from meterline.fleet import Provider
 from meterline.kafka import ensure_topics
 from meterline.services import Child
 from meterline.settings import Settings
 from meterline.units import Register, Unit, Utility
-from tests.conftest import unique
+from tests.factories import customer
 from tests.kafka_probe import rating_caught_up
 from tests.services import service
 from tests.waiting import until
@@ -55,10 +55,8 @@ async def test_worker_debits_exactly_and_ignores_redelivery_and_backwards_readin
     make_settings: Callable[..., Settings], conn: psycopg.AsyncConnection[Any], tmp_path: Path,
 ) -> None:
     settings = make_settings()
-    meter, account = unique("m"), unique("A")
-    await register_fleet(conn, Fleet(gateway_id="gw", price=PRICE, provider=PROVIDER, meters=[
-        FleetMeter(serial=meter, account_id=account, opening_balance=Decimal("1000"),
-                   address="Test street 2")]))
+    made = await customer(conn, "1000", seller=PROVIDER, price=PRICE)
+    meter, account = made.meter_id, made.account_id
     await ensure_topics(settings.kafka_bootstrap, [settings.readings_topic], 4)
     first = record(account, meter, [(0, "100.000"), (1, "100.250"), (2, "100.125"),
                                     (3, "101.5")])
@@ -106,10 +104,8 @@ async def test_a_worker_that_dies_mid_batch_leaves_it_to_the_next_worker_charged
     pg_url: str,
 ) -> None:
     settings = make_settings(rating_session_timeout=6.0)  # how soon the dead member expires
-    meter, account = unique("m"), unique("A")
-    await register_fleet(conn, Fleet(gateway_id="gw", price=PRICE, provider=PROVIDER, meters=[
-        FleetMeter(serial=meter, account_id=account, opening_balance=Decimal("500"),
-                   address="Test street 5")]))
+    made = await customer(conn, "500", seller=PROVIDER, price=PRICE)
+    meter, account = made.meter_id, made.account_id
     await ensure_topics(settings.kafka_bootstrap, [settings.readings_topic], 4)
     await produce(settings, [record(account, meter, [(0, "10"), (1, "11")])])
 
