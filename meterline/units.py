@@ -35,3 +35,28 @@ REGISTER_UNITS: dict[Register, Unit] = {
     Register.VOLUME: Unit.M3,
     Register.HEAT_ENERGY: Unit.GCAL,
 }
+
+
+class Service(StrEnum):
+    """What a provider sells on a personal account and a bill shows as a line; ledger postings
+    carry it. Metered utilities are services, and so are sewerage (derived from water), waste
+    removal (per resident), building maintenance and capital repair (per m²)."""
+
+    ELECTRICITY = "electricity"
+    COLD_WATER = "cold_water"
+    HOT_WATER = "hot_water"
+    SEWERAGE = "sewerage"
+    GAS = "gas"
+    HEATING = "heating"
+    WASTE = "waste"
+    MAINTENANCE = "maintenance"
+    CAPITAL_REPAIR = "capital_repair"
+
+
+SERVICE_OF_UTILITY: dict[Utility, Service] = {
+    Utility.ELECTRICITY: Service.ELECTRICITY,
+    Utility.COLD_WATER: Service.COLD_WATER,
+    Utility.HOT_WATER: Service.HOT_WATER,
+    Utility.GAS: Service.GAS,
+    Utility.HEAT: Service.HEATING,
+}
