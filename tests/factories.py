@@ -6,6 +6,7 @@ Every id is unique to the test run unless the test names it, so tests share one 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,6 +15,7 @@ from typing import Any
 
 import psycopg
 
+from billing.accounts.town import Town, TownSpec, generate_town
 from meterline.fleet import Fleet, FleetMeter, Provider, register_fleet
 from tests.conftest import unique
 
@@ -87,3 +89,11 @@ async def customer(
     """One account (see ``customers`` for the options)."""
     (one,) = await customers(conn, [balance], **options)
     return one
+
+
+async def town(conn: psycopg.AsyncConnection[Any], accounts: int = 60, **spec: Any) -> Town:
+    """A generated town of the test's own: its own region, account prefix and providers
+    (``spec``: more `TownSpec` fields, e.g. ``services``, ``months``, ``seed``)."""
+    tag = uuid.uuid4().hex[:8].upper()
+    return await generate_town(conn, TownSpec(
+        **{"prefix": f"T{tag}-", "region": f"R{tag}", "accounts": accounts, **spec}))
