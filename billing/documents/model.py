@@ -72,6 +72,8 @@ class Line:
     recalculation_reason: str = ""
     benefit: Decimal = ZERO  # shown positive; it lowers the total
     method: str = ""  # how the volume was found: meter, average, norm, house meter
+    debt: Decimal = ZERO  # of the service, for earlier periods (the ledger's subscriber book)
+    penalties: Decimal = ZERO  # of the service, accrued to the period
 
     @property
     def total(self) -> Decimal:
