@@ -9,7 +9,11 @@ STAMP := $(VENV)/.installed
 TIMESCALE := tests/timescale
 NPM_STAMP := $(TIMESCALE)/node_modules/.package-lock.json
 
-.PHONY: demo test lint install test-deps bench clean
+# Debian packages: DejaVu fonts (payment documents' PDF), and for the QR test poppler-utils
+# (pdftoppm, pdftotext) and zbar-tools (zbarimg); installed when missing
+DEBS := fonts-dejavu-core poppler-utils zbar-tools
+
+.PHONY: demo test lint install test-deps debs bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,9 +28,16 @@ $(NPM_STAMP): $(TIMESCALE)/package.json $(TIMESCALE)/package-lock.json
 
 install: $(STAMP)
 
-test-deps: $(NPM_STAMP)
+test-deps: $(NPM_STAMP) debs
 
-demo: $(STAMP)
+debs:
+	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing $$missing"; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+demo: $(STAMP) debs
 	$(BIN)/meterline demo
 
 lint: $(STAMP)
@@ -34,7 +45,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint $(NPM_STAMP)
+test: lint $(NPM_STAMP) debs
 	$(BIN)/pytest
 
 bench: $(STAMP)

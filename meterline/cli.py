@@ -8,6 +8,7 @@ loaded only by the command that runs it.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit, urlunsplit
 
@@ -141,3 +142,40 @@ def demo(
     from meterline.demo import run_demo
 
     run_demo(_settings(), meters)
+
+
+# --- the back office (billing/)
+
+@app.command("import")
+def import_file(
+    kind: Annotated[str, typer.Argument(
+        help="providers, accounts, services, meters, house-meters, benefits, norms or readings")],
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV file (UTF-8).")],
+    check: Annotated[bool, typer.Option(help="Check every row, write nothing.")] = False,
+    report: Annotated[Path | None, typer.Option(help="Write the report of every row here.")]
+    = None,
+) -> None:
+    """Import an account file (CSV with a header): each row is taken whole or refused with its
+    reason; importing the same file again changes nothing. Exits 1 if a row was refused."""
+    from billing.commands import import_file as run
+
+    run(_settings(), kind, path, check=check, report=report)
+
+
+@app.command()
+def town(
+    accounts: Annotated[int, typer.Option(min=1, help="Accounts (one per apartment).")] = 1000,
+    prefix: Annotated[str, typer.Option(help="Account ids are PREFIX + 8 digits.")] = "T",
+    region: Annotated[str, typer.Option(help="Region code: one town a region.")] = "50",
+    name: Annotated[str, typer.Option(help="The town's name.")] = "Берёзовск",
+    seed: Annotated[int, typer.Option(help="Same seed, same town.")] = 1,
+    first_month: Annotated[str, typer.Option(help="First month of services and readings, "
+                                             "YYYY-MM.")] = "2026-01",
+    months: Annotated[int, typer.Option(min=1, help="Months of readings.")] = 7,
+) -> None:
+    """Generate a town: houses with house meters, apartments with accounts, providers and
+    their services, meters read by people with their readings, norms. Idempotent."""
+    from billing.commands import town as run
+
+    run(_settings(), prefix=prefix, accounts=accounts, region=region, town=name, seed=seed,
+        first_month=first_month, months=months)

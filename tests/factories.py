@@ -6,15 +6,26 @@ Every id is unique to the test run unless the test names it, so tests share one 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 import psycopg
 
+from billing.accounts.town import Town, TownSpec, generate_town
+from billing.documents.model import (
+    CommonVolume,
+    Line,
+    MeterReading,
+    Payee,
+    PayeeTotal,
+    PaymentDocument,
+)
 from meterline.fleet import Fleet, FleetMeter, Provider, register_fleet
+from meterline.units import Service
 from tests.conftest import unique
 
 DEFAULT_PRICE = Decimal("5.5")
@@ -87,3 +98,71 @@ async def customer(
     """One account (see ``customers`` for the options)."""
     (one,) = await customers(conn, [balance], **options)
     return one
+
+
+async def town(conn: psycopg.AsyncConnection[Any], accounts: int = 60, **spec: Any) -> Town:
+    """A generated town of the test's own: its own region, account prefix and providers
+    (``spec``: more `TownSpec` fields, e.g. ``services``, ``months``, ``seed``)."""
+    tag = uuid.uuid4().hex[:8].upper()
+    return await generate_town(conn, TownSpec(
+        **{"prefix": f"T{tag}-", "region": f"R{tag}", "accounts": accounts, **spec}))
+
+
+def payee(provider_id: str, name: str, n: int = 1) -> Payee:
+    """A payee with complete bank details and contacts."""
+    return Payee(
+        provider_id, name, inn=f"77010000{n:02d}", kpp="770101001", bank_name="ПАО Сбербанк",
+        bic="044525225", corr_account="30101810400000000225",
+        settlement_account=f"407028109000000000{n:02d}", address="г. Берёзовск, ул. Ленина, д. 1",
+        phone=f"+7 (495) 100-00-{n:02d}", email=f"{provider_id}@example.ru",
+        website=f"https://{provider_id}.example.ru")
+
+
+def payment_document(**changes: Any) -> PaymentDocument:
+    """A payment document of three providers with every kind of line: per m², metered with a
+    recalculation, common property, derived (sewerage), house meter with a benefit, average."""
+    uk = payee("uk", "ООО «Управляющая компания „Уют“»", 1)
+    vk = payee("vk", "МУП «Водоканал»", 2)
+    ts = payee("ts", "АО «Теплосеть»", 3)
+    d = Decimal
+    lines = (
+        Line(Service.MAINTENANCE, "uk", unit="м²", volume=d("54.3"), tariff=d("32.10"),
+             charged=d("1743.03"), method="area"),
+        Line(Service.COLD_WATER, "vk", unit="м³", volume=d("7.2"), tariff=d("45.67"),
+             charged=d("328.82"), recalculation=d("-12.40"),
+             recalculation_reason="показания после 2 месяцев по среднему", method="meter"),
+        Line(Service.COLD_WATER, "vk", common=True, unit="м³", volume=d("0.41"),
+             tariff=d("45.67"), charged=d("18.72")),
+        Line(Service.SEWERAGE, "vk", unit="м³", volume=d("11.5"), tariff=d("38.10"),
+             charged=d("438.15")),
+        Line(Service.HEATING, "ts", unit="Гкал", volume=d("1.215"), tariff=d("2850.00"),
+             charged=d("3462.75"), benefit=d("1731.38"), method="house_meter"),
+        Line(Service.HOT_WATER, "ts", unit="м³", volume=d("4.3"), tariff=d("210.00"),
+             charged=d("903.00"), method="average"),
+    )
+
+    def charged(p: Payee) -> Decimal:
+        return sum((line.total for line in lines if line.provider_id == p.provider_id),
+                   d("0.00"))
+
+    values: dict[str, Any] = {
+        "account_id": "T00000042", "els": "5000000043", "period": date(2026, 3, 1),
+        "payer_name": "Иванов Иван Иванович",
+        "address": "г. Берёзовск, ул. Ленина, д. 1, кв. 42", "area": d("54.3"),
+        "residents": 3, "issuer": uk, "lines": lines,
+        "payees": (PayeeTotal(uk, charged(uk), debt=d("120.00"), paid=d("120.00")),
+                   PayeeTotal(vk, charged(vk), penalties=d("3.17")),
+                   PayeeTotal(ts, charged(ts), debt=d("2000.00"), paid=d("1000.00"))),
+        "readings": (
+            MeterReading("T00000042-cw", Service.COLD_WATER, "м³", d("120.5"), d("127.7"),
+                         d("7.2"), "meter", "app"),
+            MeterReading("T00000042-hw", Service.HOT_WATER, "м³", d("80"), None, d("4.3"),
+                         "average")),
+        "common_volumes": (CommonVolume(Service.COLD_WATER, "м³", d("1010.2"), d("950.1"),
+                                        d("60.1"), d("48.6")),),
+        "norms": ((Service.COLD_WATER, "individual", d("6.935"), "м³"),
+                  (Service.COLD_WATER, "common", d("0.03"), "м³")),
+        "due_on": date(2026, 4, 10),
+    }
+    values.update(changes)
+    return PaymentDocument(**values)

@@ -1,0 +1,62 @@
+"""The back office's `meterline` commands: what each does, given the settings. The command
+line itself (options, help) is in `meterline.cli`, which calls these."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import typer
+
+from billing.accounts.imports import import_rows
+from billing.accounts.town import Town, TownSpec, generate_town
+from meterline.errors import DomainError
+from meterline.settings import Settings
+
+
+def import_file(settings: Settings, kind: str, path: Path, *, check: bool,
+                report: Path | None) -> None:
+    """Import one account file; print the summary and every refused row; exit 1 when a row
+    was refused (the others are imported, unless ``check``)."""
+
+    async def main() -> None:
+        async with await psycopg.AsyncConnection.connect(
+            settings.database_url, autocommit=True, application_name="meterline-import"
+        ) as conn:
+            with path.open(encoding="utf-8-sig", newline="") as lines:
+                result = await import_rows(conn, kind, lines, check=check)
+        typer.echo(result.summary())
+        for row in result.refused:
+            typer.echo(f"  line {row.line} ({row.key}): {row.reason}", err=True)
+        if report is not None:
+            with report.open("w", encoding="utf-8", newline="") as out:
+                result.write_csv(out)
+        if result.refused:
+            raise typer.Exit(1)
+
+    try:
+        asyncio.run(main())
+    except DomainError as exc:
+        typer.echo(f"refused: {exc.detail}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def town(settings: Settings, *, first_month: str, **fields: Any) -> Town:
+    """Generate a town (``fields``: of `TownSpec`; ``first_month`` as YYYY-MM)."""
+    year, month = (int(part) for part in first_month.split("-"))
+    spec = TownSpec(first_month=date(year, month, 1), **fields)
+
+    async def main() -> Town:
+        async with await psycopg.AsyncConnection.connect(
+            settings.database_url, autocommit=True, application_name="meterline-town"
+        ) as conn:
+            return await generate_town(conn, spec)
+
+    made = asyncio.run(main())
+    typer.echo(f"town {spec.town} ({spec.prefix}): {made.accounts} new accounts in "
+               f"{made.houses} houses, {made.meters} meters read by people, "
+               f"{made.house_meters} house meters")
+    return made

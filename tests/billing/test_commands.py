@@ -1,0 +1,62 @@
+"""The back office's commands, run as an operator runs them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from meterline.cli import app
+from meterline.settings import get_settings
+from tests.conftest import unique
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def database(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("METERLINE_DATABASE_URL", pg_url)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def test_import_reports_each_refused_row_and_exits_1(tmp_path: Path) -> None:
+    good, bad = unique("uk"), unique("bad")
+    path = tmp_path / "providers.csv"
+    path.write_text(
+        "provider_id,name,inn,bank_name,bic,corr_account,settlement_account\n"
+        f"{good},ООО УК,7701000002,Банк,044525225,30101810400000000225,40702810900000000002\n"
+        f"{bad},ООО Плохо,77,Банк,044525225,30101810400000000225,40702810900000000002\n",
+        encoding="utf-8")
+    report = tmp_path / "report.csv"
+    result = runner.invoke(app, ["import", "providers", str(path), "--report", str(report)])
+    assert result.exit_code == 1
+    assert "providers: 2 rows imported: created 1, updated 0, unchanged 0, refused 1" in (
+        result.output)
+    assert f"line 3 ({bad}): inn: String should match pattern" in result.output
+    lines = report.read_text().splitlines()
+    assert lines[:2] == ["line,key,status,reason", f"2,{good},created,"]
+    assert lines[2].startswith(f"3,{bad},refused,inn: String should match pattern")
+    again = runner.invoke(app, ["import", "providers", str(path)])
+    assert "created 0, updated 0, unchanged 1, refused 1" in again.output
+
+
+def test_a_file_of_unknown_kind_is_refused_whole(tmp_path: Path) -> None:
+    path = tmp_path / "x.csv"
+    path.write_text("a,b\n1,2\n")
+    result = runner.invoke(app, ["import", "laundry", str(path)])
+    assert result.exit_code == 2
+    assert "refused: unknown kind of file 'laundry'" in result.output
+
+
+def test_town_says_what_it_made() -> None:
+    prefix = unique("C").upper()
+    args = ["town", "--accounts", "30", "--prefix", prefix, "--region", prefix[-8:],
+            "--months", "1"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert f"town Берёзовск ({prefix}): 30 new accounts in" in first.output
+    assert "0 new accounts" in runner.invoke(app, args).output
