@@ -98,6 +98,42 @@ class Settings(BaseSettings):
         Decimal("1000000.00"), gt=0, description="Largest single top-up accepted, in roubles."
     )
 
+    # --- payments, penalties, reminders (billing)
+    penalty_rules_file: Path | None = Field(
+        None, description="Penalty laws, tiers and moratoria (TOML); the shipped rules if unset.",
+    )
+    penalty_rates_file: Path | None = Field(
+        None, description="Refinancing/key rate table (CSV) operators keep current; the shipped "
+        "table if unset.",
+    )
+    penalty_rates_stale_days: int = Field(
+        120, ge=0, description="A penalty calculated this many days past the rate table's last "
+        "decision warns that the table may be out of date.",
+    )
+    penalty_count_payment_day: bool = Field(
+        True, description="Whether the day of payment itself counts as a day of delay.",
+    )
+    smtp_host: str = Field("127.0.0.1", description="SMTP server that sends notices by e-mail.")
+    smtp_port: int = Field(25, description="SMTP port.")
+    smtp_username: str | None = Field(None, description="SMTP user name, if the server wants one.")
+    smtp_password: str | None = Field(None, description="SMTP password.")
+    smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS.")
+    mail_from: str = Field("billing@meterline.local", description="Sender of notices by e-mail.")
+    sms_gateway_url: str = Field(
+        "http://127.0.0.1:13013/cgi-bin/sendsms",
+        description="The SMS gateway's send URL (Kannel's HTTP sendsms interface).",
+    )
+    sms_username: str = Field("meterline", description="SMS gateway user.")
+    sms_password: str | None = Field(None, description="SMS gateway password.")
+    sms_sender: str = Field("meterline", description="Sender name of notices by SMS.")
+    notifier_host: str = Field("127.0.0.1", description="Address the notifier's callbacks "
+                               "(SMS delivery reports, call results, e-mail links) listen on.")
+    notifier_port: int = Field(8025, description="Port of the notifier's callbacks.")
+    notifier_public_url: str = Field(
+        "http://127.0.0.1:8025", description="How gateways, autodialers and subscribers' mail "
+        "readers reach the notifier's callbacks.",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _postgres_only(cls, value: str) -> str:

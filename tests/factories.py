@@ -166,3 +166,52 @@ def payment_document(**changes: Any) -> PaymentDocument:
     }
     values.update(changes)
     return PaymentDocument(**values)
+
+
+# --- bank registries (billing.payments.registries): files as the banks write them
+
+
+ADDRESS = "МОСКВА,УЛ ЛЕНИНА,1,5"  # as the bank writes it
+
+
+@dataclass(frozen=True)
+class RegistryRow:
+    account_id: str
+    amount: str  # roubles with a dot: "1500.00"
+    paid_on: str = "2024-12-02"  # ISO
+    period: str | None = "2024-11"  # YYYY-MM
+    operation_id: str | None = None
+    payer: str = "ИВАНОВ ИВАН ИВАНОВИЧ"
+
+
+def sberbank_registry(rows: Sequence[RegistryRow], *, count: int | None = None,
+                      total: str | None = None, number: str = "42") -> bytes:
+    """A registry in Sberbank's layout (layouts/sberbank.toml), windows-1251."""
+    lines = []
+    for n, r in enumerate(rows, start=1):
+        y, m, d = r.paid_on.split("-")
+        period = f"{r.period[5:7]}{r.period[2:4]}" if r.period else ""
+        lines.append(";".join([
+            f"{d}-{m}-{y}", "10-15-32", "9038", "1234", r.operation_id or f"5012345{n:05d}",
+            r.account_id, r.payer, ADDRESS, period, r.amount.replace(".", ","),
+            r.amount.replace(".", ","), "0,00",
+        ]))
+    amount = total or f"{sum(Decimal(r.amount) for r in rows):.2f}"
+    lines.append(f"={len(rows) if count is None else count};{amount.replace('.', ',')};"
+                 f"{amount.replace('.', ',')};0,00;0,00;{number};02-12-2024")
+    return ("\r\n".join(lines) + "\r\n").encode("cp1251")
+
+
+def post_registry(rows: Sequence[RegistryRow], *, count: int | None = None,
+                  total: str | None = None) -> bytes:
+    """A registry in the post-office layout (layouts/post.toml), windows-1251."""
+    lines = ["Реестр платежей № 17 за 02.12.2024",
+             "ЛС;Период;Сумма;Дата платежа;Номер операции;ФИО"]
+    for n, r in enumerate(rows, start=1):
+        y, m, d = r.paid_on.split("-")
+        period = f"{r.period[5:7]}.{r.period[0:4]}" if r.period else ""
+        lines.append(";".join([r.account_id, period, r.amount, f"{d}.{m}.{y}",
+                               r.operation_id or f"94001{n:05d}", r.payer]))
+    amount = total or f"{sum(Decimal(r.amount) for r in rows):.2f}"
+    lines.append(f"ИТОГО;{len(rows) if count is None else count};{amount}")
+    return ("\r\n".join(lines) + "\r\n").encode("cp1251")
