@@ -29,7 +29,7 @@ from ingest.directory import MeterDirectory
 from ingest.readings import check_samples, parse_envelope, route
 from ingest.telemetry import (
     forwarded_before,
-    keep_partitions_ahead,
+    keep_telemetry_store,
     mark_forwarded,
     store_readings,
 )
@@ -141,7 +141,7 @@ class Bridge:
                 await self.link.connect([s.topic("+", "readings"), s.topic("+", "acks")])
                 dispatcher_ready = asyncio.Event()
                 background.create_task(dispatch(s, self.link, dispatcher_ready))
-                background.create_task(keep_partitions_ahead(s.database_url))
+                background.create_task(keep_telemetry_store(s.database_url))
                 await dispatcher_ready.wait()
                 await self.link.subscribed.wait()
                 self.ready.set()

