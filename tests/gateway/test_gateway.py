@@ -85,7 +85,7 @@ async def test_one_batch_per_cycle_with_one_sample_per_meter(
         for sample, unit in zip(batch.samples, fleet.units, strict=True):
             assert (sample.register, sample.unit) == (Register.ACTIVE_IMPORT, Unit.KWH)
             # simulated time stands still: the meter holds its opening reading
-            assert sample.value == shown(fleet.meter(unit).import_kwh)
+            assert sample.value == shown(fleet.meter(unit).amount)
             assert batch.polled_at <= sample.ts <= datetime.now(UTC)
 
     before = {s.meter: s.value for s in batches[-1].samples}
@@ -93,7 +93,7 @@ async def test_one_batch_per_cycle_with_one_sample_per_meter(
     moved = datetime.now(UTC)
     batch = await next_batch(mqtt, readings, after=moved)
     for sample, unit in zip(batch.samples, fleet.units, strict=True):
-        assert sample.value == shown(fleet.meter(unit).import_kwh)
+        assert sample.value == shown(fleet.meter(unit).amount)
         assert sample.value > before[sample.meter]
 
 
