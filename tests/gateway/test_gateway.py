@@ -303,7 +303,7 @@ async def test_meters_that_do_not_answer_are_left_out(
         mqtt.publish(commands, command.model_dump_json())
         ack = CommandAck.model_validate_json(await mqtt.next(acks))
         assert ack.command_id == command.command_id and ack.ok is False
-        assert "Modbus write of the relay coil failed" in ack.detail
+        assert "Modbus write of the relay failed" in ack.detail
         assert f"127.0.0.1:{other.port}" in ack.detail
 
 
