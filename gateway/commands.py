@@ -1,5 +1,6 @@
-"""Relay commands from the platform: a RelayCommand becomes a write of the meter's relay
-coil, and the result a CommandAck. A payload that is not a RelayCommand is logged and
+"""Relay commands from the platform: a RelayCommand becomes a write of the meter's relay (a
+coil or a holding register, with the function its profile names), checked by reading it
+back, and the result a CommandAck. A payload that is not a RelayCommand is logged and
 ignored."""
 
 from __future__ import annotations
@@ -12,18 +13,16 @@ from pydantic import ValidationError
 from gateway.meter_table import MeterTable
 from gateway.modbus_endpoint import MeterError
 from meterline.contracts import CommandAck, RelayCommand
-from meterline.register_maps import MeterMap
 
 log = logging.getLogger("meterline.gateway")
 
-WRITE_ATTEMPTS = 2  # a coil write is idempotent: once more after a dropped connection
+WRITE_ATTEMPTS = 2  # a relay write is idempotent: once more after a dropped connection
 
 
 class CommandHandler:
-    def __init__(self, gateway_id: str, table: MeterTable, meter_map: MeterMap) -> None:
+    def __init__(self, gateway_id: str, table: MeterTable) -> None:
         self.gateway_id = gateway_id
         self.table = table
-        self.meter_map = meter_map
 
     async def handle(self, payload: bytes) -> CommandAck | None:
         """The ack to publish for ``payload``, or None if it is not a command at all."""
@@ -55,17 +54,21 @@ class CommandHandler:
                 f"unknown meter {command.meter}: gateway {self.gateway_id} does not poll it "
                 "(or has not read its serial number yet)"
             )
-        coil = self.meter_map.relay_coil
-        if coil is None:
-            return False, f"meter {command.meter} ({self.meter_map.model}) has no relay"
+        relay = meter.profile.relay
+        if relay is None:
+            return False, f"meter {command.meter} ({meter.profile.model}) has no relay"
         closed = command.action == "connect"
         error: MeterError | None = None
         for _ in range(WRITE_ATTEMPTS):
             try:
-                await meter.endpoint.write_coil(meter.unit, coil, closed)
+                await meter.endpoint.write_relay(meter.unit, relay, closed)
+                now_closed = await meter.endpoint.read_relay(meter.unit, relay)
             except MeterError as exc:
                 error = exc
                 continue
-            return True, ("relay closed, load connected" if closed
-                          else "relay open, load disconnected")
-        return False, f"Modbus write of the relay coil failed: {error}"
+            if now_closed != closed:
+                return False, ("the relay reads back " + ("closed" if now_closed else "open")
+                               + " after the write")
+            return True, ("relay closed, load connected (read back)" if closed
+                          else "relay open, load disconnected (read back)")
+        return False, f"Modbus write of the relay failed: {error}"

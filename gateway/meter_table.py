@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gateway.modbus_endpoint import ModbusEndpoint
+from meterline.profiles import Profile, Read, plan_reads
 
 log = logging.getLogger("meterline.gateway")
 
@@ -15,6 +16,8 @@ log = logging.getLogger("meterline.gateway")
 class PolledMeter:
     endpoint: ModbusEndpoint
     unit: int
+    profile: Profile
+    plan: tuple[Read, ...]  # the read requests of one poll
     serial: str | None = None  # the meter id in every message; None until read
     verify_serial: bool = True  # read the serial again before the next reading
     silent_cycles: int = 0  # consecutive poll cycles without an answer
@@ -31,9 +34,11 @@ class PolledMeter:
 class MeterTable:
     """All polled meters, and which one has which serial (for relay commands)."""
 
-    def __init__(self, endpoints: Sequence[ModbusEndpoint]) -> None:
+    def __init__(self, endpoints: Sequence[ModbusEndpoint], profile: Profile) -> None:
         self.endpoints = list(endpoints)
-        self.meters = [PolledMeter(e, unit) for e in self.endpoints for unit in e.config.units]
+        plan = plan_reads(profile, profile.billing)
+        self.meters = [PolledMeter(e, unit, profile, plan)
+                       for e in self.endpoints for unit in e.config.units]
         self._by_serial: dict[str, PolledMeter] = {}
 
     def on(self, endpoint: ModbusEndpoint) -> list[PolledMeter]:

@@ -1,5 +1,5 @@
 """One Modbus TCP endpoint (a meter, or an RS-485 gateway with many meters behind it) and
-the requests the gateway makes to its units."""
+the requests the gateway makes to its units, in the terms of their profiles."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pymodbus.exceptions import ModbusException
 from pymodbus.pdu import ModbusPDU
 
 from gateway.meters_config import EndpointConfig
-from meterline.register_maps import DecodingError, decode_uint32
+from meterline.profiles import DecodingError, Profile, RelaySpec
 
 
 class MeterError(Exception):
@@ -60,11 +60,13 @@ class ModbusEndpoint:
             )
         return response
 
-    async def read_input_registers(self, unit: int, address: int, count: int) -> list[int]:
+    async def read_registers(self, unit: int, table: str, address: int, count: int) -> list[int]:
+        """``count`` registers from ``address`` of the holding or input table."""
+        read = (self.client.read_holding_registers if table == "holding"
+                else self.client.read_input_registers)
         response = await self._request(
-            unit,
-            f"reading input registers {address:#06x}+{count}",
-            lambda: self.client.read_input_registers(address, count=count, device_id=unit),
+            unit, f"reading {table} registers {address:#06x}+{count}",
+            lambda: read(address, count=count, device_id=unit),
         )
         if len(response.registers) != count:
             raise MeterError(
@@ -73,29 +75,47 @@ class ModbusEndpoint:
             )
         return list(response.registers)
 
-    async def read_serial(self, unit: int, address: int) -> str:
-        """The serial number: a uint32 in holding registers address, address + 1."""
-        response = await self._request(
-            unit,
-            f"reading the serial number at {address:#06x}",
-            lambda: self.client.read_holding_registers(address, count=2, device_id=unit),
-        )
+    async def read_serial(self, unit: int, profile: Profile) -> str:
+        """The serial number, where and as the profile says it is."""
+        spec = profile.serial
+        codec = profile.codec(spec)
+        words = await self.read_registers(unit, spec.table, spec.address, codec.words)
         try:
-            return str(decode_uint32(response.registers))
+            return str(codec.decode(words))
         except DecodingError as exc:
             raise MeterError(f"unit {unit} at {self.address}: bad serial number: {exc}") from exc
 
-    async def write_coil(self, unit: int, coil: int, value: bool) -> None:
-        response = await self._request(
-            unit,
-            f"writing coil {coil} = {value}",
-            lambda: self.client.write_coil(coil, value, device_id=unit),
-        )
-        if response.bits[:1] != [value]:
-            raise MeterError(
-                f"unit {unit} at {self.address}: coil {coil} write of {value} "
-                f"echoed {response.bits[:1]}"
-            )
+    async def write_relay(self, unit: int, relay: RelaySpec, closed: bool) -> None:
+        """Write the relay with the profile's function (a meter may refuse any other)."""
+        value = relay.closed if closed else relay.open
+        what = f"writing the relay ({relay.table} {relay.address}) = {value}"
+        match relay.write_function:
+            case 5:
+                response = await self._request(unit, what, lambda: self.client.write_coil(
+                    relay.address, bool(value), device_id=unit))
+            case 15:
+                response = await self._request(unit, what, lambda: self.client.write_coils(
+                    relay.address, [bool(value)], device_id=unit))
+            case 6:
+                response = await self._request(unit, what, lambda: self.client.write_register(
+                    relay.address, value, device_id=unit))
+            case 16:
+                response = await self._request(unit, what, lambda: self.client.write_registers(
+                    relay.address, [value], device_id=unit))
+        del response  # the answer to a write is an echo; read_relay checks what happened
+
+    async def read_relay(self, unit: int, relay: RelaySpec) -> bool:
+        """True if the relay reads back closed (load connected)."""
+        if relay.table == "coil":
+            response = await self._request(
+                unit, f"reading the relay coil {relay.address}",
+                lambda: self.client.read_coils(relay.address, count=1, device_id=unit))
+            return bool(response.bits[0])
+        (value,) = await self.read_registers(unit, "holding", relay.address, 1)
+        if value not in (relay.closed, relay.open):
+            raise MeterError(f"unit {unit} at {self.address}: the relay register reads "
+                             f"{value}, neither closed ({relay.closed}) nor open ({relay.open})")
+        return value == relay.closed
 
     def close(self) -> None:
         self.client.close()

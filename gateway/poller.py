@@ -17,7 +17,7 @@ from gateway.decoding import register_value
 from gateway.meter_table import MeterTable, PolledMeter
 from gateway.modbus_endpoint import MeterError, ModbusEndpoint
 from meterline.contracts import Sample
-from meterline.register_maps import DecodingError, MeterMap
+from meterline.profiles import DecodingError
 from meterline.units import Unit
 
 log = logging.getLogger("meterline.gateway")
@@ -26,9 +26,8 @@ REMIND_EVERY = 60  # cycles between warnings about a meter that stays silent
 
 
 class Poller:
-    def __init__(self, table: MeterTable, meter_map: MeterMap) -> None:
+    def __init__(self, table: MeterTable) -> None:
         self.table = table
-        self.meter_map = meter_map
 
     async def identify_all(self) -> int:
         """Read the serial of every meter not identified yet; how many are identified."""
@@ -52,7 +51,7 @@ class Poller:
                     self._silent(meter, exc)
 
     async def _identify(self, meter: PolledMeter) -> bool:
-        serial = await meter.endpoint.read_serial(meter.unit, self.meter_map.serial_address)
+        serial = await meter.endpoint.read_serial(meter.unit, meter.profile)
         return self.table.assign(meter, serial)
 
     async def _connect(self, endpoint: ModbusEndpoint, meters: list[PolledMeter]) -> bool:
@@ -92,22 +91,23 @@ class Poller:
         return samples
 
     async def _read(self, meter: PolledMeter) -> list[Sample]:
+        """The billing registers of ``meter``: one request per block of its plan."""
         assert meter.serial is not None
         samples = []
-        for reg in self.meter_map.billing:
-            assert reg.register is not None
-            words = await meter.endpoint.read_input_registers(meter.unit, reg.address, 2)
+        for read in meter.plan:
+            words = await meter.endpoint.read_registers(meter.unit, read.table, read.start,
+                                                        read.count)
             ts = datetime.now(UTC)
-            try:
-                value = register_value(words)
-                samples.append(
-                    Sample(
-                        meter=meter.serial, register=reg.register, unit=Unit(reg.unit),
-                        value=value, ts=ts,
-                    )
-                )
-            except (DecodingError, ValidationError) as exc:
-                log.warning("%s: %s register %s left out: %s", meter, reg.name, words, exc)
+            for reg, offset in read.registers:
+                assert reg.register is not None
+                value_words = words[offset:offset + reg.words]
+                try:
+                    value = register_value(meter.profile.codec(reg), reg, value_words)
+                    samples.append(Sample(meter=meter.serial, register=reg.register,
+                                          unit=Unit(reg.unit), value=value, ts=ts))
+                except (DecodingError, ValidationError) as exc:
+                    log.warning("%s: %s register %s left out: %s", meter, reg.name,
+                                value_words, exc)
         return samples
 
     def _count_silence(self, meter: PolledMeter) -> bool:

@@ -18,7 +18,7 @@ from gateway.outbox import MAX_BYTES, Outbox
 from gateway.poller import Poller
 from meterline.contracts import ReadingsBatch
 from meterline.mqtt import MqttLink
-from meterline.register_maps import SDM120, MeterMap
+from meterline.profiles import Profile, shipped_profile
 from meterline.settings import Settings
 
 log = logging.getLogger("meterline.gateway")
@@ -28,6 +28,7 @@ DRAIN_TIMEOUT = 2.0  # on shutdown, seconds to wait for the broker to acknowledg
 # room for command acks. Far below 65535, so the ids of unacknowledged messages never repeat.
 MAX_QUEUED_MESSAGES = WINDOW + 1_000
 RECONNECT_MAX_DELAY = 30  # seconds between attempts to reach a broker that is away, at most
+DEFAULT_PROFILE = "eastron-sdm120"  # the model of the meters ``gateway_meters`` lists
 
 
 def mqtt_client_id(gateway_id: str) -> str:
@@ -49,13 +50,13 @@ class Gateway:
         self,
         settings: Settings,
         *,
-        meter_map: MeterMap = SDM120,
+        profile: Profile | None = None,
         modbus_timeout: float = 1.0,
         persistent_session: bool = True,
         outbox_max_bytes: int = MAX_BYTES,
     ) -> None:
         self.settings = settings
-        self.meter_map = meter_map
+        self.profile = profile or shipped_profile(DEFAULT_PROFILE)
         self.endpoint_configs = parse_gateway_meters(settings.gateway_meters)
         self.modbus_timeout = modbus_timeout
         self.persistent_session = persistent_session
@@ -72,9 +73,9 @@ class Gateway:
         outbox = Outbox(settings.gateway_state_dir, settings.gateway_id,
                         max_bytes=self.outbox_max_bytes)
         endpoints = [ModbusEndpoint(c, timeout=self.modbus_timeout) for c in self.endpoint_configs]
-        table = self.table = MeterTable(endpoints)
-        poller = Poller(table, self.meter_map)
-        commands = CommandHandler(settings.gateway_id, table, self.meter_map)
+        table = self.table = MeterTable(endpoints, self.profile)
+        poller = Poller(table)
+        commands = CommandHandler(settings.gateway_id, table)
         mqtt = MqttLink(
             settings,
             mqtt_client_id(settings.gateway_id),

@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 
-from meterline.register_maps import MAPS
+from meterline.profiles import shipped_profile
 from meterline.units import Utility
 
 
@@ -45,13 +45,13 @@ class Fleet:
     meters: Sequence[FleetMeter]
     price: Decimal  # per kWh, flat
     provider: Provider = field(default_factory=Provider)
-    model: str = "SDM120"
+    profile: str = "eastron-sdm120"  # the meters' device profile (meterline/profiles)
     billing_mode: str = "prepaid"
     tariff_from: datetime = datetime(2020, 1, 1, tzinfo=UTC)
 
 
 async def register_fleet(conn: psycopg.AsyncConnection[Any], fleet: Fleet) -> None:
-    meter_map = MAPS[fleet.model]
+    profile = shipped_profile(fleet.profile)
     async with conn.transaction():
         p = fleet.provider
         await conn.execute(
@@ -95,14 +95,14 @@ async def register_fleet(conn: psycopg.AsyncConnection[Any], fleet: Fleet) -> No
             installed_at = m.installed_at or datetime.now(UTC)
             await conn.execute(
                 """
-                INSERT INTO meters (id, account_id, provider_id, utility, model, gateway_id,
-                                    has_relay, installed_at)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+                INSERT INTO meters (id, account_id, provider_id, utility, model, profile,
+                                    gateway_id, has_relay, installed_at)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
                 """,
-                (m.serial, m.account_id, p.id, Utility.ELECTRICITY, fleet.model,
-                 fleet.gateway_id, meter_map.relay_coil is not None, installed_at),
+                (m.serial, m.account_id, p.id, Utility.ELECTRICITY, profile.model, profile.id,
+                 fleet.gateway_id, profile.relay is not None, installed_at),
             )
-            for reg in meter_map.billing:
+            for reg in profile.billing:
                 await conn.execute(
                     "INSERT INTO registers (meter_id, code, unit) VALUES (%s, %s, %s)",
                     (m.serial, reg.register, reg.unit),

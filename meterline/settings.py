@@ -64,6 +64,15 @@ class Settings(BaseSettings):
         600.0, gt=0, description="Simulated seconds per real second (600: 10 minutes a second)."
     )
     sim_seed: int = Field(1, description="Seed of the simulated load profiles.")
+    sim_config: Path | None = Field(
+        None, description="Simulator configuration file (TOML: TCP servers, RTU lines, meters "
+        "of any profile, faults); without it, sim_meters SDM120 meters on sim_host:sim_port.",
+    )
+    sim_state_dir: Path = Field(
+        Path("var/simulators"),
+        description="Where simulated meters keep their registers and relays across restarts "
+        "(without a sim_config; the configuration file names its own state file).",
+    )
 
     # --- rating
     rating_batch_size: int = Field(2000, ge=1, description="Kafka events priced in one batch.")

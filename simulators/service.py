@@ -1,4 +1,5 @@
-"""``meterline simulators``: serve the simulated meter fleet the settings describe."""
+"""``meterline simulators``: serve the simulated meters the settings (or ``sim_config``)
+describe, until cancelled."""
 
 from __future__ import annotations
 
@@ -6,26 +7,31 @@ import asyncio
 import logging
 
 from meterline.settings import Settings
-from simulators.fleet import serve_fleet
+from simulators.config import SimulatorConfig, config_from_settings
+from simulators.fleet import serve
 
 log = logging.getLogger("meterline.simulators")
 
 
-async def run(settings: Settings) -> None:
-    """Serve ``settings.sim_meters`` SDM120 meters on sim_host:sim_port until cancelled."""
-    async with serve_fleet(
-        settings.sim_host,
-        settings.sim_port,
-        meters=settings.sim_meters,
-        serial_base=settings.sim_serial_base,
-        speedup=settings.sim_speedup,
-        seed=settings.sim_seed,
-    ) as fleet:
+async def run(settings: Settings, config: SimulatorConfig | None = None) -> None:
+    config = config or config_from_settings(settings)
+    async with serve(config) as fleet:
+        for server in fleet.servers:
+            models: dict[str, int] = {}
+            for meter in server.meters.values():
+                models[meter.profile.model] = models.get(meter.profile.model, 0) + 1
+            units = sorted(server.meters)
+            log.info(
+                "%s on %s: %s, unit ids %d-%d, serials %d-%d%s",
+                server.name, server.address,
+                ", ".join(f"{n} {model}" for model, n in models.items()), units[0], units[-1],
+                min(m.serial for m in server.meters.values()),
+                max(m.serial for m in server.meters.values()),
+                f" (device {server.device})" if server.device else "",
+            )
         log.info(
-            "meter simulator ready on %s:%d: %d SDM120 meters, unit ids 1-%d, "
-            "serials %d-%d, speedup %gx, seed %d",
-            fleet.host, fleet.port, len(fleet.meters), len(fleet.meters),
-            fleet.serial(1), fleet.serial(len(fleet.meters)),
-            settings.sim_speedup, settings.sim_seed,
+            "meter simulator ready: %d meters on %d server(s), speedup %gx, seed %d, state %s",
+            len(fleet.meters), len(fleet.servers), config.speedup, config.seed,
+            config.state_file or "not kept",
         )
         await asyncio.Event().wait()

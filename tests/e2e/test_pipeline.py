@@ -20,7 +20,7 @@ from pymodbus.client import AsyncModbusTcpClient
 
 from meterline.kafka import free_port
 from meterline.mqtt import Message, MqttLink
-from meterline.register_maps import decode_float32
+from meterline.profiles import Codec, DataType
 from meterline.settings import Settings
 from tests.conftest import unique
 from tests.factories import customers
@@ -35,6 +35,7 @@ RICH_BALANCE = Decimal("1000000")
 POOR_BALANCE = Decimal("3")
 ENERGY = 0x0048  # SDM120 import active energy, float32 input registers
 RELAY = 0  # load relay coil
+FLOAT32 = Codec(DataType.FLOAT32)  # high word first, as the SDM120 holds it
 
 
 @contextmanager
@@ -53,7 +54,7 @@ class Meter:
 
     async def energy(self) -> float:
         reply = await self.client.read_input_registers(ENERGY, count=2, device_id=self.unit)
-        return decode_float32(reply.registers)
+        return float(FLOAT32.decode(reply.registers))
 
     async def relay_closed(self) -> bool:
         reply = await self.client.read_coils(RELAY, count=1, device_id=self.unit)

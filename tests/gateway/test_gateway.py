@@ -85,7 +85,7 @@ async def test_one_batch_per_cycle_with_one_sample_per_meter(
         for sample, unit in zip(batch.samples, fleet.units, strict=True):
             assert (sample.register, sample.unit) == (Register.ACTIVE_IMPORT, Unit.KWH)
             # simulated time stands still: the meter holds its opening reading
-            assert sample.value == shown(fleet.meter(unit).import_kwh)
+            assert sample.value == shown(fleet.meter(unit).amount)
             assert batch.polled_at <= sample.ts <= datetime.now(UTC)
 
     before = {s.meter: s.value for s in batches[-1].samples}
@@ -93,7 +93,7 @@ async def test_one_batch_per_cycle_with_one_sample_per_meter(
     moved = datetime.now(UTC)
     batch = await next_batch(mqtt, readings, after=moved)
     for sample, unit in zip(batch.samples, fleet.units, strict=True):
-        assert sample.value == shown(fleet.meter(unit).import_kwh)
+        assert sample.value == shown(fleet.meter(unit).amount)
         assert sample.value > before[sample.meter]
 
 
@@ -303,7 +303,7 @@ async def test_meters_that_do_not_answer_are_left_out(
         mqtt.publish(commands, command.model_dump_json())
         ack = CommandAck.model_validate_json(await mqtt.next(acks))
         assert ack.command_id == command.command_id and ack.ok is False
-        assert "Modbus write of the relay coil failed" in ack.detail
+        assert "Modbus write of the relay failed" in ack.detail
         assert f"127.0.0.1:{other.port}" in ack.detail
 
 

@@ -9,15 +9,16 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
 from meterline.kafka import free_port
-from meterline.register_maps import SDM120
-from simulators.fleet import Fleet, SimulatorError, build_meters, serve_fleet
+from meterline.profiles import plan_reads, shipped_profile, shipped_profiles
+from simulators.fleet import Fleet, SimulatorError, serve_fleet
 from tests.simulators.fleet_harness import METERS, SERIAL_BASE, SPEEDUP, ManualClock, float32
 
-REGS = {r.name: r for r in SDM120.registers}
-ENERGY = REGS["import_active_energy"].address
-POWER = REGS["active_power"].address
-CURRENT = REGS["current"].address
-GATEWAY_NO_RESPONSE, ILLEGAL_ADDRESS = 0x0B, 0x02
+SDM120 = shipped_profile("eastron-sdm120")
+ENERGY = SDM120.register("import_active_energy").address
+POWER = SDM120.register("active_power").address
+CURRENT = SDM120.register("current").address
+SERIAL = SDM120.serial.address
+ILLEGAL_FUNCTION, ILLEGAL_ADDRESS, ILLEGAL_VALUE, GATEWAY_NO_RESPONSE = 0x01, 0x02, 0x03, 0x0B
 
 
 async def read_float(client: AsyncModbusTcpClient, unit: int, address: int) -> float:
@@ -29,25 +30,68 @@ async def read_float(client: AsyncModbusTcpClient, unit: int, address: int) -> f
 async def test_each_unit_reports_its_serial(client: AsyncModbusTcpClient, fleet: Fleet) -> None:
     assert fleet.units == list(range(1, METERS + 1))
     for unit in fleet.units:
-        response = await client.read_holding_registers(SDM120.serial_address, count=2,
-                                                       device_id=unit)
+        response = await client.read_holding_registers(SERIAL, count=2, device_id=unit)
         assert not response.isError()
         high, low = response.registers
         assert (high << 16) | low == SERIAL_BASE + unit - 1 == fleet.serial(unit)
 
 
-async def test_input_registers_are_big_endian_float32_of_the_readout(
+async def test_input_registers_are_big_endian_float32_of_the_meter(
     client: AsyncModbusTcpClient, fleet: Fleet
 ) -> None:
+    t, wall = fleet.clock.now(), fleet.clock.wall()  # the clock is frozen: what the server shows
     for unit in fleet.units:
-        readout = fleet.readout(unit)  # the clock is frozen: what the server shows too
+        meter = fleet.meter(unit)
         for reg in SDM120.registers:
             response = await client.read_input_registers(reg.address, count=2, device_id=unit)
-            expected = np.float32(getattr(readout, reg.name))
-            assert np.float32(float32(response.registers)) == expected, reg.name
-        assert 200 < readout.voltage < 260
-        assert 49 < readout.frequency < 51
-        assert readout.active_power > 0
+            assert np.float32(float32(response.registers)) == np.float32(
+                meter.value(reg, t, wall)), reg.name
+        assert 200 < meter.value(SDM120.register("voltage"), t, wall) < 260
+        assert meter.value(SDM120.register("active_power"), t, wall) > 0
+
+
+async def test_a_block_read_across_the_map_is_answered_like_the_real_meter(
+    client: AsyncModbusTcpClient, fleet: Fleet
+) -> None:
+    """What mbpoll was refused before: three float32 from 0x0000 (two of them on addresses a
+    single-phase meter leaves empty, which read zero), and the gateway's one read of 74."""
+    response = await client.read_input_registers(0x0000, count=6, device_id=1)
+    assert not response.isError(), response
+    assert 200 < float32(response.registers[0:2]) < 260
+    assert response.registers[2:6] == [0, 0, 0, 0]
+    (read,) = plan_reads(SDM120)
+    response = await client.read_input_registers(read.start, count=read.count, device_id=1)
+    assert not response.isError() and len(response.registers) == 74
+    assert float32(response.registers[ENERGY:ENERGY + 2]) == await read_float(client, 1, ENERGY)
+
+
+@pytest.mark.parametrize("profile_id", sorted(shipped_profiles()))
+async def test_every_profile_answers_its_planned_block_reads_with_its_values(
+    profile_id: str, clock: ManualClock
+) -> None:
+    profile = shipped_profile(profile_id)
+    async with serve_fleet(port=0, meters=2, profile=profile_id, clock=clock) as fleet:
+        modbus = AsyncModbusTcpClient(fleet.host, port=fleet.port, timeout=2, retries=0)
+        assert await modbus.connect()
+        try:
+            meter = fleet.meter(2)
+            t, wall = fleet.clock.now(), fleet.clock.wall()
+            for read in plan_reads(profile, profile.registers):
+                call = (modbus.read_holding_registers if read.table == "holding"
+                        else modbus.read_input_registers)
+                response = await call(read.start, count=read.count, device_id=2)
+                assert not response.isError(), (str(read), response)
+                for reg, offset in read.registers:
+                    words = response.registers[offset:offset + reg.words]
+                    expected = meter.raw(reg, meter.value(reg, t, wall))
+                    assert profile.codec(reg).decode(words) == pytest.approx(
+                        expected, rel=1e-6), reg.name
+            serial = profile.serial
+            response = await modbus.read_holding_registers(
+                serial.address, count=profile.codec(serial).words, device_id=2)
+            assert profile.codec(serial).decode(response.registers) == fleet.serial(2)
+        finally:
+            modbus.close()
 
 
 async def test_energy_grows_with_simulated_time(
@@ -58,9 +102,9 @@ async def test_energy_grows_with_simulated_time(
     before = await read_float(client, 2, ENERGY)
     clock.advance(30.0)  # 30 s real = 5 simulated hours
     after = await read_float(client, 2, ENERGY)
-    grown = meter.profile.load.energy_kwh(t0, t0 + 30.0 * SPEEDUP)
+    grown = meter.behaviour.load.amount(t0, t0 + 30.0 * SPEEDUP)
     assert after > before
-    assert after == np.float32(meter.profile.opening_kwh + grown)
+    assert after == np.float32(meter.behaviour.opening + grown)
 
 
 async def test_energy_grows_in_real_time() -> None:
@@ -82,13 +126,11 @@ async def test_opening_the_relay_stops_energy_and_closing_resumes(
     client: AsyncModbusTcpClient, fleet: Fleet, clock: ManualClock
 ) -> None:
     unit = 3
-    coil = SDM120.relay_coil
-    assert coil is not None
-    assert (await client.read_coils(coil, count=1, device_id=unit)).bits[0] is True
+    assert (await client.read_coils(0, count=1, device_id=unit)).bits[0] is True
 
-    response = await client.write_coil(coil, False, device_id=unit)
+    response = await client.write_coil(0, False, device_id=unit)
     assert not response.isError()
-    assert (await client.read_coils(coil, count=1, device_id=unit)).bits[0] is False
+    assert (await client.read_coils(0, count=1, device_id=unit)).bits[0] is False
     assert fleet.meter(unit).relay_closed is False
     assert fleet.meter(unit - 1).relay_closed is True  # only that meter
     assert await read_float(client, unit, POWER) == 0.0
@@ -97,9 +139,9 @@ async def test_opening_the_relay_stops_energy_and_closing_resumes(
     clock.advance(60.0)
     assert await read_float(client, unit, ENERGY) == stopped
 
-    response = await client.write_coil(coil, True, device_id=unit)
+    response = await client.write_coil(0, True, device_id=unit)
     assert not response.isError()
-    assert (await client.read_coils(coil, count=1, device_id=unit)).bits[0] is True
+    assert (await client.read_coils(0, count=1, device_id=unit)).bits[0] is True
     assert await read_float(client, unit, POWER) > 0.0
     clock.advance(60.0)
     assert await read_float(client, unit, ENERGY) > stopped
@@ -113,6 +155,33 @@ async def test_relay_opened_outside_modbus_shows_on_the_coil(
     assert await read_float(client, 1, POWER) == 0.0
 
 
+async def test_the_din_meter_relay_takes_function_16_only_and_reads_back(
+    clock: ManualClock,
+) -> None:
+    relay = shipped_profile("din-relay-meter").relay
+    assert relay is not None
+    async with serve_fleet(port=0, meters=1, profile="din-relay-meter", clock=clock) as fleet:
+        modbus = AsyncModbusTcpClient(fleet.host, port=fleet.port, timeout=2, retries=0)
+        assert await modbus.connect()
+        try:
+            refused = await modbus.write_register(relay.address, relay.open, device_id=1)
+            assert refused.isError() and refused.exception_code == ILLEGAL_FUNCTION
+            assert fleet.meter(1).relay_closed
+            assert not (await modbus.write_registers(relay.address, [relay.open],
+                                                     device_id=1)).isError()
+            assert fleet.meter(1).relay_closed is False
+            back = await modbus.read_holding_registers(relay.address, count=1, device_id=1)
+            assert back.registers == [relay.open]
+            nonsense = await modbus.write_registers(relay.address, [7], device_id=1)
+            assert nonsense.isError() and nonsense.exception_code == ILLEGAL_VALUE
+            coils = await modbus.read_coils(0, count=1, device_id=1)
+            assert coils.isError() and coils.exception_code == ILLEGAL_FUNCTION
+            too_many = await modbus.read_holding_registers(0, count=70, device_id=1)
+            assert too_many.isError() and too_many.exception_code == ILLEGAL_VALUE
+        finally:
+            modbus.close()
+
+
 async def test_unit_outside_the_fleet_gets_gateway_no_response(
     client: AsyncModbusTcpClient,
 ) -> None:
@@ -124,11 +193,11 @@ async def test_unit_outside_the_fleet_gets_gateway_no_response(
 async def test_unmapped_address_and_serial_writes_are_refused(
     client: AsyncModbusTcpClient, fleet: Fleet
 ) -> None:
-    response = await client.read_input_registers(0x0002, count=2, device_id=1)
+    response = await client.read_input_registers(0x0050, count=2, device_id=1)  # past the span
     assert response.isError() and response.exception_code == ILLEGAL_ADDRESS
-    response = await client.write_register(SDM120.serial_address, 1, device_id=1)
+    response = await client.write_register(SERIAL, 1, device_id=1)
     assert response.isError() and response.exception_code == ILLEGAL_ADDRESS
-    serial = await client.read_holding_registers(SDM120.serial_address, count=2, device_id=1)
+    serial = await client.read_holding_registers(SERIAL, count=2, device_id=1)
     assert serial.registers[1] == fleet.serial(1) & 0xFFFF
 
 
@@ -143,16 +212,18 @@ async def test_port_zero_serves_on_the_port_it_got() -> None:
         assert fleet.port > 0
         modbus = AsyncModbusTcpClient("127.0.0.1", port=fleet.port, timeout=2, retries=0)
         assert await modbus.connect()
-        response = await modbus.read_holding_registers(SDM120.serial_address, count=2)
+        response = await modbus.read_holding_registers(SERIAL, count=2)
         modbus.close()
         assert response.registers == [0, 5]
 
 
-def test_fleet_size_and_serials_are_checked() -> None:
+async def test_fleet_size_and_serials_are_checked() -> None:
     with pytest.raises(SimulatorError, match="1 to 247"):
-        build_meters(248, serial_base=1, seed=1, start_t=0.0)
+        async with serve_fleet(meters=248):
+            pass
     with pytest.raises(SimulatorError, match="uint32"):
-        build_meters(2, serial_base=0xFFFF_FFFF, seed=1, start_t=0.0)
+        async with serve_fleet(meters=2, serial_base=0xFFFF_FFFF):
+            pass
 
 
 async def test_stopped_fleet_no_longer_listens() -> None:
