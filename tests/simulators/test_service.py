@@ -32,7 +32,7 @@ async def test_run_serves_the_settings_fleet_until_cancelled(
     # the simulator needs no database or broker: plain Settings, not make_settings
     settings = Settings(
         _env_file=None, sim_host="127.0.0.1", sim_port=free_port(), sim_meters=3,
-        sim_serial_base=55_000_000, sim_speedup=60.0, sim_seed=3,
+        sim_serial_base=55_000_000, sim_speedup=60.0, sim_seed=3, sim_metrics_port=free_port(),
     )
     caplog.set_level(logging.INFO, logger="meterline.simulators")
     watch = ReadyWatch()
@@ -54,3 +54,4 @@ async def test_run_serves_the_settings_fleet_until_cancelled(
             await task
         logger.removeHandler(watch)
     assert not port_open("127.0.0.1", settings.sim_port)
+    assert not port_open("127.0.0.1", settings.sim_metrics_port)
