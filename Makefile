@@ -10,8 +10,9 @@ TIMESCALE := tests/timescale
 NPM_STAMP := $(TIMESCALE)/node_modules/.package-lock.json
 
 # Debian packages: DejaVu fonts (payment documents' PDF), and for the QR test poppler-utils
-# (pdftoppm, pdftotext) and zbar-tools (zbarimg); installed when missing
-DEBS := fonts-dejavu-core poppler-utils zbar-tools
+# (pdftoppm, pdftotext) and zbar-tools (zbarimg); prometheus for promtool, which checks the
+# Prometheus configuration in deploy/ (tests/deploy); installed when missing
+DEBS := fonts-dejavu-core poppler-utils zbar-tools prometheus
 
 .PHONY: demo test lint install test-deps debs bench clean
 

@@ -13,7 +13,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from api import accounts, health, meters, topups, usage
+from api import accounts, health, meters, metrics, topups, usage
+from api.metrics import install_request_metrics
 from api.problems import install_problem_handlers, use_problem_media_type
 from meterline.db import make_pool
 from meterline.settings import Settings
@@ -36,7 +37,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     install_problem_handlers(app)
-    for module in (health, accounts, usage, topups, meters):
+    install_request_metrics(app)
+    for module in (health, metrics, accounts, usage, topups, meters):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""GET /health: the API is up and its database answers."""
+"""GET /health and GET /ready: the API is up and its database answers (/ready is the same
+check under the name every meterline service answers to)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ class Health(BaseModel):
 
 
 @router.get("/health", response_model=Health, responses=problem_responses(503))
+@router.get("/ready", response_model=Health, responses=problem_responses(503))
 async def health(pool: Pool) -> Health:
     """200 when the database answers a query; 503 problem when it does not."""
     async with pool.connection(timeout=DATABASE_TIMEOUT) as conn:

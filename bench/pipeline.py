@@ -94,6 +94,7 @@ def steady_load(base: Settings, meters: int, gateways: int, seconds: float,
             "sim_serial_base": serial_base, "sim_seed": g + 1,
             "gateway_meters": f"127.0.0.1:{port}/1-{per_gateway}",
             "gateway_state_dir": log_dir / "gateway",
+            "gateway_metrics_port": free_port(), "sim_metrics_port": free_port(),
         })
         asyncio.run(fleet(base, gw.gateway_id, list(range(serial_base,
                                                           serial_base + per_gateway))))
@@ -181,7 +182,9 @@ def main() -> None:
                     mqtt_topic_root=f"bench-{os.getpid()}/v1",
                     bridge_client_id=f"bench-bridge-{os.getpid()}",
                     rating_group=f"bench-rating-{os.getpid()}", rating_web_port=free_port(),
-                    api_port=free_port(), rating_data_dir=workdir / "rating")
+                    api_port=free_port(), rating_data_dir=workdir / "rating",
+                    bridge_metrics_port=free_port(), gateway_metrics_port=free_port(),
+                    sim_metrics_port=free_port())
     try:
         asyncio.run(db.create_database(url, exist_ok=False))
         asyncio.run(db.migrate(url))

@@ -19,6 +19,7 @@ import sqlite3
 from functools import partial
 
 from gateway.outbox import Outbox
+from meterline.metrics import GATEWAY_BATCHES_ACKNOWLEDGED
 from meterline.mqtt import MqttLink
 
 log = logging.getLogger("meterline.gateway")
@@ -103,6 +104,7 @@ class Forwarder:
             self._last_handed = seq
 
     def _acknowledged(self, seq: int) -> None:
+        GATEWAY_BATCHES_ACKNOWLEDGED.inc()
         self.in_flight.discard(seq)
         self._acked.append(seq)
         self._wake.set()

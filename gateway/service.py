@@ -7,6 +7,7 @@ import contextlib
 import logging
 import math
 import sqlite3
+import time
 from datetime import UTC, datetime
 
 from gateway.commands import CommandHandler
@@ -17,6 +18,18 @@ from gateway.modbus_endpoint import ModbusEndpoint
 from gateway.outbox import MAX_BYTES, Outbox
 from gateway.poller import Poller
 from meterline.contracts import ReadingsBatch
+from meterline.metrics import (
+    GATEWAY,
+    GATEWAY_BATCHES_STORED,
+    GATEWAY_IN_FLIGHT,
+    GATEWAY_OUTBOX_BATCHES,
+    GATEWAY_OUTBOX_BYTES,
+    GATEWAY_POLL_SECONDS,
+    GATEWAY_POLLS,
+    GATEWAY_READINGS,
+    GATEWAY_RELAY_COMMANDS,
+    serving,
+)
 from meterline.mqtt import MqttLink
 from meterline.profiles import Profile, shipped_profile
 from meterline.settings import Settings
@@ -85,6 +98,9 @@ class Gateway:
             logger=log,
         )
         forwarder = Forwarder(outbox, mqtt, self.readings_topic)
+        GATEWAY_OUTBOX_BATCHES.set_function(lambda: len(outbox))
+        GATEWAY_OUTBOX_BYTES.set_function(lambda: outbox.size)
+        GATEWAY_IN_FLIGHT.set_function(lambda: len(forwarder.in_flight))
         log.info(
             "gateway %s starting: %d meter(s) on %s, next batch %d, %d earlier batch(es) "
             "in the outbox to send first, MQTT %s:%d",
@@ -151,7 +167,11 @@ class Gateway:
 
     async def _cycle(self, poller: Poller, outbox: Outbox, forwarder: Forwarder) -> None:
         polled_at = datetime.now(UTC)
+        started = time.perf_counter()
         samples = await poller.poll()
+        GATEWAY_POLL_SECONDS.observe(time.perf_counter() - started)
+        GATEWAY_POLLS.inc()
+        GATEWAY_READINGS.inc(len(samples))
 
         def payload(seq: int) -> str:
             return ReadingsBatch(
@@ -164,6 +184,7 @@ class Gateway:
             log.error("cannot store the batch in the outbox %s, batch not sent: %s",
                       outbox.path, exc)
             return
+        GATEWAY_BATCHES_STORED.inc()
         forwarder.stored()
         log.debug("batch %d: %d sample(s)", seq, len(samples))
 
@@ -172,6 +193,8 @@ class Gateway:
             payload = (await mqtt.messages.get()).payload  # only the commands topic
             try:
                 ack = await commands.handle(payload)
+                if ack is not None:
+                    GATEWAY_RELAY_COMMANDS.labels(ack.action, "ok" if ack.ok else "failed").inc()
                 if ack is not None and not mqtt.publish_nowait(
                     self.acks_topic, ack.model_dump_json()
                 ):
@@ -181,5 +204,8 @@ class Gateway:
 
 
 async def run(settings: Settings) -> None:
-    """Run the gateway ``settings`` describe until cancelled."""
-    await Gateway(settings).run()
+    """Run the gateway ``settings`` describe, with its /metrics and /ready, until cancelled."""
+    gateway = Gateway(settings)
+    async with serving(GATEWAY, settings.metrics_host, settings.gateway_metrics_port,
+                       gateway.ready.is_set):
+        await gateway.run()

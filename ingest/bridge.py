@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,6 +37,16 @@ from ingest.telemetry import (
 from meterline.contracts import AccountReadings, BatchEnvelope, Sample
 from meterline.dead_letters import dead_letter
 from meterline.kafka import ensure_topics
+from meterline.metrics import (
+    BRIDGE,
+    BRIDGE_BATCHES,
+    BRIDGE_GROUP_BATCHES,
+    BRIDGE_GROUP_SECONDS,
+    BRIDGE_READINGS_IN,
+    BRIDGE_READINGS_OUT,
+    BRIDGE_RECORDS,
+    serving,
+)
 from meterline.mqtt import Message, MqttLink
 from meterline.settings import Settings
 
@@ -83,6 +94,7 @@ class Bridge:
                       batches: Sequence[tuple[str, bytes]]) -> None:
         """Check, store and produce gateway batches ((topic gateway, payload) pairs): all in
         one transaction that commits only after Kafka acknowledged every record."""
+        started = time.perf_counter()
         dead: list[tuple[str, str]] = []
         envelopes: list[BatchEnvelope] = []
         for gateway, payload in batches:
@@ -123,6 +135,14 @@ class Bridge:
             await asyncio.gather(*sent)
             if fresh:
                 await mark_forwarded(cur, [(e.gateway, e.seq, len(e.samples)) for e in fresh])
+        BRIDGE_GROUP_SECONDS.observe(time.perf_counter() - started)
+        BRIDGE_GROUP_BATCHES.observe(len(batches))
+        BRIDGE_BATCHES.labels("forwarded").inc(len(fresh))
+        BRIDGE_BATCHES.labels("duplicate").inc(len(envelopes) - len(fresh))
+        BRIDGE_BATCHES.labels("refused").inc(len(batches) - len(envelopes))
+        BRIDGE_READINGS_IN.inc(sum(len(e.samples) for e in fresh))
+        BRIDGE_READINGS_OUT.inc(sum(len(r.readings) for r in records))
+        BRIDGE_RECORDS.inc(len(records))
         if fresh:
             async with self.progress:
                 self.batches += len(fresh)
@@ -149,6 +169,7 @@ class Bridge:
                          s.readings_topic)
                 await self._forward_forever(conn)
         finally:
+            self.ready.clear()
             await self.link.close()
             await self.producer.stop()
 
@@ -170,4 +191,8 @@ def _text(payload: bytes) -> str:
 
 
 async def run(settings: Settings) -> None:
-    await Bridge(settings).run()
+    """Run a bridge, with its /metrics and /ready, until cancelled."""
+    bridge = Bridge(settings)
+    async with serving(BRIDGE, settings.metrics_host, settings.bridge_metrics_port,
+                       bridge.ready.is_set):
+        await bridge.run()

@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 
 from meterline.contracts import CommandAck, RelayCommand
+from meterline.metrics import BRIDGE_RELAY_COMMANDS, RELAY_COMMANDS_PENDING
 from meterline.mqtt import MqttError, MqttLink
 from meterline.settings import Settings
 
@@ -53,7 +54,23 @@ async def send_pending(conn: psycopg.AsyncConnection[Any], link: MqttLink,
                 break
             await conn.execute(_SENT, (command_id,))
             sent += 1
+    BRIDGE_RELAY_COMMANDS.labels("sent").inc(sent)
     return sent
+
+
+_PENDING_COUNTS = """
+SELECT s.status, count(c.id)
+  FROM unnest(ARRAY['requested', 'sent']) AS s(status)
+  LEFT JOIN relay_commands c ON c.status = s.status
+ GROUP BY s.status
+"""
+
+
+async def count_pending(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Set the relay-command outbox gauge: commands requested, and sent but unacknowledged."""
+    cur = await conn.execute(_PENDING_COUNTS)
+    for status, count in await cur.fetchall():
+        RELAY_COMMANDS_PENDING.labels(status).set(count)
 
 
 async def dispatch(settings: Settings, link: MqttLink, ready: asyncio.Event) -> None:
@@ -67,6 +84,7 @@ async def dispatch(settings: Settings, link: MqttLink, ready: asyncio.Event) -> 
         ready.set()
         while True:
             await send_pending(conn, link, settings)
+            await count_pending(listener)
             # wake on the next NOTIFY, or retry unsent commands after a while
             async for _ in listener.notifies(timeout=5.0, stop_after=1):
                 break
@@ -78,6 +96,8 @@ async def record_ack(conn: psycopg.AsyncConnection[Any], payload: bytes) -> str 
         ack = CommandAck.model_validate_json(payload)
     except ValueError as exc:
         return f"malformed command ack: {exc}"
-    await conn.execute(_ACK, {"ok": ack.ok, "at": ack.at,
-                              "detail": ack.detail, "id": ack.command_id, "meter": ack.meter})
+    cur = await conn.execute(_ACK, {"ok": ack.ok, "at": ack.at, "detail": ack.detail,
+                                    "id": ack.command_id, "meter": ack.meter})
+    if cur.rowcount:
+        BRIDGE_RELAY_COMMANDS.labels("acknowledged" if ack.ok else "failed").inc()
     return None

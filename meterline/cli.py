@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import typer
 
 from meterline import db
-from meterline.services import configure_logging, serve
+from meterline.services import configure_logging, serve, stop_on_sigterm_as_on_ctrl_c
 from meterline.settings import Settings, get_settings
 
 app = typer.Typer(
@@ -65,16 +65,20 @@ def migrate() -> None:
 
 @app.command()
 def broker() -> None:
-    """Run the local Kafka-compatible broker (Tansu, memory storage) on the kafka_bootstrap port."""
+    """Run the local Kafka-compatible broker (Tansu, memory storage) on the kafka_bootstrap port;
+    Ctrl-C or SIGTERM stops it."""
     from meterline.kafka import start_broker, stop_process
 
     settings = _settings()
     port = int(settings.kafka_bootstrap.rsplit(":", 1)[1])
+    stop_on_sigterm_as_on_ctrl_c()
     proc = start_broker(port)
-    typer.echo(f"Kafka-compatible broker ready on 127.0.0.1:{port}")
     try:
+        typer.echo(f"Kafka-compatible broker ready on 127.0.0.1:{port}")
         proc.wait()
     except KeyboardInterrupt:
+        pass
+    finally:
         stop_process(proc)
 
 
@@ -138,9 +142,10 @@ def demo(
     meters: Annotated[int, typer.Option(help="Simulated meters (Modbus unit ids 1..N).")] = 20,
 ) -> None:
     """Run everything (broker, migrations, simulated fleet, gateway, bridge, rating, API) with
-    a live summary; Ctrl-C stops all it started."""
+    a live summary; Ctrl-C or SIGTERM stops all it started."""
     from meterline.demo import run_demo
 
+    stop_on_sigterm_as_on_ctrl_c()
     run_demo(_settings(), meters)
 
 

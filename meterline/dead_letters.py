@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 import psycopg
 
+from meterline.metrics import count_dead_letters
+
 Source = Literal["mqtt", "rating"]
 
 _INSERT = """
@@ -22,6 +24,9 @@ ON CONFLICT (fingerprint) DO NOTHING
 async def dead_letter(
     cur: psycopg.AsyncCursor[Any], source: Source, refused: Sequence[tuple[str, str]]
 ) -> None:
-    """Store ``(reason, payload)`` pairs refused by ``source``, inside the caller's transaction."""
+    """Store ``(reason, payload)`` pairs refused by ``source``, inside the caller's transaction.
+    Counted in ``meterline_dead_letters_total`` as they are written (a transaction retried
+    counts them again)."""
     if refused:
+        count_dead_letters(source, (reason for reason, _ in refused))
         await cur.executemany(_INSERT, [(source, reason, payload) for reason, payload in refused])

@@ -2,8 +2,9 @@
 
 Starts what is not running yet (the Kafka-compatible broker), applies migrations, registers
 the fleet (accounts, meters, a flat tariff, opening balances), then runs the simulators, a
-gateway, the bridge, a rating worker and the API as child processes, printing a live summary.
-Ctrl-C stops everything it started.
+gateway, the bridge, a rating worker and the API as child processes, printing a live summary
+made of the services' own metrics (the same /metrics Prometheus scrapes) and the balances.
+Ctrl-C or SIGTERM stops everything it started.
 """
 
 from __future__ import annotations
@@ -15,27 +16,29 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import psycopg
 
 from meterline import db
 from meterline.fleet import Fleet, FleetMeter, register_fleet
 from meterline.kafka import port_open, start_broker, stop_process
+from meterline.metrics import endpoints, scrape, total
 from meterline.services import Child
 from meterline.settings import Settings
 
 DEMO_PRICE = Decimal("6.43")  # RUB per kWh, flat
 LOG_DIR = Path("var/log")
 
-_SUMMARY = """
-SELECT (SELECT coalesce(sum(samples), 0) FROM ingest_batches
-         WHERE forwarded_at > now() - interval '5 seconds') / 5.0,
-       (SELECT count(*) FROM accounts),
+SUMMARY_EVERY = 2.0  # seconds between two lines of the live summary
+
+_BALANCES = """
+SELECT (SELECT count(*) FROM accounts),
        (SELECT coalesce(sum(amount), 0) FROM balances),
        (SELECT coalesce(min(amount), 0) FROM balances),
-       (SELECT count(*) FROM meters WHERE relay_state = 'disconnected'),
-       (SELECT count(*) FROM charges),
-       (SELECT count(*) FROM dead_letters)
+       (SELECT count(*) FROM meters WHERE relay_state = 'disconnected')
 """
+
+Scrape = dict[str, dict[str, float]]  # service -> its metrics
 
 
 def demo_fleet(settings: Settings, meters: int) -> Fleet:
@@ -64,15 +67,23 @@ async def prepare(settings: Settings, meters: int) -> None:
         await conn.commit()
 
 
-async def summary(conn: psycopg.AsyncConnection[Any]) -> str:
-    cur = await conn.execute(_SUMMARY)
-    row = await cur.fetchone()
-    assert row is not None
-    rps, accounts, total, lowest, disconnected, charges, dead = row
+def summary(before: Scrape, after: Scrape, seconds: float, balances: tuple[Any, ...]) -> str:
+    """One line of the live summary from two scrapes ``seconds`` apart and the balances."""
+
+    def rate(service: str, name: str) -> float:
+        return (total(after.get(service, {}), name)
+                - total(before.get(service, {}), name)) / seconds
+
+    accounts, amount, lowest, disconnected = balances
+    dead = total(after.get("bridge", {}), "meterline_dead_letters_total") + total(
+        after.get("rating", {}), "meterline_dead_letters_total")
     return (
-        f"readings/s {float(rps):7.1f} | accounts {accounts} | balances {total:,.2f} RUB "
-        f"(lowest {lowest:,.2f}) | disconnected meters {disconnected} | charges {charges} "
-        f"| dead letters {dead}"
+        f"readings/s in {rate('bridge', 'meterline_bridge_readings_in_total'):7.1f}, "
+        f"priced {rate('rating', 'meterline_rating_readings_total'):7.1f} "
+        f"| lag {total(after.get('rating', {}), 'meterline_rating_consumer_lag'):.0f} "
+        f"| outbox {total(after.get('gateway', {}), 'meterline_gateway_outbox_batches'):.0f} "
+        f"| accounts {accounts} | balances {amount:,.2f} RUB (lowest {lowest:,.2f}) "
+        f"| disconnected meters {disconnected} | dead letters {dead:.0f}"
     )
 
 
@@ -108,12 +119,30 @@ def run_demo(settings: Settings, meters: int) -> None:
         print("stopped")
 
 
+async def _scrape_all(session: aiohttp.ClientSession, settings: Settings) -> Scrape:
+    scraped: Scrape = {}
+    for service, url in endpoints(settings).items():
+        try:
+            scraped[service] = await scrape(session, url)
+        except (aiohttp.ClientError, TimeoutError):
+            scraped[service] = {}  # a service between restarts: its figures are missing
+    return scraped
+
+
 async def _watch(settings: Settings, children: list[Child]) -> None:
-    async with await psycopg.AsyncConnection.connect(settings.database_url,
-                                                     autocommit=True) as conn:
+    async with await psycopg.AsyncConnection.connect(
+        settings.database_url, autocommit=True
+    ) as conn, aiohttp.ClientSession() as session:
+        before, at = await _scrape_all(session, settings), time.monotonic()
         while True:
+            await asyncio.sleep(SUMMARY_EVERY)  # the summary's refresh period
             for child in children:
                 if child.proc.poll() is not None:
                     raise SystemExit(f"{child.name} stopped unexpectedly; see {child.log_path}")
-            print(time.strftime("%H:%M:%S"), await summary(conn), flush=True)
-            await asyncio.sleep(2)  # the summary's refresh period
+            after, now = await _scrape_all(session, settings), time.monotonic()
+            cur = await conn.execute(_BALANCES)
+            balances = await cur.fetchone()
+            assert balances is not None
+            print(time.strftime("%H:%M:%S"), summary(before, after, now - at, balances),
+                  flush=True)
+            before, at = after, now

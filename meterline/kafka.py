@@ -56,13 +56,16 @@ def start_broker(
         stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + timeout
-    while not port_open("127.0.0.1", port):
-        if proc.poll() is not None:
-            raise BrokerError(f"Kafka-compatible broker exited with code {proc.returncode}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise BrokerError(f"Kafka-compatible broker did not listen on {port} in {timeout}s")
-        time.sleep(0.05)
+    try:
+        while not port_open("127.0.0.1", port):
+            if proc.poll() is not None:
+                raise BrokerError(f"Kafka-compatible broker exited with code {proc.returncode}")
+            if time.monotonic() > deadline:
+                raise BrokerError(f"Kafka-compatible broker did not listen on {port} in {timeout}s")
+            time.sleep(0.05)  # polling a port another process opens
+    except BaseException:  # Ctrl-C or SIGTERM while it starts too: leave no broker behind
+        stop_process(proc)
+        raise
     return proc
 
 

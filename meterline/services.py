@@ -28,6 +28,16 @@ def configure_logging(level: str = "INFO") -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def stop_on_sigterm_as_on_ctrl_c() -> None:
+    """Make SIGTERM (what docker, systemd and ``kill`` send) do what Ctrl-C does in this
+    process: raise KeyboardInterrupt in the main thread (inside ``asyncio.run`` too, which
+    then cancels its tasks), for commands that stop their children in a ``finally``. Ctrl-C
+    itself is restored to that as well: a process started in the background by a shell
+    inherits SIGINT ignored."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def serve(main: Callable[[], Awaitable[None]]) -> None:
     """Run ``main`` until it returns, or SIGINT/SIGTERM cancels it cleanly."""
 

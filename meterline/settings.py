@@ -84,7 +84,9 @@ class Settings(BaseSettings):
     )
     rating_data_dir: Path = Field(Path("var/rating"), description="Rating worker's local data.")
     tariff_refresh: float = Field(30.0, gt=0, description="Seconds between tariff reloads.")
-    rating_web_port: int = Field(6066, description="Port of the rating worker's status page.")
+    rating_web_port: int = Field(
+        6066, description="Port of the rating worker's /metrics and /ready."
+    )
     rating_session_timeout: float = Field(
         30.0, gt=0, description="Kafka consumer session timeout of the rating worker, seconds."
     )
@@ -99,6 +101,17 @@ class Settings(BaseSettings):
         600.0, ge=0, description="Seconds a reading's time may be ahead of the bridge's clock; "
         "later readings are dead-lettered.",
     )
+
+    # --- metrics and readiness (GET /metrics, GET /ready); the API serves both on api_port,
+    # the rating worker on rating_web_port
+    metrics_host: str = Field(
+        "127.0.0.1", description="Address the services' /metrics and /ready listen on."
+    )
+    bridge_metrics_port: int = Field(9102, description="Port of the bridge's /metrics, /ready.")
+    gateway_metrics_port: int = Field(
+        9103, description="Port of the gateway's /metrics and /ready."
+    )
+    sim_metrics_port: int = Field(9104, description="Port of the simulators' /metrics, /ready.")
 
     # --- API
     api_host: str = Field("127.0.0.1", description="Address the API listens on.")

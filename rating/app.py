@@ -3,6 +3,9 @@
 Events are taken in batches (``rating_batch_size`` within ``rating_batch_window`` seconds) and
 acknowledged only after their batch is committed to PostgreSQL; a crash before that makes Kafka
 deliver them again, and the ledger's natural keys make the second delivery change nothing.
+
+The worker's HTTP server (``rating_web_port``) serves ``/metrics`` and ``/ready`` (ready once
+it has partitions assigned) in place of Faust's own pages.
 """
 
 from __future__ import annotations
@@ -13,11 +16,24 @@ import time
 from typing import Any
 
 import faust
+import mode
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from meterline.db import make_pool
+from meterline.metrics import (
+    RATING,
+    RATING_BATCH_READINGS,
+    RATING_BATCH_RECORDS,
+    RATING_BATCH_SECONDS,
+    RATING_CHARGES,
+    RATING_LAG,
+    RATING_READINGS,
+    RATING_RECORDS,
+    RATING_RELAY_COMMANDS,
+    MetricsServer,
+)
 from meterline.settings import Settings
 from rating.ledger import BatchResult, load_tariffs, parse_records, rate_batch
 from rating.tariffs import TariffBook
@@ -56,6 +72,7 @@ class Rater:
         return self._book
 
     async def rate(self, payloads: list[bytes]) -> BatchResult:
+        started = time.perf_counter()
         records, rejected = parse_records(payloads)
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(psycopg.OperationalError),
@@ -66,9 +83,44 @@ class Rater:
                 async with self._lock, self.pool.connection() as conn:
                     result = await rate_batch(conn, records, await self._tariffs(conn), rejected)
         self.readings += result.readings
+        RATING_BATCH_SECONDS.observe(time.perf_counter() - started)
+        RATING_BATCH_RECORDS.observe(len(payloads))
+        RATING_BATCH_READINGS.observe(result.readings)
+        RATING_RECORDS.inc(len(payloads))
+        RATING_READINGS.inc(result.readings)
+        RATING_CHARGES.inc(result.charges)
+        for _, action in result.relay_commands:
+            RATING_RELAY_COMMANDS.labels(action).inc()
         if result.relay_commands:
             log.info("relay commands requested: %s", result.relay_commands)
         return result
+
+
+class WebServer(mode.Service):
+    """The worker's HTTP server, started by Faust with the worker: /metrics and /ready."""
+
+    def __init__(self, settings: Settings, rater: Rater, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.server = MetricsServer(RATING, settings.metrics_host, settings.rating_web_port,
+                                    lambda: rater.announced is not None)
+
+    async def on_start(self) -> None:
+        await self.server.start()
+
+    async def on_stop(self) -> None:
+        await self.server.stop()
+
+
+def _record_lag(app: faust.App, events: list[Any]) -> None:
+    """Set the consumer-lag gauge of the partitions these (acknowledged) events came from."""
+    last: dict[Any, int] = {}
+    for event in events:
+        tp = event.message.tp
+        last[tp] = max(last.get(tp, -1), event.message.offset)
+    for tp, offset in last.items():
+        highwater = app.consumer.highwater(tp)
+        if highwater is not None:
+            RATING_LAG.labels(str(tp.partition)).set(max(0, highwater - offset - 1))
 
 
 def build_app(settings: Settings) -> faust.App:
@@ -78,7 +130,7 @@ def build_app(settings: Settings) -> faust.App:
         store="memory://",
         datadir=str(settings.rating_data_dir),
         web_port=settings.rating_web_port,
-        web_host="127.0.0.1",
+        web_host=settings.metrics_host,
         topic_partitions=settings.kafka_partitions,
         broker_session_timeout=settings.rating_session_timeout,
         broker_heartbeat_interval=min(3.0, settings.rating_session_timeout / 3),
@@ -97,6 +149,7 @@ def build_app(settings: Settings) -> faust.App:
         if rater.announced == mine:
             return
         rater.announced = mine
+        RATING_LAG.clear()  # partitions no longer ours leave the gauge
         log.info("rating worker ready (group %s, topic %s, partitions %s)",
                  settings.rating_group, settings.readings_topic, mine)
 
@@ -109,7 +162,9 @@ def build_app(settings: Settings) -> faust.App:
             await rater.rate([event.value for event in events])
             for event in events:
                 await stream.ack(event)
+            _record_lag(app, events)
 
+    app.web_server(WebServer(settings, rater, beacon=app.beacon))
     app.rater = rater  # type: ignore[attr-defined]
     return app
 

@@ -82,6 +82,10 @@ def make_settings(
             "rating_web_port": free_port(),
             "gateway_state_dir": tmp_path / "gateway",
             "rating_session_timeout": 10.0,
+            # services started by tests serve /metrics and /ready on ports of their own
+            "bridge_metrics_port": free_port(),
+            "gateway_metrics_port": free_port(),
+            "sim_metrics_port": free_port(),
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)

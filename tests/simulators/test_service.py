@@ -54,6 +54,7 @@ async def test_run_serves_the_settings_fleet_until_cancelled(
     settings = Settings(
         _env_file=None, sim_host="127.0.0.1", sim_port=free_port(), sim_meters=3,
         sim_serial_base=55_000_000, sim_speedup=60.0, sim_seed=3, sim_state_dir=tmp_path,
+        sim_metrics_port=free_port(),
     )
     task, watch = await serving(settings, caplog)
     try:
@@ -67,6 +68,7 @@ async def test_run_serves_the_settings_fleet_until_cancelled(
     finally:
         await stop(task, watch)
     assert not port_open("127.0.0.1", settings.sim_port)
+    assert not port_open("127.0.0.1", settings.sim_metrics_port)
     assert (tmp_path / f"meters-{settings.sim_port}.json").exists()
 
 
@@ -96,7 +98,7 @@ profile = "pulse-counter-32"
 utility = "hot_water"
 serial_base = 300
 """)
-    settings = Settings(_env_file=None, sim_config=path)
+    settings = Settings(_env_file=None, sim_config=path, sim_metrics_port=free_port())
     task, watch = await serving(settings, caplog)
     try:
         text = "\n".join(watch.lines)

@@ -1,0 +1,111 @@
+"""`meterline demo` as a user runs it: every service serves metrics and readiness that
+Prometheus can parse, the live summary reads the same metrics, and SIGTERM (what docker,
+systemd and `kill` send) stops the demo and every process it started, as Ctrl-C does."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import psutil
+import pytest
+
+from meterline import db
+from meterline.kafka import free_port, port_open
+from meterline.metrics import endpoints, scrape, total
+from meterline.settings import Settings
+from tests.conftest import PG_ADMIN, unique
+
+METERS = 4
+SUMMARY = re.compile(r"readings/s in +([\d.]+), priced +([\d.]+)")
+
+
+@pytest.fixture
+async def demo_database() -> AsyncIterator[str]:
+    """A database the demo makes and migrates itself, dropped afterwards."""
+    url = PG_ADMIN.rsplit("/", 1)[0] + f"/meterline_demo_{uuid.uuid4().hex[:10]}"
+    yield url
+    await db.drop_database(url)
+
+
+async def summary_with_readings(demo: asyncio.subprocess.Process, seen: list[str]) -> None:
+    """Read the demo's output until a summary line shows readings taken in and priced."""
+    assert demo.stdout is not None
+    while line := (await demo.stdout.readline()).decode():
+        seen.append(line)
+        match = SUMMARY.search(line)
+        if match and float(match[1]) > 0 and float(match[2]) > 0:
+            return
+    pytest.fail("the demo stopped:\n" + "".join(seen))
+
+
+async def test_every_service_of_the_demo_serves_metrics_and_sigterm_stops_them_all(
+    demo_database: str, mqtt_broker: tuple[str, int], tmp_path: Path,
+) -> None:
+    kafka_port = free_port()
+    settings = Settings(
+        _env_file=None, database_url=demo_database,
+        kafka_bootstrap=f"127.0.0.1:{kafka_port}",  # nothing there: the demo starts a broker
+        mqtt_host=mqtt_broker[0], mqtt_port=mqtt_broker[1],
+        mqtt_topic_root=unique("demo") + "/v1", bridge_client_id=unique("demo-bridge"),
+        rating_group=unique("demo-rating"), rating_session_timeout=10.0, poll_interval=0.5,
+        sim_port=free_port(), api_port=free_port(), rating_web_port=free_port(),
+        bridge_metrics_port=free_port(), gateway_metrics_port=free_port(),
+        sim_metrics_port=free_port(),
+    )
+    env = settings.as_env()
+    demo = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "meterline", "demo", "--meters", str(METERS),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        cwd=tmp_path, env={**os.environ, **env},
+    )
+    seen: list[str] = []
+    try:
+        await asyncio.wait_for(summary_with_readings(demo, seen), 150)
+        children = psutil.Process(demo.pid).children(recursive=True)
+        names = {" ".join(c.cmdline()[-1:]) for c in children if c.is_running()}
+        assert {"simulators", "gateway", "bridge", "rating", "api"} <= names
+        assert any("tansu" in c.name() for c in children)  # the broker it started
+
+        async with aiohttp.ClientSession() as http:
+            account = await http.get(f"{endpoints(settings)['api']}/accounts/LS-10000000")
+            assert account.status == 200
+            scraped = {}
+            for service, url in endpoints(settings).items():
+                ready = await http.get(f"{url}/ready")
+                assert ready.status == 200, service
+                scraped[service] = await scrape(http, url)
+        for service, values in scraped.items():
+            assert values["process_cpu_seconds_total"] > 0, service
+        assert scraped["simulators"]["meterline_simulator_meters"] == METERS
+        gateway, bridge, rating = scraped["gateway"], scraped["bridge"], scraped["rating"]
+        assert gateway["meterline_gateway_readings_total"] >= METERS
+        assert gateway["meterline_gateway_outbox_batches"] >= 0
+        assert 0 < bridge["meterline_bridge_readings_in_total"] <= (
+            gateway["meterline_gateway_readings_total"])
+        assert bridge['meterline_bridge_batches_total{outcome="forwarded"}'] > 0
+        assert 0 < rating["meterline_rating_readings_total"] <= (
+            bridge["meterline_bridge_readings_out_total"])
+        assert rating["meterline_rating_batch_seconds_count"] > 0
+        assert total(rating, "meterline_rating_consumer_lag") >= 0
+        assert scraped["api"][
+            'meterline_api_requests_total{method="GET",route="/accounts/{account_id}",'
+            'status="200"}'] >= 1
+
+        demo.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(demo.wait(), 60)
+        _, alive = psutil.wait_procs(children, timeout=10)
+        assert alive == [], f"left running after SIGTERM: {alive}"
+        assert not port_open("127.0.0.1", kafka_port)
+        assert demo.returncode == 0
+    finally:
+        if demo.returncode is None:
+            demo.kill()
+            await demo.wait()
