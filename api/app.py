@@ -14,6 +14,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from api import accounts, health, meters, topups, usage
+from api.auth import routes as auth
+from api.auth.callers import document_refusals
 from api.problems import install_problem_handlers, use_problem_media_type
 from meterline.db import make_pool
 from meterline.settings import Settings
@@ -36,7 +38,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     install_problem_handlers(app)
-    for module in (health, accounts, usage, topups, meters):
+    for module in (health, auth, accounts, usage, topups, meters):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:
@@ -47,7 +49,7 @@ def create_app(settings: Settings) -> FastAPI:
                 summary=app.summary,
                 routes=app.routes,
             )
-            app.openapi_schema = use_problem_media_type(schema)
+            app.openapi_schema = document_refusals(use_problem_media_type(schema))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from pydantic_core import PydanticCustomError
 
 from api.amounts import Exact, Kopecks
-from api.ids import AccountPath
+from api.auth.access import TopupAccount
 from api.problems import ProblemError, invalid, not_found, problem_responses
 from api.state import AppSettings, Pool
 from meterline.contracts import ProviderId, Timestamp
@@ -217,7 +217,7 @@ def _topup(row: dict[str, Any], balance: Decimal) -> Topup:
             "description": "Replay: this key was already used for the "
             "same top-up; nothing was credited again.",
         },
-        **problem_responses(404, 409, 422),
+        **problem_responses(401, 403, 404, 409, 422),
     },
     openapi_extra={
         "requestBody": {
@@ -227,7 +227,7 @@ def _topup(row: dict[str, Any], balance: Decimal) -> Topup:
     },
 )
 async def create_topup(
-    account_id: AccountPath,
+    account_id: TopupAccount,
     idempotency_key: Annotated[
         str,
         Header(
@@ -241,14 +241,17 @@ async def create_topup(
     pool: Pool,
     response: Response,
 ) -> Topup:
-    """Credit `amount` roubles to the account's balance with a provider.
+    """Record money a payment agent received for the account: credit `amount` roubles to its
+    balance with a provider. Needs the scope `topups:write` (payment agents' API keys and
+    admins); subscribers top up through the payment provider instead.
 
     - **201**: credited; the top-up and the balance after it.
     - **200** (with `Idempotent-Replayed: true`): the same Idempotency-Key was already used on
       this account with the same amount and provider; the original top-up is returned and
       nothing is credited again. Keys are scoped to the account.
     - **409**: the key was already used with another amount or provider.
-    - **404**: no such account.
+    - **401** / **403**: not authenticated / without the scope `topups:write`.
+    - **404**: no such account (or not one the caller sees).
     - **422**: missing or bad Idempotency-Key; amount not a decimal, not > 0, with fractions
       of a kopeck, or above the maximum top-up; `provider_id` left out while the account buys
       from several providers; or a `provider_id` the account has no balance with (a 422, not
