@@ -49,6 +49,7 @@ def create_app(settings: Settings) -> FastAPI:
                 summary=app.summary,
                 routes=app.routes,
             )
+            schema = topups.state_limits(schema, settings.max_topup)
             app.openapi_schema = document_refusals(use_problem_media_type(schema))
         return app.openapi_schema
 

@@ -76,6 +76,34 @@ class Topup(BaseModel):
     balance_kopecks: Kopecks
 
 
+def amount_schema(max_topup: Decimal) -> dict[str, Any]:
+    """The JSON schema of a top-up amount, stating every limit the API enforces: greater than
+    0, whole kopecks, at most ``max_topup``. A decimal string is held to fewer integer digits
+    than the maximum has, so every string the schema admits is accepted."""
+    digits = len(str(int(max_topup)))
+    return {
+        "anyOf": [
+            {"type": "string",
+             "pattern": rf"^(0\.(0[1-9]|[1-9][0-9]?)|[1-9][0-9]{{0,{digits - 2}}}"
+                        r"(\.[0-9]{1,2})?)$",
+             "examples": ["100.50"]},
+            {"type": "number", "exclusiveMinimum": 0, "maximum": float(max_topup),
+             "multipleOf": 0.01},
+        ],
+        "title": "Amount",
+        "description": f"Roubles: a decimal string (preferred) or a JSON number, greater than 0, "
+        f"whole kopecks (at most 2 decimal places), at most {max_topup}.",
+    }
+
+
+def state_limits(openapi: dict[str, Any], max_topup: Decimal) -> dict[str, Any]:
+    """Put this app's top-up limit into its OpenAPI document."""
+    operation = openapi["paths"]["/accounts/{account_id}/topups"]["post"]
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    body["properties"]["amount"] = amount_schema(max_topup)
+    return openapi
+
+
 def _no_constants(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a number")
 

@@ -171,7 +171,10 @@ async def get_usage(
     ] = None,
     to: Annotated[
         AwareDatetime | None,
-        Query(description="Window end, inclusive, ISO 8601 with a zone. Default: now."),
+        Query(description="Window end, inclusive, ISO 8601 with a zone. Default: now. "
+              f"The window (`from`, `to`] spans at most {MAX_WINDOW.days} days and `from` is "
+              "before `to`: a request beyond that is answered 422.",
+              json_schema_extra={"x-max-window-days": MAX_WINDOW.days}),
     ] = None,
     granularity: Annotated[Granularity, Query(description="Bucket size.")] = "hour",
 ) -> Usage:
