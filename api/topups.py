@@ -9,9 +9,10 @@ turns positive gets a `connect` command in the outbox). Rolled back together on 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 from uuid import UUID
 
 import psycopg
@@ -30,6 +31,8 @@ from meterline.money import has_at_most_kopecks
 from meterline.relay import decide_relays
 
 router = APIRouter(prefix="/accounts", tags=["top-ups"])
+
+T = TypeVar("T", bound=BaseModel)
 
 
 class TopupRequest(BaseModel):
@@ -108,21 +111,27 @@ def _no_constants(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a number")
 
 
-async def topup_request(request: Request, settings: AppSettings) -> TopupRequest:
-    """The body, parsed with JSON numbers as exact decimals (never through float), so
-    ``100.005`` is refused for its third decimal instead of being rounded silently."""
-    raw = await request.body()
-    try:
-        data = json.loads(raw, parse_float=Decimal, parse_constant=_no_constants)
-    except ValueError as exc:
-        raise RequestValidationError(
-            [{"type": "json_invalid", "loc": ("body",), "msg": f"Invalid JSON: {exc}"}]
-        ) from exc
-    try:
-        return TopupRequest.model_validate(data, context={"max_topup": settings.max_topup})
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False, include_context=False)
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from exc
+def exact_body(model: type[T]) -> Callable[..., Awaitable[T]]:
+    """A dependency parsing the JSON body into ``model`` with JSON numbers as exact decimals
+    (never through float), so ``100.005`` is refused for its third decimal instead of being
+    rounded silently; the settings' maximum top-up reaches the validators as context."""
+
+    async def parse(request: Request, settings: AppSettings) -> T:
+        raw = await request.body()
+        try:
+            data = json.loads(raw, parse_float=Decimal, parse_constant=_no_constants)
+        except ValueError as exc:
+            raise RequestValidationError(
+                [{"type": "json_invalid", "loc": ("body",), "msg": f"Invalid JSON: {exc}"}]
+            ) from exc
+        try:
+            return model.model_validate(data, context={"max_topup": settings.max_topup})
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False, include_input=False, include_context=False)
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in errors]) from exc
+
+    return parse
 
 
 # --- SQL, executed on the caller's transaction
@@ -160,7 +169,10 @@ class Credited:
     replayed: bool
 
 
-async def _provider(conn: psycopg.AsyncConnection[Any], account_id: str, wanted: str | None) -> str:
+async def resolve_provider(
+    conn: psycopg.AsyncConnection[Any], account_id: str, wanted: str | None
+) -> str:
+    """The provider whose balance a top-up credits: the one named, or the account's only one."""
     cur = await conn.execute(_PROVIDERS, (account_id,))
     providers: list[str] = [p for (p,) in await cur.fetchall()]
     if wanted is not None:
@@ -197,7 +209,7 @@ async def credit(
     """Credit the account once per idempotency key; the caller commits."""
     if await (await conn.execute(_ACCOUNT_EXISTS, (account_id,))).fetchone() is None:
         raise not_found(f"No account {account_id}")
-    provider = await _provider(conn, account_id, provider_id)
+    provider = await resolve_provider(conn, account_id, provider_id)
     cur = conn.cursor(row_factory=dict_row)
     params = {"account": account_id, "provider": provider, "amount": amount, "key": idempotency_key}
     # A concurrent request with the same key waits here until the other one commits or
@@ -265,7 +277,7 @@ async def create_topup(
             description="Client-chosen key, unique per top-up on this account.",
         ),
     ],
-    body: Annotated[TopupRequest, Depends(topup_request)],
+    body: Annotated[TopupRequest, Depends(exact_body(TopupRequest))],
     pool: Pool,
     response: Response,
 ) -> Topup:

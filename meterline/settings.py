@@ -16,6 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Secrets that work out of the box in development and are refused anywhere else.
 DEVELOPMENT_JWT_SECRET = "development-only-jwt-secret-change-me"
+DEVELOPMENT_ACQUIRER_KEY = "development-only-acquirer-key"
+DEVELOPMENT_WEBHOOK_SECRET = "development-only-webhook-secret"
 
 
 class Settings(BaseSettings):
@@ -129,6 +131,29 @@ class Settings(BaseSettings):
         900, ge=1, description="Seconds a user name stays locked after too many failed logins."
     )
 
+    # --- online top-ups through the acquirer (the payment provider; api/online_payments)
+    public_url: str = Field(
+        "http://127.0.0.1:8000", description="Where the API is reached from outside: the "
+        "acquirer sends its webhooks there and returns the payer there."
+    )
+    acquirer_url: str = Field(
+        "http://127.0.0.1:8090", description="The acquirer's API (`meterline acquirer` runs a "
+        "local test acquirer speaking the same protocol)."
+    )
+    acquirer_port: int = Field(8090, description="Port of the local test acquirer.")
+    acquirer_shop_id: str = Field("meterline-dev", description="Our shop id at the acquirer.")
+    acquirer_api_key: SecretStr = Field(
+        SecretStr(DEVELOPMENT_ACQUIRER_KEY), description="Our API key at the acquirer; the "
+        "built-in value is refused outside development."
+    )
+    acquirer_webhook_secret: SecretStr = Field(
+        SecretStr(DEVELOPMENT_WEBHOOK_SECRET), description="HMAC key the acquirer signs its "
+        "webhooks with; the built-in value is refused outside development."
+    )
+    webhook_tolerance: float = Field(
+        300.0, gt=0, description="Seconds a webhook's signature time may be off from now."
+    )
+
     @field_validator("database_url")
     @classmethod
     def _postgres_only(cls, value: str) -> str:
@@ -174,7 +199,11 @@ class Settings(BaseSettings):
 
 
 # setting name -> its built-in development value
-DEVELOPMENT_SECRETS: dict[str, str] = {"jwt_secret": DEVELOPMENT_JWT_SECRET}
+DEVELOPMENT_SECRETS: dict[str, str] = {
+    "jwt_secret": DEVELOPMENT_JWT_SECRET,
+    "acquirer_api_key": DEVELOPMENT_ACQUIRER_KEY,
+    "acquirer_webhook_secret": DEVELOPMENT_WEBHOOK_SECRET,
+}
 
 
 @lru_cache(maxsize=1)
