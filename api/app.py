@@ -29,7 +29,7 @@ def create_app(settings: Settings) -> FastAPI:
         async with (
             make_pool(settings.database_url, name="meterline-api") as pool,
             httpx.AsyncClient(
-                base_url=settings.acquirer_url, timeout=10,
+                base_url=settings.acquirer_base_url, timeout=10,
                 auth=(settings.acquirer_shop_id, settings.acquirer_api_key.get_secret_value()),
             ) as acquirer,
         ):

@@ -94,7 +94,7 @@ async def _ask_acquirer(
         "description": f"Top-up of account {row['account_id']}",
         "metadata": {"online_payment_id": str(row["id"]), "account_id": row["account_id"]},
         "return_url": row["return_url"],
-        "notification_url": f"{settings.public_url.rstrip('/')}/acquirer/webhook",
+        "notification_url": f"{settings.api_base_url}/acquirer/webhook",
     }
     try:
         reply = await acquirer.post("/v1/payments", json=body,
@@ -138,8 +138,8 @@ async def create_online_payment(
     at `confirmation_url` (or by the QR at `qr_url`); the account is credited when the
     payment provider confirms it. The same Idempotency-Key returns the same payment (200);
     with another amount or provider, 409."""
-    if body.return_url and not body.return_url.startswith(settings.public_url.rstrip("/") + "/"):
-        raise Invalid(f"return_url must be under {settings.public_url}",
+    if body.return_url and not body.return_url.startswith(settings.api_base_url + "/"):
+        raise Invalid(f"return_url must be under {settings.api_base_url}",
                       field=["body", "return_url"])
     async with pool.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)

@@ -115,6 +115,16 @@ def rating() -> None:
 
 
 @app.command()
+def acquirer() -> None:
+    """Run the local test acquirer (payment provider) on acquirer_port: what online top-ups
+    pay through in the demo and the tests."""
+    from simulators.acquirer import run
+
+    settings = _settings()
+    serve(lambda: run(settings))
+
+
+@app.command()
 def api() -> None:
     """Run the HTTP API (OpenAPI docs at /docs)."""
     from api.service import run

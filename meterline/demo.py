@@ -122,7 +122,7 @@ def run_demo(settings: Settings, meters: int) -> None:
         asyncio.run(prepare(settings, meters))
         print(f"database ready, {meters} meters registered")
         print_demo_users(settings, meters)
-        for name in ("simulators", "bridge", "rating", "api", "gateway"):
+        for name in ("simulators", "acquirer", "bridge", "rating", "api", "gateway"):
             child = Child(name, LOG_DIR, env)
             started.append(child)
             child.wait_ready(timeout=90)

@@ -132,13 +132,13 @@ class Settings(BaseSettings):
     )
 
     # --- online top-ups through the acquirer (the payment provider; api/online_payments)
-    public_url: str = Field(
-        "http://127.0.0.1:8000", description="Where the API is reached from outside: the "
-        "acquirer sends its webhooks there and returns the payer there."
+    public_url: str | None = Field(
+        None, description="Where the API is reached from outside: the acquirer sends its "
+        "webhooks there and returns the payer there. Default: http://api_host:api_port."
     )
-    acquirer_url: str = Field(
-        "http://127.0.0.1:8090", description="The acquirer's API (`meterline acquirer` runs a "
-        "local test acquirer speaking the same protocol)."
+    acquirer_url: str | None = Field(
+        None, description="The acquirer's API. Default: the local test acquirer "
+        "(`meterline acquirer`) on http://127.0.0.1:acquirer_port."
     )
     acquirer_port: int = Field(8090, description="Port of the local test acquirer.")
     acquirer_shop_id: str = Field("meterline-dev", description="Our shop id at the acquirer.")
@@ -192,6 +192,15 @@ class Settings(BaseSettings):
             for name in type(self).model_fields
             if (value := getattr(self, name)) is not None
         }
+
+    @property
+    def api_base_url(self) -> str:
+        """The API's public base URL, without a trailing slash."""
+        return (self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
+
+    @property
+    def acquirer_base_url(self) -> str:
+        return (self.acquirer_url or f"http://127.0.0.1:{self.acquirer_port}").rstrip("/")
 
     def topic(self, gateway_id: str, kind: str) -> str:
         """MQTT topic of one gateway: ``{root}/{gateway}/{readings|commands|acks}``."""

@@ -44,6 +44,7 @@ from meterline.signatures import HEADER, sign
 log = logging.getLogger("meterline.acquirer")
 
 DELIVERY_ATTEMPTS = 3
+_basic = HTTPBasic()  # the shop authenticates with its id and API key
 
 
 class PaymentRequest(BaseModel):
@@ -74,13 +75,11 @@ class Payment:
 
 def create_acquirer_app(settings: Settings, base_url: str | None = None) -> FastAPI:
     """The test acquirer; ``base_url`` is where payers reach it (default: acquirer_url)."""
-    public = (base_url or settings.acquirer_url).rstrip("/")
+    public = (base_url or settings.acquirer_base_url).rstrip("/")
     payments: dict[str, Payment] = {}
     by_key: dict[str, str] = {}
     app = FastAPI(title="meterline test acquirer", docs_url=None, redoc_url=None)
-    basic = HTTPBasic()
-
-    def merchant(credentials: Annotated[HTTPBasicCredentials, Depends(basic)]) -> None:
+    def merchant(credentials: Annotated[HTTPBasicCredentials, Depends(_basic)]) -> None:
         if not (secrets.compare_digest(credentials.username, settings.acquirer_shop_id)
                 and secrets.compare_digest(credentials.password,
                                            settings.acquirer_api_key.get_secret_value())):
