@@ -10,7 +10,7 @@ from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
 from api.amounts import Exact, Kopecks
-from api.ids import AccountPath
+from api.auth.access import ReadableAccount
 from api.problems import not_found, problem_responses
 from api.state import Pool, read_snapshot
 from meterline.contracts import Timestamp
@@ -87,10 +87,10 @@ async def load_account(conn: psycopg.AsyncConnection[Any], account_id: str) -> A
 @router.get(
     "/{account_id}",
     response_model=Account,
-    responses=problem_responses(404, 422),
+    responses=problem_responses(401, 403, 404, 422),
     summary="An account with its balances and meters",
 )
-async def get_account(account_id: AccountPath, pool: Pool) -> Account:
+async def get_account(account_id: ReadableAccount, pool: Pool) -> Account:
     """The account, its balance with each provider it buys from (exact, and rounded to
     kopecks), and its meters with the relay state meterline last commanded."""
     async with pool.connection() as conn, conn.transaction():

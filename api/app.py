@@ -10,10 +10,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from api import accounts, health, meters, metrics, topups, usage
+from api import accounts, health, meters, metrics, online_payments, topups, usage
+from api.auth import routes as auth
+from api.auth.callers import document_refusals
 from api.metrics import install_request_metrics
 from api.problems import install_problem_handlers, use_problem_media_type
 from meterline.db import make_pool
@@ -24,8 +27,15 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # opening does not wait for the database: /health tells whether it answers
-        async with make_pool(settings.database_url, name="meterline-api") as pool:
+        async with (
+            make_pool(settings.database_url, name="meterline-api") as pool,
+            httpx.AsyncClient(
+                base_url=settings.acquirer_base_url, timeout=10,
+                auth=(settings.acquirer_shop_id, settings.acquirer_api_key.get_secret_value()),
+            ) as acquirer,
+        ):
             app.state.pool = pool
+            app.state.acquirer = acquirer  # the payment provider's API (online_payments)
             yield
 
     app = FastAPI(
@@ -38,7 +48,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     install_problem_handlers(app)
     install_request_metrics(app)
-    for module in (health, metrics, accounts, usage, topups, meters):
+    for module in (health, metrics, auth, accounts, usage, topups, online_payments, meters):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:
@@ -49,7 +59,8 @@ def create_app(settings: Settings) -> FastAPI:
                 summary=app.summary,
                 routes=app.routes,
             )
-            app.openapi_schema = use_problem_media_type(schema)
+            schema = topups.state_limits(schema, settings.max_topup)
+            app.openapi_schema = document_refusals(use_problem_media_type(schema))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

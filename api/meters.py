@@ -12,7 +12,7 @@ from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
 from api.amounts import Exact
-from api.ids import MeterPath
+from api.auth.access import ReadableMeter
 from api.problems import not_found, problem_responses
 from api.state import Pool, read_snapshot
 from meterline.contracts import Timestamp
@@ -117,10 +117,10 @@ async def load_meter(conn: psycopg.AsyncConnection[Any], meter_id: str) -> Meter
 @router.get(
     "/{meter_id}",
     response_model=Meter,
-    responses=problem_responses(404, 422),
+    responses=problem_responses(401, 403, 404, 422),
     summary="A meter with its last readings and relay command",
 )
-async def get_meter(meter_id: MeterPath, pool: Pool) -> Meter:
+async def get_meter(meter_id: ReadableMeter, pool: Pool) -> Meter:
     """The meter, each register with its latest reading (by reading timestamp), and the
     latest relay command written for it (by request time) with its delivery status."""
     async with pool.connection() as conn, conn.transaction():

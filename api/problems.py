@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from meterline.errors import Conflict, DomainError, Invalid, NotFound
@@ -46,7 +46,9 @@ class FieldError(BaseModel):
 
 
 class Problem(BaseModel):
-    """RFC 9457 problem details."""
+    """RFC 9457 problem details (a problem type may add members, e.g. OAuth2's `error`)."""
+
+    model_config = ConfigDict(extra="allow")
 
     type: str = Field(BLANK, description="URI identifying the problem type.")
     title: str = Field(description="Short summary of the problem type.")
@@ -67,6 +69,8 @@ class ProblemError(Exception):
         slug: str | None = None,
         title: str | None = None,
         errors: Sequence[FieldError] | None = None,
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -74,6 +78,8 @@ class ProblemError(Exception):
         self.type = problem_type(slug) if slug else BLANK
         self.title = title or HTTPStatus(status).phrase
         self.errors = list(errors) if errors is not None else None
+        self.headers = headers
+        self.extra = dict(extra or {})
 
 
 def not_found(detail: str) -> ProblemError:
@@ -100,6 +106,7 @@ def problem_response(
     type_: str = BLANK,
     errors: list[FieldError] | None = None,
     headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> JSONResponse:
     body = Problem(
         type=type_,
@@ -108,6 +115,7 @@ def problem_response(
         detail=detail,
         instance=request.url.path,
         errors=errors,
+        **(extra or {}),
     )
     return JSONResponse(
         body.model_dump(exclude_none=True),
@@ -132,7 +140,8 @@ def field_errors(raw: Iterable[Mapping[str, Any]]) -> list[FieldError]:
 async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProblemError)
     return problem_response(
-        request, exc.status, title=exc.title, detail=exc.detail, type_=exc.type, errors=exc.errors
+        request, exc.status, title=exc.title, detail=exc.detail, type_=exc.type, errors=exc.errors,
+        headers=exc.headers, extra=exc.extra,
     )
 
 

@@ -9,9 +9,10 @@ turns positive gets a `connect` command in the outbox). Rolled back together on 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 from uuid import UUID
 
 import psycopg
@@ -22,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from pydantic_core import PydanticCustomError
 
 from api.amounts import Exact, Kopecks
-from api.ids import AccountPath
+from api.auth.access import TopupAccount
 from api.problems import ProblemError, invalid, not_found, problem_responses
 from api.state import AppSettings, Pool
 from meterline.contracts import ProviderId, Timestamp
@@ -30,6 +31,8 @@ from meterline.money import has_at_most_kopecks
 from meterline.relay import decide_relays
 
 router = APIRouter(prefix="/accounts", tags=["top-ups"])
+
+T = TypeVar("T", bound=BaseModel)
 
 
 class TopupRequest(BaseModel):
@@ -76,25 +79,59 @@ class Topup(BaseModel):
     balance_kopecks: Kopecks
 
 
+def amount_schema(max_topup: Decimal) -> dict[str, Any]:
+    """The JSON schema of a top-up amount, stating every limit the API enforces: greater than
+    0, whole kopecks, at most ``max_topup``. A decimal string is held to fewer integer digits
+    than the maximum has, so every string the schema admits is accepted."""
+    digits = len(str(int(max_topup)))
+    return {
+        "anyOf": [
+            {"type": "string",
+             "pattern": rf"^(0\.(0[1-9]|[1-9][0-9]?)|[1-9][0-9]{{0,{digits - 2}}}"
+                        r"(\.[0-9]{1,2})?)$",
+             "examples": ["100.50"]},
+            {"type": "number", "exclusiveMinimum": 0, "maximum": float(max_topup),
+             "multipleOf": 0.01},
+        ],
+        "title": "Amount",
+        "description": f"Roubles: a decimal string (preferred) or a JSON number, greater than 0, "
+        f"whole kopecks (at most 2 decimal places), at most {max_topup}.",
+    }
+
+
+def state_limits(openapi: dict[str, Any], max_topup: Decimal) -> dict[str, Any]:
+    """Put this app's top-up limit into its OpenAPI document."""
+    operation = openapi["paths"]["/accounts/{account_id}/topups"]["post"]
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    body["properties"]["amount"] = amount_schema(max_topup)
+    return openapi
+
+
 def _no_constants(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a number")
 
 
-async def topup_request(request: Request, settings: AppSettings) -> TopupRequest:
-    """The body, parsed with JSON numbers as exact decimals (never through float), so
-    ``100.005`` is refused for its third decimal instead of being rounded silently."""
-    raw = await request.body()
-    try:
-        data = json.loads(raw, parse_float=Decimal, parse_constant=_no_constants)
-    except ValueError as exc:
-        raise RequestValidationError(
-            [{"type": "json_invalid", "loc": ("body",), "msg": f"Invalid JSON: {exc}"}]
-        ) from exc
-    try:
-        return TopupRequest.model_validate(data, context={"max_topup": settings.max_topup})
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False, include_context=False)
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from exc
+def exact_body(model: type[T]) -> Callable[..., Awaitable[T]]:
+    """A dependency parsing the JSON body into ``model`` with JSON numbers as exact decimals
+    (never through float), so ``100.005`` is refused for its third decimal instead of being
+    rounded silently; the settings' maximum top-up reaches the validators as context."""
+
+    async def parse(request: Request, settings: AppSettings) -> T:
+        raw = await request.body()
+        try:
+            data = json.loads(raw, parse_float=Decimal, parse_constant=_no_constants)
+        except ValueError as exc:
+            raise RequestValidationError(
+                [{"type": "json_invalid", "loc": ("body",), "msg": f"Invalid JSON: {exc}"}]
+            ) from exc
+        try:
+            return model.model_validate(data, context={"max_topup": settings.max_topup})
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False, include_input=False, include_context=False)
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in errors]) from exc
+
+    return parse
 
 
 # --- SQL, executed on the caller's transaction
@@ -132,7 +169,10 @@ class Credited:
     replayed: bool
 
 
-async def _provider(conn: psycopg.AsyncConnection[Any], account_id: str, wanted: str | None) -> str:
+async def resolve_provider(
+    conn: psycopg.AsyncConnection[Any], account_id: str, wanted: str | None
+) -> str:
+    """The provider whose balance a top-up credits: the one named, or the account's only one."""
     cur = await conn.execute(_PROVIDERS, (account_id,))
     providers: list[str] = [p for (p,) in await cur.fetchall()]
     if wanted is not None:
@@ -169,7 +209,7 @@ async def credit(
     """Credit the account once per idempotency key; the caller commits."""
     if await (await conn.execute(_ACCOUNT_EXISTS, (account_id,))).fetchone() is None:
         raise not_found(f"No account {account_id}")
-    provider = await _provider(conn, account_id, provider_id)
+    provider = await resolve_provider(conn, account_id, provider_id)
     cur = conn.cursor(row_factory=dict_row)
     params = {"account": account_id, "provider": provider, "amount": amount, "key": idempotency_key}
     # A concurrent request with the same key waits here until the other one commits or
@@ -217,7 +257,7 @@ def _topup(row: dict[str, Any], balance: Decimal) -> Topup:
             "description": "Replay: this key was already used for the "
             "same top-up; nothing was credited again.",
         },
-        **problem_responses(404, 409, 422),
+        **problem_responses(401, 403, 404, 409, 422),
     },
     openapi_extra={
         "requestBody": {
@@ -227,7 +267,7 @@ def _topup(row: dict[str, Any], balance: Decimal) -> Topup:
     },
 )
 async def create_topup(
-    account_id: AccountPath,
+    account_id: TopupAccount,
     idempotency_key: Annotated[
         str,
         Header(
@@ -237,18 +277,21 @@ async def create_topup(
             description="Client-chosen key, unique per top-up on this account.",
         ),
     ],
-    body: Annotated[TopupRequest, Depends(topup_request)],
+    body: Annotated[TopupRequest, Depends(exact_body(TopupRequest))],
     pool: Pool,
     response: Response,
 ) -> Topup:
-    """Credit `amount` roubles to the account's balance with a provider.
+    """Record money a payment agent received for the account: credit `amount` roubles to its
+    balance with a provider. Needs the scope `topups:write` (payment agents' API keys and
+    admins); subscribers top up through the payment provider instead.
 
     - **201**: credited; the top-up and the balance after it.
     - **200** (with `Idempotent-Replayed: true`): the same Idempotency-Key was already used on
       this account with the same amount and provider; the original top-up is returned and
       nothing is credited again. Keys are scoped to the account.
     - **409**: the key was already used with another amount or provider.
-    - **404**: no such account.
+    - **401** / **403**: not authenticated / without the scope `topups:write`.
+    - **404**: no such account (or not one the caller sees).
     - **422**: missing or bad Idempotency-Key; amount not a decimal, not > 0, with fractions
       of a kopeck, or above the maximum top-up; `provider_id` left out while the account buys
       from several providers; or a `provider_id` the account has no balance with (a 422, not

@@ -25,7 +25,7 @@ from psycopg.rows import dict_row
 from pydantic import AwareDatetime, BaseModel, Field
 
 from api.amounts import Exact, Kopecks
-from api.ids import AccountPath
+from api.auth.access import ReadableAccount
 from api.problems import invalid, not_found, problem_responses
 from api.state import Pool, read_snapshot
 from meterline.contracts import Timestamp
@@ -155,11 +155,11 @@ async def load_usage(
 @router.get(
     "/{account_id}/usage",
     response_model=Usage,
-    responses=problem_responses(404, 422),
+    responses=problem_responses(401, 403, 404, 422),
     summary="Consumption and money of an account, by hour or day",
 )
 async def get_usage(
-    account_id: AccountPath,
+    account_id: ReadableAccount,
     pool: Pool,
     from_: Annotated[
         AwareDatetime | None,
@@ -171,7 +171,10 @@ async def get_usage(
     ] = None,
     to: Annotated[
         AwareDatetime | None,
-        Query(description="Window end, inclusive, ISO 8601 with a zone. Default: now."),
+        Query(description="Window end, inclusive, ISO 8601 with a zone. Default: now. "
+              f"The window (`from`, `to`] spans at most {MAX_WINDOW.days} days and `from` is "
+              "before `to`: a request beyond that is answered 422.",
+              json_schema_extra={"x-max-window-days": MAX_WINDOW.days}),
     ] = None,
     granularity: Annotated[Granularity, Query(description="Bucket size.")] = "hour",
 ) -> Usage:

@@ -114,7 +114,7 @@ class Bridge:
                     fresh.append(envelope)
             checked = [(e, *check_samples(e, latest)) for e in fresh]
             meters = await self.directory.resolve(
-                conn, {s.meter for _, samples, _ in checked for s in samples})
+                conn, {(s.meter, e.gateway) for e, samples, _ in checked for s in samples})
             stored: list[tuple[str, Sample]] = []
             records: list[AccountReadings] = []
             for envelope, samples, bad in checked:

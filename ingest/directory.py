@@ -1,7 +1,8 @@
-"""The meters the platform knows: serial -> account, provider, utility, registers.
+"""The meters the platform knows: serial -> account, provider, utility, gateway, registers.
 
 Loaded from PostgreSQL and reloaded when an unknown serial shows up (a meter registered after
-the bridge started), at most once per ``refresh_after`` seconds.
+the bridge started) or a meter comes from another gateway than the one it is known behind
+(moved since), at most once per ``refresh_after`` seconds.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class KnownMeter:
     account: str
     provider: str
     utility: str
-    gateway: str
+    gateway: str | None  # None: read by people
     registers: dict[str, str]  # register code -> unit
 
 
@@ -42,11 +43,14 @@ class MeterDirectory:
         self._loaded_at = time.monotonic()
 
     async def resolve(
-        self, conn: psycopg.AsyncConnection[Any], serials: set[str]
+        self, conn: psycopg.AsyncConnection[Any], reports: set[tuple[str, str]]
     ) -> dict[str, KnownMeter]:
-        """The known meters among ``serials``, reloading once if some are unknown."""
-        if not serials <= self._meters.keys() and (
-            time.monotonic() - self._loaded_at > self.refresh_after
-        ):
+        """The known meters among the reported (serial, gateway) pairs, reloading once if
+        some serial is unknown or known behind another gateway."""
+        stale = any(
+            (meter := self._meters.get(serial)) is None or meter.gateway != gateway
+            for serial, gateway in reports
+        )
+        if stale and time.monotonic() - self._loaded_at > self.refresh_after:
             await self.load(conn)
-        return {s: self._meters[s] for s in serials if s in self._meters}
+        return {s: self._meters[s] for s, _ in reports if s in self._meters}

@@ -67,6 +67,17 @@ def check_samples(
     return samples, dead
 
 
+def not_behind(meter: KnownMeter, gateway: str) -> str | None:
+    """Why ``gateway`` may not report ``meter``, or None when the meter is registered behind
+    it. A gateway reports only its own meters: a misconfigured or compromised one must not
+    charge someone else's account."""
+    if meter.gateway == gateway:
+        return None
+    if meter.gateway is None:
+        return f"meter {meter.id} is read by people, not through gateway {gateway}"
+    return f"meter {meter.id} is registered behind gateway {meter.gateway}, not {gateway}"
+
+
 def route(
     envelope: BatchEnvelope, samples: list[Sample], meters: Mapping[str, KnownMeter]
 ) -> Routed:
@@ -78,6 +89,9 @@ def route(
         if meter is None:
             routed.dead.append((f"unknown meter {sample.meter} {where}",
                                 sample.model_dump_json()))
+            continue
+        if refused := not_behind(meter, envelope.gateway):
+            routed.dead.append((f"{refused} {where}", sample.model_dump_json()))
             continue
         unit = meter.registers.get(sample.register.value)
         if unit is None:

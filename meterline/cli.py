@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import typer
 
 from meterline import db
@@ -118,6 +119,16 @@ def rating() -> None:
 
 
 @app.command()
+def acquirer() -> None:
+    """Run the local test acquirer (payment provider) on acquirer_port: what online top-ups
+    pay through in the demo and the tests."""
+    from simulators.acquirer import run
+
+    settings = _settings()
+    serve(lambda: run(settings))
+
+
+@app.command()
 def api() -> None:
     """Run the HTTP API (OpenAPI docs at /docs)."""
     from api.service import run
@@ -184,3 +195,83 @@ def town(
 
     run(_settings(), prefix=prefix, accounts=accounts, region=region, town=name, seed=seed,
         first_month=first_month, months=months)
+
+# --- users and MQTT credentials (issue 9)
+
+users_app = typer.Typer(help="People and machines who use the API: users, roles, accounts.",
+                        no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("add")
+def users_add(
+    username: str,
+    role: Annotated[str, typer.Option(help="subscriber, industrial, operator or admin.")],
+    account: Annotated[list[str] | None, typer.Option(
+        help="A personal account the user may see (repeat for several).")] = None,
+    name: Annotated[str, typer.Option(help="Display name.")] = "",
+) -> None:
+    """Add a user; the password is read from the terminal (or METERLINE_NEW_PASSWORD)."""
+    import os
+
+    from meterline.users import Role, create_user
+
+    settings = _settings()
+    password = os.environ.get("METERLINE_NEW_PASSWORD") or typer.prompt(
+        "password", hide_input=True, confirmation_prompt=True)
+
+    async def main() -> int | None:
+        async with await psycopg.AsyncConnection.connect(settings.database_url) as conn:
+            user_id = await create_user(conn, username, password, Role(role), display_name=name,
+                                        accounts=account or [])
+            await conn.commit()
+            return user_id
+
+    if asyncio.run(main()) is None:
+        raise typer.BadParameter(f"user {username} exists")
+    typer.echo(f"user {username} ({role}) added")
+
+
+mqtt_app = typer.Typer(help="MQTT credentials of gateways and bridges, and the broker's ACL.",
+                       no_args_is_help=True)
+app.add_typer(mqtt_app, name="mqtt")
+
+
+@mqtt_app.command("add-client")
+def mqtt_add_client(
+    username: Annotated[str, typer.Argument(help="A gateway id, or the bridge's user name.")],
+    kind: Annotated[str, typer.Option(help="gateway or bridge.")] = "gateway",
+) -> None:
+    """Register a gateway or bridge (or give it a new password); prints the password once."""
+    from meterline.mqtt_access import add_client
+
+    if kind not in ("gateway", "bridge"):
+        raise typer.BadParameter("kind is gateway or bridge")
+    settings = _settings()
+
+    async def main() -> str:
+        async with await psycopg.AsyncConnection.connect(settings.database_url) as conn:
+            password = await add_client(conn, username, "gateway" if kind == "gateway"
+                                        else "bridge")
+            await conn.commit()
+            return password
+
+    typer.echo(asyncio.run(main()))
+
+
+@mqtt_app.command("write-config")
+def mqtt_write_config(
+    folder: Annotated[Path, typer.Argument(help="Where to write `passwd` and `acl`.")],
+) -> None:
+    """Write Mosquitto's password file and ACL for every registered client (then send the
+    broker SIGHUP to reload them)."""
+    from meterline.mqtt_access import MqttClient, clients, write_config
+
+    settings = _settings()
+
+    async def main() -> list[MqttClient]:
+        async with await psycopg.AsyncConnection.connect(settings.database_url) as conn:
+            return await clients(conn)
+
+    passwd, acl = write_config(settings.mqtt_topic_root, asyncio.run(main()), folder)
+    typer.echo(f"wrote {passwd} and {acl}")

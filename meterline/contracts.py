@@ -14,6 +14,7 @@ Kafka:
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
@@ -115,3 +116,20 @@ class CommandAck(Contract):
     ok: bool
     detail: str = ""
     at: Timestamp
+
+
+@dataclass(frozen=True)
+class MqttTopic:
+    """One kind of MQTT topic per gateway, ``{root}/{gateway}/{kind}``: who publishes on it
+    and what. The broker's ACL is written from this list (`meterline.mqtt_access`)."""
+
+    kind: str
+    publisher: Literal["gateway", "platform"]
+    message: type[Contract]
+
+
+MQTT_TOPICS: tuple[MqttTopic, ...] = (
+    MqttTopic("readings", "gateway", ReadingsBatch),
+    MqttTopic("commands", "platform", RelayCommand),
+    MqttTopic("acks", "gateway", CommandAck),
+)

@@ -25,6 +25,7 @@ from meterline.kafka import port_open, start_broker, stop_process
 from meterline.metrics import endpoints, scrape, total
 from meterline.services import Child
 from meterline.settings import Settings
+from meterline.users import Role, create_user, find_user
 
 DEMO_PRICE = Decimal("6.43")  # RUB per kWh, flat
 LOG_DIR = Path("var/log")
@@ -59,12 +60,41 @@ def demo_fleet(settings: Settings, meters: int) -> Fleet:
     )
 
 
+def demo_users(fleet: Fleet) -> list[tuple[str, str, Role, list[str]]]:
+    """(user name, password, role, accounts) of the people the demo lets in: an admin, an
+    operator, each subscriber by account number, an industrial customer with the last
+    account. Development only: the passwords are printed and in this file."""
+    accounts = [m.account_id for m in fleet.meters]
+    return [
+        ("admin", "admin-demo", Role.ADMIN, []),
+        ("operator", "operator-demo", Role.OPERATOR, []),
+        ("factory", "factory-demo", Role.INDUSTRIAL, accounts[-1:]),
+        *((account, "subscriber-demo", Role.SUBSCRIBER, [account]) for account in accounts),
+    ]
+
+
 async def prepare(settings: Settings, meters: int) -> None:
     await db.create_database(settings.database_url)
     await db.migrate(settings.database_url)
+    fleet = demo_fleet(settings, meters)
     async with await psycopg.AsyncConnection.connect(settings.database_url) as conn:
-        await register_fleet(conn, demo_fleet(settings, meters))
+        await register_fleet(conn, fleet)
+        if settings.environment == "development":
+            for username, password, role, accounts in demo_users(fleet):
+                if await find_user(conn, username) is None:
+                    await create_user(conn, username, password, role, accounts=accounts)
         await conn.commit()
+
+
+def print_demo_users(settings: Settings, meters: int) -> None:
+    if settings.environment != "development":
+        return
+    users = demo_users(demo_fleet(settings, meters))
+    print("demo users (development only):")
+    for username, password, role, accounts in users[:3]:
+        print(f"  {role:<11} {username} / {password}"
+              + (f"  (account {', '.join(accounts)})" if accounts else ""))
+    print(f"  subscriber  {users[3][0]} … {users[-1][0]} / {users[3][1]}  (each their own account)")
 
 
 def summary(before: Scrape, after: Scrape, seconds: float, balances: tuple[Any, ...]) -> str:
@@ -102,7 +132,8 @@ def run_demo(settings: Settings, meters: int) -> None:
             print(f"started the Kafka-compatible broker on {settings.kafka_bootstrap}")
         asyncio.run(prepare(settings, meters))
         print(f"database ready, {meters} meters registered")
-        for name in ("simulators", "bridge", "rating", "api", "gateway"):
+        print_demo_users(settings, meters)
+        for name in ("simulators", "acquirer", "bridge", "rating", "api", "gateway"):
             child = Child(name, LOG_DIR, env)
             started.append(child)
             child.wait_ready(timeout=90)

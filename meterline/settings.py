@@ -9,14 +9,26 @@ from __future__ import annotations
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Secrets that work out of the box in development and are refused anywhere else.
+DEVELOPMENT_JWT_SECRET = "development-only-jwt-secret-change-me"
+DEVELOPMENT_ACQUIRER_KEY = "development-only-acquirer-key"
+DEVELOPMENT_WEBHOOK_SECRET = "development-only-webhook-secret"
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="METERLINE_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    environment: Literal["development", "production"] = Field(
+        "development",
+        description="`development` accepts the built-in secrets and seeds demo users; "
+        "`production` refuses to start with a built-in secret.",
     )
 
     # --- PostgreSQL / TimescaleDB
@@ -156,6 +168,50 @@ class Settings(BaseSettings):
         "readers reach the notifier's callbacks.",
     )
 
+    # --- authentication (api/auth)
+    jwt_secret: SecretStr = Field(
+        SecretStr(DEVELOPMENT_JWT_SECRET),
+        description="HMAC key signing access tokens (HS256); at least 32 characters. The "
+        "built-in value is refused outside development.",
+    )
+    access_token_ttl: int = Field(
+        900, ge=30, le=3600, description="Seconds an access token (JWT) is valid."
+    )
+    refresh_token_ttl: int = Field(
+        30 * 24 * 3600, ge=300, description="Seconds a refresh token is valid (each use "
+        "rotates it)."
+    )
+    login_max_failures: int = Field(
+        5, ge=1, description="Failed logins of one user name within login_lockout seconds "
+        "that lock it."
+    )
+    login_lockout: int = Field(
+        900, ge=1, description="Seconds a user name stays locked after too many failed logins."
+    )
+
+    # --- online top-ups through the acquirer (the payment provider; api/online_payments)
+    public_url: str | None = Field(
+        None, description="Where the API is reached from outside: the acquirer sends its "
+        "webhooks there and returns the payer there. Default: http://api_host:api_port."
+    )
+    acquirer_url: str | None = Field(
+        None, description="The acquirer's API. Default: the local test acquirer "
+        "(`meterline acquirer`) on http://127.0.0.1:acquirer_port."
+    )
+    acquirer_port: int = Field(8090, description="Port of the local test acquirer.")
+    acquirer_shop_id: str = Field("meterline-dev", description="Our shop id at the acquirer.")
+    acquirer_api_key: SecretStr = Field(
+        SecretStr(DEVELOPMENT_ACQUIRER_KEY), description="Our API key at the acquirer; the "
+        "built-in value is refused outside development."
+    )
+    acquirer_webhook_secret: SecretStr = Field(
+        SecretStr(DEVELOPMENT_WEBHOOK_SECRET), description="HMAC key the acquirer signs its "
+        "webhooks with; the built-in value is refused outside development."
+    )
+    webhook_tolerance: float = Field(
+        300.0, gt=0, description="Seconds a webhook's signature time may be off from now."
+    )
+
     @field_validator("database_url")
     @classmethod
     def _postgres_only(cls, value: str) -> str:
@@ -163,17 +219,58 @@ class Settings(BaseSettings):
             raise ValueError("database_url must be a postgresql:// URL")
         return value
 
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 32:
+            raise ValueError("jwt_secret must be at least 32 characters")
+        return value
+
+    @model_validator(mode="after")
+    def _no_default_secrets_outside_development(self) -> Settings:
+        if self.environment != "development":
+            defaults = [
+                f"METERLINE_{name.upper()}"
+                for name, default in DEVELOPMENT_SECRETS.items()
+                if getattr(self, name).get_secret_value() == default
+            ]
+            if defaults:
+                raise ValueError(
+                    f"environment is {self.environment}: set {', '.join(defaults)} "
+                    "(the built-in development secrets are refused)"
+                )
+        return self
+
     def as_env(self) -> dict[str, str]:
         """The environment that makes a child process read exactly these settings."""
         return {
-            f"METERLINE_{name.upper()}": str(value)
+            f"METERLINE_{name.upper()}": (
+                value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+            )
             for name in type(self).model_fields
             if (value := getattr(self, name)) is not None
         }
 
+    @property
+    def api_base_url(self) -> str:
+        """The API's public base URL, without a trailing slash."""
+        return (self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
+
+    @property
+    def acquirer_base_url(self) -> str:
+        return (self.acquirer_url or f"http://127.0.0.1:{self.acquirer_port}").rstrip("/")
+
     def topic(self, gateway_id: str, kind: str) -> str:
         """MQTT topic of one gateway: ``{root}/{gateway}/{readings|commands|acks}``."""
         return f"{self.mqtt_topic_root}/{gateway_id}/{kind}"
+
+
+# setting name -> its built-in development value
+DEVELOPMENT_SECRETS: dict[str, str] = {
+    "jwt_secret": DEVELOPMENT_JWT_SECRET,
+    "acquirer_api_key": DEVELOPMENT_ACQUIRER_KEY,
+    "acquirer_webhook_secret": DEVELOPMENT_WEBHOOK_SECRET,
+}
 
 
 @lru_cache(maxsize=1)

@@ -28,6 +28,7 @@ from billing.documents.model import (
 from meterline.fleet import Fleet, FleetMeter, Provider, register_fleet
 from meterline.telemetry import MICRO, ReadingColumns, epoch_us
 from meterline.units import Service
+from meterline.users import Role, create_user
 from tests.conftest import unique
 
 DEFAULT_PRICE = Decimal("5.5")
@@ -265,3 +266,28 @@ def random_readings(
         value=np.array(values, dtype=np.int64), gateway=gateway,
         source="gateway" if gateway else "app",
     )
+
+# --- people who use the API (issue 9)
+
+@dataclass(frozen=True)
+class Person:
+    id: int
+    username: str
+    role: Role
+    password: str | None  # None: cannot log in with a password (tests mint its tokens)
+
+
+async def person(
+    conn: psycopg.AsyncConnection[Any],
+    role: Role = Role.SUBSCRIBER,
+    *,
+    accounts: Sequence[str] = (),
+    password: str | None = None,
+    username: str | None = None,
+) -> Person:
+    """A user of ``role`` who may see ``accounts``. Give a ``password`` only where the test
+    logs in through ``/auth/token`` (hashing one costs argon2's time)."""
+    name = username or unique(role.value)
+    user_id = await create_user(conn, name, password, role, accounts=accounts)
+    assert user_id is not None, f"user {name} exists"
+    return Person(user_id, name, role, password)

@@ -1,5 +1,9 @@
 """The API under test: the real app with its lifespan (pool), driven over ASGI by httpx,
-against the session's PostgreSQL database; and accounts put on the books per test."""
+against the session's PostgreSQL database; and accounts and people put on the books per test.
+
+`client` calls as an admin (every account, every scope), `anonymous` with no credentials;
+`bearer(person)` gives the headers of another caller (an access token signed with the app's
+own secret, as `POST /auth/token` would issue it)."""
 
 from __future__ import annotations
 
@@ -12,10 +16,14 @@ import pytest
 from fastapi import FastAPI
 
 from api.app import create_app
+from api.auth.tokens import access_token
 from meterline.settings import Settings
-from tests.factories import Customer, customer, provider
+from meterline.users import ROLE_SCOPES, Role, Scope, User
+from tests.factories import Customer, Person, customer, person, provider
 
 BASE_URL = "http://meterline.test"
+
+Bearer = Callable[..., dict[str, str]]
 
 
 @pytest.fixture
@@ -24,11 +32,37 @@ def app(make_settings: Callable[..., Settings]) -> FastAPI:
 
 
 @pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL) as http,
-    ):
+async def served(app: FastAPI) -> AsyncIterator[FastAPI]:
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+def bearer(app: FastAPI) -> Bearer:
+    """Headers authenticating as ``who``, with the scopes of its role (or ``scopes``)."""
+
+    def headers(who: Person, scopes: frozenset[Scope] | None = None) -> dict[str, str]:
+        user = User(who.id, who.username, who.role, "", "ru")
+        token = access_token(app.state.settings, user, scopes or ROLE_SCOPES[who.role])
+        return {"Authorization": f"Bearer {token}"}
+
+    return headers
+
+
+@pytest.fixture
+async def anonymous(served: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=served),
+                                 base_url=BASE_URL) as http:
+        yield http
+
+
+@pytest.fixture
+async def client(
+    served: FastAPI, conn: psycopg.AsyncConnection[Any], bearer: Bearer
+) -> AsyncIterator[httpx.AsyncClient]:
+    admin = await person(conn, Role.ADMIN)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=served), base_url=BASE_URL,
+                                 headers=bearer(admin)) as http:
         yield http
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -108,3 +110,32 @@ async def test_domain_errors_become_problems(
     if isinstance(error, Invalid):
         assert body["errors"] == [{"loc": ["body", "amount"], "type": "value_error",
                                    "msg": "amount too large"}]
+
+
+async def test_openapi_states_the_limits_the_api_enforces(client: httpx.AsyncClient) -> None:
+    """The two limits a schema-driven fuzzer found unstated: top-up amounts in whole kopecks
+    up to the maximum top-up, and the usage window of at most 366 days."""
+    schema = (await client.get("/openapi.json")).json()
+    topup = schema["paths"]["/accounts/{account_id}/topups"]["post"]
+    amount = topup["requestBody"]["content"]["application/json"]["schema"]["properties"]["amount"]
+    text, number = amount["anyOf"]
+    assert number == {"type": "number", "exclusiveMinimum": 0, "maximum": 1000000.0,
+                      "multipleOf": 0.01}
+    pattern = re.compile(text["pattern"])
+    assert [v for v in ("0.01", "7", "100.5", "999999.99") if not pattern.match(v)] == []
+    assert [v for v in ("0", "0.00", "1.005", "-1", "01", "1e3") if pattern.match(v)] == []
+    usage = schema["paths"]["/accounts/{account_id}/usage"]["get"]["parameters"]
+    (to,) = [p for p in usage if p["name"] == "to"]
+    assert to["schema"]["x-max-window-days"] == 366
+    assert "366 days" in to["description"]
+
+
+async def test_every_amount_the_schema_admits_is_accepted(
+    client: httpx.AsyncClient, seed: Callable[..., Any],
+) -> None:
+    acc = await seed(balance="0")
+    for amount in ("0.01", "999999.99", 0.07, 1000000):
+        response = await client.post(f"/accounts/{acc.account_id}/topups",
+                                     json={"amount": amount},
+                                     headers={"Idempotency-Key": f"limit-{amount}"})
+        assert response.status_code == 201, (amount, response.text)

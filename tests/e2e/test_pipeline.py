@@ -18,12 +18,14 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymodbus.client import AsyncModbusTcpClient
 
+from api.auth.tokens import access_token
 from meterline.kafka import free_port
 from meterline.mqtt import Message, MqttLink
 from meterline.profiles import Codec, DataType
 from meterline.settings import Settings
+from meterline.users import ROLE_SCOPES, Role, User
 from tests.conftest import unique
-from tests.factories import customers
+from tests.factories import customers, person
 from tests.kafka_probe import rating_caught_up
 from tests.services import service
 from tests.waiting import until
@@ -138,7 +140,11 @@ async def test_meters_pay_for_exactly_what_they_consume_end_to_end(
     listener = MqttLink(settings, unique("listener"))
     await listener.connect([settings.topic(settings.gateway_id, "readings")])
 
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}") as api:
+    admin = await person(conn, Role.ADMIN)  # sees every account; may record a top-up
+    token = access_token(settings, User(admin.id, admin.username, admin.role, "", "ru"),
+                         ROLE_SCOPES[Role.ADMIN])
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}",
+                                 headers={"Authorization": f"Bearer {token}"}) as api:
         with platform(settings, tmp_path):
             poor_meter = await modbus(sim_port, POOR)
             # 1. the poor subscriber runs out: its relay opens and its consumption stops

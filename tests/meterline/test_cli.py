@@ -47,3 +47,11 @@ def test_bad_settings_are_refused_with_the_reason(monkeypatch: pytest.MonkeyPatc
     result = runner.invoke(app, ["config"])
     assert result.exit_code != 0
     assert "database_url must be a postgresql:// URL" in str(result.exception)
+
+
+def test_config_hides_the_jwt_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("METERLINE_JWT_SECRET", "s" * 40)
+    result = runner.invoke(app, ["config"])
+    assert result.exit_code == 0
+    assert "s" * 40 not in result.output
+    assert "METERLINE_JWT_SECRET=**********" in result.output

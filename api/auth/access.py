@@ -1,0 +1,96 @@
+"""Which accounts a caller sees: the one place where every account read is scoped to the caller.
+
+Subscribers and industrial customers see the accounts granted to them (`user_accounts`);
+operators and admins see every account. Every endpoint under ``/accounts/{account_id}`` takes
+its account through `account_with` (`ReadableAccount`, ...), every endpoint naming a meter
+through `meter_with`: the caller is authenticated (401), holds the scope (403), then sees the
+account (404). An account the caller may not see is answered exactly like one that does not
+exist — ``404 No account X`` — so the answer tells nothing about it, not even that it exists.
+"""
+
+# no `from __future__ import annotations`: the dependencies below annotate with a local scope
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+import psycopg
+from fastapi import Depends, Security
+
+from api.auth.callers import current_caller
+from api.auth.tokens import Caller
+from api.ids import AccountPath, MeterPath
+from api.state import Pool
+from meterline.errors import NotFound
+from meterline.users import Scope
+
+_GRANTED = """
+EXISTS (SELECT 1 FROM user_accounts g
+         WHERE g.user_id = %(user)s AND g.account_id = {account})
+"""
+
+_ACCOUNT = """
+SELECT 1 FROM accounts a
+ WHERE a.id = %(id)s AND (%(every)s OR """ + _GRANTED.format(account="a.id") + ")"
+
+_METER = """
+SELECT m.account_id FROM meters m
+ WHERE m.id = %(id)s AND (%(every)s OR """ + _GRANTED.format(account="m.account_id") + ")"
+
+_GRANTED_ACCOUNTS = """
+SELECT account_id FROM user_accounts WHERE user_id = %s ORDER BY account_id
+"""
+
+
+def _params(caller: Caller, id_: str) -> dict[str, Any]:
+    return {"id": id_, "every": caller.sees_every_account, "user": caller.user_id}
+
+
+async def sees_account(conn: psycopg.AsyncConnection[Any], caller: Caller, account_id: str) -> bool:
+    cur = await conn.execute(_ACCOUNT, _params(caller, account_id))
+    return await cur.fetchone() is not None
+
+
+async def granted_accounts(conn: psycopg.AsyncConnection[Any], caller: Caller) -> list[str] | None:
+    """The accounts granted to the caller; None for a caller who sees every account."""
+    if caller.sees_every_account:
+        return None
+    cur = await conn.execute(_GRANTED_ACCOUNTS, (caller.user_id,))
+    return [account for (account,) in await cur.fetchall()]
+
+
+def account_with(scope: Scope) -> Callable[..., Awaitable[str]]:
+    """A dependency: the path's account id, once the caller holds ``scope`` and sees it."""
+
+    async def account(
+        account_id: AccountPath,
+        caller: Annotated[Caller, Security(current_caller, scopes=[scope])],
+        pool: Pool,
+    ) -> str:
+        async with pool.connection() as conn:
+            if not await sees_account(conn, caller, account_id):
+                raise NotFound(f"No account {account_id}")
+        return account_id
+
+    return account
+
+
+def meter_with(scope: Scope) -> Callable[..., Awaitable[str]]:
+    """A dependency: the path's meter id, once the caller holds ``scope`` and sees its account."""
+
+    async def meter(
+        meter_id: MeterPath,
+        caller: Annotated[Caller, Security(current_caller, scopes=[scope])],
+        pool: Pool,
+    ) -> str:
+        async with pool.connection() as conn:
+            cur = await conn.execute(_METER, _params(caller, meter_id))
+            if await cur.fetchone() is None:
+                raise NotFound(f"No meter {meter_id}")
+        return meter_id
+
+    return meter
+
+
+ReadableAccount = Annotated[str, Depends(account_with(Scope.ACCOUNTS_READ))]
+TopupAccount = Annotated[str, Depends(account_with(Scope.TOPUPS))]
+ReadableMeter = Annotated[str, Depends(meter_with(Scope.ACCOUNTS_READ))]
