@@ -137,6 +137,16 @@ def api() -> None:
     serve(lambda: run(settings))
 
 
+@app.command()
+def notifier() -> None:
+    """Run the notifier: deliver notices by e-mail, SMS, phone and the cabinet, and serve the
+    channels' callbacks (delivery reports, call results, links followed)."""
+    from billing.reminders.service import run
+
+    settings = _settings()
+    serve(lambda: run(settings))
+
+
 @app.command("seed-demo")
 def seed_demo(
     meters: Annotated[int, typer.Option(help="Simulated meters (Modbus unit ids 1..N).")] = 20,

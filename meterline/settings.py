@@ -163,6 +163,10 @@ class Settings(BaseSettings):
     notifier_host: str = Field("127.0.0.1", description="Address the notifier's callbacks "
                                "(SMS delivery reports, call results, e-mail links) listen on.")
     notifier_port: int = Field(8025, description="Port of the notifier's callbacks.")
+    notifier_interval: float = Field(
+        30.0, gt=0, description="Seconds between the notifier's passes (a new notice wakes it "
+        "at once).",
+    )
     notifier_public_url: str = Field(
         "http://127.0.0.1:8025", description="How gateways, autodialers and subscribers' mail "
         "readers reach the notifier's callbacks.",

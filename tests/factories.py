@@ -291,3 +291,36 @@ async def person(
     user_id = await create_user(conn, name, password, role, accounts=accounts)
     assert user_id is not None, f"user {name} exists"
     return Person(user_id, name, role, password)
+
+
+# --- notices (billing.reminders)
+
+
+async def notice_preferences(
+    conn: psycopg.AsyncConnection[Any], account_id: str, *, channels: Sequence[str],
+    email: str | None = None, phone: str | None = None,
+) -> None:
+    """How the account wants to hear from its providers (channels in order of preference)."""
+    await conn.execute(
+        """
+        INSERT INTO notice_preferences (account_id, email, phone, channels)
+        VALUES (%s, %s, %s, %s)
+        ON CONFLICT (account_id) DO UPDATE
+           SET email = EXCLUDED.email, phone = EXCLUDED.phone, channels = EXCLUDED.channels
+        """,
+        (account_id, email, phone, list(channels)),
+    )
+
+
+async def notice_terms(
+    conn: psycopg.AsyncConnection[Any], provider_id: str, *, email_proof: str = "read",
+    proof_wait: str = "2 days",
+) -> None:
+    await conn.execute(
+        """
+        INSERT INTO notice_terms (provider_id, email_proof, proof_wait) VALUES (%s, %s, %s)
+        ON CONFLICT (provider_id) DO UPDATE
+           SET email_proof = EXCLUDED.email_proof, proof_wait = EXCLUDED.proof_wait
+        """,
+        (provider_id, email_proof, proof_wait),
+    )

@@ -8,14 +8,16 @@ delay. A moratorium stops accrual on its days, a cap lowers the rate on its days
 
 A charge paid in parts is split into tranches: each paid part accrues up to its payment day
 with the rate of that day, what is still unpaid accrues up to the day of calculation with
-that day's rate. Each tranche's days are cut into lines wherever the tier, the law's
-schedule or a moratorium changes; every line is rounded to kopecks (half-up) and the penalty
-is the sum of its lines, so the explanation adds up to the figure charged.
+that day's rate. Each tranche's days are cut into lines where the payer group's tier in
+force, the law's schedule or a moratorium of the law begins or ends (nowhere else: each cut
+rounds); every line is rounded to kopecks (half-up) and the penalty is the sum of its lines,
+so the explanation adds up to the figure charged. The set-based accrual (`accrual.py`) cuts
+and rounds the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -155,19 +157,39 @@ def _tranche(
         warnings.append(warning)
     lines = [
         _line(debt, law, group, rules, amount, rate, start, end)
-        for start, end in _spans(debt, law, rules, first_day, last_day)
+        for start, end in _spans(debt, law, group, rules, first_day, last_day)
     ]
-    return Tranche(amount, paid_on, rate_day, tuple(_merged(lines)))
+    return Tranche(amount, paid_on, rate_day, tuple(lines))
+
+
+def tier_cuts(law: Law, group: PayerGroup) -> list[tuple[date, date | None, int]]:
+    """The days of delay where the group's tier changes, with the validity of the schedule
+    (from, to) that has them: such a day is a cut only while that schedule is in force."""
+    cuts = []
+    for n, schedule in enumerate(law.schedules):
+        until = law.schedules[n + 1].valid_from if n + 1 < len(law.schedules) else None
+        cuts += [(schedule.valid_from, until, t.first_day) for t in schedule.tiers[group]
+                 if t.first_day > 1]
+    return cuts
+
+
+def date_cuts(law: Law, rules: PenaltyRules) -> list[date]:
+    """The dates where the law's schedule changes or one of its moratoria begins or ends."""
+    cuts = {s.valid_from for s in law.schedules}
+    cuts |= {d for m in rules.moratoria if m.laws is None or law.id in m.laws
+             for d in (m.start, m.end + ONE_DAY)}
+    return sorted(cuts)
 
 
 def _spans(
-    debt: Debt, law: Law, rules: PenaltyRules, first: date, last: date
+    debt: Debt, law: Law, group: PayerGroup, rules: PenaltyRules, first: date, last: date
 ) -> list[tuple[date, date]]:
-    """[first, last] cut wherever a tier, a schedule of the law or a moratorium may change."""
-    cuts = {debt.due + timedelta(days=t.first_day)
-            for s in law.schedules for tiers in s.tiers.values() for t in tiers}
-    cuts |= {s.valid_from for s in law.schedules}
-    cuts |= {d for m in rules.moratoria for d in (m.start, m.end + ONE_DAY)}
+    """[first, last] cut where the tier in force, the law's schedule or a moratorium changes."""
+    cuts = set(date_cuts(law, rules))
+    for valid_from, until, day in tier_cuts(law, group):
+        cut = debt.due + timedelta(days=day)
+        if valid_from <= cut and (until is None or cut < until):
+            cuts.add(cut)
     starts = [first, *sorted(c for c in cuts if first < c <= last)]
     ends = [s - ONE_DAY for s in starts[1:]] + [last]
     return list(zip(starts, ends, strict=True))
@@ -195,21 +217,3 @@ def _line(
     amount = kopecks(base * days * rate / 100 / per) if per else ZERO
     return Line(start, end, day_of_delay, base, per, rate, rate_in_force, amount, "; ".join(notes))
 
-
-def _merged(lines: Sequence[Line]) -> list[Line]:
-    """Neighbouring lines with the same terms as one line (a cut that changed nothing)."""
-    merged: list[Line] = []
-    for line in lines:
-        if merged and (prev := merged[-1]).per == line.per and prev.rate == line.rate \
-                and prev.note == line.note:
-            merged[-1] = _line_over(prev, line.end)
-        else:
-            merged.append(line)
-    return merged
-
-
-def _line_over(line: Line, end: date) -> Line:
-    days = (end - line.start).days + 1
-    amount = kopecks(line.base * days * line.rate / 100 / line.per) if line.per else ZERO
-    return Line(line.start, end, line.first_day_of_delay, line.base, line.per, line.rate,
-                line.rate_in_force, amount, line.note)

@@ -41,7 +41,10 @@ def rub(amount: Decimal | int | str) -> str:
     return f"{text} ₽"
 
 
-def ru_date(day: date) -> str:
+def ru_date(day: date | str) -> str:
+    """2025-03-01 (a date, or ISO text as notices keep it) → «01.03.2025»."""
+    if isinstance(day, str):
+        day = date.fromisoformat(day[:10])
     return f"{day:%d.%m.%Y}"
 
 

@@ -48,7 +48,8 @@ def test_the_2020_moratorium_stops_accrual_but_days_still_count() -> None:
     # rate on the payment day 4.25 % (since 2020-07-27), no cap before 2022.
     # days 1-30   2020-02-11..03-11: nothing
     # days 31-55  2020-03-12..04-05 (25 d): 2000 × 25 × 4.25 % / 300 = 7.0833 → 7.08
-    # days 56-    2020-04-06..12-31: moratorium (decree 424), nothing
+    # days 56-90  2020-04-06..05-10, days 91- 2020-05-11..12-31: moratorium (decree 424),
+    #             nothing
     # days 326-   2021-01-01..02-15 (46 d), tier 1/130: 2000 × 46 × 4.25 % / 130 = 30.0769 → 30.08
     debt = Debt("uk", "maintenance", date(2020, 1, 1), D("2000.00"), date(2020, 2, 10))
     paid = [Repayment(date(2021, 2, 15), D("2000.00"))]
@@ -56,11 +57,12 @@ def test_the_2020_moratorium_stops_accrual_but_days_still_count() -> None:
     assert spans(result) == [
         ("2020-02-11", "2020-03-11", 0, "4.25", "0"),
         ("2020-03-12", "2020-04-05", 300, "4.25", "7.08"),
-        ("2020-04-06", "2020-12-31", 0, "4.25", "0"),
+        ("2020-04-06", "2020-05-10", 0, "4.25", "0"),
+        ("2020-05-11", "2020-12-31", 0, "4.25", "0"),
         ("2021-01-01", "2021-02-15", 130, "4.25", "30.08"),
     ]
     assert result.total == D("37.16")
-    assert result.tranches[0].lines[3].first_day_of_delay == 326
+    assert result.tranches[0].lines[4].first_day_of_delay == 326
 
 
 def test_a_debt_before_2016_uses_the_refinancing_rate_from_the_first_day() -> None:
@@ -77,15 +79,16 @@ def test_a_debt_before_2016_uses_the_refinancing_rate_from_the_first_day() -> No
 def test_a_debt_across_2016_keeps_the_old_tier_for_old_days_and_the_key_rate_of_the_payment_day(
 ) -> None:
     # maintenance, 1,500.00 for October 2015, due 2015-11-10, paid on 2016-03-01 (key rate 11 %).
-    # 2015-11-11..12-31: old law, 1/300 from day 1; 2016-01-01 is day 52: new law, 1/300 until
-    # day 90 — the same terms, one line:
-    #   2015-11-11..2016-02-08 (90 d): 1500 × 90 × 11 % / 300 = 49.50
+    # 2015-11-11..12-31 (51 d): old law, 1/300 from day 1: 1500 × 51 × 11 % / 300 = 28.05
+    # 2016-01-01 is day 52: the new law, 1/300 until day 90:
+    #   2016-01-01..02-08 (39 d): 1500 × 39 × 11 % / 300 = 21.45
     #   2016-02-09..03-01 (22 d, days 91-112): 1500 × 22 × 11 % / 130 = 27.9230 → 27.92
     debt = Debt("uk", "maintenance", date(2015, 10, 1), D("1500.00"), date(2015, 11, 10))
     paid = [Repayment(date(2016, 3, 1), D("1500.00"))]
     result = penalty(debt, paid, as_of=date(2016, 3, 1), group=PayerGroup.CITIZEN, rules=RULES)
     assert spans(result) == [
-        ("2015-11-11", "2016-02-08", 300, "11.00", "49.50"),
+        ("2015-11-11", "2015-12-31", 300, "11.00", "28.05"),
+        ("2016-01-01", "2016-02-08", 300, "11.00", "21.45"),
         ("2016-02-09", "2016-03-01", 130, "11.00", "27.92"),
     ]
 

@@ -10,7 +10,7 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
-from email.message import Message
+from email.message import EmailMessage
 from typing import Any
 from urllib.parse import quote
 
@@ -21,7 +21,6 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
 
 from meterline.kafka import free_port
 
@@ -31,7 +30,7 @@ class Mailbox:
 
     def __init__(self, refused: set[str] | None = None) -> None:
         self.refused = refused or set()
-        self.messages: list[Message] = []
+        self.messages: list[EmailMessage] = []
         self.received = asyncio.Event()
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
@@ -43,7 +42,9 @@ class Mailbox:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         assert isinstance(envelope.content, bytes)
-        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        assert isinstance(message, EmailMessage)  # what policy.default makes
+        self.messages.append(message)
         return "250 2.0.0 queued as 7F3A1"
 
 
@@ -90,19 +91,33 @@ class SmsGateway:
             self.reports.append(await client.get(url))
 
 
-@contextlib.asynccontextmanager
-async def http_server(routes: list[Route]) -> AsyncIterator[str]:
-    """A Starlette app on a free loopback port, served by uvicorn in this event loop. The
-    socket listens before the server starts, so a request made at once waits in its backlog."""
+def listening() -> tuple[socket.socket, str]:
+    """A socket listening on a free loopback port, and its base URL: requests made before a
+    server takes it wait in its backlog."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(Starlette(routes=routes), log_level="warning",
-                                          lifespan="off"))
+    return sock, f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any, sock: socket.socket) -> AsyncIterator[None]:
+    """Serve an ASGI app (or a Starlette app of these routes) on ``sock`` with uvicorn, in
+    this event loop."""
+    if isinstance(app, list):
+        app = Starlette(routes=app)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield
     finally:
         server.should_exit = True
         await task
+        sock.close()
+
+
+@contextlib.asynccontextmanager
+async def http_server(app: Any) -> AsyncIterator[str]:
+    sock, url = listening()
+    async with serving(app, sock):
+        yield url

@@ -1,0 +1,68 @@
+"""The notifier: delivers notices (a pass whenever a notice is made, and every
+``notifier_interval`` seconds for quiet hours and deadlines) and serves the channels'
+callbacks. ``await run(settings)`` runs until cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import httpx
+import psycopg
+import uvicorn
+
+from billing.reminders.callbacks import callbacks_app
+from billing.reminders.delivery import Notifier
+from meterline.db import make_pool
+from meterline.settings import Settings
+
+logger = logging.getLogger("meterline.notifier")
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield  # the caller owns signals and stops us by cancelling `run`
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            host, port = self.servers[0].sockets[0].getsockname()[:2]
+            logger.info("notifier ready; callbacks on http://%s:%s", host, port)
+
+
+async def _deliver_forever(settings: Settings, notifier: Notifier) -> None:
+    async with await psycopg.AsyncConnection.connect(
+        settings.database_url, autocommit=True, application_name="meterline-notifier",
+    ) as conn, await psycopg.AsyncConnection.connect(
+        settings.database_url, autocommit=True, application_name="meterline-notifier-listen",
+    ) as listener:
+        await listener.execute("LISTEN notices")
+        while True:
+            done = await notifier.deliver(conn, datetime.now(UTC))
+            if done.sent or done.failed or done.undeliverable or done.expired:
+                logger.info("notices: %s", done)
+            # until a notice is made (then a pass at once) or the interval ends
+            async for _ in listener.notifies(timeout=settings.notifier_interval, stop_after=1):
+                pass
+
+
+async def run(settings: Settings) -> None:
+    async with make_pool(settings.database_url, name="meterline-notifier-callbacks") as pool, \
+            httpx.AsyncClient() as http:
+        config = uvicorn.Config(
+            callbacks_app(settings, pool), host=settings.notifier_host,
+            port=settings.notifier_port, lifespan="on", log_config=None,
+            timeout_graceful_shutdown=5,
+        )
+        server = _Server(config)
+        serving = asyncio.ensure_future(server.serve())
+        try:
+            await _deliver_forever(settings, Notifier(settings, http))
+        finally:
+            server.should_exit = True
+            await serving

@@ -1,0 +1,254 @@
+"""Delivering notices against a local SMTP server, a local SMS gateway speaking Kannel's
+interface and the notifier's own callbacks over HTTP, on the real database: each notice goes
+out once per channel, proofs are stored, quiet hours are respected, a channel without proof
+gives way to the next, and a rerun sends nothing new."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from starlette.routing import Route
+
+from billing.reminders.callbacks import callbacks_app
+from billing.reminders.delivery import Notifier, make_notice
+from billing.reminders.service import run
+from meterline.db import make_pool
+from meterline.kafka import free_port
+from meterline.notices import cabinet_notices, opened_in_cabinet
+from meterline.settings import Settings
+from tests.billing.reminders.servers import (
+    Mailbox,
+    SmsGateway,
+    http_server,
+    listening,
+    serving,
+    smtp_server,
+)
+from tests.conftest import unique
+from tests.factories import customer, notice_preferences, notice_terms
+from tests.waiting import until
+
+# Wednesday 2025-03-12, 12:00 in Moscow
+NOON = datetime(2025, 3, 12, 9, tzinfo=UTC)
+UNREACHABLE = "+79990000000"
+
+
+@dataclass
+class Rig:
+    settings: Settings
+    notifier: Notifier
+    mailbox: Mailbox
+    gateway: SmsGateway
+    callbacks: str  # base URL of the notifier's callbacks
+    http: httpx.AsyncClient
+
+
+@pytest.fixture
+async def rig(make_settings: Callable[..., Settings], pg_url: str) -> AsyncIterator[Rig]:
+    mailbox = Mailbox(refused={"gone@example.org"})
+    gateway = SmsGateway(unreachable={UNREACHABLE})
+    sock, callbacks = listening()
+    with smtp_server(mailbox) as smtp_port:
+        async with http_server([Route("/cgi-bin/sendsms", gateway.sendsms)]) as sms_url, \
+                make_pool(pg_url, name="test-callbacks") as pool, httpx.AsyncClient() as http:
+            settings = make_settings(
+                smtp_port=smtp_port, sms_gateway_url=f"{sms_url}/cgi-bin/sendsms",
+                sms_password="secret", notifier_public_url=callbacks,
+            )
+            async with serving(callbacks_app(settings, pool, clock=lambda: NOON), sock):
+                yield Rig(settings, Notifier(settings, http), mailbox, gateway, callbacks, http)
+
+
+async def notice(conn: psycopg.AsyncConnection[Any], account_id: str, provider_id: str,
+                 kind: str = "debt_notice") -> str:
+    key = unique("notice")
+    await make_notice(conn, key=key, kind=kind, account_id=account_id, provider_id=provider_id,
+                      service="electricity", context={"debt": "4321.50"}, at=NOON)
+    return key
+
+
+async def state(conn: psycopg.AsyncConnection[Any], key: str) -> tuple[str, str | None,
+                                                                      dict[str, str]]:
+    """The notice's status, the channel that delivered it, and each attempt's status."""
+    cur = await conn.execute(
+        "SELECT id, status, delivered_by FROM notices WHERE key = %s", (key,))
+    row = await cur.fetchone()
+    assert row is not None
+    cur = await conn.execute(
+        "SELECT channel, status FROM notice_attempts WHERE notice_id = %s", (row[0],))
+    return row[1], row[2], dict(await cur.fetchall())
+
+
+async def receipts(conn: psycopg.AsyncConnection[Any], key: str) -> list[tuple[str, str, str]]:
+    cur = await conn.execute(
+        """SELECT r.channel, r.kind, r.proves FROM notice_receipts r
+             JOIN notices n ON n.id = r.notice_id WHERE n.key = %s ORDER BY r.id""", (key,))
+    return [(c, k, p) for c, k, p in await cur.fetchall()]
+
+
+async def test_email_read_sms_delivered_and_a_failed_channel_gives_way_to_the_next(
+    rig: Rig, conn: psycopg.AsyncConnection[Any],
+) -> None:
+    by_email = await customer(conn)
+    by_sms = await customer(conn)
+    unreachable = await customer(conn)
+    bounced = await customer(conn)
+    await notice_preferences(conn, by_email.account_id, channels=["email"],
+                             email="ivan@example.org")
+    await notice_preferences(conn, by_sms.account_id, channels=["sms", "email"],
+                             phone="+79161234567", email="sms-first@example.org")
+    await notice_preferences(conn, unreachable.account_id, channels=["sms", "phone"],
+                             phone=UNREACHABLE)
+    await notice_preferences(conn, bounced.account_id, channels=["email", "cabinet"],
+                             email="gone@example.org")
+    keys = [await notice(conn, c.account_id, c.provider_id)
+            for c in (by_email, by_sms, unreachable, bounced)]
+    k_email, k_sms, k_unreachable, k_bounced = keys
+
+    done = await rig.notifier.deliver(conn, NOON)
+    assert (done.sent, done.failed) == (4, 1)  # e-mail, 2 SMS, cabinet sent; 1 bounce
+    assert len(rig.mailbox.messages) == 1 and len(rig.gateway.sent) == 2
+
+    # e-mail: accepted is "sent"; the provider counts "read" (the default): still pending
+    assert await state(conn, k_email) == ("pending", None, {"email": "sent"})
+    # the bounced e-mail gave way to the cabinet in the same pass
+    assert await state(conn, k_bounced) == ("pending", None, {"email": "failed",
+                                                             "cabinet": "sent"})
+
+    # the gateway's delivery reports come back through the notifier's callbacks
+    async def reported() -> bool:
+        return len(await receipts(conn, k_sms)) == 2 and \
+            len(await receipts(conn, k_unreachable)) == 2
+    await until(reported, what="two SMS delivery reports")
+    assert await state(conn, k_sms) == ("delivered", "sms", {"sms": "delivered"})
+    # (the report may come back before the gateway's answer is recorded)
+    assert sorted(await receipts(conn, k_sms)) == [("sms", "gateway_accepted", "sent"),
+                                                   ("sms", "sms_report", "delivered")]
+    assert (await state(conn, k_unreachable))[2]["sms"] == "failed"
+
+    # the subscriber follows the link in the e-mail: read, so delivered
+    body = rig.mailbox.messages[0].get_body()
+    assert body is not None
+    link = next(w for w in body.get_content().split() if w.startswith(rig.callbacks))
+    assert (await rig.http.get(link)).status_code == 200
+    assert await state(conn, k_email) == ("delivered", "email", {"email": "delivered"})
+
+    # the bounced one is opened in the cabinet
+    (shown,) = await cabinet_notices(conn, bounced.account_id)
+    assert shown.subject == "Уведомление о задолженности за электроснабжение"
+    async with conn.transaction():
+        await opened_in_cabinet(conn, bounced.account_id, shown.id, NOON)
+    assert (await state(conn, k_bounced))[:2] == ("delivered", "cabinet")
+
+    # the undelivered SMS gives way to a call: the autodialer takes it and reports the result
+    later = NOON + timedelta(minutes=5)
+    await rig.notifier.deliver(conn, later)
+    calls = (await rig.http.get(f"{rig.callbacks}/calls")).text.splitlines()
+    assert len(calls) == 2 and calls[1].split(";")[1] == UNREACHABLE
+    assert (await rig.http.get(f"{rig.callbacks}/calls")).text.count("\n") == 1  # handed once
+    call_id = calls[1].split(";")[0]
+    answer = await rig.http.post(f"{rig.callbacks}/calls/result", json={
+        "call_id": call_id, "status": "answered", "played_to_end": True, "duration": 41.5})
+    assert answer.json() == {"recorded": "delivered"}
+    assert await state(conn, k_unreachable) == ("delivered", "phone", {"sms": "failed",
+                                                                       "phone": "delivered"})
+
+    # a rerun sends nothing new on any channel
+    again = await rig.notifier.deliver(conn, later + timedelta(hours=1))
+    assert (again.attempts, again.sent) == (0, 0)
+    assert len(rig.mailbox.messages) == 1 and len(rig.gateway.sent) == 2
+
+
+async def test_quiet_hours_hold_sms_until_morning_in_the_accounts_time_zone(
+    rig: Rig, conn: psycopg.AsyncConnection[Any],
+) -> None:
+    night = datetime(2025, 3, 12, 20, tzinfo=UTC)  # 23:00 in Moscow
+    c = await customer(conn)
+    await notice_preferences(conn, c.account_id, channels=["sms"], phone="+79161230000")
+    key = await notice(conn, c.account_id, c.provider_id)
+    sent_before = len(rig.gateway.sent)
+    await rig.notifier.deliver(conn, night)
+    await rig.notifier.deliver(conn, night + timedelta(hours=8, minutes=59))  # 07:59 Moscow
+    assert await state(conn, key) == ("pending", None, {"sms": "queued"})
+    assert len(rig.gateway.sent) == sent_before
+    cur = await conn.execute(
+        """SELECT a.not_before FROM notice_attempts a JOIN notices n ON n.id = a.notice_id
+            WHERE n.key = %s""", (key,))
+    assert await cur.fetchone() == (datetime(2025, 3, 13, 5, tzinfo=UTC),)  # 08:00 Moscow
+    morning = await rig.notifier.deliver(conn, datetime(2025, 3, 13, 5, tzinfo=UTC))
+    assert morning.sent == 1 and rig.gateway.sent[-1]["to"] == "+79161230000"
+
+
+async def test_no_proof_in_time_tries_the_next_channel_and_no_channel_left_is_undeliverable(
+    rig: Rig, conn: psycopg.AsyncConnection[Any],
+) -> None:
+    c = await customer(conn)
+    await notice_terms(conn, c.provider_id, proof_wait="1 day")
+    await notice_preferences(conn, c.account_id, channels=["email", "cabinet"],
+                             email="silent@example.org")
+    key = await notice(conn, c.account_id, c.provider_id)
+    await rig.notifier.deliver(conn, NOON)
+    assert (await state(conn, key))[2] == {"email": "sent"}
+    await rig.notifier.deliver(conn, NOON + timedelta(hours=23))
+    assert (await state(conn, key))[2] == {"email": "sent"}
+    await rig.notifier.deliver(conn, NOON + timedelta(days=1))
+    assert (await state(conn, key))[2] == {"email": "expired", "cabinet": "sent"}
+    final = await rig.notifier.deliver(conn, NOON + timedelta(days=2))
+    assert final.undeliverable == 1
+    assert (await state(conn, key))[:2] == ("undeliverable", None)
+
+
+async def test_a_provider_counting_the_servers_acceptance_has_it_delivered_on_sending(
+    rig: Rig, conn: psycopg.AsyncConnection[Any],
+) -> None:
+    c = await customer(conn)
+    await notice_terms(conn, c.provider_id, email_proof="sent")
+    await notice_preferences(conn, c.account_id, channels=["email"], email="petr@example.org")
+    key = await notice(conn, c.account_id, c.provider_id)
+    await rig.notifier.deliver(conn, NOON)
+    assert await state(conn, key) == ("delivered", "email", {"email": "delivered"})
+    assert await receipts(conn, key) == [("email", "smtp_accepted", "delivered")]
+    # the same notice made again (same key) is not a new notice
+    await make_notice(conn, key=key, kind="debt_notice", account_id=c.account_id,
+                      provider_id=c.provider_id, service="electricity", context={}, at=NOON)
+    assert (await rig.notifier.deliver(conn, NOON)).attempts == 0
+
+
+async def test_the_notifier_service_delivers_a_notice_as_soon_as_it_is_made(
+    make_settings: Callable[..., Settings], conn: psycopg.AsyncConnection[Any],
+) -> None:
+    mailbox = Mailbox()
+    c = await customer(conn)
+    await notice_terms(conn, c.provider_id, email_proof="sent")
+    await notice_preferences(conn, c.account_id, channels=["email"], email="now@example.org")
+    with smtp_server(mailbox) as smtp_port:
+        settings = make_settings(smtp_port=smtp_port, notifier_port=free_port(),
+                                 notifier_interval=300.0)
+        service = asyncio.create_task(run(settings))
+        try:
+            # made after the service's first pass: only the notification can wake it in time
+            async def idle() -> bool:
+                cur = await conn.execute(
+                    "SELECT 1 FROM pg_stat_activity WHERE application_name = "
+                    "'meterline-notifier-listen' AND state = 'idle' AND datname = "
+                    "current_database()")
+                return await cur.fetchone() is not None
+            await until(idle, what="the notifier listening")
+            key = await notice(conn, c.account_id, c.provider_id)
+
+            async def delivered() -> bool:
+                return (await state(conn, key))[0] == "delivered"
+            await until(delivered, timeout=30, what="the notice delivered")
+        finally:
+            service.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await service
+    assert [m["To"] for m in mailbox.messages] == ["now@example.org"]
