@@ -1,13 +1,15 @@
 """Billing periods: per provider and month, open until the bill run closes them.
 
 A period is the first day of a calendar month in the account's own time zone. A month with no
-row in ``billing_periods`` is open. Charges for a closed period (a late reading) are booked in
-the first open period after it, as a correction; payments and penalties may still name it.
+row in ``billing_periods``, or with ``closed_at`` NULL, is open. Charges for a closed period (a
+late reading) are booked in the first open period after it, as a correction; payments and
+penalties may still name it. Consumption over an interval belongs to the period holding its
+last instant (an interval ending at local midnight on the 1st is the previous month's).
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,6 +26,12 @@ def period_of(moment: datetime, time_zone: str) -> date:
     return date(local.year, local.month, 1)
 
 
+def period_of_interval(end: datetime, time_zone: str) -> date:
+    """The billing period of consumption over an interval ending at ``end``: the one holding
+    its last instant."""
+    return period_of(end - timedelta(microseconds=1), time_zone)
+
+
 def check_period(period: date) -> date:
     if period.day != 1:
         raise Invalid(f"a billing period is the first day of its month, not {period}",
@@ -32,15 +40,15 @@ def check_period(period: date) -> date:
 
 
 _CLOSE = """
-INSERT INTO billing_periods (provider_id, period, status, closed_at)
-VALUES (%s, %s, 'closed', now())
-ON CONFLICT (provider_id, period) DO UPDATE SET status = 'closed', closed_at = now()
- WHERE billing_periods.status = 'open'
+INSERT INTO billing_periods (provider_id, period, closed_at) VALUES (%s, %s, now())
+ON CONFLICT (provider_id, period) DO UPDATE SET closed_at = now()
+ WHERE billing_periods.closed_at IS NULL
 RETURNING closed_at
 """
 
 _IS_CLOSED = """
-SELECT 1 FROM billing_periods WHERE provider_id = %s AND period = %s AND status = 'closed'
+SELECT 1 FROM billing_periods
+ WHERE provider_id = %s AND period = %s AND closed_at IS NOT NULL
 """
 
 _OPEN_PERIOD = "SELECT open_period(%s, %s)"

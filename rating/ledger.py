@@ -36,7 +36,7 @@ from meterline.ledger import Book, EntryKind, lines_table, post_lines
 from meterline.money import to_micro
 from meterline.relay import decide_relays
 from rating.core import NO_STATE, micros
-from rating.pricing import ChargeLines, ReadingColumns, price_batch, services
+from rating.pricing import ChargeLines, RoutedReadings, price_batch, services
 from rating.tariffs import Tariff, TariffBook
 
 log = logging.getLogger("meterline.rating")
@@ -70,15 +70,16 @@ _STAGING_TYPES = (
 
 # Times travel as integer microseconds and numbers as integer micro- and pico-units, turned
 # into timestamptz and exact NUMERIC here (multiplying by 1e-6 or 1e-12 is exact; dividing may
-# round). The period is the month of the interval's end in the account's time zone, or the
-# first open one after it when that month is closed.
+# round). The period is the month holding the interval's last instant in the account's time
+# zone, or the first open one after it when that month is closed.
 _BOOK_CHARGES = """
 WITH timed AS (
     SELECT c.*, timestamptz_of_micros(start_us) AS interval_start,
            timestamptz_of_micros(end_us) AS interval_end
       FROM charges_in c
 ), lines AS (
-    SELECT t.*, date_trunc('month', t.interval_end AT TIME ZONE ad.time_zone)::date AS month
+    SELECT t.*, date_trunc('month', (t.interval_end - interval '1 microsecond')
+                                    AT TIME ZONE ad.time_zone)::date AS month
       FROM timed t
       JOIN accounts a ON a.id = t.account_id
       JOIN addresses ad ON ad.id = a.address_id
@@ -89,7 +90,7 @@ WITH timed AS (
     SELECT l.meter_id, l.register, l.part, l.interval_start, l.interval_end,
            l.quantity_micro * 0.000001, l.unit, l.tariff_id, l.unit_price_micro * 0.000001,
            l.amount_pico * 0.000000000001, l.account_id, l.provider_id, l.service,
-           CASE WHEN bp.status = 'closed' THEN open_period(l.provider_id, l.month)
+           CASE WHEN bp.closed_at IS NOT NULL THEN open_period(l.provider_id, l.month)
                 ELSE l.month END,
            %(entry)s, clock_timestamp()
       FROM lines l
@@ -155,7 +156,7 @@ def parse_records(payloads: Iterable[bytes]) -> tuple[list[AccountReadings], lis
     return records, bad
 
 
-async def owned_readings(conn: psycopg.AsyncConnection[Any], batch: ReadingColumns,
+async def owned_readings(conn: psycopg.AsyncConnection[Any], batch: RoutedReadings,
                  dead: list[tuple[str, str]]) -> npt.NDArray[np.bool_]:
     """Which readings come from a registered meter of the account and provider they name;
     the others are dead-lettered (a meter unknown here, or moved to another account)."""
@@ -191,7 +192,7 @@ async def load_state(conn: psycopg.AsyncConnection[Any],
     return state_ts, state_value
 
 
-async def book_charges(conn: psycopg.AsyncConnection[Any], batch: ReadingColumns,
+async def book_charges(conn: psycopg.AsyncConnection[Any], batch: RoutedReadings,
                        lines: ChargeLines, result: BatchResult) -> None:
     """Book charge lines and their money (one entry) in the caller's transaction."""
     if not len(lines):
@@ -228,14 +229,14 @@ async def book_charges(conn: psycopg.AsyncConnection[Any], batch: ReadingColumns
 
 async def rate_batch(
     conn: psycopg.AsyncConnection[Any],
-    records: Sequence[AccountReadings] | ReadingColumns,
+    records: Sequence[AccountReadings] | RoutedReadings,
     book: TariffBook,
     rejected: Sequence[tuple[str, str]] = (),
 ) -> BatchResult:
     """Price ``records`` (Kafka records, or the same readings as columns) and book them, all
     in one transaction on ``conn``. ``rejected`` are (reason, payload) to dead-letter with
     them (records that did not parse)."""
-    batch = records if isinstance(records, ReadingColumns) else ReadingColumns.of(records)
+    batch = records if isinstance(records, RoutedReadings) else RoutedReadings.of(records)
     result = BatchResult(readings=len(batch))
     dead: list[tuple[str, str]] = list(rejected)
     series, keys = batch.series()

@@ -1,6 +1,6 @@
 """Pricing a batch of readings: pure functions over arrays, no Faust, Kafka or database.
 
-``ReadingColumns`` is the batch as columns (one element per reading in each). ``price_batch``
+``RoutedReadings`` is the batch as columns (one element per reading in each). ``price_batch``
 takes it with the registers' last accepted readings and the tariff book, and returns the charge
 lines to book, the readings to dead-letter with their reasons, and the new register state.
 Booking them is ``rating.ledger``'s job; this module decides every number.
@@ -29,8 +29,9 @@ BOOL = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True)
-class ReadingColumns:
-    """A batch of readings routed to their accounts, as columns."""
+class RoutedReadings:
+    """A batch of readings routed to their accounts (what the readings topic carries), as
+    columns: one element per reading in each."""
 
     account: Sequence[str]
     meter: Sequence[str]
@@ -42,7 +43,7 @@ class ReadingColumns:
     value: I64  # cumulative register value, micro-units
 
     @classmethod
-    def of(cls, records: Sequence[AccountReadings]) -> ReadingColumns:
+    def of(cls, records: Sequence[AccountReadings]) -> RoutedReadings:
         rows = [(rec.account, r) for rec in records for r in rec.readings]
         return cls(
             account=[a for a, _ in rows], meter=[r.meter for _, r in rows],
@@ -110,7 +111,7 @@ def _plain(value: Decimal) -> str:
 
 
 def price_batch(
-    batch: ReadingColumns, series: I64, owned: BOOL, state_ts: I64, state_value: I64,
+    batch: RoutedReadings, series: I64, owned: BOOL, state_ts: I64, state_value: I64,
     book: TariffBook,
 ) -> Priced:
     """Price the owned readings of ``batch``. ``state_ts``/``state_value`` hold, per series

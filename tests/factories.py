@@ -33,8 +33,7 @@ from meterline.units import Register, Service, Unit
 from meterline.users import Role, create_user
 from rating.core import micros
 from rating.ledger import BatchResult, book_charges
-from rating.pricing import ChargeLines
-from rating.pricing import ReadingColumns as RoutedReadings
+from rating.pricing import ChargeLines, RoutedReadings
 from tests.conftest import unique
 
 DEFAULT_PRICE = Decimal("5.5")

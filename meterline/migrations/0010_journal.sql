@@ -46,14 +46,14 @@ CREATE INDEX postings_entry ON postings (entry_id);
 CREATE INDEX postings_subscriber ON postings (account_id, provider_id, service, period)
     WHERE book = 'subscriber';
 
--- Billing periods per provider and month. A month without a row is open; the bill run closes
--- it. Charges for a closed period are booked in the first open period after it (a correction).
-CREATE TABLE billing_periods (
+-- Billing periods per provider and month (the month's first day in the account's time zone).
+-- A month without a row, or with closed_at NULL, is open; the bill run closes it. Charges for
+-- a closed period are booked in the first open period after it (a correction). The readings
+-- writer (0050) reads the same table; whichever migration comes first creates it.
+CREATE TABLE IF NOT EXISTS billing_periods (
     provider_id  text NOT NULL REFERENCES providers,
-    period       date NOT NULL CHECK (period = date_trunc('month', period)::date),
-    status       text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'closed')),
+    period       date NOT NULL CHECK (extract(day FROM period) = 1),
     closed_at    timestamptz,
-    CHECK ((status = 'closed') = (closed_at IS NOT NULL)),
     PRIMARY KEY (provider_id, period)
 );
 
@@ -64,7 +64,8 @@ DECLARE
     candidate date := wanted;
 BEGIN
     WHILE EXISTS (SELECT 1 FROM billing_periods
-                   WHERE provider_id = provider AND period = candidate AND status = 'closed')
+                   WHERE provider_id = provider AND period = candidate
+                     AND closed_at IS NOT NULL)
     LOOP
         candidate := (candidate + interval '1 month')::date;
     END LOOP;
@@ -105,7 +106,8 @@ CREATE TRIGGER events_written AFTER INSERT ON events
 
 -- Charge lines: keyed by (meter, register, interval end, tariff part, revision). Revision 0
 -- is the first rating; re-rating appends a reversal line and a new revision, never edits one.
--- service and period say where the line's money went; entry_id is the entry that booked it.
+-- service and period say where the line's money went (the period holding the interval's last
+-- instant, in the account's time zone); entry_id is the entry that booked it.
 ALTER TABLE charges
     ADD COLUMN part      text NOT NULL DEFAULT '',
     ADD COLUMN revision  smallint NOT NULL DEFAULT 0 CHECK (revision >= 0),
@@ -130,7 +132,8 @@ ALTER TABLE topups ADD COLUMN entry_id bigint REFERENCES entries;
 
 UPDATE charges c
    SET service = CASE m.utility WHEN 'heat' THEN 'heating' ELSE m.utility END,
-       period = date_trunc('month', c.interval_end AT TIME ZONE ad.time_zone)::date
+       period = date_trunc('month', (c.interval_end - interval '1 microsecond')
+                                    AT TIME ZONE ad.time_zone)::date
   FROM meters m, accounts a, addresses ad
  WHERE m.id = c.meter_id AND a.id = c.account_id AND ad.id = a.address_id;
 

@@ -163,21 +163,23 @@ async def test_a_batch_books_one_entry_with_debits_per_account_service_and_perio
 ) -> None:
     meter_a, account_a = await customer(conn, opening="50")
     meter_b, account_b = await customer(conn, opening="50")
-    # 21:00 UTC on October 31st is November 1st in Moscow (the accounts' time zone)
+    # 21:00 UTC on October 31st is midnight of November 1st in Moscow (the accounts' zone):
+    # an interval ending then is October's; one ending after it November's
     october = datetime(2026, 10, 31, 20, 0, tzinfo=UTC)
-    batch = [record(account_a, meter_a, [(0, "10"), (30, "11"), (90, "13")], start=october),
+    batch = [record(account_a, meter_a, [(0, "10"), (30, "11"), (60, "11.5"), (90, "13")],
+                    start=october),
              record(account_b, meter_b, [(0, "1"), (45, "1.5")], start=october)]
     result = await rate(conn, *batch)
-    assert result.charges == 3 and result.entry_id is not None
+    assert result.charges == 4 and result.entry_id is not None
     cur = await conn.execute("SELECT book, account_id, service, period, amount FROM postings "
                              "WHERE entry_id = %s", (result.entry_id,))
     oct_, nov = date(2026, 10, 1), date(2026, 11, 1)
     assert set(await cur.fetchall()) == {
-        ("subscriber", account_a, "electricity", oct_, -1 * PRICE),
-        ("subscriber", account_a, "electricity", nov, -2 * PRICE),
+        ("subscriber", account_a, "electricity", oct_, -Decimal("1.5") * PRICE),
+        ("subscriber", account_a, "electricity", nov, -Decimal("1.5") * PRICE),
         ("subscriber", account_b, "electricity", oct_, -Decimal("0.5") * PRICE),
-        ("revenue", None, "electricity", oct_, Decimal("1.5") * PRICE),
-        ("revenue", None, "electricity", nov, 2 * PRICE),
+        ("revenue", None, "electricity", oct_, 2 * PRICE),
+        ("revenue", None, "electricity", nov, Decimal("1.5") * PRICE),
     }
     assert await one(conn, "SELECT count(DISTINCT entry_id) FROM charges WHERE meter_id = ANY(%s)",
                      [meter_a, meter_b]) == 1
