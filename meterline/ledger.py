@@ -30,6 +30,7 @@ and every charge line's money is in the usage entry that booked it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation, localcontext
@@ -38,6 +39,7 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.pq import TransactionStatus
 
 from meterline.db import copy_rows
 from meterline.errors import Conflict, Invalid, NotFound
@@ -208,6 +210,15 @@ def _distinct(entries: Iterable[Entry]) -> list[Entry]:
 
 # --- post and reverse -----------------------------------------------------------------------
 
+def atomic(conn: psycopg.AsyncConnection[Any]) -> AbstractAsyncContextManager[Any]:
+    """All or nothing without committing the caller's work: a savepoint inside a transaction;
+    on a non-autocommit connection not in one yet, the implicit transaction that the caller
+    commits; on an autocommit connection, a transaction of its own."""
+    if not conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE:
+        return nullcontext()
+    return conn.transaction()
+
+
 _INSERT_ENTRIES = """
 INSERT INTO entries (kind, key, booked_at, reason, reverses)
 SELECT kind, key, coalesce(booked_at, now()), reason, reverses
@@ -237,7 +248,7 @@ async def post(conn: psycopg.AsyncConnection[Any], entries: Iterable[Entry]) -> 
     batch = _distinct(entries)
     if not batch:
         return []
-    async with conn.transaction():
+    async with atomic(conn):
         cur = await conn.execute(_INSERT_ENTRIES, (
             [e.kind.value for e in batch], [e.key for e in batch],
             [e.booked_at for e in batch], [e.reason for e in batch],
@@ -485,7 +496,7 @@ async def check(conn: psycopg.AsyncConnection[Any], account_id: str | None = Non
     ``NotFound`` for an account that does not exist."""
     problems: list[str] = []
     params = {"account": account_id}
-    fresh = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    fresh = conn.info.transaction_status == TransactionStatus.IDLE
     async with conn.transaction():
         if fresh:  # one snapshot for the three queries (inside a caller's transaction: its own)
             await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")

@@ -282,3 +282,15 @@ def test_the_kernel_names_its_books_as_the_database_does() -> None:
     assert [b.value for b in Book] == ["subscriber", "revenue", "clearing", "discounts",
                                        "penalties", "payable", "commission", "opening"]
     assert ledger.check_amount(Decimal("-0.000000000001")) == Decimal("-1e-12")
+
+
+async def test_posting_never_commits_the_callers_work(pg_url: str,
+                                                      conn: psycopg.AsyncConnection[Any]) -> None:
+    who = await customer(conn, "0")
+    async with await psycopg.AsyncConnection.connect(pg_url) as caller:  # not autocommit
+        await post(caller, [topup(who, "5")])
+        await caller.rollback()
+        async with caller.transaction():
+            await post(caller, [topup(who, "7")])
+            raise psycopg.Rollback
+    assert await balance(conn, who) == 0
