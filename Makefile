@@ -51,6 +51,7 @@ test: lint $(NPM_STAMP) debs
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.pipeline
+	$(BIN)/python -m bench.booking
 	$(BIN)/python -m bench.bridge
 
 clean:

@@ -33,10 +33,11 @@ from api.auth.access import ReadableAccount, account_with
 from api.auth.callers import AnyCaller
 from api.problems import ProblemError, problem_responses
 from api.state import AppSettings, Pool
-from api.topups import TopupRequest, credit, exact_body, resolve_provider
+from api.topups import TopupRequest, exact_body
 from meterline.contracts import Timestamp
 from meterline.errors import Invalid, NotFound
 from meterline.signatures import HEADER, verify
+from meterline.topups import resolve_provider, top_up
 from meterline.users import Scope
 
 log = logging.getLogger("meterline.api")
@@ -265,7 +266,7 @@ async def acquirer_webhook(
             if event.payment.amount != payment["amount"]:
                 raise Invalid(f"acquirer says {event.payment.amount}, payment {payment['id']} "
                               f"is for {payment['amount']:.2f}", field=["body", "payment"])
-            await credit(conn, payment["account_id"], f"online-payment:{payment['id']}",
+            await top_up(conn, payment["account_id"], f"online-payment:{payment['id']}",
                          payment["amount"], payment["provider_id"])
             status = "succeeded"
             await cur.execute("UPDATE online_payments SET status = 'succeeded', paid_at = now()"

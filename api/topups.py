@@ -1,34 +1,33 @@
 """POST /accounts/{account_id}/topups: credit an account's balance with a provider, exactly
 once per Idempotency-Key.
 
-In one transaction: the top-up row (idempotent on (account, Idempotency-Key)), the balance
-update, and the relay decisions the new balance calls for (a prepaid meter whose balance
-turns positive gets a `connect` command in the outbox). Rolled back together on any error.
+HTTP only: the body is parsed exactly (never through float) and the request is the
+transaction; the business action is ``meterline.topups.top_up`` (the journal entry, the
+top-up record and the relay decisions, rolled back together on any error), whose domain
+errors the problem handlers answer (404, 409 ``idempotency-key-reused``, 422).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, NoReturn, TypeVar
 from uuid import UUID
 
-import psycopg
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
-from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from api.amounts import Exact, Kopecks
 from api.auth.access import TopupAccount
-from api.problems import ProblemError, invalid, not_found, problem_responses
+from api.problems import problem_responses
 from api.state import AppSettings, Pool
 from meterline.contracts import ProviderId, Timestamp
 from meterline.money import has_at_most_kopecks
-from meterline.relay import decide_relays
+from meterline.topups import Topup as TopupResult
+from meterline.topups import top_up
 
 router = APIRouter(prefix="/accounts", tags=["top-ups"])
 
@@ -134,116 +133,11 @@ def exact_body(model: type[T]) -> Callable[..., Awaitable[T]]:
     return parse
 
 
-# --- SQL, executed on the caller's transaction
-
-_ACCOUNT_EXISTS = "SELECT 1 FROM accounts WHERE id = %s"
-
-_PROVIDERS = "SELECT provider_id FROM balances WHERE account_id = %s ORDER BY provider_id"
-
-_INSERT = """
-INSERT INTO topups (account_id, provider_id, amount, idempotency_key)
-VALUES (%(account)s, %(provider)s, %(amount)s, %(key)s)
-ON CONFLICT (account_id, idempotency_key) DO NOTHING
-RETURNING id, account_id, provider_id, amount, idempotency_key, received_at
-"""
-
-_CREDIT = """
-UPDATE balances
-   SET amount = amount + %(amount)s, updated_at = now()
- WHERE account_id = %(account)s AND provider_id = %(provider)s
-RETURNING amount
-"""
-
-_EARLIER = """
-SELECT id, account_id, provider_id, amount, idempotency_key, received_at
-  FROM topups
- WHERE account_id = %s AND idempotency_key = %s
-"""
-
-_BALANCE = "SELECT amount FROM balances WHERE account_id = %s AND provider_id = %s"
-
-
-@dataclass(frozen=True)
-class Credited:
-    topup: Topup
-    replayed: bool
-
-
-async def resolve_provider(
-    conn: psycopg.AsyncConnection[Any], account_id: str, wanted: str | None
-) -> str:
-    """The provider whose balance a top-up credits: the one named, or the account's only one."""
-    cur = await conn.execute(_PROVIDERS, (account_id,))
-    providers: list[str] = [p for (p,) in await cur.fetchall()]
-    if wanted is not None:
-        if wanted not in providers:
-            raise invalid(
-                ["body", "provider_id"],
-                f"account {account_id} has no balance with provider {wanted}"
-                f" (it has: {', '.join(providers) or 'none'})",
-                type_="unknown_provider",
-            )
-        return wanted
-    if len(providers) == 1:
-        return providers[0]
-    if not providers:
-        raise invalid(
-            ["body", "provider_id"],
-            f"account {account_id} has no provider balance to credit",
-            type_="unknown_provider",
-        )
-    raise invalid(
-        ["body", "provider_id"],
-        f"provider_id is required: account {account_id} buys from {', '.join(providers)}",
-        type_="missing",
-    )
-
-
-async def credit(
-    conn: psycopg.AsyncConnection[Any],
-    account_id: str,
-    idempotency_key: str,
-    amount: Decimal,
-    provider_id: str | None,
-) -> Credited:
-    """Credit the account once per idempotency key; the caller commits."""
-    if await (await conn.execute(_ACCOUNT_EXISTS, (account_id,))).fetchone() is None:
-        raise not_found(f"No account {account_id}")
-    provider = await resolve_provider(conn, account_id, provider_id)
-    cur = conn.cursor(row_factory=dict_row)
-    params = {"account": account_id, "provider": provider, "amount": amount, "key": idempotency_key}
-    # A concurrent request with the same key waits here until the other one commits or
-    # rolls back, then either inserts or finds the committed row.
-    await cur.execute(_INSERT, params)
-    inserted = await cur.fetchone()
-    if inserted is not None:
-        await cur.execute(_CREDIT, params)
-        balance = await cur.fetchone()
-        assert balance is not None  # the topups foreign key guarantees the balance row
-        await decide_relays(conn, [account_id])
-        return Credited(_topup(inserted, balance["amount"]), replayed=False)
-
-    await cur.execute(_EARLIER, (account_id, idempotency_key))
-    earlier = await cur.fetchone()
-    if earlier is None:  # cannot happen: the conflicting row is committed and visible
-        raise RuntimeError(f"top-up {account_id}/{idempotency_key!r} conflicted but is not found")
-    if earlier["amount"] != amount or earlier["provider_id"] != provider:
-        raise ProblemError(
-            409,
-            f"Idempotency-Key {idempotency_key!r} was already used on account {account_id} "
-            f"for a top-up of {earlier['amount']:.2f} to provider {earlier['provider_id']}; "
-            "use a new key for a different top-up",
-            slug="idempotency-key-reused",
-            title="Idempotency-Key reused",
-        )
-    await cur.execute(_BALANCE, (account_id, earlier["provider_id"]))
-    balance = await cur.fetchone()
-    assert balance is not None
-    return Credited(_topup(earlier, balance["amount"]), replayed=True)
-
-
-def _topup(row: dict[str, Any], balance: Decimal) -> Topup:
-    return Topup.model_validate({**row, "balance": balance, "balance_kopecks": balance})
+def _response(done: TopupResult) -> Topup:
+    return Topup(id=done.id, account_id=done.account_id, provider_id=done.provider_id,
+                 amount=done.amount, idempotency_key=done.idempotency_key,
+                 received_at=done.received_at, balance=done.balance,
+                 balance_kopecks=done.balance)
 
 
 @router.post(
@@ -301,8 +195,8 @@ async def create_topup(
     `connect` relay command is written in the same transaction.
     """
     async with pool.connection() as conn, conn.transaction():
-        done = await credit(conn, account_id, idempotency_key, body.amount, body.provider_id)
+        done = await top_up(conn, account_id, idempotency_key, body.amount, body.provider_id)
     if done.replayed:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
-    return done.topup
+    return _response(done)

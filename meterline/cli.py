@@ -158,6 +158,41 @@ def seed_demo(
     typer.echo(f"{meters} demo meters registered")
 
 
+ledger_app = typer.Typer(help="The journal ledger.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
+
+
+@ledger_app.command("check")
+def ledger_check(
+    account: Annotated[str | None, typer.Option(help="Check one account only.")] = None,
+) -> None:
+    """Prove the books: every entry balances, every cached balance equals the sum of its
+    postings, every charge line's money is in its entry. Prints what is wrong; exits 1 if
+    anything is."""
+    import psycopg
+
+    from meterline.errors import NotFound
+    from meterline.ledger import check
+
+    settings = _settings()
+
+    async def main() -> list[str]:
+        async with await psycopg.AsyncConnection.connect(settings.database_url) as conn:
+            return await check(conn, account)
+
+    try:
+        problems = asyncio.run(main())
+    except NotFound as exc:
+        typer.echo(exc.detail, err=True)
+        raise typer.Exit(2) from exc
+    for problem in problems:
+        typer.echo(problem)
+    if problems:
+        typer.echo(f"{len(problems)} problem(s) found", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"the books of account {account} balance" if account else "the books balance")
+
+
 @app.command()
 def demo(
     meters: Annotated[int, typer.Option(help="Simulated meters (Modbus unit ids 1..N).")] = 20,

@@ -43,8 +43,9 @@ def _checksum(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-async def migrate(url: str) -> list[str]:
-    """Apply the migrations not applied yet; return their versions."""
+async def migrate(url: str, *, until: str | None = None) -> list[str]:
+    """Apply the migrations not applied yet (up to version ``until``, when given); return
+    their versions."""
     applied: list[str] = []
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATIONS_LOCK,))
@@ -53,6 +54,8 @@ async def migrate(url: str) -> list[str]:
             cur = await conn.execute("SELECT version, checksum FROM schema_migrations")
             done = {version: checksum for version, checksum in await cur.fetchall()}
             for version, text in migration_files():
+                if until is not None and version > until:
+                    break
                 if version in done:
                     if done[version] != _checksum(text):
                         raise MigrationError(f"migration {version} changed after it was applied")

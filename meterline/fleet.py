@@ -1,4 +1,6 @@
 """Registering meters, accounts and a tariff: the back-office data the pipeline prices against.
+Opening balances are brought in through the ledger (an `opening` entry per account and
+provider), never written into `balances`.
 
 Used by `meterline demo` and the tests to put a simulated fleet on the books. Idempotent:
 registering the same fleet twice changes nothing.
@@ -14,6 +16,7 @@ from typing import Any
 
 import psycopg
 
+from meterline.ledger import Book, Entry, EntryKind, Posting, post
 from meterline.profiles import shipped_profile
 from meterline.units import Utility
 
@@ -48,6 +51,21 @@ class Fleet:
     profile: str = "eastron-sdm120"  # the meters' device profile (meterline/profiles)
     billing_mode: str = "prepaid"
     tariff_from: datetime = datetime(2020, 1, 1, tzinfo=UTC)
+
+
+async def open_balance(conn: psycopg.AsyncConnection[Any], account_id: str, provider_id: str,
+                       amount: Decimal) -> None:
+    """The account's balance with the provider, brought in through the ledger as an opening
+    entry (``subscriber +amount, opening -amount``). The first opening of a pair wins."""
+    cur = await conn.execute(
+        "INSERT INTO balances (account_id, provider_id) VALUES (%s, %s) "
+        "ON CONFLICT DO NOTHING RETURNING 1", (account_id, provider_id))
+    if await cur.fetchone() is None or amount == 0:
+        return
+    await post(conn, [Entry(EntryKind.OPENING, f"opening:{account_id}:{provider_id}", (
+        Posting(Book.SUBSCRIBER, provider_id, amount, account_id=account_id),
+        Posting(Book.OPENING, provider_id, -amount),
+    ), reason="balance brought in")])
 
 
 async def register_fleet(conn: psycopg.AsyncConnection[Any], fleet: Fleet) -> None:
@@ -85,13 +103,7 @@ async def register_fleet(conn: psycopg.AsyncConnection[Any], fleet: Fleet) -> No
                 """,
                 (m.account_id, row[0], m.holder_name, fleet.billing_mode),
             )
-            await conn.execute(
-                """
-                INSERT INTO balances (account_id, provider_id, amount) VALUES (%s, %s, %s)
-                ON CONFLICT DO NOTHING
-                """,
-                (m.account_id, p.id, m.opening_balance),
-            )
+            await open_balance(conn, m.account_id, p.id, m.opening_balance)
             installed_at = m.installed_at or datetime.now(UTC)
             await conn.execute(
                 """

@@ -1,15 +1,27 @@
-"""Writes a batch of readings' charges to PostgreSQL in one transaction.
+"""Booking a priced batch in PostgreSQL, in one transaction.
 
-The ledger is the truth: charges are inserted idempotently on (meter, register, interval end)
-and the balances move by exactly what was inserted, in the same transaction, together with
-the register state, the dead letters and the relay commands the new balances call for.
+``rate_batch`` loads what pricing needs (which meters belong to which account, the registers'
+last accepted readings), calls the pure ``rating.pricing.price_batch``, and books the result:
+
+- charge lines into ``charges`` (binary COPY into a staging table, then one idempotent
+  ``INSERT ... ON CONFLICT DO NOTHING`` on (meter, register, interval end, part, revision)),
+  each with the service and billing period its money goes to (a closed period sends it to the
+  next open one) and the entry that booked it;
+- the money of the lines actually inserted as ONE journal entry (``meterline.ledger``'s bulk
+  path): ``subscriber -x`` per (account, provider, service, period), ``revenue +x`` per
+  (provider, service, period); balances move with it (the postings trigger);
+- the register state, the dead letters and the relay commands the new balances call for.
+
+A batch delivered again inserts no line, so it posts nothing: every reading is charged once.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -17,65 +29,89 @@ import numpy.typing as npt
 import psycopg
 from pydantic import ValidationError
 
-from meterline.contracts import AccountReadings, Reading
+from meterline.contracts import AccountReadings
 from meterline.db import copy_rows
 from meterline.dead_letters import dead_letter
-from meterline.money import from_micro, from_pico, to_micro
+from meterline.ledger import Book, EntryKind, lines_table, post_lines
+from meterline.money import to_micro
 from meterline.relay import decide_relays
-from rating.core import NO_STATE, consumption_intervals, from_micros, micros
-from rating.tariffs import NO_TARIFF, Tariff, TariffBook, price
+from rating.core import NO_STATE, micros
+from rating.pricing import ChargeLines, RoutedReadings, price_batch, services
+from rating.tariffs import Tariff, TariffBook
 
 log = logging.getLogger("meterline.rating")
+
 
 @dataclass
 class BatchResult:
     readings: int = 0
     charges: int = 0
     dead_letters: int = 0
+    entry_id: int | None = None  # the journal entry of the batch's money, if it charged
     relay_commands: list[tuple[str, str]] = field(default_factory=list)
-    balances: dict[tuple[str, str], Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class _Row:
-    account: str
-    reading: Reading
+    balances: dict[tuple[str, str], Decimal] = field(default_factory=dict)
 
 
 _STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS charges_in (
-    meter_id text, register text, interval_start timestamptz, interval_end timestamptz,
-    quantity numeric, unit text, tariff_id bigint, unit_price numeric, amount numeric,
-    account_id text, provider_id text
+    meter_id text, register text, part text, start_us bigint, end_us bigint,
+    quantity_micro bigint, unit text, tariff_id bigint, unit_price_micro bigint,
+    amount_pico numeric, account_id text, provider_id text, service text
 ) ON COMMIT DELETE ROWS
 """
 _STAGING_COLUMNS = (
-    "meter_id", "register", "interval_start", "interval_end", "quantity", "unit", "tariff_id",
-    "unit_price", "amount", "account_id", "provider_id",
+    "meter_id", "register", "part", "start_us", "end_us", "quantity_micro", "unit", "tariff_id",
+    "unit_price_micro", "amount_pico", "account_id", "provider_id", "service",
 )
 _STAGING_TYPES = (
-    "text", "text", "timestamptz", "timestamptz", "numeric", "text", "int8", "numeric",
-    "numeric", "text", "text",
+    "text", "text", "text", "int8", "int8", "int8", "text", "int8", "int8", "numeric", "text",
+    "text", "text",
 )
 
+# Times travel as integer microseconds and numbers as integer micro- and pico-units, turned
+# into timestamptz and exact NUMERIC here (multiplying by 1e-6 or 1e-12 is exact; dividing may
+# round). The period is the month holding the interval's last instant in the account's time
+# zone, or the first open one after it when that month is closed.
 _BOOK_CHARGES = """
-WITH inserted AS (
-    INSERT INTO charges (meter_id, register, interval_start, interval_end, quantity, unit,
-                         tariff_id, unit_price, amount, account_id, provider_id, rated_at)
-    SELECT meter_id, register, interval_start, interval_end, quantity, unit,
-           tariff_id, unit_price, amount, account_id, provider_id, clock_timestamp()
-      FROM charges_in
-    ON CONFLICT (meter_id, register, interval_end) DO NOTHING
-    RETURNING account_id, provider_id, amount
-), totals AS (
-    SELECT account_id, provider_id, sum(amount) AS amount, count(*) AS n
-      FROM inserted GROUP BY account_id, provider_id
+WITH timed AS (
+    SELECT c.*, timestamptz_of_micros(start_us) AS interval_start,
+           timestamptz_of_micros(end_us) AS interval_end
+      FROM charges_in c
+), lines AS (
+    SELECT t.*, date_trunc('month', (t.interval_end - interval '1 microsecond')
+                                    AT TIME ZONE ad.time_zone)::date AS month
+      FROM timed t
+      JOIN accounts a ON a.id = t.account_id
+      JOIN addresses ad ON ad.id = a.address_id
+), inserted AS (
+    INSERT INTO charges (meter_id, register, part, interval_start, interval_end, quantity, unit,
+                         tariff_id, unit_price, amount, account_id, provider_id, service,
+                         period, entry_id, rated_at)
+    SELECT l.meter_id, l.register, l.part, l.interval_start, l.interval_end,
+           l.quantity_micro * 0.000001, l.unit, l.tariff_id, l.unit_price_micro * 0.000001,
+           l.amount_pico * 0.000000000001, l.account_id, l.provider_id, l.service,
+           CASE WHEN bp.closed_at IS NOT NULL THEN open_period(l.provider_id, l.month)
+                ELSE l.month END,
+           %(entry)s, clock_timestamp()
+      FROM lines l
+      LEFT JOIN billing_periods bp ON bp.provider_id = l.provider_id AND bp.period = l.month
+    ON CONFLICT (meter_id, register, interval_end, part, revision) DO NOTHING
+    RETURNING account_id, provider_id, service, period, amount
+), staged AS (
+    INSERT INTO ledger_lines (account_id, provider_id, service, period, amount)
+    SELECT account_id, provider_id, service, period, -sum(amount)
+      FROM inserted GROUP BY account_id, provider_id, service, period
+    RETURNING account_id, provider_id
 )
-UPDATE balances b
-   SET amount = b.amount - totals.amount, updated_at = now()
-  FROM totals
- WHERE b.account_id = totals.account_id AND b.provider_id = totals.provider_id
-RETURNING b.account_id, b.provider_id, b.amount, totals.n
+SELECT (SELECT count(*) FROM inserted), account_id, provider_id FROM staged
+"""
+
+_NEXT_ENTRY_ID = "SELECT nextval(pg_get_serial_sequence('entries', 'id'))"
+
+_BALANCES = """
+SELECT b.account_id, b.provider_id, b.amount
+  FROM balances b JOIN unnest(%s::text[], %s::text[]) AS k(account_id, provider_id)
+    ON b.account_id = k.account_id AND b.provider_id = k.provider_id
 """
 
 _LOAD_STATE = """
@@ -88,12 +124,13 @@ SELECT s.meter_id, s.register, s.last_ts, s.last_value
 
 _SAVE_STATE = """
 INSERT INTO register_state (meter_id, register, last_ts, last_value)
-SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::numeric[])
+SELECT meter_id, register, timestamptz_of_micros(ts), value * 0.000001
+  FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[])
+       AS s(meter_id, register, ts, value)
 ON CONFLICT (meter_id, register) DO UPDATE
    SET last_ts = excluded.last_ts, last_value = excluded.last_value
  WHERE register_state.last_ts < excluded.last_ts
 """
-
 
 _OWNERS = "SELECT id, account_id, provider_id FROM meters WHERE id = ANY(%s)"
 
@@ -119,121 +156,109 @@ def parse_records(payloads: Iterable[bytes]) -> tuple[list[AccountReadings], lis
     return records, bad
 
 
-async def _owned(
-    cur: psycopg.AsyncCursor[Any], rows: Sequence[_Row], dead: list[tuple[str, str]]
-) -> npt.NDArray[np.bool_]:
+async def owned_readings(conn: psycopg.AsyncConnection[Any], batch: RoutedReadings,
+                 dead: list[tuple[str, str]]) -> npt.NDArray[np.bool_]:
     """Which readings come from a registered meter of the account and provider they name;
     the others are dead-lettered (a meter unknown here, or moved to another account)."""
-    await cur.execute(_OWNERS, (sorted({row.reading.meter for row in rows}),))
+    cur = await conn.execute(_OWNERS, (sorted(set(batch.meter)),))
     owners = {meter: (account, provider) for meter, account, provider in await cur.fetchall()}
-    owned = np.zeros(len(rows), dtype=bool)
-    for i, row in enumerate(rows):
-        r = row.reading
-        owner = owners.get(r.meter)
-        if owner == (row.account, r.provider):
-            owned[i] = True
-        elif owner is None:
-            dead.append((f"meter {r.meter} is not registered", r.model_dump_json()))
+    owned = np.fromiter(
+        (owners.get(m) == (a, p)
+         for m, a, p in zip(batch.meter, batch.account, batch.provider, strict=True)),
+        dtype=bool, count=len(batch))
+    for i in np.flatnonzero(~owned).tolist():
+        meter, owner = batch.meter[i], owners.get(batch.meter[i])
+        payload = batch.reading(i).model_dump_json()
+        if owner is None:
+            dead.append((f"meter {meter} is not registered", payload))
         else:
-            dead.append((f"meter {r.meter} belongs to account {owner[0]} (provider {owner[1]}), "
-                         f"not to {row.account} ({r.provider})", r.model_dump_json()))
+            dead.append((f"meter {meter} belongs to account {owner[0]} (provider {owner[1]}), "
+                         f"not to {batch.account[i]} ({batch.provider[i]})", payload))
     return owned
+
+
+async def load_state(conn: psycopg.AsyncConnection[Any],
+                      keys: Sequence[tuple[str, str]]) -> tuple[npt.NDArray[np.int64],
+                                                                 npt.NDArray[np.int64]]:
+    """The last accepted reading of each series (locked until the batch commits)."""
+    index = {key: i for i, key in enumerate(keys)}
+    state_ts = np.full(len(keys), NO_STATE, dtype=np.int64)
+    state_value = np.zeros(len(keys), dtype=np.int64)
+    cur = await conn.execute(_LOAD_STATE, ([k[0] for k in keys], [k[1] for k in keys]))
+    for meter, register, last_ts, last_value in await cur.fetchall():
+        sid = index[(meter, register)]
+        state_ts[sid] = micros(last_ts)
+        state_value[sid] = to_micro(last_value)
+    return state_ts, state_value
+
+
+async def book_charges(conn: psycopg.AsyncConnection[Any], batch: RoutedReadings,
+                       lines: ChargeLines, result: BatchResult) -> None:
+    """Book charge lines and their money (one entry) in the caller's transaction."""
+    if not len(lines):
+        return
+    cur = await conn.execute(_NEXT_ENTRY_ID)
+    row = await cur.fetchone()
+    assert row is not None
+    entry_id = int(row[0])
+    await conn.execute(_STAGING)
+    await lines_table(conn)
+    service_of = services(batch.utility)
+    reading = lines.reading.tolist()
+    async with conn.cursor() as cur:
+        await copy_rows(cur, "charges_in", _STAGING_COLUMNS, _STAGING_TYPES, (
+            (batch.meter[i], batch.register[i], part, start, end, quantity, batch.unit[i],
+             tariff, unit_price, amount, batch.account[i], batch.provider[i], service_of[i])
+            for i, part, start, end, quantity, tariff, unit_price, amount in zip(
+                reading, lines.part, lines.start.tolist(), batch.ts[lines.reading].tolist(),
+                lines.quantity.tolist(), lines.tariff_id.tolist(), lines.unit_price.tolist(),
+                lines.amount, strict=True)
+        ))
+        await cur.execute(_BOOK_CHARGES, {"entry": entry_id})
+        touched = await cur.fetchall()
+    if not touched:  # every line was booked before: nothing to post
+        return
+    result.charges = int(touched[0][0])
+    posted = await post_lines(conn, kind=EntryKind.USAGE, key=f"usage:{uuid.uuid4()}",
+                              counter=Book.REVENUE, reason="metered consumption",
+                              entry_id=entry_id)
+    result.entry_id = posted.id if posted else None
+    cur = await conn.execute(_BALANCES, ([a for _, a, _ in touched], [p for _, _, p in touched]))
+    result.balances = {(a, p): amount for a, p, amount in await cur.fetchall()}
 
 
 async def rate_batch(
     conn: psycopg.AsyncConnection[Any],
-    records: Sequence[AccountReadings],
+    records: Sequence[AccountReadings] | RoutedReadings,
     book: TariffBook,
     rejected: Sequence[tuple[str, str]] = (),
 ) -> BatchResult:
-    """Price ``records`` and book them, all in one transaction on ``conn``."""
-    rows = [_Row(rec.account, r) for rec in records for r in rec.readings]
-    result = BatchResult(readings=len(rows))
+    """Price ``records`` (Kafka records, or the same readings as columns) and book them, all
+    in one transaction on ``conn``. ``rejected`` are (reason, payload) to dead-letter with
+    them (records that did not parse)."""
+    batch = records if isinstance(records, RoutedReadings) else RoutedReadings.of(records)
+    result = BatchResult(readings=len(batch))
     dead: list[tuple[str, str]] = list(rejected)
-
-    # series ids and per-reading arrays
-    series_of: dict[tuple[str, str], int] = {}
-    series = np.empty(len(rows), dtype=np.int64)
-    ts = np.empty(len(rows), dtype=np.int64)
-    value = np.empty(len(rows), dtype=np.int64)
-    for i, row in enumerate(rows):
-        key = (row.reading.meter, row.reading.register.value)
-        series[i] = series_of.setdefault(key, len(series_of))
-        ts[i] = micros(row.reading.ts)
-        value[i] = to_micro(row.reading.value)
-
-    # readings with no tariff in force are held back: the next priced reading covers them
-    tariff_id = np.full(len(rows), NO_TARIFF, dtype=np.int64)
-    unit_price = np.zeros(len(rows), dtype=np.int64)
-    groups: dict[tuple[str, str, str], list[int]] = {}
-    for i, row in enumerate(rows):
-        r = row.reading
-        groups.setdefault((r.provider, r.utility.value, r.unit.value), []).append(i)
-    for (provider, utility, unit), members in groups.items():
-        at = np.array(members, dtype=np.int64)
-        tariff_id[at], unit_price[at] = book.lookup(provider, utility, unit, ts[at])
+    series, keys = batch.series()
 
     async with conn.transaction():
-        cur = conn.cursor()
-        owned = await _owned(cur, rows, dead)
-        priced = owned & (tariff_id != NO_TARIFF)
-        for unpriced in np.flatnonzero(owned & ~priced):
-            r = rows[unpriced].reading
-            dead.append((f"no {r.utility} tariff of provider {r.provider} in {r.unit} at {r.ts}",
-                         r.model_dump_json()))
+        owned = await owned_readings(conn, batch, dead)
+        state_ts, state_value = await load_state(conn, keys)
+        priced = price_batch(batch, series, owned, state_ts, state_value, book)
+        dead += [(reason, batch.reading(i).model_dump_json()) for reason, i in priced.dead]
+        await book_charges(conn, batch, priced.lines, result)
 
-        keys = list(series_of)
-        await cur.execute(_LOAD_STATE, ([k[0] for k in keys], [k[1] for k in keys]))
-        state_ts = np.full(len(keys), NO_STATE, dtype=np.int64)
-        state_value = np.zeros(len(keys), dtype=np.int64)
-        for meter, register, last_ts, last_value in await cur.fetchall():
-            sid = series_of[(meter, register)]
-            state_ts[sid] = micros(last_ts)
-            state_value[sid] = to_micro(last_value)
-
-        at = np.flatnonzero(priced)
-        out = consumption_intervals(series[at], ts[at], value[at], state_ts, state_value)
-        charged = at[out.charged]
-        amounts = price(out.quantity, unit_price[charged])
-
-        for rejected_at, previous in zip(at[out.backwards], out.previous_value, strict=True):
-            r = rows[rejected_at].reading
-            dead.append((
-                f"register went backwards: {r.value} {r.unit} < {from_micro(int(previous))} "
-                f"{r.unit} accepted before",
-                r.model_dump_json(),
-            ))
-
-        if len(charged):
-            await cur.execute(_STAGING)
-            await copy_rows(cur, "charges_in", _STAGING_COLUMNS, _STAGING_TYPES, (
-                (
-                    rows[i].reading.meter, rows[i].reading.register.value,
-                    from_micros(int(start)), rows[i].reading.ts,
-                    from_micro(int(q)), rows[i].reading.unit.value, int(tariff_id[i]),
-                    from_micro(int(unit_price[i])), from_pico(amount),
-                    rows[i].account, rows[i].reading.provider,
-                )
-                for i, start, q, amount in zip(
-                    charged, out.start_ts, out.quantity, amounts, strict=True)
-            ))
-            await cur.execute(_BOOK_CHARGES)
-            for account, provider, balance, n in await cur.fetchall():
-                result.balances[(account, provider)] = balance
-                result.charges += n
-
-        if len(out.state_series):
-            await cur.execute(_SAVE_STATE, (
-                [keys[s][0] for s in out.state_series],
-                [keys[s][1] for s in out.state_series],
-                [from_micros(int(t)) for t in out.state_ts],
-                [from_micro(int(v)) for v in out.state_value],
+        if len(priced.state_series):
+            await conn.execute(_SAVE_STATE, (
+                [keys[s][0] for s in priced.state_series.tolist()],
+                [keys[s][1] for s in priced.state_series.tolist()],
+                priced.state_ts.tolist(), priced.state_value.tolist(),
             ))
         if dead:
-            await dead_letter(cur, "rating", dead)
+            async with conn.cursor() as cur:
+                await dead_letter(cur, "rating", dead)
             result.dead_letters = len(dead)
         if result.balances:
             accounts = sorted({account for account, _ in result.balances})
             result.relay_commands = await decide_relays(conn, accounts)
     return result
-

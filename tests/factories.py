@@ -26,9 +26,14 @@ from billing.documents.model import (
     PaymentDocument,
 )
 from meterline.fleet import Fleet, FleetMeter, Provider, register_fleet
+from meterline.ledger import Book, Entry, EntryKind, Posting, post
+from meterline.money import to_micro
 from meterline.telemetry import MICRO, ReadingColumns, epoch_us
-from meterline.units import Service
+from meterline.units import Register, Service, Unit
 from meterline.users import Role, create_user
+from rating.core import micros
+from rating.ledger import BatchResult, book_charges
+from rating.pricing import ChargeLines, RoutedReadings
 from tests.conftest import unique
 
 DEFAULT_PRICE = Decimal("5.5")
@@ -324,3 +329,45 @@ async def notice_terms(
         """,
         (provider_id, email_proof, proof_wait),
     )
+
+
+# --- money (issue 5): balances and charges the way the ledger moves them
+
+async def set_balance(conn: psycopg.AsyncConnection[Any], account_id: str, provider_id: str,
+                      amount: str | Decimal) -> None:
+    """Bring a balance to ``amount`` the only way money moves: an adjustment entry for the
+    difference (subscriber +d, revenue -d)."""
+    cur = await conn.execute("SELECT amount FROM balances WHERE account_id = %s "
+                             "AND provider_id = %s", (account_id, provider_id))
+    row = await cur.fetchone()
+    difference = Decimal(amount) - (row[0] if row else Decimal(0))
+    if difference:
+        await post(conn, [Entry(EntryKind.ADJUSTMENT, unique("adjustment"), (
+            Posting(Book.SUBSCRIBER, provider_id, difference, account_id=account_id),
+            Posting(Book.REVENUE, provider_id, -difference),
+        ), reason="test adjustment")])
+
+
+async def charge(conn: psycopg.AsyncConnection[Any], meter_id: str, start: datetime,
+                 end: datetime, quantity: str, amount: str) -> None:
+    """A priced interval of a meter's active_import register, booked as rating books it (a
+    charge line and its usage entry) at the meter's tariff, with the ``amount`` given."""
+    cur = await conn.execute(
+        """SELECT m.account_id, m.provider_id, m.utility, t.id, t.price
+             FROM meters m JOIN tariffs t ON t.provider_id = m.provider_id
+            WHERE m.id = %s ORDER BY t.valid_from DESC LIMIT 1""", (meter_id,))
+    row = await cur.fetchone()
+    assert row is not None, f"meter {meter_id} has no tariff"
+    account, provider, utility, tariff_id, price = row
+    batch = RoutedReadings(
+        account=[account], meter=[meter_id], register=[Register.ACTIVE_IMPORT.value],
+        unit=[Unit.KWH.value], provider=[provider], utility=[utility],
+        ts=np.array([micros(end)], dtype=np.int64), value=np.zeros(1, dtype=np.int64))
+    lines = ChargeLines(
+        reading=np.zeros(1, dtype=np.int64), start=np.array([micros(start)], dtype=np.int64),
+        part=[""], quantity=np.array([to_micro(Decimal(quantity))], dtype=np.int64),
+        tariff_id=np.array([tariff_id], dtype=np.int64),
+        unit_price=np.array([to_micro(price)], dtype=np.int64),
+        amount=[int(Decimal(amount).scaleb(12))])
+    async with conn.transaction():
+        await book_charges(conn, batch, lines, BatchResult())

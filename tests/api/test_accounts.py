@@ -8,6 +8,7 @@ import psycopg
 
 from tests.api.checks import assert_problem
 from tests.conftest import unique
+from tests.factories import set_balance
 
 
 async def test_account_with_balance_and_meters(
@@ -62,9 +63,7 @@ async def test_amounts_are_exact_strings_and_kopecks_round_half_up(
         "0": ("0", "0.00"),
     }
     for stored, (exact, rounded) in cases.items():
-        await conn.execute(
-            "UPDATE balances SET amount = %s WHERE account_id = %s", (stored, acc.account_id)
-        )
+        await set_balance(conn, acc.account_id, acc.provider_id, stored)
         body = (await client.get(f"/accounts/{acc.account_id}")).json()
         assert body["balances"][0]["amount"] == exact, stored
         assert body["balances"][0]["amount_kopecks"] == rounded, stored

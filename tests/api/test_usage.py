@@ -11,31 +11,9 @@ import pytest
 
 from tests.api.checks import assert_problem
 from tests.conftest import unique
+from tests.factories import charge
 
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
-
-
-async def charge(
-    conn: psycopg.AsyncConnection[Any],
-    meter: str,
-    start: datetime,
-    end: datetime,
-    quantity: str,
-    amount: str,
-) -> None:
-    """A priced interval as rating writes it (the account and provider are the meter's)."""
-    await conn.execute(
-        """
-        INSERT INTO charges (meter_id, register, interval_start, interval_end, quantity, unit,
-                             tariff_id, unit_price, amount, account_id, provider_id)
-        SELECT m.id, 'active_import', %s, %s, %s, 'kWh', t.id, t.price, %s,
-               m.account_id, m.provider_id
-          FROM meters m
-          JOIN tariffs t ON t.provider_id = m.provider_id
-         WHERE m.id = %s
-        """,
-        (start, end, quantity, amount, meter),
-    )
 
 
 def hours(n: float) -> timedelta:

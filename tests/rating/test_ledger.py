@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -10,6 +10,8 @@ import psycopg
 
 from meterline.contracts import AccountReadings, Reading
 from meterline.fleet import Provider
+from meterline.ledger import check
+from meterline.periods import close_period
 from meterline.units import Register, Unit, Utility
 from rating.ledger import load_tariffs, rate_batch
 from tests import factories
@@ -28,10 +30,11 @@ async def customer(conn: psycopg.AsyncConnection[Any], opening: str = "100",
 
 
 def record(account: str, meter: str, points: list[tuple[int, str]],
-           provider: str = PROVIDER.id) -> AccountReadings:
+           provider: str = PROVIDER.id, start: datetime = T0) -> AccountReadings:
+    """Readings of one meter: (minutes after ``start``, register value)."""
     return AccountReadings(account=account, gateway="gw", seq=0, readings=[
         Reading(meter=meter, register=Register.ACTIVE_IMPORT, unit=Unit.KWH, value=Decimal(v),
-                ts=T0 + timedelta(minutes=m), provider=provider, utility=Utility.ELECTRICITY)
+                ts=start + timedelta(minutes=m), provider=provider, utility=Utility.ELECTRICITY)
         for m, v in points])
 
 
@@ -57,7 +60,7 @@ async def test_charges_are_exact_and_the_ledger_adds_up_to_the_balance(
     balance = await one(conn, "SELECT amount FROM balances WHERE account_id = %s", account)
     assert balance == Decimal(100) - consumed * PRICE
     ledger = await one(conn, "SELECT sum(amount) FROM ledger WHERE account_id = %s", account)
-    assert ledger == balance - Decimal(100)
+    assert ledger == balance  # the opening balance is an entry too
     cur = await conn.execute("""SELECT interval_start, interval_end, quantity, amount
                                   FROM charges WHERE meter_id = %s ORDER BY interval_end""",
                              (meter,))
@@ -153,3 +156,51 @@ async def test_consumption_is_billed_from_the_installation_reading(
                      meter) == (T0 - timedelta(days=1), Decimal("1.5"))
     assert await one(conn, "SELECT amount FROM balances WHERE account_id = %s",
                      account) == Decimal(100) - Decimal("1.5") * PRICE
+
+
+async def test_a_batch_books_one_entry_with_debits_per_account_service_and_period(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    meter_a, account_a = await customer(conn, opening="50")
+    meter_b, account_b = await customer(conn, opening="50")
+    # 21:00 UTC on October 31st is midnight of November 1st in Moscow (the accounts' zone):
+    # an interval ending then is October's; one ending after it November's
+    october = datetime(2026, 10, 31, 20, 0, tzinfo=UTC)
+    batch = [record(account_a, meter_a, [(0, "10"), (30, "11"), (60, "11.5"), (90, "13")],
+                    start=october),
+             record(account_b, meter_b, [(0, "1"), (45, "1.5")], start=october)]
+    result = await rate(conn, *batch)
+    assert result.charges == 4 and result.entry_id is not None
+    cur = await conn.execute("SELECT book, account_id, service, period, amount FROM postings "
+                             "WHERE entry_id = %s", (result.entry_id,))
+    oct_, nov = date(2026, 10, 1), date(2026, 11, 1)
+    assert set(await cur.fetchall()) == {
+        ("subscriber", account_a, "electricity", oct_, -Decimal("1.5") * PRICE),
+        ("subscriber", account_a, "electricity", nov, -Decimal("1.5") * PRICE),
+        ("subscriber", account_b, "electricity", oct_, -Decimal("0.5") * PRICE),
+        ("revenue", None, "electricity", oct_, 2 * PRICE),
+        ("revenue", None, "electricity", nov, Decimal("1.5") * PRICE),
+    }
+    assert await one(conn, "SELECT count(DISTINCT entry_id) FROM charges WHERE meter_id = ANY(%s)",
+                     [meter_a, meter_b]) == 1
+    again = await rate(conn, *batch)  # delivered again: no line, no entry
+    assert (again.charges, again.entry_id) == (0, None)
+    for account in (account_a, account_b):
+        assert await check(conn, account) == []
+
+
+async def test_usage_of_a_closed_period_is_booked_in_the_next_open_one(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    seller = factories.provider()  # its own provider: its periods are closed
+    made = await factories.customer(conn, "100", seller=seller, price=PRICE)
+    meter, account = made.meter_id, made.account_id
+    for month in (date(2026, 9, 1), date(2026, 10, 1)):
+        await close_period(conn, seller.id, month)
+    september = datetime(2026, 9, 30, 12, 0, tzinfo=UTC)
+    await rate(conn, record(account, meter, [(0, "5"), (60, "7")], provider=seller.id,
+                            start=september))
+    assert await one(conn, "SELECT period, quantity FROM charges WHERE meter_id = %s",
+                     meter) == (date(2026, 11, 1), Decimal(2))
+    assert await one(conn, "SELECT DISTINCT period FROM ledger WHERE account_id = %s "
+                           "AND kind = 'usage'", account) == date(2026, 11, 1)

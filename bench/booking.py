@@ -1,0 +1,238 @@
+"""Booking benchmark: readings/s of charges priced and booked in PostgreSQL by
+``rating.ledger.rate_batch`` (charge lines + one journal entry per batch, debits aggregated
+per account), against the skeleton's booking (charge lines + a direct balance update, no
+journal) in the same run, on the same batches.
+
+    python -m bench.booking [--accounts 1000] [--per-account 10] [--batches 15] [--repeats 3]
+
+Each batch holds ``accounts x per-account`` readings (one meter per account), fed as columns
+(``RoutedReadings``, as a Kafka v2 adapter would) straight to the rating step, one
+transaction per batch on the machine's PostgreSQL: no Kafka, no Faust. Both ways run the
+same pricing (``price_batch``), owner check and register state; only the booking differs.
+The skeleton's way runs on a database migrated to just before the journal. Runs alternate;
+the figure is the median over batches of each run, then the median of the runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import psycopg
+
+from meterline import db
+from meterline.db import copy_rows
+from meterline.money import from_micro, from_pico
+from meterline.relay import decide_relays
+from rating.core import from_micros, micros
+from rating.ledger import load_state, load_tariffs, owned_readings, rate_batch
+from rating.pricing import RoutedReadings, price_batch
+from rating.tariffs import TariffBook
+
+BEFORE_THE_JOURNAL = "0006_reading_sources"
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+MINUTE = 60_000_000  # microseconds
+
+_FLEET = """
+INSERT INTO providers (id, name) VALUES ('bench', 'Bench provider');
+INSERT INTO addresses (region, full_text) VALUES ('77', 'Moscow, Bench street 1');
+INSERT INTO accounts (id, address_id, holder_name, billing_mode)
+SELECT 'B-' || n, (SELECT min(id) FROM addresses), 'Bench', 'postpaid'
+  FROM generate_series(1, %(n)s) n;
+INSERT INTO balances (account_id, provider_id) SELECT 'B-' || n, 'bench'
+  FROM generate_series(1, %(n)s) n;
+INSERT INTO meters (id, account_id, provider_id, utility, model, gateway_id, has_relay)
+SELECT 'M-' || n, 'B-' || n, 'bench', 'electricity', 'SDM120', 'gw', true
+  FROM generate_series(1, %(n)s) n;
+INSERT INTO registers (meter_id, code, unit) SELECT 'M-' || n, 'active_import', 'kWh'
+  FROM generate_series(1, %(n)s) n;
+INSERT INTO register_state (meter_id, register, last_ts, last_value)
+SELECT 'M-' || n, 'active_import', %(t0)s, 0 FROM generate_series(1, %(n)s) n;
+INSERT INTO tariffs (provider_id, utility, unit, price, valid_from)
+VALUES ('bench', 'electricity', 'kWh', 5.47, '2020-01-01Z');
+"""
+
+
+def batches(accounts: int, per_account: int, count: int, start: int) -> list[RoutedReadings]:
+    """``count`` batches; reading k of a meter is taken ``start + k`` minutes after T0 and
+    its register grows by 0.1 to 1 kWh each time."""
+    names = [f"{n}" for n in range(1, accounts + 1)]
+    # each meter's register grows by its own step (micro-kWh), the same in every run
+    increment = np.random.default_rng(0).integers(100_000, 1_000_000, accounts, dtype=np.int64)
+    rng = np.random.default_rng(start)
+    size = accounts * per_account
+    out = []
+    for b in range(count):
+        steps = np.arange(per_account, dtype=np.int64) + start + b * per_account
+        ts = np.tile(micros(T0) + (steps + 1) * MINUTE, accounts)  # account after account
+        value = (increment[:, None] * (steps + 1)[None, :]).ravel()
+        order = rng.permutation(size)  # readings arrive mixed up, as in a real batch
+        meter_of = np.repeat(np.arange(accounts), per_account)[order]
+        out.append(RoutedReadings(
+            account=[f"B-{names[m]}" for m in meter_of], meter=[f"M-{names[m]}" for m in meter_of],
+            register=["active_import"] * size, unit=["kWh"] * size,
+            provider=["bench"] * size, utility=["electricity"] * size,
+            ts=ts[order], value=value[order]))
+    return out
+
+
+# --- the skeleton's booking: charge lines and a direct balance update ----------------------
+
+_SKELETON_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS charges_in (
+    meter_id text, register text, interval_start timestamptz, interval_end timestamptz,
+    quantity numeric, unit text, tariff_id bigint, unit_price numeric, amount numeric,
+    account_id text, provider_id text
+) ON COMMIT DELETE ROWS
+"""
+_SKELETON_COLUMNS = (
+    "meter_id", "register", "interval_start", "interval_end", "quantity", "unit", "tariff_id",
+    "unit_price", "amount", "account_id", "provider_id",
+)
+_SKELETON_TYPES = (
+    "text", "text", "timestamptz", "timestamptz", "numeric", "text", "int8", "numeric",
+    "numeric", "text", "text",
+)
+_SKELETON_BOOK = """
+WITH inserted AS (
+    INSERT INTO charges (meter_id, register, interval_start, interval_end, quantity, unit,
+                         tariff_id, unit_price, amount, account_id, provider_id, rated_at)
+    SELECT meter_id, register, interval_start, interval_end, quantity, unit,
+           tariff_id, unit_price, amount, account_id, provider_id, clock_timestamp()
+      FROM charges_in
+    ON CONFLICT (meter_id, register, interval_end) DO NOTHING
+    RETURNING account_id, provider_id, amount
+), totals AS (
+    SELECT account_id, provider_id, sum(amount) AS amount, count(*) AS n
+      FROM inserted GROUP BY account_id, provider_id
+)
+UPDATE balances b
+   SET amount = b.amount - totals.amount, updated_at = now()
+  FROM totals
+ WHERE b.account_id = totals.account_id AND b.provider_id = totals.provider_id
+RETURNING b.account_id
+"""
+_SAVE_STATE = """
+INSERT INTO register_state (meter_id, register, last_ts, last_value)
+SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::numeric[])
+ON CONFLICT (meter_id, register) DO UPDATE
+   SET last_ts = excluded.last_ts, last_value = excluded.last_value
+ WHERE register_state.last_ts < excluded.last_ts
+"""
+
+
+async def skeleton_rate_batch(conn: psycopg.AsyncConnection[Any], batch: RoutedReadings,
+                              book: TariffBook) -> None:
+    """The skeleton's rating step (before the journal), on the same pricing."""
+    series, keys = batch.series()
+    dead: list[tuple[str, str]] = []
+    async with conn.transaction():
+        owned = await owned_readings(conn, batch, dead)
+        state_ts, state_value = await load_state(conn, keys)
+        priced = price_batch(batch, series, owned, state_ts, state_value, book)
+        lines = priced.lines
+        await conn.execute(_SKELETON_STAGING)
+        async with conn.cursor() as cur:
+            await copy_rows(cur, "charges_in", _SKELETON_COLUMNS, _SKELETON_TYPES, (
+                (batch.meter[i], batch.register[i], from_micros(start),
+                 from_micros(int(batch.ts[i])), from_micro(q), batch.unit[i], tariff,
+                 from_micro(p), from_pico(amount), batch.account[i], batch.provider[i])
+                for i, start, q, tariff, p, amount in zip(
+                    lines.reading.tolist(), lines.start.tolist(), lines.quantity.tolist(),
+                    lines.tariff_id.tolist(), lines.unit_price.tolist(), lines.amount,
+                    strict=True)))
+            await cur.execute(_SKELETON_BOOK)
+            accounts = sorted({a for (a,) in await cur.fetchall()})
+        await conn.execute(_SAVE_STATE, (
+            [keys[s][0] for s in priced.state_series.tolist()],
+            [keys[s][1] for s in priced.state_series.tolist()],
+            [from_micros(t) for t in priced.state_ts.tolist()],
+            [from_micro(v) for v in priced.state_value.tolist()]))
+        await decide_relays(conn, accounts)
+
+
+async def journal_rate_batch(conn: psycopg.AsyncConnection[Any], batch: RoutedReadings,
+                             book: TariffBook) -> None:
+    await rate_batch(conn, batch, book)
+
+
+Booker = Callable[[psycopg.AsyncConnection[Any], RoutedReadings, TariffBook], Awaitable[None]]
+
+
+async def run(url: str, booker: Booker, work: list[RoutedReadings]) -> float:
+    """Median readings/s over the batches of one run."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        book = await load_tariffs(conn)
+        rates = []
+        for batch in work:
+            started = time.perf_counter()
+            await booker(conn, batch, book)
+            rates.append(len(batch) / (time.perf_counter() - started))
+    return statistics.median(rates)
+
+
+async def counted(url: str) -> tuple[int, Decimal]:
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        cur = await conn.execute("SELECT count(*), coalesce(sum(amount), 0) FROM charges")
+        row = await cur.fetchone()
+        assert row is not None
+        return int(row[0]), row[1]
+
+
+async def main(args: argparse.Namespace) -> None:
+    base = os.environ.get("METERLINE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
+    journal = f"{base}/meterline_bench_journal_{os.getpid()}"
+    skeleton = f"{base}/meterline_bench_skeleton_{os.getpid()}"
+    try:
+        for url, until in ((journal, None), (skeleton, BEFORE_THE_JOURNAL)):
+            await db.create_database(url, exist_ok=False)
+            await db.migrate(url, until=until)
+            async with await psycopg.AsyncConnection.connect(url) as conn:
+                for statement in _FLEET.split(";")[:-1]:  # one by one: they take parameters
+                    await conn.execute(statement, {"n": args.accounts, "t0": T0})
+                await conn.commit()
+        size = args.accounts * args.per_account
+        print(f"# booking benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+              f"{platform.machine()}, {os.cpu_count()} cores")
+        print(f"batches of {size} readings ({args.accounts} accounts x {args.per_account}), "
+              f"{args.batches} batches per run")
+        ours: list[float] = []
+        theirs: list[float] = []
+        for r in range(args.repeats):
+            work = batches(args.accounts, args.per_account, args.batches,
+                           start=r * args.batches * args.per_account)
+            ours.append(await run(journal, journal_rate_batch, work))
+            theirs.append(await run(skeleton, skeleton_rate_batch, work))
+            print(f"  run {r}: journal {ours[-1]:,.0f} readings/s, "
+                  f"skeleton {theirs[-1]:,.0f} readings/s")
+        (ours_n, ours_sum), (theirs_n, theirs_sum) = await counted(journal), await counted(skeleton)
+        expected = args.repeats * args.batches * size
+        assert (ours_n, ours_sum) == (theirs_n, theirs_sum), "both ways must charge the same"
+        assert ours_n == expected, f"{ours_n} lines charged, {expected} expected"
+        mo, mt = statistics.median(ours), statistics.median(theirs)
+        print(f"\n## booking, {args.repeats} runs (median of per-batch medians)")
+        print(f"journal (charge lines + one entry per batch): {mo:,.0f} readings/s")
+        print(f"skeleton (charge lines + direct balance update): {mt:,.0f} readings/s")
+        print(f"ratio journal / skeleton: {mo / mt:.2f}x; both charged {ours_n:,} lines, "
+              f"{ours_sum:,.2f} RUB")
+    finally:
+        for url in (journal, skeleton):
+            await db.drop_database(url)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--accounts", type=int, default=1000)
+    parser.add_argument("--per-account", type=int, default=10)
+    parser.add_argument("--batches", type=int, default=15)
+    parser.add_argument("--repeats", type=int, default=3)
+    asyncio.run(main(parser.parse_args()))

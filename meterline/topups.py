@@ -1,0 +1,141 @@
+"""Top-ups: a subscriber credits their balance with a provider, exactly once per key.
+
+One business action, knowing nothing of HTTP (the API, the cabinet and the command line all
+call ``top_up``). Inside the caller's transaction: the journal entry (``subscriber +amount,
+clearing -amount``, keyed by the top-up's natural key ``topup:<account>:<idempotency key>``),
+the top-up request that names it, and the relay decisions the new balance calls for.
+Refusals are domain errors: ``NotFound`` (no account), ``Invalid`` (amount, provider),
+``IdempotencyKeyReused``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import psycopg
+
+from meterline.errors import Conflict, Invalid, NotFound
+from meterline.ledger import Book, Entry, EntryKeyReused, EntryKind, Posting, check_amount, post
+from meterline.money import has_at_most_kopecks
+from meterline.relay import decide_relays
+
+
+class IdempotencyKeyReused(Conflict):
+    code = "idempotency-key-reused"
+    title = "Idempotency-Key reused"
+
+
+@dataclass(frozen=True)
+class Topup:
+    id: UUID
+    account_id: str
+    provider_id: str
+    amount: Decimal
+    idempotency_key: str
+    received_at: datetime
+    balance: Decimal  # with the provider after this top-up (for a replay: now)
+    replayed: bool  # the key was used before: nothing was credited now
+
+
+_ACCOUNT_EXISTS = "SELECT 1 FROM accounts WHERE id = %s"
+
+_PROVIDERS = "SELECT provider_id FROM balances WHERE account_id = %s ORDER BY provider_id"
+
+_INSERT = """
+INSERT INTO topups (account_id, provider_id, amount, idempotency_key, entry_id)
+VALUES (%s, %s, %s, %s, %s)
+RETURNING id, received_at
+"""
+
+_EARLIER = """
+SELECT id, provider_id, amount, received_at FROM topups
+ WHERE account_id = %s AND idempotency_key = %s
+"""
+
+_BALANCE = "SELECT amount FROM balances WHERE account_id = %s AND provider_id = %s"
+
+
+def entry_key(account_id: str, idempotency_key: str) -> str:
+    """A top-up's natural key, as its journal entry's key."""
+    return f"topup:{account_id}:{idempotency_key}"
+
+
+async def resolve_provider(conn: psycopg.AsyncConnection[Any], account_id: str,
+                           wanted: str | None) -> str:
+    """The provider whose balance a top-up credits: the one named, or the account's only one."""
+    cur = await conn.execute(_PROVIDERS, (account_id,))
+    providers: list[str] = [p for (p,) in await cur.fetchall()]
+    field = ["body", "provider_id"]
+    if wanted is not None:
+        if wanted not in providers:
+            raise Invalid(f"account {account_id} has no balance with provider {wanted}"
+                          f" (it has: {', '.join(providers) or 'none'})",
+                          field=field, error_type="unknown_provider")
+        return wanted
+    if len(providers) == 1:
+        return providers[0]
+    if not providers:
+        raise Invalid(f"account {account_id} has no provider balance to credit",
+                      field=field, error_type="unknown_provider")
+    raise Invalid(f"provider_id is required: account {account_id} buys from "
+                  f"{', '.join(providers)}", field=field, error_type="missing")
+
+
+async def _balance(conn: psycopg.AsyncConnection[Any], account_id: str, provider: str) -> Decimal:
+    cur = await conn.execute(_BALANCE, (account_id, provider))
+    row = await cur.fetchone()
+    assert row is not None  # the topups foreign key guarantees the balance row
+    amount: Decimal = row[0]
+    return amount
+
+
+async def top_up(
+    conn: psycopg.AsyncConnection[Any], account_id: str, idempotency_key: str, amount: Decimal,
+    provider_id: str | None = None,
+) -> Topup:
+    """Credit ``amount`` (roubles, whole kopecks, > 0) to the account's balance with a
+    provider (which may be left out when the account has one), once per idempotency key."""
+    check_amount(amount, "amount")
+    if amount <= 0 or not has_at_most_kopecks(amount):
+        raise Invalid(f"a top-up is a positive amount of whole kopecks, not {amount}",
+                      field=["body", "amount"])
+    if not 1 <= len(idempotency_key) <= 255:
+        raise Invalid("an idempotency key has 1 to 255 characters",
+                      field=["header", "Idempotency-Key"])
+    if await (await conn.execute(_ACCOUNT_EXISTS, (account_id,))).fetchone() is None:
+        raise NotFound(f"No account {account_id}")
+    provider = await resolve_provider(conn, account_id, provider_id)
+    # A concurrent request with the same key waits in `post` until the other one commits or
+    # rolls back, then either posts or finds the committed entry.
+    try:
+        (posted,) = await post(conn, [Entry(
+            EntryKind.TOPUP, entry_key(account_id, idempotency_key), (
+                Posting(Book.SUBSCRIBER, provider, amount, account_id=account_id),
+                Posting(Book.CLEARING, provider, -amount),
+            ), reason=f"top-up {idempotency_key}")])
+    except EntryKeyReused:
+        posted = None
+    if posted is not None and posted.new:
+        cur = await conn.execute(_INSERT, (account_id, provider, amount, idempotency_key,
+                                           posted.id))
+        row = await cur.fetchone()
+        assert row is not None
+        await decide_relays(conn, [account_id])
+        return Topup(row[0], account_id, provider, amount, idempotency_key, row[1],
+                     await _balance(conn, account_id, provider), replayed=False)
+    cur = await conn.execute(_EARLIER, (account_id, idempotency_key))
+    earlier = await cur.fetchone()
+    if earlier is None:  # cannot happen: the entry and its top-up are committed together
+        raise RuntimeError(f"top-up {account_id}/{idempotency_key!r} posted but not found")
+    earlier_id, earlier_provider, earlier_amount, received_at = earlier
+    if posted is None:
+        raise IdempotencyKeyReused(
+            f"Idempotency-Key {idempotency_key!r} was already used on account {account_id} "
+            f"for a top-up of {earlier_amount:.2f} to provider {earlier_provider}; "
+            "use a new key for a different top-up")
+    return Topup(earlier_id, account_id, earlier_provider, earlier_amount, idempotency_key,
+                 received_at, await _balance(conn, account_id, earlier_provider), replayed=True)
