@@ -14,7 +14,17 @@ import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from api import accounts, health, meters, metrics, online_payments, topups, usage
+from api import (
+    accounts,
+    health,
+    ivr,
+    meter_readings,
+    meters,
+    metrics,
+    online_payments,
+    topups,
+    usage,
+)
 from api.auth import routes as auth
 from api.auth.callers import document_refusals
 from api.metrics import install_request_metrics
@@ -48,7 +58,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     install_problem_handlers(app)
     install_request_metrics(app)
-    for module in (health, metrics, auth, accounts, usage, topups, online_payments, meters):
+    for module in (health, metrics, auth, accounts, usage, topups, online_payments, meters,
+                   meter_readings, ivr):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

@@ -27,7 +27,7 @@ from billing.documents.model import (
 )
 from meterline.fleet import Fleet, FleetMeter, Provider, register_fleet
 from meterline.telemetry import MICRO, ReadingColumns, epoch_us
-from meterline.units import Service
+from meterline.units import Service, Utility
 from meterline.users import Role, create_user
 from tests.conftest import unique
 
@@ -291,3 +291,21 @@ async def person(
     user_id = await create_user(conn, name, password, role, accounts=accounts)
     assert user_id is not None, f"user {name} exists"
     return Person(user_id, name, role, password)
+
+
+async def meter_read_by_people(
+    conn: psycopg.AsyncConnection[Any], account: Customer,
+    utility: Utility = Utility.COLD_WATER, serial: str | None = None,
+) -> str:
+    """A meter with no gateway on the customer's account and provider (a water meter unless
+    told): its readings come from people, by app, web, phone or an operator."""
+    serial = serial or unique("W")
+    register, unit = {Utility.ELECTRICITY: ("active_import", "kWh"),
+                      Utility.HEAT: ("heat_energy", "Gcal")}.get(utility, ("volume", "m3"))
+    await conn.execute(
+        "INSERT INTO meters (id, account_id, provider_id, utility, model, gateway_id,"
+        " has_relay) VALUES (%s, %s, %s, %s, 'manual', NULL, false)",
+        (serial, account.account_id, account.provider_id, utility))
+    await conn.execute("INSERT INTO registers (meter_id, code, unit) VALUES (%s, %s, %s)",
+                       (serial, register, unit))
+    return serial
