@@ -166,3 +166,31 @@ def _check_against(previous: Previous, value: Decimal, now: datetime, utility: U
             f"{previous.at.date().isoformat()}, more than a household uses "
             f"({most:.0f} {unit} at most); check the digits",
             field=["body", "value"], code="reading-implausible")
+
+
+_REGISTER_OF: dict[Utility, tuple[str, str]] = {
+    Utility.ELECTRICITY: ("active_import", "kWh"),
+    Utility.COLD_WATER: ("volume", "m3"),
+    Utility.HOT_WATER: ("volume", "m3"),
+    Utility.GAS: ("volume", "m3"),
+    Utility.HEAT: ("heat_energy", "Gcal"),
+}
+
+
+async def register_meter_read_by_people(
+    conn: psycopg.AsyncConnection[Any], serial: str, account_id: str, provider_id: str,
+    utility: Utility, model: str = "manual",
+) -> bool:
+    """Put a meter without a gateway on an account (its one register by the utility); False
+    when the serial is registered already (nothing changes)."""
+    register, unit = _REGISTER_OF[utility]
+    cur = await conn.execute(
+        "INSERT INTO meters (id, account_id, provider_id, utility, model, gateway_id, has_relay)"
+        " VALUES (%s, %s, %s, %s, %s, NULL, false) ON CONFLICT (id) DO NOTHING RETURNING id",
+        (serial, account_id, provider_id, utility, model))
+    if await cur.fetchone() is None:
+        return False
+    await conn.execute("INSERT INTO registers (meter_id, code, unit) VALUES (%s, %s, %s)",
+                       (serial, register, unit))
+    return True
+

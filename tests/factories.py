@@ -26,6 +26,7 @@ from billing.documents.model import (
     PaymentDocument,
 )
 from meterline.fleet import Fleet, FleetMeter, Provider, register_fleet
+from meterline.meter_readings import register_meter_read_by_people
 from meterline.telemetry import MICRO, ReadingColumns, epoch_us
 from meterline.units import Service, Utility
 from meterline.users import Role, create_user
@@ -300,12 +301,6 @@ async def meter_read_by_people(
     """A meter with no gateway on the customer's account and provider (a water meter unless
     told): its readings come from people, by app, web, phone or an operator."""
     serial = serial or unique("W")
-    register, unit = {Utility.ELECTRICITY: ("active_import", "kWh"),
-                      Utility.HEAT: ("heat_energy", "Gcal")}.get(utility, ("volume", "m3"))
-    await conn.execute(
-        "INSERT INTO meters (id, account_id, provider_id, utility, model, gateway_id,"
-        " has_relay) VALUES (%s, %s, %s, %s, 'manual', NULL, false)",
-        (serial, account.account_id, account.provider_id, utility))
-    await conn.execute("INSERT INTO registers (meter_id, code, unit) VALUES (%s, %s, %s)",
-                       (serial, register, unit))
+    await register_meter_read_by_people(conn, serial, account.account_id, account.provider_id,
+                                        utility)
     return serial
