@@ -58,7 +58,7 @@ async def test_every_service_of_the_demo_serves_metrics_and_sigterm_stops_them_a
         rating_group=unique("demo-rating"), rating_session_timeout=10.0, poll_interval=0.5,
         sim_port=free_port(), api_port=free_port(), rating_web_port=free_port(),
         bridge_metrics_port=free_port(), gateway_metrics_port=free_port(),
-        sim_metrics_port=free_port(),
+        sim_metrics_port=free_port(), acquirer_port=free_port(),
     )
     env = settings.as_env()
     demo = await asyncio.create_subprocess_exec(
@@ -75,7 +75,14 @@ async def test_every_service_of_the_demo_serves_metrics_and_sigterm_stops_them_a
         assert any("tansu" in c.name() for c in children)  # the broker it started
 
         async with aiohttp.ClientSession() as http:
-            account = await http.get(f"{endpoints(settings)['api']}/accounts/LS-10000000")
+            api = endpoints(settings)["api"]
+            login = await http.post(f"{api}/auth/token", data={  # a user the demo seeds
+                "grant_type": "password", "username": "LS-10000000",
+                "password": "subscriber-demo"})
+            assert login.status == 200, await login.text()
+            token = (await login.json())["access_token"]
+            account = await http.get(f"{api}/accounts/LS-10000000",
+                                     headers={"Authorization": f"Bearer {token}"})
             assert account.status == 200
             scraped = {}
             for service, url in endpoints(settings).items():
