@@ -16,6 +16,7 @@ from fastapi.openapi.utils import get_openapi
 
 from api import (
     accounts,
+    desk,
     health,
     ivr,
     meter_readings,
@@ -28,6 +29,7 @@ from api import (
 from api.auth import routes as auth
 from api.auth.callers import document_refusals
 from api.metrics import install_request_metrics
+from api.pages import install_pages
 from api.problems import install_problem_handlers, use_problem_media_type
 from meterline.db import make_pool
 from meterline.settings import Settings
@@ -59,8 +61,9 @@ def create_app(settings: Settings) -> FastAPI:
     install_problem_handlers(app)
     install_request_metrics(app)
     for module in (health, metrics, auth, accounts, usage, topups, online_payments, meters,
-                   meter_readings, ivr):
+                   meter_readings, ivr, desk):
         app.include_router(module.router)
+    install_pages(app)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -194,3 +194,41 @@ async def register_meter_read_by_people(
                        (serial, register, unit))
     return True
 
+
+
+_NEIGHBOURS = """
+SELECT (SELECT value FROM readings WHERE meter_id = %(m)s AND register = %(r)s AND ts < %(ts)s
+         ORDER BY ts DESC LIMIT 1),
+       (SELECT value FROM readings WHERE meter_id = %(m)s AND register = %(r)s AND ts > %(ts)s
+         ORDER BY ts LIMIT 1)
+"""
+
+
+async def correct(
+    conn: psycopg.AsyncConnection[Any], meter_id: str, register: str, ts: datetime,
+    value: Decimal,
+) -> tuple[Decimal, str]:
+    """An operator's correction of a reading people submitted (a typing slip): the value
+    changes in place and the source becomes ``operator``; it must stay between the readings
+    before and after it. Returns (value before, source before); the caller writes the audit log."""
+    _check_shape(value)
+    cur = await conn.execute(
+        "SELECT value, source FROM readings WHERE meter_id = %s AND register = %s AND ts = %s"
+        " FOR UPDATE", (meter_id, register, ts))
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"No reading of meter {meter_id} {register} at {ts.isoformat()}")
+    if row[1] == "gateway":
+        raise Conflict("a gateway's reading was priced as it came; it is corrected by a "
+                       "later reading, not by hand", code="reading-from-gateway")
+    cur = await conn.execute(_NEIGHBOURS, {"m": meter_id, "r": register, "ts": ts})
+    lower, upper = await cur.fetchone() or (None, None)
+    if (lower is not None and value < lower) or (upper is not None and value > upper):
+        raise Invalid(f"{_plain(value)} must lie between the readings before and after it "
+                      f"({_plain(lower) if lower is not None else '-'} … "
+                      f"{_plain(upper) if upper is not None else '-'})",
+                      field=["body", "value"], code="reading-out-of-order")
+    await conn.execute(
+        "UPDATE readings SET value = %s, source = 'operator'"
+        " WHERE meter_id = %s AND register = %s AND ts = %s", (value, meter_id, register, ts))
+    return row[0], row[1]
