@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -31,7 +30,7 @@ SCREENSHOTS = os.environ.get("METERLINE_SCREENSHOT_DIR")
 
 @pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[Browser]:
-    if not Path(CHROMIUM).exists():
+    if not os.path.exists(CHROMIUM):  # noqa: ASYNC240 - once per session
         pytest.fail(f"no {CHROMIUM}: `make test` installs it (apt-get install chromium)")
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
@@ -95,6 +94,5 @@ async def log_in(page: Page, site: Site, who: Person) -> None:
 
 
 async def screenshot(page: Page, name: str) -> None:
-    if SCREENSHOTS:
-        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
-        await page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), full_page=True)
+    if SCREENSHOTS:  # Playwright makes the folder
+        await page.screenshot(path=os.path.join(SCREENSHOTS, f"{name}.png"), full_page=True)
