@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, async_playwright
 
 from api.app import create_app
 from meterline.settings import Settings
@@ -23,7 +23,7 @@ from tests.http_servers import listening, serving, url_of
 
 CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "page-test-password"
-PHONE = {"width": 390, "height": 844}  # a phone-sized screen
+PHONE: ViewportSize = {"width": 390, "height": 844}  # a phone-sized screen
 # set to a folder to keep the pages' screenshots (the README's come from there)
 SCREENSHOTS = os.environ.get("METERLINE_SCREENSHOT_DIR")
 
