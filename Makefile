@@ -13,6 +13,9 @@ NPM_STAMP := $(TIMESCALE)/node_modules/.package-lock.json
 # (pdftoppm, pdftotext) and zbar-tools (zbarimg); prometheus for promtool, which checks the
 # Prometheus configuration in deploy/ (tests/deploy); installed when missing
 DEBS := fonts-dejavu-core poppler-utils zbar-tools prometheus
+# chromium: the web pages' tests drive it with Playwright (tests/pages); hey and wrk: the API
+# benchmark (bench/api.py)
+DEBS += chromium hey wrk
 
 .PHONY: demo test lint install test-deps debs bench clean
 

@@ -36,6 +36,7 @@ from api.state import AppSettings, Pool
 from api.topups import TopupRequest, exact_body
 from meterline.contracts import Timestamp
 from meterline.errors import Invalid, NotFound
+from meterline.settings import Settings
 from meterline.signatures import HEADER, verify
 from meterline.topups import resolve_provider, top_up
 from meterline.users import Scope
@@ -87,7 +88,7 @@ def _view(row: dict[str, Any]) -> OnlinePayment:
 
 
 async def _ask_acquirer(
-    acquirer: httpx.AsyncClient, settings: AppSettings, row: dict[str, Any]
+    acquirer: httpx.AsyncClient, settings: Settings, row: dict[str, Any]
 ) -> dict[str, Any]:
     """Create the payment at the acquirer (idempotent on our payment id)."""
     body = {
@@ -118,6 +119,44 @@ def _acquirer(request: Request) -> httpx.AsyncClient:
 Acquirer = Annotated[httpx.AsyncClient, Depends(_acquirer)]
 
 
+async def start_payment(
+    pool: Pool, acquirer: httpx.AsyncClient, settings: Settings, account_id: str,
+    amount: Decimal, provider_id: str | None, idempotency_key: str, user_id: int | None,
+    return_url: str | None,
+) -> tuple[dict[str, Any], bool]:
+    """(the payment row, whether the key was used before): recorded, then asked of the
+    acquirer unless it already answered. The web cabinet's top-up form calls this too."""
+    if return_url and not return_url.startswith(settings.api_base_url + "/"):
+        raise Invalid(f"return_url must be under {settings.api_base_url}",
+                      field=["body", "return_url"])
+    async with pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        provider = await resolve_provider(conn, account_id, provider_id)
+        await cur.execute(_INSERT, {"account": account_id, "provider": provider,
+                                    "amount": amount, "key": idempotency_key,
+                                    "user": user_id, "return_url": return_url})
+        row = await cur.fetchone()
+        replayed = row is None
+        if row is None:
+            await cur.execute(_BY_KEY, (account_id, idempotency_key))
+            row = await cur.fetchone()
+            assert row is not None
+            if row["amount"] != amount or row["provider_id"] != provider:
+                raise ProblemError(409, f"Idempotency-Key {idempotency_key!r} was already used "
+                                   "for another payment on this account; use a new key.",
+                                   slug="idempotency-key-reused", title="Idempotency-Key reused")
+        await conn.commit()  # the payment exists before the acquirer hears of it
+        if row["acquirer_payment_id"] is None:
+            answer = await _ask_acquirer(acquirer, settings, row)
+            await cur.execute(
+                "UPDATE online_payments SET acquirer_payment_id = %s, confirmation_url = %s"
+                " WHERE id = %s RETURNING *",
+                (answer["id"], answer["confirmation_url"], row["id"]))
+            row = await cur.fetchone()
+            assert row is not None
+    return row, replayed
+
+
 @router.post(
     "/accounts/{account_id}/online-payments", status_code=201, response_model=OnlinePayment,
     summary="Top up through the payment provider",
@@ -139,34 +178,11 @@ async def create_online_payment(
     at `confirmation_url` (or by the QR at `qr_url`); the account is credited when the
     payment provider confirms it. The same Idempotency-Key returns the same payment (200);
     with another amount or provider, 409."""
-    if body.return_url and not body.return_url.startswith(settings.api_base_url + "/"):
-        raise Invalid(f"return_url must be under {settings.api_base_url}",
-                      field=["body", "return_url"])
-    async with pool.connection() as conn:
-        cur = conn.cursor(row_factory=dict_row)
-        provider = await resolve_provider(conn, account_id, body.provider_id)
-        await cur.execute(_INSERT, {"account": account_id, "provider": provider,
-                                    "amount": body.amount, "key": idempotency_key,
-                                    "user": caller.user_id, "return_url": body.return_url})
-        row = await cur.fetchone()
-        if row is None:
-            response.status_code = 200
-            await cur.execute(_BY_KEY, (account_id, idempotency_key))
-            row = await cur.fetchone()
-            assert row is not None
-            if row["amount"] != body.amount or row["provider_id"] != provider:
-                raise ProblemError(409, f"Idempotency-Key {idempotency_key!r} was already used "
-                                   "for another payment on this account; use a new key.",
-                                   slug="idempotency-key-reused", title="Idempotency-Key reused")
-        await conn.commit()  # the payment exists before the acquirer hears of it
-        if row["acquirer_payment_id"] is None:
-            answer = await _ask_acquirer(acquirer, settings, row)
-            await cur.execute(
-                "UPDATE online_payments SET acquirer_payment_id = %s, confirmation_url = %s"
-                " WHERE id = %s RETURNING *",
-                (answer["id"], answer["confirmation_url"], row["id"]))
-            row = await cur.fetchone()
-            assert row is not None
+    row, replayed = await start_payment(
+        pool, acquirer, settings, account_id, body.amount, body.provider_id, idempotency_key,
+        caller.user_id, body.return_url)
+    if replayed:
+        response.status_code = 200
     return _view(row)
 
 

@@ -22,9 +22,11 @@ import psycopg
 from meterline import db
 from meterline.fleet import Fleet, FleetMeter, register_fleet
 from meterline.kafka import port_open, start_broker, stop_process
+from meterline.meter_readings import register_meter_read_by_people
 from meterline.metrics import endpoints, scrape, total
 from meterline.services import Child
 from meterline.settings import Settings
+from meterline.units import Utility
 from meterline.users import Role, create_user, find_user
 
 DEMO_PRICE = Decimal("6.43")  # RUB per kWh, flat
@@ -79,6 +81,14 @@ async def prepare(settings: Settings, meters: int) -> None:
     fleet = demo_fleet(settings, meters)
     async with await psycopg.AsyncConnection.connect(settings.database_url) as conn:
         await register_fleet(conn, fleet)
+        for n, meter in enumerate(fleet.meters, start=1):
+            await conn.execute(  # the number the subscriber calls the phone line from
+                "INSERT INTO phone_numbers (phone, account_id) VALUES (%s, %s)"
+                " ON CONFLICT DO NOTHING", (f"+7900{meter.serial}", meter.account_id))
+            if n % 4 == 2:  # a garage meter without a gateway: its reading is typed in
+                await register_meter_read_by_people(
+                    conn, f"G-{meter.serial}", meter.account_id, fleet.provider.id,
+                    Utility.ELECTRICITY)
         if settings.environment == "development":
             for username, password, role, accounts in demo_users(fleet):
                 if await find_user(conn, username) is None:

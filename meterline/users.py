@@ -47,6 +47,7 @@ class Scope(StrEnum):
     DESK = "desk"  # operator's desk: search, account card, adjustments, corrections
     TOPUPS = "topups:write"  # record money received by a payment agent (direct top-up)
     ADMIN = "admin"  # providers, tariffs, users and roles
+    IVR = "ivr"  # the phone line's platform: answers callers by their number
 
 
 _PERSON = {Scope.ACCOUNTS_READ, Scope.PAYMENTS, Scope.READINGS}

@@ -27,9 +27,10 @@ from billing.documents.model import (
 )
 from meterline.fleet import Fleet, FleetMeter, Provider, register_fleet
 from meterline.ledger import Book, Entry, EntryKind, Posting, post
+from meterline.meter_readings import register_meter_read_by_people
 from meterline.money import to_micro
 from meterline.telemetry import MICRO, ReadingColumns, epoch_us
-from meterline.units import Register, Service, Unit
+from meterline.units import Register, Service, Unit, Utility
 from meterline.users import Role, create_user
 from rating.core import micros
 from rating.ledger import BatchResult, book_charges
@@ -371,3 +372,14 @@ async def charge(conn: psycopg.AsyncConnection[Any], meter_id: str, start: datet
         amount=[int(Decimal(amount).scaleb(12))])
     async with conn.transaction():
         await book_charges(conn, batch, lines, BatchResult())
+
+async def meter_read_by_people(
+    conn: psycopg.AsyncConnection[Any], account: Customer,
+    utility: Utility = Utility.COLD_WATER, serial: str | None = None,
+) -> str:
+    """A meter with no gateway on the customer's account and provider (a water meter unless
+    told): its readings come from people, by app, web, phone or an operator."""
+    serial = serial or unique("W")
+    await register_meter_read_by_people(conn, serial, account.account_id, account.provider_id,
+                                        utility)
+    return serial

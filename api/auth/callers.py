@@ -27,6 +27,7 @@ SCOPE_DESCRIPTIONS = {
     Scope.DESK: "The operator's desk: search, account card, adjustments, corrections.",
     Scope.TOPUPS: "Record money a payment agent received (direct top-up).",
     Scope.ADMIN: "Providers, tariffs, users and roles.",
+    Scope.IVR: "The phone line's platform: balances and readings by the caller's number.",
 }
 
 bearer = OAuth2PasswordBearer(

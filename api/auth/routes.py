@@ -95,7 +95,9 @@ SELECT id, username, role, display_name, locale, password_hash
 """
 
 
-async def _login(pool: Pool, settings: Settings, username: str, password: str) -> User:
+async def authenticate(pool: Pool, settings: Settings, username: str, password: str) -> User:
+    """The user with this name and password; a problem (400 invalid_grant, 429 locked)
+    otherwise. The token endpoint and the web login both use it."""
     name = username.lower()
     async with pool.connection() as conn:
         locked = await _locked_for(conn, settings, name)
@@ -160,7 +162,7 @@ async def token(
     if grant_type == "password":
         if not username or password is None:
             raise invalid_grant("grant_type=password needs username and password.")
-        user = await _login(pool, settings, username, password)
+        user = await authenticate(pool, settings, username, password)
         granted = _scopes(user, scope)
         async with pool.connection() as conn:
             refresh = await issue_refresh_token(conn, settings, user.id)

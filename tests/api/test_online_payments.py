@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
@@ -18,8 +17,6 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
 from api.app import create_app
 from meterline.settings import Settings
@@ -30,27 +27,7 @@ from tests.api.checks import assert_problem, balance_of
 from tests.api.conftest import Bearer
 from tests.conftest import unique
 from tests.factories import Customer, customer, person
-
-
-def _listening() -> socket.socket:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    return sock
-
-
-@asynccontextmanager
-async def serving(app: FastAPI, sock: socket.socket) -> AsyncIterator[None]:
-    """Serve ``app`` on an already listening socket: a client may connect at once (the
-    kernel queues it until uvicorn accepts), so nothing waits for the server to be up."""
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_config=None))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        yield
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+from tests.http_servers import listening, serving
 
 
 @dataclass
@@ -65,7 +42,7 @@ class Stack:
 async def stack(
     make_settings: Callable[..., Settings], conn: psycopg.AsyncConnection[Any], bearer: Bearer,
 ) -> AsyncIterator[Stack]:
-    api_sock, acquirer_sock = _listening(), _listening()
+    api_sock, acquirer_sock = listening(), listening()
     api_url = f"http://127.0.0.1:{api_sock.getsockname()[1]}"
     acquirer_url = f"http://127.0.0.1:{acquirer_sock.getsockname()[1]}"
     settings = make_settings(public_url=api_url, acquirer_url=acquirer_url)
@@ -203,7 +180,7 @@ async def test_the_payment_qr_holds_the_confirmation_url(stack: Stack, tmp_path:
 async def test_an_unreachable_acquirer_is_a_502_and_the_same_key_goes_on_later(
     make_settings: Callable[..., Settings], conn: psycopg.AsyncConnection[Any], bearer: Bearer,
 ) -> None:
-    acquirer_sock = _listening()
+    acquirer_sock = listening()
     acquirer_url = f"http://127.0.0.1:{acquirer_sock.getsockname()[1]}"
     dead = make_settings(acquirer_url="http://127.0.0.1:9")  # nothing listens on discard
     alive = make_settings(acquirer_url=acquirer_url)

@@ -76,7 +76,7 @@ async def test_every_service_of_the_demo_serves_metrics_and_sigterm_stops_them_a
 
         async with aiohttp.ClientSession() as http:
             api = endpoints(settings)["api"]
-            login = await http.post(f"{api}/auth/token", data={
+            login = await http.post(f"{api}/auth/token", data={  # a user the demo seeds
                 "grant_type": "password", "username": "LS-10000000",
                 "password": "subscriber-demo"})
             assert login.status == 200, await login.text()

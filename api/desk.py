@@ -1,0 +1,168 @@
+"""The operator's desk as an API (scope ``desk``): find accounts, correct a reading with a
+reason. The desk's pages (`api.pages.desk`) use the same functions.
+
+Search matches every part given (all must match): the structured address where the account
+has one (region, city, street, house, apartment of the bill run's address hierarchy), else
+its address text; the account number (or ЕЛС); a meter serial; the holder's name.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+import psycopg
+from fastapi import APIRouter, Query
+from psycopg.rows import dict_row
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.amounts import Exact
+from api.auth.callers import Desk
+from api.ids import MeterPath
+from api.problems import problem_responses
+from api.state import Pool
+from meterline.audit import record
+from meterline.contracts import Timestamp
+from meterline.meter_readings import correct
+
+router = APIRouter(tags=["operator's desk"])
+
+SEARCH_LIMIT = 50
+
+
+class SearchParts(BaseModel):
+    region: str = ""
+    city: str = ""
+    street: str = ""
+    house: str = ""
+    apartment: str = ""
+    account: str = ""
+    meter: str = ""
+    holder: str = ""
+
+    def given(self) -> bool:
+        return any(getattr(self, name).strip() for name in type(self).model_fields)
+
+
+class FoundAccount(BaseModel):
+    id: str
+    holder_name: str
+    address: str
+    meters: list[str]
+
+
+def _like(text: str) -> str:
+    escaped = text.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+_SEARCH = """
+SELECT a.id, a.holder_name, ad.full_text AS address,
+       coalesce((SELECT array_agg(m.id ORDER BY m.id) FROM meters m WHERE m.account_id = a.id),
+                '{}') AS meters
+  FROM accounts a
+  JOIN addresses ad ON ad.id = a.address_id
+  LEFT JOIN premises pr ON pr.id = a.premises_id
+  LEFT JOIN houses h ON h.id = pr.house_id
+  LEFT JOIN streets s ON s.id = h.street_id
+  LEFT JOIN cities c ON c.id = s.city_id
+  LEFT JOIN regions r ON r.code = c.region_code
+ WHERE (%(region)s = '' OR ad.region = %(region)s OR r.code = %(region)s
+        OR r.name ILIKE %(region_like)s)
+   AND (%(city)s = '' OR c.name ILIKE %(city_like)s
+        OR (a.premises_id IS NULL AND ad.full_text ILIKE %(city_like)s))
+   AND (%(street)s = '' OR s.name ILIKE %(street_like)s
+        OR (a.premises_id IS NULL AND ad.full_text ILIKE %(street_like)s))
+   AND (%(house)s = '' OR h.number = %(house)s
+        OR (a.premises_id IS NULL AND ad.full_text ILIKE %(house_like)s))
+   AND (%(apartment)s = '' OR pr.number = %(apartment)s
+        OR (a.premises_id IS NULL AND ad.full_text ILIKE %(apartment_like)s))
+   AND (%(account)s = '' OR a.id ILIKE %(account_like)s OR a.els = %(account)s)
+   AND (%(holder)s = '' OR a.holder_name ILIKE %(holder_like)s)
+   AND (%(meter)s = '' OR EXISTS (SELECT 1 FROM meters m
+                                   WHERE m.account_id = a.id AND m.id ILIKE %(meter_like)s))
+ ORDER BY a.id
+ LIMIT %(limit)s
+"""
+
+
+async def search_accounts(conn: psycopg.AsyncConnection[Any],
+                          parts: SearchParts) -> list[FoundAccount]:
+    """Accounts matching every part given (none given: none found)."""
+    if not parts.given():
+        return []
+    values = {k: v.strip() for k, v in parts.model_dump().items()}
+    params: dict[str, Any] = {**values, **{f"{k}_like": _like(v) for k, v in values.items()},
+                              "limit": SEARCH_LIMIT}
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(_SEARCH, params)
+    return [FoundAccount.model_validate(r) for r in await cur.fetchall()]
+
+
+Part = Annotated[str, Query(max_length=100)]
+
+
+@router.get("/desk/accounts", response_model=list[FoundAccount], summary="Find accounts",
+            responses=problem_responses(401, 403, 422))
+async def find_accounts(
+    caller: Desk, pool: Pool, region: Part = "", city: Part = "", street: Part = "",
+    house: Part = "", apartment: Part = "", account: Part = "", meter: Part = "",
+    holder: Part = "",
+) -> list[FoundAccount]:
+    """Accounts matching every part given, at most 50, by account number. Parts match as
+    substrings, case-insensitive (house and apartment numbers of the structured address
+    exactly)."""
+    parts = SearchParts(region=region, city=city, street=street, house=house,
+                        apartment=apartment, account=account, meter=meter, holder=holder)
+    async with pool.connection() as conn:
+        return await search_accounts(conn, parts)
+
+
+class Correction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    value: Decimal = Field(ge=0, allow_inf_nan=False, max_digits=20, decimal_places=6)
+    reason: str = Field(min_length=1, max_length=1000, description="Why: kept in the audit log.")
+
+
+class Corrected(BaseModel):
+    meter_id: str
+    register: str
+    ts: Timestamp
+    before: Exact
+    after: Exact
+    audit_id: int
+
+
+async def correct_reading(
+    conn: psycopg.AsyncConnection[Any], caller: Any, meter_id: str, register: str,
+    ts: datetime, value: Decimal, reason: str,
+) -> Corrected:
+    """Correct the reading and log it (who, what, when, before, after, why) in one go; the
+    caller's transaction."""
+    before, source = await correct(conn, meter_id, register, ts, value)
+    cur = await conn.execute("SELECT account_id FROM meters WHERE id = %s", (meter_id,))
+    row = await cur.fetchone()
+    audit_id = await record(
+        conn, user_id=caller.user_id, username=caller.username, action="reading.correct",
+        account_id=row[0] if row else None, subject=f"reading {meter_id} {register} "
+        f"{ts.isoformat()}", reason=reason,
+        before={"value": str(before), "source": source},
+        after={"value": str(value), "source": "operator"})
+    return Corrected(meter_id=meter_id, register=register, ts=ts, before=before, after=value,
+                     audit_id=audit_id)
+
+
+@router.put("/meters/{meter_id}/readings/{register}/{ts}", response_model=Corrected,
+            summary="Correct a reading people submitted",
+            responses=problem_responses(401, 403, 404, 409, 422))
+async def put_correction(meter_id: MeterPath, register: str, ts: Timestamp, body: Correction,
+                         caller: Desk, pool: Pool) -> Corrected:
+    """A typing slip in a reading submitted by app, web, phone or an operator: the value is
+    replaced (it must lie between the readings before and after it), the source becomes
+    `operator`, and the audit log keeps who, when, before, after and the reason. A gateway's
+    reading is not corrected by hand (409)."""
+    async with pool.connection() as conn, conn.transaction():
+        return await correct_reading(conn, caller, meter_id, register, ts, body.value,
+                                     body.reason)

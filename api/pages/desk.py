@@ -1,0 +1,102 @@
+"""The operator's desk: find an account by address parts, account number, meter serial or
+holder's name; the account card (meters, balances, ledger, readings, relay commands, online
+payments, audit log); reading corrections with a mandatory reason."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form
+from fastapi.responses import Response
+from psycopg.rows import dict_row
+
+from api.accounts import load_account
+from api.desk import SearchParts, correct_reading, search_accounts
+from api.pages.session import Page, page
+from api.state import Pool
+from api.texts import catalogue
+from meterline.errors import DomainError
+from meterline.users import Scope
+
+router = APIRouter(include_in_schema=False)
+
+View = Annotated[Page, Depends(page)]
+Text = Annotated[str, Form(max_length=1000)]
+
+
+def _desk(view: Page) -> bool:
+    return Scope.DESK in view.viewer.scopes
+
+
+@router.get("/desk")
+async def desk(view: View, pool: Pool, region: str = "", city: str = "", street: str = "",
+               house: str = "", apartment: str = "", account: str = "", meter: str = "",
+               holder: str = "") -> Response:
+    if not _desk(view):
+        return view.render("missing.html", status=404, account_id="")
+    parts = SearchParts(region=region[:100], city=city[:100], street=street[:100],
+                        house=house[:100], apartment=apartment[:100], account=account[:100],
+                        meter=meter[:100], holder=holder[:100])
+    async with pool.connection() as conn:
+        found = await search_accounts(conn, parts)
+    return view.render("desk.html", parts=parts, found=found, searched=parts.given())
+
+
+_CARD = {
+    "ledger": "SELECT booked_at, provider_id, kind, amount, entry_key FROM ledger"
+              " WHERE account_id = %s ORDER BY booked_at DESC LIMIT 30",
+    "readings": "SELECT r.meter_id, r.register, r.ts, r.value, r.source FROM readings r"
+                " JOIN meters m ON m.id = r.meter_id WHERE m.account_id = %s"
+                " ORDER BY r.ts DESC LIMIT 30",
+    "commands": "SELECT c.meter_id, c.action, c.reason, c.status, c.requested_at"
+                " FROM relay_commands c JOIN meters m ON m.id = c.meter_id"
+                " WHERE m.account_id = %s ORDER BY c.seq DESC LIMIT 20",
+    "payments": "SELECT created_at, amount, status FROM online_payments WHERE account_id = %s"
+                " ORDER BY created_at DESC LIMIT 10",
+    "audit": "SELECT at, username, action, subject, reason, before, after FROM audit_log"
+             " WHERE account_id = %s ORDER BY at DESC LIMIT 30",
+}
+
+
+@router.get("/desk/accounts/{account_id}")
+async def card(account_id: str, view: View, pool: Pool) -> Response:
+    if not _desk(view):
+        return view.render("missing.html", status=404, account_id=account_id)
+    async with pool.connection() as conn:
+        account = await load_account(conn, account_id)
+        if account is None:
+            return view.render("missing.html", status=404, account_id=account_id)
+        cur = conn.cursor(row_factory=dict_row)
+        sections: dict[str, list[dict[str, Any]]] = {}
+        for name, query in _CARD.items():
+            await cur.execute(query, (account_id,))
+            sections[name] = await cur.fetchall()
+    return view.render("card.html", account=account, ledger=sections["ledger"],
+                       readings=sections["readings"], commands=sections["commands"],
+                       payments=sections["payments"], audit=sections["audit"])
+
+
+@router.post("/desk/accounts/{account_id}/corrections")
+async def correction(account_id: str, view: View, pool: Pool, meter_id: Text,
+                     reading_register: Text, ts: Text, value: Text, reason: Text,
+                     csrf: Text) -> Response:
+    view.check_csrf(csrf)
+    if not _desk(view):
+        return view.render("missing.html", status=404, account_id=account_id)
+    try:
+        number = Decimal(value.replace(",", ".").strip())
+        async with pool.connection() as conn, conn.transaction():
+            cur = await conn.execute("SELECT 1 FROM meters WHERE id = %s AND account_id = %s",
+                                     (meter_id, account_id))
+            if await cur.fetchone() is None:
+                return view.render("missing.html", status=404, account_id=account_id)
+            await correct_reading(conn, view.viewer, meter_id, reading_register,
+                                  datetime.fromisoformat(ts), number, reason)
+        view.flash(view.t("corrected"))
+    except (InvalidOperation, ValueError) as exc:
+        view.flash(f"{view.t('new_value')}: {exc}")
+    except DomainError as exc:
+        view.flash(catalogue(view.lang)["refusal"].get(exc.code, exc.detail))
+    return view.redirect(f"/desk/accounts/{account_id}")

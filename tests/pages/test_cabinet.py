@@ -1,0 +1,117 @@
+"""The flows people go through, in Debian's chromium on a phone-sized screen."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from playwright.async_api import Page, expect
+
+from tests.pages.conftest import Site, log_in, screenshot
+
+OpenPage = Callable[..., Awaitable[Page]]
+
+
+async def test_a_subscriber_tops_up_submits_a_reading_and_downloads_a_statement(
+    site: Site, open_page: OpenPage, conn: psycopg.AsyncConnection[Any], tmp_path: Path,
+) -> None:
+    page = await open_page()
+    await log_in(page, site, site.subscriber)
+    account = site.household.account_id
+    await expect(page).to_have_url(f"{site.url}/cabinet/accounts/{account}")
+    await expect(page.get_by_test_id("balance")).to_have_text("-2.50 ₽")
+    relay = page.get_by_test_id(f"relay-{site.household.meter_id}")
+    await expect(relay).to_contain_text("Supply off")
+    await screenshot(page, "cabinet-account")
+
+    # top up through the test payment provider: its page, its Pay button, back to ours
+    await page.get_by_label("Amount, RUB").fill("250")
+    await page.get_by_role("button", name="Pay").click()
+    await page.wait_for_url(f"{site.settings.acquirer_base_url}/pay/*")
+    await expect(page.get_by_text("250.00 RUB")).to_be_visible()
+    await page.get_by_role("button", name="Pay").click()
+    await page.wait_for_url(f"{site.url}/cabinet/accounts/{account}")
+    await expect(page.get_by_test_id("balance")).to_have_text("247.50 ₽")
+    await expect(relay).to_contain_text("Supply on")
+    await expect(page.get_by_text("paid")).to_be_visible()
+
+    # a reading of the water meter, then one lower than it: refused with the reason
+    field = page.get_by_label(f"cold water · {site.water_meter}")
+    await field.fill("12,5")
+    await page.get_by_role("button", name="Send").click()
+    await expect(page.get_by_role("status")).to_contain_text("Reading 12.5 accepted")
+    await field.fill("3")
+    await page.get_by_role("button", name="Send").click()
+    await expect(page.get_by_role("status")).to_contain_text("lower than the last reading")
+    cur = await conn.execute("SELECT value, source FROM readings WHERE meter_id = %s",
+                             (site.water_meter,))
+    assert await cur.fetchall() == [(Decimal("12.5"), "web")]
+
+    async with page.expect_download() as download_info:
+        await page.get_by_role("link", name="Account statement (CSV)").click()
+    download = await download_info.value
+    saved = tmp_path / download.suggested_filename
+    await download.save_as(saved)
+    rows = list(csv.DictReader(saved.open()))
+    assert [(r["kind"], r["amount"]) for r in rows] == [("topup", "250.00")]
+
+
+async def test_a_subscriber_cannot_open_anothers_account(site: Site,
+                                                          open_page: OpenPage) -> None:
+    page = await open_page()
+    await log_in(page, site, site.subscriber)
+    other = site.stranger.account_id
+    reply = await page.goto(f"{site.url}/cabinet/accounts/{other}")
+    assert reply is not None and reply.status == 404
+    await expect(page.get_by_text(f"No account {other}")).to_be_visible()
+    assert "999" not in await page.content()
+    desk = await page.goto(f"{site.url}/desk?account={other}")
+    assert desk is not None and desk.status == 404
+
+
+async def test_an_operator_finds_an_account_by_address_and_corrects_a_reading(
+    site: Site, open_page: OpenPage, conn: psycopg.AsyncConnection[Any],
+) -> None:
+    await conn.execute("INSERT INTO readings (meter_id, register, ts, value, source)"
+                       " VALUES (%s, 'volume', now() - interval '1 day', 1250, 'phone')",
+                       (site.water_meter,))
+    page = await open_page()
+    await log_in(page, site, site.operator)
+    await expect(page).to_have_url(f"{site.url}/desk")
+    cur = await conn.execute("SELECT full_text FROM addresses a JOIN accounts c"
+                             " ON c.address_id = a.id WHERE c.id = %s",
+                             (site.household.account_id,))
+    row = await cur.fetchone()
+    assert row is not None
+    await page.get_by_label("Account number").fill(site.household.account_id)
+    await page.get_by_label("Street").fill("Test street")
+    await page.get_by_role("button", name="Find").click()
+    await screenshot(page, "desk-search")
+    await page.get_by_role("link", name=site.household.account_id).click()
+    await expect(page.get_by_role("heading", name=f"Account card {site.household.account_id}"))\
+        .to_be_visible()
+
+    await page.get_by_label("New value").first.fill("12.5")
+    await page.get_by_label("Reason").first.fill("typed 1250 for 12.50 on the phone")
+    await page.get_by_role("button", name="Apply").first.click()
+    await expect(page.get_by_role("status")).to_have_text("Reading corrected.")
+    audit = page.get_by_role("region", name="Audit log")
+    await expect(audit).to_contain_text("typed 1250 for 12.50 on the phone")
+    await expect(audit).to_contain_text(site.operator.username)
+    await screenshot(page, "desk-card")
+    cur = await conn.execute("SELECT value, source FROM readings WHERE meter_id = %s",
+                             (site.water_meter,))
+    assert await cur.fetchall() == [(Decimal("12.5"), "operator")]
+
+
+async def test_the_cabinet_speaks_russian(site: Site, open_page: OpenPage) -> None:
+    page = await open_page("ru-RU")
+    await page.goto(f"{site.url}/login")
+    assert await page.get_attribute("html", "lang") == "ru"
+    await page.get_by_role("link", name="English").click()
+    await expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    assert await page.get_attribute("html", "lang") == "en"
