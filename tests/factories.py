@@ -26,6 +26,9 @@ from billing.documents.model import (
     PaymentDocument,
 )
 from meterline.fleet import Fleet, FleetMeter, Provider, register_fleet
+from meterline.tariffs.books import EXAMPLES, parse_book, read_book
+from meterline.tariffs.model import Book, ProviderInfo
+from meterline.tariffs.store import load_book, read_plans
 from meterline.telemetry import MICRO, ReadingColumns, epoch_us
 from meterline.units import Service
 from meterline.users import Role, create_user
@@ -324,3 +327,30 @@ async def notice_terms(
         """,
         (provider_id, email_proof, proof_wait),
     )
+
+# --- tariff books (meterline.tariffs) ---------------------------------------------------------
+
+def tariff_book(plans_toml: str, seller: Provider | None = None) -> Book:
+    """A book of ``seller`` (a new provider by default) from the TOML of its plans and
+    benefits, written as in a book file without the ``[provider]`` table."""
+    seller = seller or provider()
+    return parse_book(f'[provider]\nid = "{seller.id}"\nname = "{seller.name}"\n\n{plans_toml}')
+
+
+def example_book(name: str, seller: Provider | None = None) -> Book:
+    """A book shipped in meterline/tariffs/examples (``"energosbyt"``), sold by ``seller``
+    (a new provider by default) so tests can load it side by side."""
+    book = read_book(EXAMPLES / f"{name}.toml")
+    seller = seller or provider()
+    return book.model_copy(update={
+        "provider": ProviderInfo(id=seller.id, name=seller.name),
+        "plans": tuple(p.model_copy(update={"provider_id": seller.id}) for p in book.plans),
+        "benefits": tuple(b.model_copy(update={"provider_id": seller.id})
+                          for b in book.benefits),
+    })
+
+
+async def stored_book(conn: psycopg.AsyncConnection[Any], book: Book) -> dict[str, int]:
+    """Load ``book`` into the database; its plans' ids by code."""
+    await load_book(conn, book)
+    return {s.plan.code: s.id for s in await read_plans(conn, provider=book.provider.id)}
