@@ -52,6 +52,7 @@ test: lint $(NPM_STAMP) debs
 bench: $(STAMP)
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.bridge
+	$(BIN)/python -m bench.tariffs
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
