@@ -354,3 +354,11 @@ async def stored_book(conn: psycopg.AsyncConnection[Any], book: Book) -> dict[st
     """Load ``book`` into the database; its plans' ids by code."""
     await load_book(conn, book)
     return {s.plan.code: s.id for s in await read_plans(conn, provider=book.provider.id)}
+
+
+async def book_customer(conn: psycopg.AsyncConnection[Any], book: str = "energosbyt",
+                        balance: str = "100") -> Customer:
+    """An account of a new provider whose tariff book is the example ``book``."""
+    seller = provider()
+    await stored_book(conn, example_book(book, seller))
+    return await customer(conn, balance, seller=seller)

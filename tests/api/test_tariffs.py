@@ -10,7 +10,7 @@ import httpx
 import psycopg
 
 from tests.api.checks import assert_problem
-from tests.factories import customer, example_book, provider, stored_book
+from tests.factories import book_customer, example_book, provider, stored_book
 
 
 def next_month_in_moscow() -> str:
@@ -73,15 +73,13 @@ async def test_tariffs_filter_by_utility_and_service(
 async def test_an_account_chooses_a_plan_from_its_next_period(
     client: httpx.AsyncClient, conn: psycopg.AsyncConnection[Any],
 ) -> None:
-    seller = provider()
-    await stored_book(conn, example_book("energosbyt", seller))
-    made = await customer(conn, "10", seller=seller)
+    made = await book_customer(conn)
     url = f"/accounts/{made.account_id}/plans"
 
     before = await client.get(url)
     assert before.status_code == 200, before.text
     assert before.json() == {"account_id": made.account_id, "pending": [], "plans": [{
-        "provider_id": seller.id, "service": "electricity", "plan": "household-flat",
+        "provider_id": made.provider_id, "service": "electricity", "plan": "household-flat",
         "plan_name": "Households, one rate", "consumer_group": "urban", "since": None,
         "chosen": False}]}
 
@@ -101,9 +99,7 @@ async def test_an_account_chooses_a_plan_from_its_next_period(
 async def test_a_plan_choice_that_cannot_be_made_is_a_problem(
     client: httpx.AsyncClient, conn: psycopg.AsyncConnection[Any],
 ) -> None:
-    seller = provider()
-    await stored_book(conn, example_book("energosbyt", seller))
-    made = await customer(conn, "10", seller=seller)
+    made = await book_customer(conn)
     url = f"/accounts/{made.account_id}/plans"
     unknown = assert_problem(await client.post(url, json={"plan": "night-owl"}), 422)
     assert unknown["errors"][0]["loc"] == ["body", "plan"]

@@ -12,22 +12,15 @@ from meterline.errors import Invalid, NotFound
 from meterline.tariffs.choices import account_plans, choose_plan
 from meterline.tariffs.model import ConsumerGroup
 from meterline.units import Service
-from tests.factories import Customer, customer, example_book, provider, stored_book, tariff_book
+from tests.factories import book_customer, customer, provider, stored_book, tariff_book
 
 NOV_15 = datetime(2026, 11, 15, 12, tzinfo=UTC)
-
-
-async def household(conn: psycopg.AsyncConnection[Any]) -> Customer:
-    """An account of a retailer whose book is the example electricity book."""
-    seller = provider()
-    await stored_book(conn, example_book("energosbyt", seller))
-    return await customer(conn, "100", seller=seller)
 
 
 async def test_an_account_that_chose_nothing_is_on_its_provider_s_default_plan(
     conn: psycopg.AsyncConnection[Any],
 ) -> None:
-    made = await household(conn)
+    made = await book_customer(conn)
     current, pending = await account_plans(conn, made.account_id, NOV_15)
     assert [(p.service, p.plan_code, p.chosen, p.since) for p in current] == [
         (Service.ELECTRICITY, "household-flat", False, None)]
@@ -37,7 +30,7 @@ async def test_an_account_that_chose_nothing_is_on_its_provider_s_default_plan(
 async def test_a_choice_applies_from_the_next_period_and_may_be_changed_until_then(
     conn: psycopg.AsyncConnection[Any],
 ) -> None:
-    made = await household(conn)
+    made = await book_customer(conn)
     done = await choose_plan(conn, made.account_id, "household-3zone", now=NOV_15)
     assert (done.choice.plan_code, done.choice.since, done.choice.consumer_group) == (
         "household-3zone", date(2026, 12, 1), ConsumerGroup.URBAN)
@@ -68,7 +61,7 @@ async def test_a_choice_applies_from_the_next_period_and_may_be_changed_until_th
 async def test_the_next_period_starts_in_the_account_s_own_time_zone(
     conn: psycopg.AsyncConnection[Any],
 ) -> None:
-    made = await household(conn)
+    made = await book_customer(conn)
     await conn.execute("UPDATE addresses SET time_zone = 'Asia/Vladivostok' WHERE id = "
                        "(SELECT address_id FROM accounts WHERE id = %s)", (made.account_id,))
     # 15:00 UTC on November 30 is already December 1 (01:00) in Vladivostok
@@ -80,7 +73,7 @@ async def test_the_next_period_starts_in_the_account_s_own_time_zone(
 async def test_what_cannot_be_chosen_is_refused_with_the_field_named(
     conn: psycopg.AsyncConnection[Any],
 ) -> None:
-    made = await household(conn)
+    made = await book_customer(conn)
     with pytest.raises(NotFound):
         await choose_plan(conn, "NO-SUCH-ACCOUNT", "household-3zone", now=NOV_15)
     with pytest.raises(Invalid, match="no plan night-owl") as refused:
