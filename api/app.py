@@ -14,11 +14,10 @@ import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from api import accounts, health, meters, metrics, online_payments, topups, usage
+from api import accounts, health, meters, metrics, online_payments, tariffs, topups, usage
 from api.auth import routes as auth
 from api.auth.callers import document_refusals
 from api.metrics import install_request_metrics
-from api import accounts, health, meters, tariffs, topups, usage
 from api.problems import install_problem_handlers, use_problem_media_type
 from meterline.db import make_pool
 from meterline.settings import Settings
@@ -49,8 +48,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     install_problem_handlers(app)
     install_request_metrics(app)
-    for module in (health, metrics, auth, accounts, usage, topups, online_payments, meters):
-    for module in (health, accounts, usage, topups, meters, tariffs):
+    for module in (health, metrics, auth, accounts, usage, topups, online_payments, meters,
+                   tariffs):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

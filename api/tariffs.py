@@ -10,11 +10,13 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Security
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.amounts import Exact
-from api.ids import AccountPath
+from api.auth.access import ReadableAccount, account_with
+from api.auth.callers import current_caller
+from api.auth.tokens import Caller
 from api.problems import problem_responses
 from api.state import Pool, read_snapshot
 from meterline.contracts import ProviderId
@@ -22,8 +24,12 @@ from meterline.tariffs.choices import AccountPlan, account_plans, choose_plan
 from meterline.tariffs.model import Basis, ConsumerGroup, Zone
 from meterline.tariffs.store import StoredPlan, read_plans
 from meterline.units import Service, Unit, Utility
+from meterline.users import Scope
 
 router = APIRouter(tags=["tariffs"])
+
+Reader = Annotated[Caller, Security(current_caller, scopes=[Scope.ACCOUNTS_READ])]
+PlanAccount = Annotated[str, Depends(account_with(Scope.PLANS))]
 
 
 class Band(BaseModel):
@@ -94,9 +100,10 @@ def _plan(stored: StoredPlan) -> Plan:
                 derived_from=list(plan.derived_from), versions=versions)
 
 
-@router.get("/tariffs", response_model=list[Plan], responses=problem_responses(422),
+@router.get("/tariffs", response_model=list[Plan], responses=problem_responses(401, 403, 422),
             summary="Tariff plans with their versions, zones, bands and prices")
 async def list_tariffs(
+    _: Reader,
     pool: Pool,
     provider_id: Annotated[ProviderId | None, Query(description="Only this provider.")] = None,
     utility: Annotated[Utility | None, Query(
@@ -155,9 +162,9 @@ class PlanChoiceOut(BaseModel):
 
 
 @router.get("/accounts/{account_id}/plans", response_model=AccountPlans,
-            responses=problem_responses(404, 422), tags=["accounts"],
+            responses=problem_responses(401, 403, 404, 422), tags=["accounts"],
             summary="An account's tariff plans, in force and chosen for the next period")
-async def get_account_plans(account_id: AccountPath, pool: Pool) -> AccountPlans:
+async def get_account_plans(account_id: ReadableAccount, pool: Pool) -> AccountPlans:
     async with pool.connection() as conn, conn.transaction():
         await read_snapshot(conn)
         current, pending = await account_plans(conn, account_id)
@@ -166,15 +173,17 @@ async def get_account_plans(account_id: AccountPath, pool: Pool) -> AccountPlans
 
 
 @router.post("/accounts/{account_id}/plans", response_model=PlanChoiceOut,
-             responses=problem_responses(404, 422), tags=["accounts"],
+             responses=problem_responses(401, 403, 404, 422), tags=["accounts"],
              summary="Choose an account's tariff plan from the next billing period")
-async def post_account_plan(account_id: AccountPath, body: PlanRequest,
+async def post_account_plan(account_id: PlanAccount, body: PlanRequest,
                             pool: Pool) -> PlanChoiceOut:
     """Put the account on one of its provider's plans (e.g. `household-3zone`) from the first
     day of its next billing period, in the account's time zone. Choosing again before then
     replaces the choice.
 
-    - **404**: no such account.
+    Needs the scope `plans:choose` (subscribers for their own accounts, operators).
+
+    - **404**: no such account, or one the caller does not see.
     - **422**: no plan with that code among the account's providers' plans, a provider the
       account does not buy from, or a plan with no tariff in force from the next period.
     """

@@ -25,9 +25,9 @@ from meterline.kafka import port_open, start_broker, stop_process
 from meterline.metrics import endpoints, scrape, total
 from meterline.services import Child
 from meterline.settings import Settings
-from meterline.users import Role, create_user, find_user
 from meterline.tariffs.books import EXAMPLES, read_book
 from meterline.tariffs.store import load_book
+from meterline.users import Role, create_user, find_user
 
 DEMO_PRICE = Decimal("6.43")  # RUB per kWh, flat
 LOG_DIR = Path("var/log")
@@ -85,7 +85,6 @@ async def prepare(settings: Settings, meters: int) -> None:
             for username, password, role, accounts in demo_users(fleet):
                 if await find_user(conn, username) is None:
                     await create_user(conn, username, password, role, accounts=accounts)
-        await register_fleet(conn, demo_fleet(settings, meters))
         for book in sorted(EXAMPLES.glob("*.toml")):  # the example tariff books (idempotent)
             await load_book(conn, read_book(book))
         await conn.commit()

@@ -9,8 +9,10 @@ from zoneinfo import ZoneInfo
 import httpx
 import psycopg
 
+from meterline.users import Role, Scope
 from tests.api.checks import assert_problem
-from tests.factories import book_customer, example_book, provider, stored_book
+from tests.api.conftest import Bearer
+from tests.factories import book_customer, example_book, person, provider, stored_book
 
 
 def next_month_in_moscow() -> str:
@@ -108,3 +110,21 @@ async def test_a_plan_choice_that_cannot_be_made_is_a_problem(
                    422)
     assert_problem(await client.post("/accounts/NO-SUCH/plans", json={"plan": "x"}), 404)
     assert_problem(await client.get("/accounts/NO-SUCH/plans"), 404)
+
+
+async def test_a_subscriber_chooses_for_their_own_account_and_tariffs_need_a_login(
+    anonymous: httpx.AsyncClient, conn: psycopg.AsyncConnection[Any], bearer: Bearer,
+) -> None:
+    made = await book_customer(conn)
+    owner = await person(conn, Role.SUBSCRIBER, accounts=[made.account_id])
+    assert_problem(await anonymous.get("/tariffs"), 401)
+    listed = await anonymous.get("/tariffs", params={"provider_id": made.provider_id},
+                                 headers=bearer(owner))
+    assert len(listed.json()) == 5
+    chosen = await anonymous.post(f"/accounts/{made.account_id}/plans", headers=bearer(owner),
+                                  json={"plan": "household-2zone"})
+    assert chosen.status_code == 200, chosen.text
+    reader = bearer(owner, frozenset({Scope.ACCOUNTS_READ}))
+    refused = await anonymous.post(f"/accounts/{made.account_id}/plans", headers=reader,
+                                   json={"plan": "household-2zone"})
+    assert_problem(refused, 403)
