@@ -56,6 +56,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.booking
 	$(BIN)/python -m bench.bridge
+	$(BIN)/python -m bench.tariffs
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

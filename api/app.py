@@ -23,6 +23,7 @@ from api import (
     meters,
     metrics,
     online_payments,
+    tariffs,
     topups,
     usage,
 )
@@ -61,7 +62,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_problem_handlers(app)
     install_request_metrics(app)
     for module in (health, metrics, auth, accounts, usage, topups, online_payments, meters,
-                   meter_readings, ivr, desk):
+                   meter_readings, ivr, desk, tariffs):
         app.include_router(module.router)
     install_pages(app)
 

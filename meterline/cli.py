@@ -18,12 +18,14 @@ import typer
 from meterline import db
 from meterline.services import configure_logging, serve, stop_on_sigterm_as_on_ctrl_c
 from meterline.settings import Settings, get_settings
+from meterline.tariffs.commands import app as tariffs_app
 
 app = typer.Typer(
     help="meterline: run each service on its own, or the whole platform with `meterline demo`. "
     "Settings come from METERLINE_* environment variables and .env (`meterline config`).",
     no_args_is_help=True, add_completion=False,
 )
+app.add_typer(tariffs_app, name="tariffs")
 
 
 def _settings() -> Settings:

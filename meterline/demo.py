@@ -26,6 +26,8 @@ from meterline.meter_readings import register_meter_read_by_people
 from meterline.metrics import endpoints, scrape, total
 from meterline.services import Child
 from meterline.settings import Settings
+from meterline.tariffs.books import EXAMPLES, read_book
+from meterline.tariffs.store import load_book
 from meterline.units import Utility
 from meterline.users import Role, create_user, find_user
 
@@ -93,6 +95,8 @@ async def prepare(settings: Settings, meters: int) -> None:
             for username, password, role, accounts in demo_users(fleet):
                 if await find_user(conn, username) is None:
                     await create_user(conn, username, password, role, accounts=accounts)
+        for book in sorted(EXAMPLES.glob("*.toml")):  # the example tariff books (idempotent)
+            await load_book(conn, read_book(book))
         await conn.commit()
 
 

@@ -46,17 +46,18 @@ class Scope(StrEnum):
     KEYS = "keys:manage"  # create and revoke one's own API keys
     DESK = "desk"  # operator's desk: search, account card, adjustments, corrections
     TOPUPS = "topups:write"  # record money received by a payment agent (direct top-up)
+    PLANS = "plans:choose"  # choose an account's tariff plan for the next billing period
     ADMIN = "admin"  # providers, tariffs, users and roles
     IVR = "ivr"  # the phone line's platform: answers callers by their number
 
 
-_PERSON = {Scope.ACCOUNTS_READ, Scope.PAYMENTS, Scope.READINGS}
+_PERSON = {Scope.ACCOUNTS_READ, Scope.PAYMENTS, Scope.READINGS, Scope.PLANS}
 
 ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
     Role.SUBSCRIBER: frozenset(_PERSON),
     Role.INDUSTRIAL: frozenset(_PERSON | {Scope.USAGE_EXPORT, Scope.KEYS}),
     Role.OPERATOR: frozenset({Scope.ACCOUNTS_READ, Scope.READINGS, Scope.USAGE_EXPORT,
-                              Scope.DESK}),
+                              Scope.DESK, Scope.PLANS}),
     Role.ADMIN: frozenset(Scope),
 }
 

@@ -17,26 +17,18 @@ Quantities are integers in micro-units (1e-6 kWh), timestamps integers in micros
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import numpy as np
 import numpy.typing as npt
+
+from meterline.instants import from_micros, micros
 
 I64 = npt.NDArray[np.int64]
 BOOL = npt.NDArray[np.bool_]
 
 NO_STATE = np.iinfo(np.int64).min
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-
-def micros(moment: datetime) -> int:
-    """A moment as exact integer microseconds since the epoch (no float on the way)."""
-    delta = moment - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def from_micros(value: int) -> datetime:
-    return datetime.fromtimestamp(value // 1_000_000, UTC).replace(microsecond=value % 1_000_000)
+__all__ = ["NO_STATE", "Intervals", "consumption_intervals", "from_micros", "micros"]
 
 
 @dataclass(frozen=True)

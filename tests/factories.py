@@ -29,6 +29,10 @@ from meterline.fleet import Fleet, FleetMeter, Provider, register_fleet
 from meterline.ledger import Book, Entry, EntryKind, Posting, post
 from meterline.meter_readings import register_meter_read_by_people
 from meterline.money import to_micro
+from meterline.tariffs.books import EXAMPLES, parse_book, read_book
+from meterline.tariffs.model import Book as TariffBook
+from meterline.tariffs.model import ProviderInfo
+from meterline.tariffs.store import load_book, read_plans
 from meterline.telemetry import MICRO, ReadingColumns, epoch_us
 from meterline.units import Register, Service, Unit, Utility
 from meterline.users import Role, create_user
@@ -383,3 +387,38 @@ async def meter_read_by_people(
     await register_meter_read_by_people(conn, serial, account.account_id, account.provider_id,
                                         utility)
     return serial
+
+# --- tariff books (meterline.tariffs) ---------------------------------------------------------
+
+def tariff_book(plans_toml: str, seller: Provider | None = None) -> TariffBook:
+    """A book of ``seller`` (a new provider by default) from the TOML of its plans and
+    benefits, written as in a book file without the ``[provider]`` table."""
+    seller = seller or provider()
+    return parse_book(f'[provider]\nid = "{seller.id}"\nname = "{seller.name}"\n\n{plans_toml}')
+
+
+def example_book(name: str, seller: Provider | None = None) -> TariffBook:
+    """A book shipped in meterline/tariffs/examples (``"energosbyt"``), sold by ``seller``
+    (a new provider by default) so tests can load it side by side."""
+    book = read_book(EXAMPLES / f"{name}.toml")
+    seller = seller or provider()
+    return book.model_copy(update={
+        "provider": ProviderInfo(id=seller.id, name=seller.name),
+        "plans": tuple(p.model_copy(update={"provider_id": seller.id}) for p in book.plans),
+        "benefits": tuple(b.model_copy(update={"provider_id": seller.id})
+                          for b in book.benefits),
+    })
+
+
+async def stored_book(conn: psycopg.AsyncConnection[Any], book: TariffBook) -> dict[str, int]:
+    """Load ``book`` into the database; its plans' ids by code."""
+    await load_book(conn, book)
+    return {s.plan.code: s.id for s in await read_plans(conn, provider=book.provider.id)}
+
+
+async def book_customer(conn: psycopg.AsyncConnection[Any], book: str = "energosbyt",
+                        balance: str = "100") -> Customer:
+    """An account of a new provider whose tariff book is the example ``book``."""
+    seller = provider()
+    await stored_book(conn, example_book(book, seller))
+    return await customer(conn, balance, seller=seller)

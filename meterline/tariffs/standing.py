@@ -1,0 +1,70 @@
+"""Standing charges: roubles per account per day, by the plan version in force that day.
+
+An account owes its plan's standing charge for a local day when it takes the service from the
+provider that day: the service is on the account (``account_services``), a meter of the
+service's utility is installed by then, or the account chose a plan for it. Its plan is its
+choice in force that day, else the provider's default; the version is the one in force that
+day (in the account's time zone), and a charge of 0 owes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+
+from meterline.units import Service
+
+# who takes what on %(day)s, with the plan and version in force, and what the version charges
+DUE = """
+WITH takes AS (
+    SELECT account_id, provider_id, service FROM account_services
+     WHERE valid_from <= %(day)s AND (valid_to IS NULL OR valid_to > %(day)s)
+    UNION
+    SELECT m.account_id, m.provider_id,
+           CASE m.utility WHEN 'heat' THEN 'heating' ELSE m.utility END
+      FROM meters m
+      JOIN accounts a ON a.id = m.account_id
+      JOIN addresses ad ON ad.id = a.address_id
+     WHERE (m.installed_at AT TIME ZONE ad.time_zone)::date <= %(day)s
+    UNION
+    SELECT account_id, provider_id, service FROM account_plans WHERE valid_from <= %(day)s
+), planned AS (
+    SELECT t.*, coalesce(
+        (SELECT c.plan_id FROM account_plans c
+          WHERE (c.account_id, c.provider_id, c.service)
+                = (t.account_id, t.provider_id, t.service) AND c.valid_from <= %(day)s
+          ORDER BY c.valid_from DESC LIMIT 1),
+        (SELECT p.id FROM tariff_plans p
+          WHERE p.provider_id = t.provider_id AND p.service = t.service AND p.is_default))
+        AS plan_id
+      FROM takes t
+)
+SELECT p.account_id, p.provider_id, p.service, p.plan_id, v.id AS version_id,
+       v.standing_charge AS amount
+  FROM planned p
+  JOIN LATERAL (SELECT * FROM tariff_versions v
+                 WHERE v.plan_id = p.plan_id AND v.valid_from <= %(day)s
+                 ORDER BY v.valid_from DESC LIMIT 1) v ON true
+ WHERE v.standing_charge > 0 AND (v.valid_to IS NULL OR v.valid_to > %(day)s)
+"""
+
+
+@dataclass(frozen=True)
+class StandingCharge:
+    account_id: str
+    provider_id: str
+    service: Service
+    plan_id: int
+    version_id: int
+    amount: Decimal  # roubles for the day
+
+
+async def due(conn: psycopg.AsyncConnection[Any], day: date) -> list[StandingCharge]:
+    """The standing charges owed for ``day``, one per account, provider and service."""
+    cur = await conn.execute(DUE + " ORDER BY 1, 2, 3", {"day": day})
+    return [StandingCharge(a, p, Service(s), plan, version, amount)
+            for a, p, s, plan, version, amount in await cur.fetchall()]

@@ -1,0 +1,131 @@
+"""What pricing needs to know of accounts, from the database: each (account, provider,
+service)'s tariff track (time zone, plans over time, consumer group, registered residents)
+and the volume already priced in its months (its bands' starting point).
+
+Shared by rating (metered consumption, per batch) and the bill run (meters read by people):
+both price through ``meterline.tariffs.pricing`` with what these functions return.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import psycopg
+
+from meterline.money import to_micro
+from meterline.tariffs.model import ConsumerGroup
+from meterline.tariffs.pricing import BandState, PlanStep, TariffSet, Track, month_id, month_start
+from meterline.tariffs.store import StoredPlan, read_plans
+
+Key = tuple[str, str, str]  # account, provider, service
+
+
+@dataclass(frozen=True)
+class Tariffs:
+    """Every stored plan compiled for pricing (plans keyed by their id), and the stored id of
+    each rate's version."""
+
+    plans: dict[int, StoredPlan]
+    set: TariffSet
+    version_ids: npt.NDArray[np.int64]  # per rate of ``set``
+
+    @classmethod
+    def of(cls, plans: Sequence[StoredPlan]) -> Tariffs:
+        by_id = {s.id: s for s in plans}
+        compiled = TariffSet({s.id: s.plan for s in plans})
+        ids = np.array([by_id[r.plan].version_ids[r.version] for r in compiled.rates],
+                       dtype=np.int64)
+        return cls(plans=by_id, set=compiled, version_ids=ids)
+
+
+async def load_tariffs(conn: psycopg.AsyncConnection[Any]) -> Tariffs:
+    return Tariffs.of(await read_plans(conn))
+
+
+_TRACKS = """
+WITH k AS (
+    SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]) WITH ORDINALITY
+           AS k(account_id, provider_id, service, n)
+)
+SELECT k.n, ad.time_zone, a.residents,
+       (SELECT p.id FROM tariff_plans p
+         WHERE p.provider_id = k.provider_id AND p.service = k.service AND p.is_default),
+       (SELECT coalesce(array_agg(c.valid_from ORDER BY c.valid_from), '{}')
+          FROM account_plans c
+         WHERE (c.account_id, c.provider_id, c.service) = (k.account_id, k.provider_id, k.service)),
+       (SELECT coalesce(array_agg(c.plan_id ORDER BY c.valid_from), '{}')
+          FROM account_plans c
+         WHERE (c.account_id, c.provider_id, c.service) = (k.account_id, k.provider_id, k.service)),
+       (SELECT coalesce(array_agg(c.consumer_group ORDER BY c.valid_from), '{}')
+          FROM account_plans c
+         WHERE (c.account_id, c.provider_id, c.service) = (k.account_id, k.provider_id, k.service))
+  FROM k
+  JOIN accounts a ON a.id = k.account_id
+  JOIN addresses ad ON ad.id = a.address_id
+ ORDER BY k.n
+"""
+
+
+async def load_tracks(conn: psycopg.AsyncConnection[Any],
+                      keys: Sequence[Key]) -> list[Track | None]:
+    """The track of each (account, provider, service): the provider's default plan until the
+    account's first choice, then each choice from its first day. None where the account is
+    unknown or neither a default nor a choice gives it a plan."""
+    cur = await conn.execute(_TRACKS, ([k[0] for k in keys], [k[1] for k in keys],
+                                       [k[2] for k in keys]))
+    tracks: list[Track | None] = [None] * len(keys)
+    for n, zone, residents, default, days, plans, groups in await cur.fetchall():
+        steps: list[PlanStep] = []
+        if default is not None:
+            steps.append(PlanStep(None, default))
+        steps += [PlanStep(day, plan, ConsumerGroup(group))
+                  for day, plan, group in zip(days, plans, groups, strict=True)]
+        if steps:
+            tracks[n - 1] = Track(zone, tuple(steps), residents or None)
+    return tracks
+
+
+_VOLUMES = """
+SELECT k.n - 1, v.month, v.volume
+  FROM unnest(%s::text[], %s::text[], %s::text[]) WITH ORDINALITY
+       AS k(account_id, provider_id, service, n)
+  JOIN tariff_volumes v ON (v.account_id, v.provider_id, v.service)
+                         = (k.account_id, k.provider_id, k.service)
+ WHERE v.month >= %s
+"""
+
+
+async def load_volumes(conn: psycopg.AsyncConnection[Any], keys: Sequence[Key],
+                       since: date) -> BandState:
+    """Volume already priced per key (band key = its index in ``keys``) and month, from the
+    month holding ``since``."""
+    cur = await conn.execute(_VOLUMES, ([k[0] for k in keys], [k[1] for k in keys],
+                                        [k[2] for k in keys], month_start(month_id(since))))
+    rows = await cur.fetchall()
+    return BandState(
+        key=np.array([r[0] for r in rows], dtype=np.int64),
+        month=np.array([month_id(r[1]) for r in rows], dtype=np.int64),
+        volume=np.array([to_micro(r[2]) for r in rows], dtype=np.int64),
+    )
+
+
+_ADD_VOLUMES = """
+INSERT INTO tariff_volumes AS t (account_id, provider_id, service, month, volume)
+SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::date[], %s::numeric[])
+ON CONFLICT (account_id, provider_id, service, month)
+   DO UPDATE SET volume = t.volume + excluded.volume
+"""
+
+
+async def add_volumes(conn: psycopg.AsyncConnection[Any],
+                      rows: Sequence[tuple[str, str, str, date, Decimal]]) -> None:
+    """Count priced volume: (account, provider, service, month, quantity) added to what the
+    month holds. Adding (not setting) keeps two writers of one account correct."""
+    if rows:
+        await conn.execute(_ADD_VOLUMES, tuple(list(col) for col in zip(*rows, strict=True)))
