@@ -57,7 +57,8 @@ async def test_a_subscriber_tops_up_submits_a_reading_and_downloads_a_statement(
     saved = tmp_path / download.suggested_filename
     await download.save_as(saved)
     rows = list(csv.DictReader(saved.open()))
-    assert [(r["kind"], r["amount"]) for r in rows] == [("topup", "250.00")]
+    # the statement is the account's side of the journal: the opening balance, then the top-up
+    assert [(r["kind"], r["amount"]) for r in rows] == [("opening", "-2.50"), ("topup", "250.00")]
 
 
 async def test_a_subscriber_cannot_open_anothers_account(site: Site,
