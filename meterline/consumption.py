@@ -24,6 +24,7 @@ reading) shows as negative consumption where it dropped.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
@@ -72,7 +73,7 @@ class Rollup:
     quarters: I64
 
     @classmethod
-    def from_rows(cls, width: int, rows: list[tuple[int, ...]]) -> Rollup:
+    def from_rows(cls, width: int, rows: Sequence[tuple[int, ...]]) -> Rollup:
         array = np.array(rows, dtype=np.int64).reshape(-1, 6)
         array = array[np.argsort(array[:, 0], kind="stable")]
         return cls(width, *(np.ascontiguousarray(array[:, i]) for i in range(6)))
