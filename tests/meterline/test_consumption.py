@@ -79,7 +79,7 @@ def dst_readings() -> Any:
     return meters, spring, autumn
 
 
-CASES = [
+CASES: list[tuple[Bucket, datetime, datetime, ZoneScheme | None]] = [
     ("15m", datetime(2025, 3, 30, 0, tzinfo=UTC), datetime(2025, 3, 30, 6, tzinfo=UTC), None),
     ("1h", datetime(2025, 3, 29, 20, tzinfo=UTC), datetime(2025, 3, 31, 1, tzinfo=UTC),
      ZoneScheme.THREE),
