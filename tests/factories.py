@@ -422,3 +422,18 @@ async def book_customer(conn: psycopg.AsyncConnection[Any], book: str = "energos
     seller = provider()
     await stored_book(conn, example_book(book, seller))
     return await customer(conn, balance, seller=seller)
+
+
+# --- telemetry readings (issue 6)
+
+def reading_columns(
+    meter: str, points: Sequence[tuple[datetime, str | Decimal]], *,
+    register: str = "active_import", gateway: str | None = "gw-test",
+) -> ReadingColumns:
+    """Readings of one meter register at the given (time, value) points."""
+    return ReadingColumns(
+        meter=[meter] * len(points), register=register,
+        ts=np.array([epoch_us(t) for t, _ in points], dtype=np.int64),
+        value=np.array([int(Decimal(v).scaleb(6)) for _, v in points], dtype=np.int64),
+        gateway=gateway, source="gateway" if gateway else "app",
+    )

@@ -21,13 +21,16 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import psycopg
 import pytest
 
 from meterline import db
+from meterline.consumption import bucket_grid, consumption, to_us
 from meterline.kafka import free_port
+from meterline.tariff_zones import ZoneScheme
 from meterline.telemetry import ReadingColumns, epoch_us, refresh_rollups, write_readings
 from tests.conftest import unique
 from tests.factories import customer, random_readings
@@ -282,3 +285,32 @@ async def test_a_reading_for_a_closed_period_is_flagged_on_timescaledb(
         "SELECT ts, period_closed FROM readings WHERE meter_id = %s ORDER BY ts", (one.meter_id,))
     # 22:00 UTC is 23:00 in Berlin (February, closed); a second past 23:00 UTC is March
     assert await cur.fetchall() == [(moments[1], True), (moments[0], False)]
+
+
+async def test_both_storage_paths_answer_the_usage_queries_identically(
+    ts_conn: psycopg.AsyncConnection[Any], conn: psycopg.AsyncConnection[Any]
+) -> None:
+    """Buckets of every size on the local clock, by zone, across Berlin's spring DST change and
+    in a zone 5:45 ahead of UTC (where the 15-minute aggregate answers): the same numbers."""
+    rng = np.random.default_rng(30)
+    meter = unique("same")
+    columns = random_readings(rng, [meter], datetime(2025, 3, 28, 20, tzinfo=UTC),
+                              datetime(2025, 4, 1, 2, tzinfo=UTC))
+    await write_readings(ts_conn, columns, copy=False)
+    await write_readings(conn, columns)
+    await refresh_caggs(ts_conn)
+    await refresh_rollups(conn)
+    start, end = to_us(datetime(2025, 3, 28, tzinfo=UTC)), to_us(datetime(2025, 4, 2, tzinfo=UTC))
+    compared = 0
+    for tz in (ZoneInfo("Europe/Berlin"), ZoneInfo("Asia/Kathmandu")):
+        for bucket in ("15m", "1h", "1d", "1mo"):
+            for zones in (None, ZoneScheme.TWO, ZoneScheme.THREE):
+                boundaries = bucket_grid(bucket, start, end, tz)
+                answers = [await consumption(c, meter, "active_import", boundaries, tz, zones)
+                           for c in (ts_conn, conn)]
+                on_timescale, plain = answers
+                for field in ("quantity", "quarters", "estimated", "missing", "by_zone"):
+                    a, b = getattr(on_timescale, field), getattr(plain, field)
+                    assert (a is None and b is None) or np.array_equal(a, b), (tz, bucket, field)
+                compared += len(boundaries) - 1
+    assert compared > 2000
