@@ -93,7 +93,7 @@ class BucketUsage(BaseModel):
 class SeriesUsage(BaseModel):
     meter_id: str
     utility: str
-    register: str
+    register: str = Field(description="Register code, e.g. active_import.")
     unit: str
     total: Exact = Field(description="Sum of the buckets' known consumption.")
     estimated_intervals: int
@@ -129,7 +129,7 @@ class DayPeaks(BaseModel):
 
 class PeakDemand(BaseModel):
     meter_id: str
-    register: str
+    register: str = Field(description="Register code, e.g. active_import.")
     unit: str = Field(description="Unit of demand: kW for energy in kWh.")
     time_zone: str
     month: str
