@@ -131,7 +131,8 @@ async def test_rollups_equal_a_direct_computation_before_and_after_refresh(
     meters = [unique("agg") for _ in range(3)]
     now = datetime.now(UTC)
     old = random_readings(rng, meters, now - timedelta(days=40), now - timedelta(days=38))
-    recent = random_readings(rng, meters, now - timedelta(hours=5), now - timedelta(minutes=1))
+    recent = random_readings(rng, meters, now - timedelta(hours=5), now - timedelta(minutes=1),
+                             longest_step=timedelta(minutes=2), gap_chance=0)
     everything = ReadingColumns(
         meter=np.concatenate([old.meter, recent.meter]), register="active_import",
         ts=np.concatenate([old.ts, recent.ts]), value=np.concatenate([old.value, recent.value]),
