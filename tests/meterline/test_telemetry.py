@@ -15,6 +15,7 @@ from meterline.telemetry import (
     MICRO,
     ReadingColumns,
     epoch_us,
+    maintain_readings,
     readings_payload,
     refresh_rollups,
     write_readings,
@@ -237,3 +238,32 @@ async def test_a_reading_stored_before_its_period_closed_stays_unflagged(
                           value=np.array([6 * MICRO]), gateway="gw-test")
     assert await write_readings(conn, late) == 1
     assert [r[-1] for r in await stored(conn, [berlin.meter_id])] == [False, True]
+
+
+async def test_partitions_past_retention_are_dropped_and_ahead_created(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    """Raw readings and 15-minute buckets are kept 1,100 days, hourly ones 3,660."""
+    cur = await conn.execute("SELECT ensure_readings_partitions(-48, -47)")
+    assert await cur.fetchone() == (2,)
+    meter = unique("old")
+    now = datetime.now(UTC)
+    months = now.year * 12 + now.month - 1 - 48
+    four_years_ago = datetime(months // 12, months % 12 + 1, 11, tzinfo=UTC)
+    partition = f"readings_{four_years_ago:%Y_%m}"
+    cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (partition,))
+    assert await cur.fetchone() == (True,)
+    await write_readings(conn, ReadingColumns(
+        meter=[meter], register="active_import", ts=np.array([epoch_us(four_years_ago)]),
+        value=np.array([MICRO]), gateway="gw-test"))
+    await refresh_rollups(conn)
+    assert len(await stored_rollup(conn, "readings_1h", [meter])) == 1
+
+    assert await maintain_readings(conn, 3) >= 2  # the two old months
+
+    cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (partition,))
+    assert await cur.fetchone() == (False,)
+    assert await stored(conn, [meter]) == []
+    assert await stored_rollup(conn, "readings_15m", [meter]) == {}
+    assert len(await stored_rollup(conn, "readings_1h", [meter])) == 1  # kept ten years
+    assert await maintain_readings(conn, 3) == 0
