@@ -314,3 +314,39 @@ async def test_both_storage_paths_answer_the_usage_queries_identically(
                     assert (a is None and b is None) or np.array_equal(a, b), (tz, bucket, field)
                 compared += len(boundaries) - 1
     assert compared > 2000
+
+
+async def test_the_policies_compress_and_drop_what_is_old(
+    ts_conn: psycopg.AsyncConnection[Any],
+) -> None:
+    """The jobs TimescaleDB would run in the background, run by hand: readings older than 7
+    days compressed, older than 1,100 days dropped; the aggregates still answer."""
+    rng = np.random.default_rng(12)
+    meter = unique("policy")
+    now = datetime.now(UTC)
+    recent = random_readings(rng, [meter], now - timedelta(days=20), now - timedelta(days=19))
+    ancient = ReadingColumns(meter=[meter], register="active_import",
+                             ts=np.array([epoch_us(now - timedelta(days=1200))]),
+                             value=np.array([1]), gateway="gw-test")
+    for columns in (ancient, recent):
+        await write_readings(ts_conn, columns, copy=False)
+    await refresh_caggs(ts_conn)
+    cur = await ts_conn.execute(
+        "SELECT proc_name, job_id FROM timescaledb_information.jobs"
+        " WHERE hypertable_name = 'readings'")
+    jobs = dict(await cur.fetchall())
+
+    await ts_conn.execute("CALL run_job(%s)", (jobs["policy_compression"],))
+    await ts_conn.execute("CALL run_job(%s)", (jobs["policy_retention"],))
+
+    cur = await ts_conn.execute(
+        "SELECT bool_and(is_compressed) FROM timescaledb_information.chunks"
+        " WHERE hypertable_name = 'readings' AND range_end < now() - interval '8 days'")
+    assert await cur.fetchone() == (True,)
+    cur = await ts_conn.execute(
+        "SELECT count(*) FROM readings WHERE meter_id = %s AND ts < now() - interval '1100 days'",
+        (meter,))
+    assert await cur.fetchone() == (0,)
+    recent_15m = {k: v for k, v in (await stored_rollup(ts_conn, "readings_15m", [meter])).items()
+                  if k[2] >= epoch_us(now - timedelta(days=21))}
+    assert recent_15m == rollup_15m(recent)
