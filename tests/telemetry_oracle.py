@@ -3,6 +3,7 @@ store's rollups (readings_15m, readings_1h) must hold, on either storage path.""
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Sequence
 from typing import Any
@@ -82,21 +83,21 @@ def series_of(columns: ReadingColumns, meter: str) -> list[tuple[int, int]]:
 def level(readings: list[tuple[int, int]], at: int) -> int:
     """The register's level at ``at``: interpolated between the readings around it, rounded
     down to a micro-unit; before the first or after the last reading, held at that reading."""
-    before = [(t, v) for t, v in readings if t <= at]
-    after = [(t, v) for t, v in readings if t >= at]
-    if not before:
-        return readings[0][1]
-    if not after:
+    after = bisect.bisect_left(readings, (at, -(2**63)))  # first reading at or after
+    if after == len(readings):
         return readings[-1][1]
-    (t0, v0), (t1, v1) = before[-1], after[0]
-    return v0 if t0 == t1 else v0 + (v1 - v0) * (at - t0) // (t1 - t0)
+    t1, v1 = readings[after]
+    if t1 == at or after == 0:
+        return v1
+    t0, v0 = readings[after - 1]
+    return v0 + (v1 - v0) * (at - t0) // (t1 - t0)
 
 
 def quarter_status(readings: list[tuple[int, int]], quarter: int) -> str:
-    times = [t for t, _ in readings]
-    if not times or times[0] > quarter or times[-1] < quarter + QUARTER:
+    if not readings or readings[0][0] > quarter or readings[-1][0] < quarter + QUARTER:
         return "missing"
-    if any(quarter <= t < quarter + QUARTER for t in times):
+    inside = bisect.bisect_left(readings, (quarter, -(2**63)))
+    if inside < len(readings) and readings[inside][0] < quarter + QUARTER:
         return "actual"
     return "estimated"
 
