@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 import psycopg
+from psycopg import pq
 
 from meterline.tariff_zones import ZoneScheme, zone_names, zone_of
 
@@ -74,9 +75,11 @@ class Rollup:
 
     @classmethod
     def from_rows(cls, width: int, rows: Sequence[tuple[int, ...]]) -> Rollup:
-        array = np.array(rows, dtype=np.int64).reshape(-1, 6)
+        """From (first_ts, first_value, last_ts, last_value, quarters) rows, any order."""
+        array = np.array(rows, dtype=np.int64).reshape(-1, 5)
         array = array[np.argsort(array[:, 0], kind="stable")]
-        return cls(width, *(np.ascontiguousarray(array[:, i]) for i in range(6)))
+        bucket = array[:, 0] - array[:, 0] % width
+        return cls(width, bucket, *(np.ascontiguousarray(array[:, i]) for i in range(5)))
 
     def __len__(self) -> int:
         return len(self.bucket)
@@ -225,10 +228,11 @@ def bucket_grid(bucket: Bucket, start: int, end: int, tz: ZoneInfo) -> I64:
 # --- the store ---------------------------------------------------------------------------------
 
 def _columns(view: str) -> str:
+    """Times as UTC microseconds and values as micro-units, exact (the bucket is the one
+    holding first_ts: not sent)."""
     quarters = "quarters" if view == "readings_1h" else "1"
     return (
-        "(extract(epoch FROM bucket) * 1000000)::int8,"
-        " (extract(epoch FROM first_ts) * 1000000)::int8, (first_value * 1000000)::int8,"
+        "(extract(epoch FROM first_ts) * 1000000)::int8, (first_value * 1000000)::int8,"
         " (extract(epoch FROM last_ts) * 1000000)::int8, (last_value * 1000000)::int8,"
         f" {quarters}::int8"
     )
@@ -254,9 +258,18 @@ async def load_rollup(
     conn: psycopg.AsyncConnection[Any], meter: str, register: str, start: int, end: int,
     width: int,
 ) -> Rollup:
-    """The rollup (15-minute or hourly, by ``width``) of one series around [start, end)."""
-    cur = await conn.execute(_ROWS[width], {
-        "meter": meter, "register": register, "start": from_us(start), "end": from_us(end)})
+    """The rollup (15-minute or hourly, by ``width``) of one series around [start, end).
+
+    The statement is prepared with a generic plan (planning it across the views and
+    partitions costs more than running it) and runs without JIT (compiling it costs up to a
+    second; its cost estimate is high only because the planner cannot see how little the live
+    branches hold)."""
+    if conn.info.transaction_status == pq.TransactionStatus.INTRANS:
+        await conn.execute("SET LOCAL jit = off; SET LOCAL plan_cache_mode = force_generic_plan")
+    cur = conn.cursor(binary=True)
+    await cur.execute(_ROWS[width], {
+        "meter": meter, "register": register, "start": from_us(start), "end": from_us(end)},
+        prepare=True)
     return Rollup.from_rows(width, await cur.fetchall())
 
 

@@ -124,8 +124,8 @@ def test_a_gap_is_estimated_until_a_reading_inside_it_arrives() -> None:
     """Readings at 10:00 and 11:00 only: 10:15-11:00 is estimated, split by time, and the
     parts add up to the hour exactly."""
     ten = to_us(datetime(2025, 5, 5, 10, tzinfo=UTC))
-    rows = [(ten, ten, 1_000_000, ten, 1_000_000, 1),
-            (ten + HOUR, ten + HOUR, 1_000_010, ten + HOUR, 1_000_010, 1)]
+    rows = [(ten, 1_000_000, ten, 1_000_000, 1),
+            (ten + HOUR, 1_000_010, ten + HOUR, 1_000_010, 1)]
     rollup = Rollup.from_rows(QUARTER, rows)
     level, known = levels(rollup, np.arange(ten, ten + HOUR + 1, QUARTER, dtype=np.int64))
     assert known.all()
