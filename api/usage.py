@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -108,7 +109,7 @@ class Usage(BaseModel):
     time_zone: str = Field(description="Time zone of every bucket, e.g. Europe/Moscow.")
     bucket: Bucket
     zones: ZoneScheme | None
-    from_: datetime = Field(serialization_alias="from", description="First bucket's start.")
+    from_: datetime = Field(alias="from", description="First bucket's start.")
     to: datetime = Field(description="Last bucket's end.")
     interval_minutes: int = Field(15, description="What the status counts are counted in.")
     series: list[SeriesUsage]
@@ -262,30 +263,38 @@ def _status(quarters: int, estimated: int, missing: int) -> Status:
     return "estimated" if estimated else "actual"
 
 
-def _series_usage(s: _Series, got: Buckets, tz: ZoneInfo, names: tuple[str, ...]) -> SeriesUsage:
-    edges = [from_us(int(b), tz) for b in got.boundaries]
+def _series_usage(
+    s: _Series, got: Buckets, tz: ZoneInfo, names: tuple[str, ...]
+) -> dict[str, Any]:
+    """One series as a `SeriesUsage` answer, built as plain data: a year of days for several
+    meters is thousands of buckets, and models cost more than the query."""
+    edges = [from_us(int(b), tz).isoformat() for b in got.boundaries]
+    quantity, quarters = got.quantity.tolist(), got.quarters.tolist()
+    estimated, missing = got.estimated.tolist(), got.missing.tolist()
+    by_zone = got.by_zone.tolist() if got.by_zone is not None else None
     buckets = []
     for i in range(len(edges) - 1):
-        quarters, estimated, missing = (int(got.quarters[i]), int(got.estimated[i]),
-                                        int(got.missing[i]))
-        status = _status(quarters, estimated, missing)
-        zones = None
-        if got.by_zone is not None:
-            zones = {name: _exact(q) for name, q in zip(names, got.by_zone[i], strict=True)}
-        buckets.append(BucketUsage.model_construct(
-            start=edges[i], end=edges[i + 1],
-            quantity=None if status == "missing" else _exact(got.quantity[i]),
-            status=status, estimated_intervals=estimated, missing_intervals=missing,
-            zones=zones,
-        ))
+        status = _status(quarters[i], estimated[i], missing[i])
+        buckets.append({
+            "start": edges[i], "end": edges[i + 1],
+            "quantity": None if status == "missing" else _text(quantity[i]),
+            "status": status, "estimated_intervals": estimated[i],
+            "missing_intervals": missing[i],
+            "zones": None if by_zone is None else dict(zip(names, map(_text, by_zone[i]),
+                                                           strict=True)),
+        })
     zone_totals = None
     if got.by_zone is not None:
-        zone_totals = {n: _exact(q) for n, q in zip(names, got.by_zone.sum(axis=0), strict=True)}
-    return SeriesUsage.model_construct(
-        meter_id=s.meter_id, utility=s.utility, register=s.register, unit=s.unit,
-        total=_exact(int(got.quantity.sum())), estimated_intervals=int(got.estimated.sum()),
-        missing_intervals=int(got.missing.sum()), zones=zone_totals, buckets=buckets,
-    )
+        zone_totals = dict(zip(names, map(_text, got.by_zone.sum(axis=0).tolist()), strict=True))
+    return {
+        "meter_id": s.meter_id, "utility": s.utility, "register": s.register, "unit": s.unit,
+        "total": _text(sum(quantity)), "estimated_intervals": sum(estimated),
+        "missing_intervals": sum(missing), "zones": zone_totals, "buckets": buckets,
+    }
+
+
+def _text(micro: int) -> str:
+    return exact_text(_exact(micro))
 
 
 FromQuery = Annotated[str | None, Query(
@@ -319,14 +328,14 @@ async def _usage(
                 width=QUARTER if bucket == "15m" else None), tz, names)
             for s in owner.series
         ]
-    usage = Usage(
-        account_id=owner.account_id, meter_id=meter, time_zone=tz.key, bucket=bucket,
-        zones=zones, from_=from_us(int(boundaries[0]), tz), to=from_us(int(boundaries[-1]), tz),
-        series=series,
-    )
-    # serialized here, once: thousands of buckets are not validated again on the way out
-    return Response(usage.model_dump_json(by_alias=True),
-                    media_type="application/json")
+    usage = {
+        "account_id": owner.account_id, "meter_id": meter, "time_zone": tz.key,
+        "bucket": bucket, "zones": zones, "from": from_us(int(boundaries[0]), tz).isoformat(),
+        "to": from_us(int(boundaries[-1]), tz).isoformat(), "interval_minutes": 15,
+        "series": series,
+    }
+    # the shape of `Usage` (the documented answer), serialized once
+    return Response(json.dumps(usage, separators=(",", ":")), media_type="application/json")
 
 
 @router.get(
@@ -380,13 +389,13 @@ async def _month(pool: Any, meter: str, month: str | None, tz_name: str | None) 
                  else datetime.now(tz).date().replace(day=1))
         following = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
         start, end = local_midnight(first, tz), local_midnight(following, tz)
+        quarters = np.arange(start, end + 1, QUARTER, dtype=np.int64)
         profiles = [
-            (s, intervals(await load_rollup(conn, meter, s.register, start, end, QUARTER),
-                          start, end))
+            (s, intervals(await load_rollup(conn, meter, s.register, quarters, QUARTER),
+                          quarters))
             for s in owner.series
         ]
-    return _Month(owner, tz, first.strftime("%Y-%m"),
-                  np.arange(start, end + 1, QUARTER, dtype=np.int64), profiles)
+    return _Month(owner, tz, first.strftime("%Y-%m"), quarters, profiles)
 
 
 def _demand(energy: int, window: int) -> Decimal:

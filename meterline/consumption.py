@@ -106,9 +106,15 @@ def levels(rollup: Rollup, instants: I64) -> tuple[I64, BOOL]:
         t0, v0 = rollup.last_ts[p], rollup.last_value[p]
         span, rise = rollup.first_ts[q] - t0, rollup.first_value[q] - v0
         part = instants[between] - t0
-        # exact integers: the product may not fit in 64 bits
-        share = rise.astype(object) * part.astype(object) // span.astype(object)
-        level[between] = v0 + share.astype(np.int64)
+        # exact integers: in int64 where the product fits, as Python integers where not
+        fits = np.abs(rise).astype(np.float64) * part < 2.0**62
+        share = np.empty(len(part), dtype=np.int64)
+        share[fits] = rise[fits] * part[fits] // span[fits]
+        big = ~fits
+        if big.any():
+            share[big] = (rise[big].astype(object) * part[big].astype(object)
+                          // span[big].astype(object)).astype(np.int64)
+        level[between] = v0 + share
     known = exact | between
     before = ~known & (instants < rollup.first_ts[0])
     level[before] = rollup.first_value[0]
@@ -118,36 +124,39 @@ def levels(rollup: Rollup, instants: I64) -> tuple[I64, BOOL]:
 
 @dataclass(frozen=True)
 class Intervals:
-    """Consumption per interval of a regular grid (``start`` + k * width)."""
+    """Consumption per interval between consecutive ``boundaries``."""
 
-    start: I64
-    width: int
+    boundaries: I64  # n + 1 instants
     quantity: I64  # micro-units, the known part
     quarters: I64  # quarter-hours in the interval
     estimated: I64  # of which estimated
     missing: I64  # of which missing
 
+    @property
+    def start(self) -> I64:
+        return self.boundaries[:-1]
 
-def intervals(rollup: Rollup, start: int, end: int) -> Intervals:
-    """Consumption on the rollup's own grid from ``start`` to ``end`` (both on it)."""
-    width = rollup.width
-    grid = np.arange(start, end + 1, width, dtype=np.int64)
-    level, _ = levels(rollup, grid)
-    units = grid[:-1]
-    quarters = np.full(len(units), width // QUARTER, dtype=np.int64)
+
+def intervals(rollup: Rollup, boundaries: I64) -> Intervals:
+    """Consumption between consecutive boundaries (each on a bucket boundary of the rollup;
+    the rollup's rows inside may be its own buckets or already summed per interval)."""
+    start, end = int(boundaries[0]), int(boundaries[-1])
+    level, _ = levels(rollup, boundaries)
+    units, ends = boundaries[:-1], boundaries[1:]
+    quarters = (ends - units) // QUARTER
     if len(rollup) == 0:
         zero = np.zeros(len(units), dtype=np.int64)
-        return Intervals(units, width, zero, quarters, zero, quarters.copy())
+        return Intervals(boundaries, zero, quarters, zero, quarters.copy())
 
     first, last = int(rollup.first_ts[0]), int(rollup.last_ts[-1])
     lo_ok = -(-first // QUARTER) * QUARTER  # quarter-hours from here on have a known start
     hi_ok = last // QUARTER * QUARTER  # quarter-hours before here have a known end
-    ok = np.clip(np.minimum(units + width, hi_ok) - np.maximum(units, lo_ok), 0, None) // QUARTER
+    ok = np.clip(np.minimum(ends, hi_ok) - np.maximum(units, lo_ok), 0, None) // QUARTER
 
     # quarter-hours holding a reading, per interval (rows outside [start, end) fall out)
     inside = (rollup.bucket >= start) & (rollup.bucket < end)
-    held = np.zeros(len(units), dtype=np.int64)
-    np.add.at(held, (rollup.bucket[inside] - start) // width, rollup.quarters[inside])
+    held = _sum(np.searchsorted(boundaries, rollup.bucket[inside], side="right") - 1,
+                rollup.quarters[inside], len(units))
     # ... less the quarter-hours that hold the first or the last reading but lie outside
     # [lo_ok, hi_ok): they are missing, not actual
     outside = {last // QUARTER * QUARTER}
@@ -155,11 +164,8 @@ def intervals(rollup: Rollup, start: int, end: int) -> Intervals:
         outside.add(first // QUARTER * QUARTER)
     for quarter in outside:
         if start <= quarter < end:
-            held[(quarter - start) // width] -= 1
-    return Intervals(
-        start=units, width=width, quantity=np.diff(level), quarters=quarters,
-        estimated=ok - held, missing=quarters - ok,
-    )
+            held[np.searchsorted(boundaries, quarter, side="right") - 1] -= 1
+    return Intervals(boundaries, np.diff(level), quarters, ok - held, quarters - ok)
 
 
 # --- calendars --------------------------------------------------------------------------------
@@ -227,38 +233,51 @@ def bucket_grid(bucket: Bucket, start: int, end: int, tz: ZoneInfo) -> I64:
 
 # --- the store ---------------------------------------------------------------------------------
 
-def _columns(view: str) -> str:
-    """Times as UTC microseconds and values as micro-units, exact (the bucket is the one
-    holding first_ts: not sent)."""
-    quarters = "quarters" if view == "readings_1h" else "1"
-    return (
-        "(extract(epoch FROM first_ts) * 1000000)::int8, (first_value * 1000000)::int8,"
-        " (extract(epoch FROM last_ts) * 1000000)::int8, (last_value * 1000000)::int8,"
-        f" {quarters}::int8"
-    )
-
-
-def _rows_sql(view: str) -> str:
+def _rows_sql(view: str, *, summed: bool) -> str:
     """A window's rows of one series and the nearest row on each side (the same statement on
-    TimescaleDB's continuous aggregates and on the plain rollup views)."""
+    TimescaleDB's continuous aggregates and on the plain rollup views), as five columns of
+    big-endian int8 packed in bytea (no value goes through Python on its own): the first and
+    last reading's time in UTC microseconds and value in micro-units, and the quarter-hours
+    holding a reading. ``summed``: the window's rows summed per interval between the
+    boundaries given (days, months), so a year of days sends days, not hours."""
+    quarters = "quarters" if view == "readings_1h" else "1"
     series = f"FROM {view} WHERE meter_id = %(meter)s AND register = %(register)s"
+    row = f"first_ts, first_value, last_ts, last_value, {quarters}::int8 AS quarters {series}"
+    window = f"SELECT {row} AND bucket >= %(start)s AND bucket < %(end)s"
+    if summed:
+        window = (
+            "SELECT min(first_ts), (array_agg(first_value ORDER BY first_ts))[1],"
+            " max(last_ts), (array_agg(last_value ORDER BY last_ts DESC))[1], sum(quarters)::int8"
+            f" FROM ({window}) AS w GROUP BY width_bucket(first_ts, %(boundaries)s)"
+        )
+    packed = ", ".join(
+        f"coalesce(string_agg(int8send({c}), ''::bytea ORDER BY first_ts), ''::bytea)"
+        for c in (
+            "(extract(epoch FROM first_ts) * 1000000)::int8", "(first_value * 1000000)::int8",
+            "(extract(epoch FROM last_ts) * 1000000)::int8", "(last_value * 1000000)::int8",
+            "quarters",
+        )
+    )
     return (
-        f"(SELECT {_columns(view)} {series} AND bucket < %(start)s ORDER BY bucket DESC LIMIT 1)"
-        f" UNION ALL (SELECT {_columns(view)} {series}"
-        " AND bucket >= %(start)s AND bucket < %(end)s)"
-        f" UNION ALL (SELECT {_columns(view)} {series} AND bucket >= %(end)s"
-        " ORDER BY bucket LIMIT 1)"
+        f"SELECT {packed} FROM ("
+        f"(SELECT {row} AND bucket < %(start)s ORDER BY bucket DESC LIMIT 1)"
+        f" UNION ALL ({window})"
+        f" UNION ALL (SELECT {row} AND bucket >= %(end)s ORDER BY bucket LIMIT 1)"
+        ") AS rows (first_ts, first_value, last_ts, last_value, quarters)"
     )
 
 
-_ROWS = {QUARTER: _rows_sql("readings_15m"), HOUR: _rows_sql("readings_1h")}
+_ROWS = {(width, summed): _rows_sql(view, summed=summed)
+         for width, view in ((QUARTER, "readings_15m"), (HOUR, "readings_1h"))
+         for summed in (False, True)}
 
 
 async def load_rollup(
-    conn: psycopg.AsyncConnection[Any], meter: str, register: str, start: int, end: int,
-    width: int,
+    conn: psycopg.AsyncConnection[Any], meter: str, register: str, boundaries: I64,
+    width: int, *, summed: bool = False,
 ) -> Rollup:
-    """The rollup (15-minute or hourly, by ``width``) of one series around [start, end).
+    """The rollup (15-minute or hourly, by ``width``) of one series around the boundaries
+    (each on a bucket boundary of it); with ``summed``, its rows summed per interval.
 
     The statement is prepared with a generic plan (planning it across the views and
     partitions costs more than running it) and runs without JIT (compiling it costs up to a
@@ -267,10 +286,23 @@ async def load_rollup(
     if conn.info.transaction_status == pq.TransactionStatus.INTRANS:
         await conn.execute("SET LOCAL jit = off; SET LOCAL plan_cache_mode = force_generic_plan")
     cur = conn.cursor(binary=True)
-    await cur.execute(_ROWS[width], {
-        "meter": meter, "register": register, "start": from_us(start), "end": from_us(end)},
-        prepare=True)
-    return Rollup.from_rows(width, await cur.fetchall())
+    params: dict[str, Any] = {"meter": meter, "register": register,
+                              "start": from_us(int(boundaries[0])),
+                              "end": from_us(int(boundaries[-1]))}
+    if summed:
+        params["boundaries"] = [from_us(int(b)) for b in boundaries]
+    await cur.execute(_ROWS[width, summed], params, prepare=True)
+    row = await cur.fetchone()
+    assert row is not None
+    first_ts, first_value, last_ts, last_value, quarters = (
+        np.frombuffer(packed, dtype=">i8").astype(np.int64) for packed in row)
+    # a row's bucket: the interval holding its first reading (the rows outside the window
+    # only need to stay outside it)
+    at = np.searchsorted(boundaries, first_ts, side="right") - 1
+    inside = (at >= 0) & (at < len(boundaries) - 1)
+    bucket = np.where(inside, boundaries[np.clip(at, 0, len(boundaries) - 1)],
+                      first_ts - first_ts % width)
+    return Rollup(width, bucket, first_ts, first_value, last_ts, last_value, quarters)
 
 
 def grid_width(boundaries: I64, tz: ZoneInfo, *, zones: bool) -> int:
@@ -366,9 +398,11 @@ async def consumption(
     """Consumption of one series in the buckets between ``boundaries`` (from `bucket_grid`),
     split by tariff zone when ``zones`` is given."""
     width = width or grid_width(boundaries, tz, zones=zones is not None)
-    start, end = int(boundaries[0]), int(boundaries[-1])
-    units = intervals(await load_rollup(conn, meter, register, start, end, width), start, end)
-    if zones is None:
-        return in_buckets(units, boundaries)
+    if zones is None:  # the rows summed per bucket in the database
+        got = intervals(await load_rollup(conn, meter, register, boundaries, width,
+                                          summed=True), boundaries)
+        return Buckets(boundaries, got.quantity, got.quarters, got.estimated, got.missing, None)
+    grid = np.arange(boundaries[0], boundaries[-1] + 1, width, dtype=np.int64)
+    units = intervals(await load_rollup(conn, meter, register, grid, width), grid)
     local_hour = (units.start + utc_offsets(units.start, tz)) // HOUR % 24
     return in_buckets(units, boundaries, zone_of(zones, local_hour), len(zone_names(zones)))

@@ -13,6 +13,7 @@ import httpx
 import psycopg
 import pytest
 
+from api.usage import Usage
 from meterline.telemetry import refresh_rollups, write_readings
 from tests.api.checks import assert_problem
 from tests.conftest import unique
@@ -65,6 +66,7 @@ async def test_hourly_buckets_show_actual_estimated_and_missing(
 
     assert response.status_code == 200, response.text
     body = response.json()
+    Usage.model_validate(body)  # the documented shape
     assert (body["account_id"], body["meter_id"]) == (metered.account_id, metered.meter_id)
     assert (body["time_zone"], body["bucket"]) == ("Europe/Moscow", "1h")
     assert (body["from"], body["to"]) == ("2025-03-01T00:00:00+03:00", "2025-03-01T06:00:00+03:00")
