@@ -156,19 +156,15 @@ class _Owner:
     series: list[_Series]
 
 
-_ACCOUNT = """
-SELECT a.id AS account_id, ad.time_zone FROM accounts a JOIN addresses ad ON ad.id = a.address_id
- WHERE a.id = %s
-"""
-_METER = """
-SELECT m.account_id, ad.time_zone
-  FROM meters m JOIN accounts a ON a.id = m.account_id JOIN addresses ad ON ad.id = a.address_id
- WHERE m.id = %s
-"""
-_SERIES = """
-SELECT m.id AS meter_id, m.utility, r.code AS register, r.unit
-  FROM meters m JOIN registers r ON r.meter_id = m.id
- WHERE (m.account_id = %(account)s AND %(meter)s::text IS NULL) OR m.id = %(meter)s
+# the account (or the meter's account), its time zone, and every register of its meters (or of
+# the meter): one row per register, or one row with NULL series when there is none
+_OWNER = """
+SELECT a.id AS account_id, ad.time_zone, m.id AS meter_id, m.utility, r.code AS register, r.unit
+  FROM accounts a
+  JOIN addresses ad ON ad.id = a.address_id
+  LEFT JOIN meters m ON m.account_id = a.id AND (%(meter)s::text IS NULL OR m.id = %(meter)s)
+  LEFT JOIN registers r ON r.meter_id = m.id
+ WHERE a.id = coalesce(%(account)s, (SELECT account_id FROM meters WHERE id = %(meter)s))
  ORDER BY m.id, r.code
 """
 
@@ -177,13 +173,13 @@ async def _owner(
     conn: psycopg.AsyncConnection[Any], account: str | None, meter: str | None
 ) -> _Owner:
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(_METER if meter else _ACCOUNT, (meter or account,))
-    row = await cur.fetchone()
-    if row is None:
+    await cur.execute(_OWNER, {"account": account, "meter": meter})
+    rows = await cur.fetchall()
+    if not rows:
         raise not_found(f"No meter {meter}" if meter else f"No account {account}")
-    await cur.execute(_SERIES, {"account": row["account_id"], "meter": meter})
-    return _Owner(row["account_id"], row["time_zone"],
-                  [_Series(**r) for r in await cur.fetchall()])
+    return _Owner(rows[0]["account_id"], rows[0]["time_zone"], [
+        _Series(r["meter_id"], r["utility"], r["register"], r["unit"])
+        for r in rows if r["register"] is not None])
 
 
 def _zone(name: str | None, default: str) -> ZoneInfo:

@@ -398,9 +398,10 @@ async def consumption(
     """Consumption of one series in the buckets between ``boundaries`` (from `bucket_grid`),
     split by tariff zone when ``zones`` is given."""
     width = width or grid_width(boundaries, tz, zones=zones is not None)
-    if zones is None:  # the rows summed per bucket in the database
+    if zones is None:  # the rows summed per bucket in the database, unless they are buckets
+        summed = bool(np.any(np.diff(boundaries) != width))
         got = intervals(await load_rollup(conn, meter, register, boundaries, width,
-                                          summed=True), boundaries)
+                                          summed=summed), boundaries)
         return Buckets(boundaries, got.quantity, got.quarters, got.estimated, got.missing, None)
     grid = np.arange(boundaries[0], boundaries[-1] + 1, width, dtype=np.int64)
     units = intervals(await load_rollup(conn, meter, register, grid, width), grid)
