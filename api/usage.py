@@ -32,7 +32,7 @@ from fastapi.responses import Response
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
-from api.amounts import Exact, exact_text
+from api.amounts import Exact
 from api.auth.access import ReadableAccount, ReadableMeter
 from api.problems import ProblemError, invalid, not_found, problem_responses
 from api.state import Pool, read_snapshot
@@ -264,7 +264,7 @@ def _series_usage(
 ) -> dict[str, Any]:
     """One series as a `SeriesUsage` answer, built as plain data: a year of days for several
     meters is thousands of buckets, and models cost more than the query."""
-    edges = [from_us(int(b), tz).isoformat() for b in got.boundaries]
+    edges = _local_iso(got.boundaries, tz)
     quantity, quarters = got.quantity.tolist(), got.quarters.tolist()
     estimated, missing = got.estimated.tolist(), got.missing.tolist()
     by_zone = got.by_zone.tolist() if got.by_zone is not None else None
@@ -290,7 +290,20 @@ def _series_usage(
 
 
 def _text(micro: int) -> str:
-    return exact_text(_exact(micro))
+    """Micro-units as exact decimal text, trailing zeros dropped (as `api.amounts.Exact`)."""
+    units, fraction = divmod(abs(micro), 1_000_000)
+    sign = "-" if micro < 0 else ""
+    return f"{sign}{units}.{fraction:06d}".rstrip("0") if fraction else f"{sign}{units}"
+
+
+def _local_iso(instants: Any, tz: ZoneInfo) -> list[str]:
+    """Instants (whole seconds) as ISO 8601 local times with their UTC offsets, all at once."""
+    offsets = utc_offsets(instants, tz)
+    local = np.datetime_as_string((instants + offsets).astype("datetime64[us]"), unit="s")
+    minutes = offsets // 60_000_000
+    suffix = {m: f"{'-' if m < 0 else '+'}{abs(m) // 60:02d}:{abs(m) % 60:02d}"
+              for m in set(minutes.tolist())}
+    return [f"{t}{suffix[m]}" for t, m in zip(local.tolist(), minutes.tolist(), strict=True)]
 
 
 FromQuery = Annotated[str | None, Query(
@@ -458,12 +471,12 @@ async def load_profile(
                      "average_demand", "demand_unit", "status"])
     for s, units in m.profiles:
         demand_unit = DEMAND_UNITS.get(s.unit, f"{s.unit}/h")
-        edges = [from_us(int(b), m.tz).isoformat() for b in m.boundaries]
+        edges = _local_iso(m.boundaries, m.tz)
         for i, (q, est, miss) in enumerate(zip(units.quantity.tolist(), units.estimated.tolist(),
                                                units.missing.tolist(), strict=True)):
             status = "missing" if miss else "estimated" if est else "actual"
-            quantity = "" if miss else exact_text(_exact(q))
-            demand = "" if miss else exact_text(_exact(q * 4))
+            quantity = "" if miss else _text(q)
+            demand = "" if miss else _text(q * 4)
             writer.writerow([s.meter_id, s.register, edges[i], edges[i + 1], quantity, s.unit,
                              demand, demand_unit, status])
     filename = f"load-profile-{meter_id}-{m.label}.csv"
