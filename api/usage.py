@@ -27,13 +27,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import psycopg
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
 from api.amounts import Exact
-from api.auth.access import ReadableAccount, ReadableMeter
+from api.auth.access import ReadableAccount, ReadableMeter, meter_with
 from api.problems import ProblemError, invalid, not_found, problem_responses
 from api.state import Pool, read_snapshot
 from meterline.consumption import (
@@ -52,8 +52,12 @@ from meterline.consumption import (
     utc_offsets,
 )
 from meterline.tariff_zones import ZoneScheme, zone_names
+from meterline.users import Scope
 
 router = APIRouter(tags=["usage"])
+
+# the load profile is an export of interval data (industrial customers, operators)
+ExportableMeter = Annotated[str, Depends(meter_with(Scope.USAGE_EXPORT))]
 
 # the most buckets one answer may have, and the default window, per bucket size
 MAX_BUCKETS: dict[Bucket, int] = {"15m": 3_000, "1h": 9_000, "1d": 3_700, "1mo": 240}
@@ -312,7 +316,11 @@ FromQuery = Annotated[str | None, Query(
 ToQuery = Annotated[str | None, Query(
     description="End, exclusive, like `from`. Default: one day of 15m or 1h buckets, a month "
     "of 1d, a year of 1mo, from `from`; without either, the current day, month or year.")]
-BucketQuery = Annotated[Bucket, Query(description="Bucket size, on the local clock.")]
+BucketQuery = Annotated[Bucket, Query(
+    description="Bucket size, on the local clock. One answer holds at most "
+    + ", ".join(f"{n:,} buckets of {b}" for b, n in MAX_BUCKETS.items())
+    + ": a longer range is answered 400 with a hint.",
+    json_schema_extra={"x-max-buckets": dict(MAX_BUCKETS)})]
 ZonesQuery = Annotated[ZoneScheme | None, Query(
     description="Split consumption by tariff zone: two (day/night) or three "
     "(peak/semi-peak/night).")]
@@ -459,7 +467,7 @@ async def peak_demand(
     summary="A month's 15-minute load profile as CSV",
 )
 async def load_profile(
-    meter_id: ReadableMeter, pool: Pool, month: MonthQuery = None, tz: TzQuery = None,
+    meter_id: ExportableMeter, pool: Pool, month: MonthQuery = None, tz: TzQuery = None,
 ) -> Response:
     """One row per register and quarter-hour of the local month: start and end with their
     UTC offsets, consumption, average demand over the quarter-hour, and status (actual,

@@ -39,10 +39,12 @@ import numpy as np
 import psycopg
 
 from api.app import create_app
+from api.auth.tokens import access_token
 from meterline import db
 from meterline.consumption import QUARTER, to_us
 from meterline.settings import Settings
 from meterline.telemetry import ReadingColumns, readings_payload, write_readings
+from meterline.users import ROLE_SCOPES, Role, User, create_user, find_user, grant_accounts
 
 Sample = Callable[[], Awaitable[Any]]
 PG = "postgresql://postgres@127.0.0.1:5432/"
@@ -207,8 +209,20 @@ async def queries(args: argparse.Namespace) -> None:
         cur = await conn.execute("SELECT count(*) FROM readings")
         row = await cur.fetchone()
         print(f"readings in the store: {row[0] if row else 0:,}")
-    app = create_app(Settings(_env_file=None, database_url=url))
+    settings = Settings(_env_file=None, database_url=url)
+    app = create_app(settings)
     rng = np.random.default_rng(3)
+    # the caller: an industrial customer granted every account of the store (the scoping query runs)
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        user_id = await create_user(conn, "bench-industrial", None, Role.INDUSTRIAL)
+        if user_id is None:
+            found = await find_user(conn, "bench-industrial")
+            assert found is not None
+            user_id = found.id
+        cur = await conn.execute("SELECT id FROM accounts")
+        await grant_accounts(conn, user_id, [a for (a,) in await cur.fetchall()])
+    user = User(user_id, "bench-industrial", Role.INDUSTRIAL, "", "ru")
+    token = access_token(settings, user, ROLE_SCOPES[Role.INDUSTRIAL])
     month = MONTH.strftime("%Y-%m")
     year_accounts = [f"BA-{n:06d}" for n in range(1, args.year_accounts + 1)]
 
@@ -217,7 +231,8 @@ async def queries(args: argparse.Namespace) -> None:
         response.raise_for_status()
 
     async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://bench"
+        transport=httpx.ASGITransport(app=app), base_url="http://bench",
+        headers={"Authorization": f"Bearer {token}"},
     ) as http, await psycopg.AsyncConnection.connect(url) as raw:
         meters = [f"M{int(n):07d}" for n in rng.integers(0, args.meters, args.samples)]
         warm = [get(http, f"/meters/{m}/usage", **{"from": "2026-09-01"}) for m in meters[:3]]

@@ -15,9 +15,11 @@ import pytest
 
 from api.usage import Usage
 from meterline.telemetry import refresh_rollups, write_readings
+from meterline.users import Role
 from tests.api.checks import assert_problem
+from tests.api.conftest import Bearer
 from tests.conftest import unique
-from tests.factories import reading_columns
+from tests.factories import person, reading_columns
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -246,3 +248,24 @@ async def test_unknown_account_or_meter_is_a_404(client: httpx.AsyncClient) -> N
     assert_problem(await client.get(f"/accounts/{unique('nobody')}/usage"), 404)
     for path in ("usage", "peak-demand", "load-profile.csv"):
         assert_problem(await client.get(f"/meters/{unique('nothing')}/{path}"), 404)
+
+
+async def test_the_load_profile_is_an_export_for_industrial_customers(
+    served: Any, metered: Any, conn: psycopg.AsyncConnection[Any], bearer: Bearer
+) -> None:
+    """A subscriber sees usage but may not export interval data; an industrial customer of
+    the account may; someone else's customer sees nothing."""
+    subscriber = await person(conn, Role.SUBSCRIBER, accounts=[metered.account_id])
+    industrial = await person(conn, Role.INDUSTRIAL, accounts=[metered.account_id])
+    stranger = await person(conn, Role.INDUSTRIAL)
+    path = f"/meters/{metered.meter_id}/load-profile.csv"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=served),
+                                 base_url="http://meterline.test") as http:
+        usage = await http.get(f"/meters/{metered.meter_id}/usage", headers=bearer(subscriber))
+        assert usage.status_code == 200, usage.text
+        assert_problem(await http.get(path, params={"month": "2025-03"},
+                                      headers=bearer(subscriber)), 403)
+        ok = await http.get(path, params={"month": "2025-03"}, headers=bearer(industrial))
+        assert ok.status_code == 200, ok.text
+        assert_problem(await http.get(path, params={"month": "2025-03"},
+                                      headers=bearer(stranger)), 404)
