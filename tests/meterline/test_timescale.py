@@ -127,6 +127,9 @@ async def ts_conn(
     timescale_url: str, first_migration: list[str]
 ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
     async with await psycopg.AsyncConnection.connect(timescale_url, autocommit=True) as conn:
+        # PGlite serves every connection from one backend session: statements a previous
+        # connection prepared are still there under the names this one will give its own
+        await conn.execute("DEALLOCATE ALL")
         yield conn
 
 
