@@ -48,9 +48,9 @@ from meterline.consumption import (
     load_rollup,
     local_midnight,
     peaks,
-    to_us,
     utc_offsets,
 )
+from meterline.instants import micros
 from meterline.tariff_zones import ZoneScheme, zone_names
 from meterline.users import Scope
 
@@ -208,7 +208,7 @@ def _instant(text: str | None, field: str, tz: ZoneInfo) -> int | None:
         raise invalid(["query", field], f"{text!r} is not a date or a date-time") from exc
     if moment.tzinfo is None:
         raise invalid(["query", field], "a date-time needs its UTC offset (e.g. Z or +03:00)")
-    return to_us(moment)
+    return micros(moment)
 
 
 def _window(bucket: Bucket, start: int | None, end: int | None, tz: ZoneInfo) -> tuple[int, int]:

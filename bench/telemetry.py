@@ -41,7 +41,8 @@ import psycopg
 from api.app import create_app
 from api.auth.tokens import access_token
 from meterline import db
-from meterline.consumption import QUARTER, to_us
+from meterline.consumption import QUARTER
+from meterline.instants import micros
 from meterline.settings import Settings
 from meterline.telemetry import ReadingColumns, readings_payload, write_readings
 from meterline.users import ROLE_SCOPES, Role, User, create_user, find_user, grant_accounts
@@ -58,7 +59,7 @@ def quarter_hour_readings(
     """Readings of every meter at each quarter-hour (a few seconds late, as meters are),
     registers growing by up to 0.5 kWh a quarter-hour."""
     n = len(meters)
-    ts = to_us(start) + np.arange(quarters, dtype=np.int64) * QUARTER
+    ts = micros(start) + np.arange(quarters, dtype=np.int64) * QUARTER
     jitter = rng.integers(0, 8, size=(n, quarters)) * 1_000_000
     rise = rng.integers(0, 500_000, size=(n, quarters))
     values = rng.integers(0, 10**10, size=n)[:, None] + np.cumsum(rise, axis=1)
@@ -172,7 +173,7 @@ async def generate(url: str, meters: int, year_accounts: int) -> None:
             columns = quarter_hour_readings(rng, month_meters[i:i + 400], MONTH, month_quarters)
             await bare_copy(conn, columns)
             total += len(columns)
-        year_quarters = (to_us(MONTH + timedelta(days=30)) - to_us(YEAR)) // QUARTER
+        year_quarters = (micros(MONTH + timedelta(days=30)) - micros(YEAR)) // QUARTER
         for i in range(0, len(year_meters), 20):
             columns = quarter_hour_readings(rng, year_meters[i:i + 20], YEAR, year_quarters)
             await bare_copy(conn, columns)

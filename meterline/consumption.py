@@ -35,27 +35,23 @@ import numpy.typing as npt
 import psycopg
 from psycopg import pq
 
+from meterline.instants import from_micros, micros
 from meterline.tariff_zones import ZoneScheme, zone_names, zone_of
 
 I64 = npt.NDArray[np.int64]
 BOOL = npt.NDArray[np.bool_]
 
 MICRO = 1_000_000
-QUARTER = 15 * 60 * MICRO
+MINUTE = 60 * MICRO
+QUARTER = 15 * MINUTE
 HOUR = 4 * QUARTER
 DAY = 24 * HOUR
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 Bucket = Literal["15m", "1h", "1d", "1mo"]
 
 
-def to_us(moment: datetime) -> int:
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * MICRO + delta.microseconds
-
-
 def from_us(value: int, tz: ZoneInfo | None = None) -> datetime:
-    moment = _EPOCH + timedelta(microseconds=int(value))
+    moment = from_micros(int(value))
     return moment.astimezone(tz) if tz else moment
 
 
@@ -197,7 +193,7 @@ def local_midnight(day: date, tz: ZoneInfo) -> int:
     if moment.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != naive:
         moment = (moment.astimezone(UTC) + timedelta(hours=1)).astimezone(tz)
         moment = moment.replace(minute=0, second=0, microsecond=0)
-    return to_us(moment.astimezone(UTC))
+    return micros(moment.astimezone(UTC))
 
 
 def bucket_grid(bucket: Bucket, start: int, end: int, tz: ZoneInfo) -> I64:
@@ -405,5 +401,5 @@ async def consumption(
         return Buckets(boundaries, got.quantity, got.quarters, got.estimated, got.missing, None)
     grid = np.arange(boundaries[0], boundaries[-1] + 1, width, dtype=np.int64)
     units = intervals(await load_rollup(conn, meter, register, grid, width), grid)
-    local_hour = (units.start + utc_offsets(units.start, tz)) // HOUR % 24
-    return in_buckets(units, boundaries, zone_of(zones, local_hour), len(zone_names(zones)))
+    local_minute = (units.start + utc_offsets(units.start, tz)) // MINUTE % (24 * 60)
+    return in_buckets(units, boundaries, zone_of(zones, local_minute), len(zone_names(zones)))

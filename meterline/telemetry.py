@@ -32,7 +32,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -40,6 +39,8 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 from psycopg import pq
+
+from meterline.instants import micros
 
 I64 = npt.NDArray[np.int64]
 U8 = npt.NDArray[np.uint8]
@@ -49,7 +50,6 @@ _MICRO_EXP = Decimal("0.000001")
 # microseconds from the Unix epoch to PostgreSQL's (2000-01-01 UTC)
 _PG_EPOCH_US = 946_684_800 * MICRO
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 _TRAILER = b"\xff\xff"
 
@@ -290,7 +290,7 @@ async def _write(conn: psycopg.AsyncConnection[Any], columns: ReadingColumns, co
     assert state is not None
     _, threshold, closed_until = state
     ts = np.asarray(columns.ts, dtype=np.int64)
-    if copy and (closed_until is None or int(ts.min()) > epoch_us(closed_until)):
+    if copy and (closed_until is None or int(ts.min()) > micros(closed_until)):
         payload = readings_payload(columns)
         try:
             # in a savepoint: a refused COPY leaves nothing
@@ -299,7 +299,7 @@ async def _write(conn: psycopg.AsyncConnection[Any], columns: ReadingColumns, co
         except psycopg.errors.UniqueViolation:
             pass
         else:
-            await _log_late(cur, columns, epoch_us(threshold))
+            await _log_late(cur, columns, micros(threshold))
             return len(columns)
     await cur.execute(_STAGING)
     if copy:
@@ -365,8 +365,3 @@ async def maintain_readings(conn: psycopg.AsyncConnection[Any], months_ahead: in
     row = await cur.fetchone()
     return int(row[0]) if row else 0
 
-
-def epoch_us(moment: datetime) -> int:
-    """A moment as exact integer microseconds since the Unix epoch (no float on the way)."""
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * MICRO + delta.microseconds

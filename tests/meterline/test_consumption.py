@@ -21,9 +21,9 @@ from meterline.consumption import (
     bucket_grid,
     consumption,
     levels,
-    to_us,
     utc_offsets,
 )
+from meterline.instants import micros
 from meterline.tariff_zones import ZoneScheme, zone_names, zone_of
 from meterline.telemetry import ReadingColumns, refresh_rollups, write_readings
 from tests.conftest import unique
@@ -39,7 +39,7 @@ def zone_lookup(tz: ZoneInfo, scheme: ZoneScheme) -> Callable[[int], str]:
 
     def zone(quarter: int) -> str:
         local = quarter + int(utc_offsets(np.array([quarter]), tz)[0])
-        return names[int(zone_of(scheme, np.array([local // HOUR % 24]))[0])]
+        return names[int(zone_of(scheme, np.array([local // 60_000_000 % 1440]))[0])]
 
     return zone
 
@@ -48,7 +48,7 @@ async def check_against_raw(
     conn: psycopg.AsyncConnection[Any], columns: Any, meter: str, bucket: Bucket,
     start: datetime, end: datetime, tz: ZoneInfo, zones: ZoneScheme | None,
 ) -> int:
-    boundaries = bucket_grid(bucket, to_us(start), to_us(end), tz)
+    boundaries = bucket_grid(bucket, micros(start), micros(end), tz)
     got = await consumption(conn, meter, "active_import", boundaries, tz, zones,
                             width=QUARTER if bucket == "15m" else None)
     expected = direct_buckets(series_of(columns, meter), [int(b) for b in boundaries],
@@ -113,8 +113,8 @@ async def test_buckets_and_zones_equal_a_direct_computation_across_dst(
 async def test_a_meter_without_readings_is_missing_throughout(
     conn: psycopg.AsyncConnection[Any],
 ) -> None:
-    boundaries = bucket_grid("1d", to_us(datetime(2025, 3, 29, tzinfo=UTC)),
-                             to_us(datetime(2025, 4, 1, tzinfo=UTC)), BERLIN)
+    boundaries = bucket_grid("1d", micros(datetime(2025, 3, 29, tzinfo=UTC)),
+                             micros(datetime(2025, 4, 1, tzinfo=UTC)), BERLIN)
     got = await consumption(conn, unique("silent"), "active_import", boundaries, BERLIN)
     assert got.quantity.tolist() == [0, 0, 0, 0]
     assert got.missing.tolist() == got.quarters.tolist() == [96, 92, 96, 96]
@@ -123,7 +123,7 @@ async def test_a_meter_without_readings_is_missing_throughout(
 def test_a_gap_is_estimated_until_a_reading_inside_it_arrives() -> None:
     """Readings at 10:00 and 11:00 only: 10:15-11:00 is estimated, split by time, and the
     parts add up to the hour exactly."""
-    ten = to_us(datetime(2025, 5, 5, 10, tzinfo=UTC))
+    ten = micros(datetime(2025, 5, 5, 10, tzinfo=UTC))
     rows = [(ten, 1_000_000, ten, 1_000_000, 1),
             (ten + HOUR, 1_000_010, ten + HOUR, 1_000_010, 1)]
     rollup = Rollup.from_rows(QUARTER, rows)

@@ -11,10 +11,10 @@ import numpy as np
 import psycopg
 import pytest
 
+from meterline.instants import micros
 from meterline.telemetry import (
     MICRO,
     ReadingColumns,
-    epoch_us,
     maintain_readings,
     readings_payload,
     refresh_rollups,
@@ -36,7 +36,7 @@ async def stored(conn: psycopg.AsyncConnection[Any], meters: list[str]) -> list[
 
 
 def at(text: str) -> int:
-    return epoch_us(datetime.fromisoformat(text))
+    return micros(datetime.fromisoformat(text))
 
 
 async def test_columns_are_stored_exactly(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -145,7 +145,7 @@ async def test_rollups_equal_a_direct_computation_before_and_after_refresh(
     # before a refresh: what is ahead of the watermark is aggregated live
     live = await stored_rollup(conn, "readings_15m", meters)
     expected = rollup_15m(early)
-    ahead_of_now = epoch_us(now)
+    ahead_of_now = micros(now)
     assert {k: v for k, v in live.items() if k[2] >= ahead_of_now} == \
         {k: v for k, v in expected.items() if k[2] >= ahead_of_now} != {}
     await refresh_rollups(conn)
@@ -167,12 +167,12 @@ async def test_a_late_reading_waits_for_the_refresh_to_reach_the_rollups(
     """As on TimescaleDB: below the watermark the rollups answer what was materialized."""
     meter = unique("late")
     t = datetime(2025, 1, 10, 12, tzinfo=UTC)
-    first = ReadingColumns(meter=[meter], register="active_import", ts=np.array([epoch_us(t)]),
+    first = ReadingColumns(meter=[meter], register="active_import", ts=np.array([micros(t)]),
                            value=np.array([10 * MICRO]), gateway="gw-test")
     await write_readings(conn, first)
     await refresh_rollups(conn)
     later = ReadingColumns(meter=[meter], register="active_import",
-                           ts=np.array([epoch_us(t + timedelta(minutes=5))]),
+                           ts=np.array([micros(t + timedelta(minutes=5))]),
                            value=np.array([11 * MICRO]), gateway="gw-test")
     await write_readings(conn, later)
     [(_, _, _, _, readings)] = (await stored_rollup(conn, "readings_15m", [meter])).values()
@@ -252,7 +252,7 @@ async def test_partitions_past_retention_are_dropped_and_ahead_created(
     cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (partition,))
     assert await cur.fetchone() == (True,)
     await write_readings(conn, ReadingColumns(
-        meter=[meter], register="active_import", ts=np.array([epoch_us(four_years_ago)]),
+        meter=[meter], register="active_import", ts=np.array([micros(four_years_ago)]),
         value=np.array([MICRO]), gateway="gw-test"))
     await refresh_rollups(conn)
     assert len(await stored_rollup(conn, "readings_1h", [meter])) == 1

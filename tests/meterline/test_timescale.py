@@ -28,10 +28,11 @@ import psycopg
 import pytest
 
 from meterline import db
-from meterline.consumption import bucket_grid, consumption, to_us
+from meterline.consumption import bucket_grid, consumption
+from meterline.instants import micros
 from meterline.kafka import free_port
 from meterline.tariff_zones import ZoneScheme
-from meterline.telemetry import ReadingColumns, epoch_us, refresh_rollups, write_readings
+from meterline.telemetry import ReadingColumns, refresh_rollups, write_readings
 from tests.conftest import unique
 from tests.factories import customer, random_readings
 from tests.telemetry_oracle import rollup_1h, rollup_15m, stored_rollup
@@ -282,7 +283,7 @@ async def test_a_reading_for_a_closed_period_is_flagged_on_timescaledb(
     moments = [datetime(2025, 2, 28, 23, 0, 1, tzinfo=UTC), datetime(2025, 2, 28, 22, tzinfo=UTC)]
     await write_readings(ts_conn, ReadingColumns(
         meter=[one.meter_id] * 2, register="active_import",
-        ts=np.array([epoch_us(m) for m in moments]), value=np.array([1, 2]), gateway="gw-ts"),
+        ts=np.array([micros(m) for m in moments]), value=np.array([1, 2]), gateway="gw-ts"),
         copy=False)
     cur = await ts_conn.execute(
         "SELECT ts, period_closed FROM readings WHERE meter_id = %s ORDER BY ts", (one.meter_id,))
@@ -303,7 +304,7 @@ async def test_both_storage_paths_answer_the_usage_queries_identically(
     await write_readings(conn, columns)
     await refresh_caggs(ts_conn)
     await refresh_rollups(conn)
-    start, end = to_us(datetime(2025, 3, 28, tzinfo=UTC)), to_us(datetime(2025, 4, 2, tzinfo=UTC))
+    start, end = micros(datetime(2025, 3, 28, tzinfo=UTC)), micros(datetime(2025, 4, 2, tzinfo=UTC))
     compared = 0
     for tz in (ZoneInfo("Europe/Berlin"), ZoneInfo("Asia/Kathmandu")):
         for bucket in ("15m", "1h", "1d", "1mo"):
@@ -329,7 +330,7 @@ async def test_the_policies_compress_and_drop_what_is_old(
     now = datetime.now(UTC)
     recent = random_readings(rng, [meter], now - timedelta(days=20), now - timedelta(days=19))
     ancient = ReadingColumns(meter=[meter], register="active_import",
-                             ts=np.array([epoch_us(now - timedelta(days=1200))]),
+                             ts=np.array([micros(now - timedelta(days=1200))]),
                              value=np.array([1]), gateway="gw-test")
     for columns in (ancient, recent):
         await write_readings(ts_conn, columns, copy=False)
@@ -351,5 +352,5 @@ async def test_the_policies_compress_and_drop_what_is_old(
         (meter,))
     assert await cur.fetchone() == (0,)
     recent_15m = {k: v for k, v in (await stored_rollup(ts_conn, "readings_15m", [meter])).items()
-                  if k[2] >= epoch_us(now - timedelta(days=21))}
+                  if k[2] >= micros(now - timedelta(days=21))}
     assert recent_15m == rollup_15m(recent)
