@@ -57,6 +57,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.booking
 	$(BIN)/python -m bench.bridge
 	$(BIN)/python -m bench.tariffs
+	$(BIN)/python -m bench.telemetry writer
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -17,9 +17,9 @@ import numpy as np
 import psycopg
 
 from meterline.contracts import Sample
+from meterline.instants import micros
 from meterline.telemetry import (
     ReadingColumns,
-    epoch_us,
     maintain_readings,
     micro_units,
     refresh_rollups,
@@ -54,7 +54,7 @@ async def store_readings(
     await write_readings(cur.connection, ReadingColumns(
         meter=[s.meter for _, s in samples],
         register=[s.register.value for _, s in samples],
-        ts=np.fromiter((epoch_us(s.ts) for _, s in samples), np.int64, len(samples)),
+        ts=np.fromiter((micros(s.ts) for _, s in samples), np.int64, len(samples)),
         value=np.fromiter((micro_units(s.value) for _, s in samples), np.int64, len(samples)),
         gateway=[gateway for gateway, _ in samples],
     ))

@@ -57,7 +57,10 @@ _OPEN_PERIOD = "SELECT open_period(%s, %s)"
 async def close_period(conn: psycopg.AsyncConnection[Any], provider_id: str,
                        period: date) -> bool:
     """Close the provider's period (the bill run does, once it has billed it); True if it was
-    open until now. Later charges for it go to the next open period."""
+    open until now. Later charges for it go to the next open period. Readings being stored
+    are committed first, and readings stored after it are flagged (``readings_writers_lock``,
+    migration 0051): a reading is never both unflagged and unbilled."""
+    await conn.execute("SELECT hold_readings_writers()")
     cur = await conn.execute(_CLOSE, (provider_id, check_period(period)))
     return await cur.fetchone() is not None
 

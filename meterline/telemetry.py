@@ -1,8 +1,10 @@
 """The readings writer: every reading stored once, keyed (meter, register, ts).
 
 Readings come in as columns (`ReadingColumns`: numpy arrays and sequences, no object per
-reading), are encoded into one PostgreSQL binary COPY payload with numpy, copied into a
-temporary staging table, and merged into ``readings`` by one idempotent statement:
+reading) and are encoded into one PostgreSQL binary COPY payload with numpy. A fresh batch
+is copied straight into ``readings`` (in a savepoint: a batch holding any reading stored
+before is refused whole); any other batch is copied into a temporary staging table and merged
+by one idempotent statement:
 
 - a reading already stored (same meter, register and ts) is left as it was: replaying a batch,
   in any order and any number of times, stores the same readings;
@@ -10,9 +12,13 @@ temporary staging table, and merged into ``readings`` by one idempotent statemen
   time zone) was closed when it is stored is stored with ``period_closed`` set: the ledger's
   correction reads that flag. A reading belongs to the period holding the instant just before
   it, so a reading at local midnight on the 1st closes the previous month;
-- on plain PostgreSQL, readings stored below the rollups' watermark (late ones) are logged in
+- on plain PostgreSQL, readings stored below the rollups' threshold (late ones) are logged in
   ``readings_invalidations`` so that ``refresh_readings_rollups()`` recomputes their buckets
-  (TimescaleDB keeps its own invalidation log; there the watermark is -infinity).
+  (TimescaleDB keeps its own invalidation log; there the threshold is -infinity).
+
+A batch is fresh when COPY takes it and none of its readings is later than the end of the last
+closed billing period (plus a day, for time zones); the closed periods and the threshold are
+read under the writers' lock, which closing a period or moving the threshold takes exclusively.
 
 Every reading that enters the platform (gateway, app, web, phone, operator) goes through
 `write_readings`, so every one gets the flag and reaches the aggregates.
@@ -26,7 +32,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -34,6 +39,8 @@ import numpy as np
 import numpy.typing as npt
 import psycopg
 from psycopg import pq
+
+from meterline.instants import micros
 
 I64 = npt.NDArray[np.int64]
 U8 = npt.NDArray[np.uint8]
@@ -43,7 +50,6 @@ _MICRO_EXP = Decimal("0.000001")
 # microseconds from the Unix epoch to PostgreSQL's (2000-01-01 UTC)
 _PG_EPOCH_US = 946_684_800 * MICRO
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 _TRAILER = b"\xff\xff"
 
@@ -188,14 +194,28 @@ def readings_payload(columns: ReadingColumns) -> bytes:
 
 # --- the writer -----------------------------------------------------------------------------
 
+# What the writer must know before it writes, read under the writers' lock (held shared to the
+# end of the transaction; see migration 0051): the rollups' threshold (readings stored below it
+# are logged for the refresh) and how far closed billing periods reach (readings after that
+# cannot be in a closed period, whatever the time zone).
+_STATE = """
+SELECT pg_advisory_xact_lock_shared(readings_writers_lock()),
+       (SELECT greatest(threshold, timestamptz 'epoch')  -- TimescaleDB: -infinity
+          FROM readings_rollups WHERE name = '15m'),
+       (SELECT (max(period) + interval '1 month 1 day')::timestamp AT TIME ZONE 'UTC'
+          FROM billing_periods WHERE closed_at IS NOT NULL)
+"""
+
+_COPY = ("COPY {table} (meter_id, register, ts, value, gateway_id, source)"
+         " FROM STDIN (FORMAT BINARY)")
+
+# (the merge's plan is simple: compiling it with JIT would cost more than running it)
 _STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS readings_in (
     meter_id text, register text, ts timestamptz, value numeric, gateway_id text, source text
-) ON COMMIT DELETE ROWS
+) ON COMMIT DELETE ROWS;
+SET LOCAL jit = off
 """
-
-_COPY_IN = "COPY readings_in (meter_id, register, ts, value, gateway_id, source) " \
-    "FROM STDIN (FORMAT BINARY)"
 
 # for a database that takes no COPY (PGlite in the tests): the same rows as arrays
 _INSERT_IN = """
@@ -205,9 +225,8 @@ SELECT m, r, timestamptz 'epoch' + t * interval '1 microsecond', v::numeric / 10
        AS x(m, r, t, v, g, s)
 """
 
-# One statement: store what is new (flagged when its billing period is closed), log what was
-# stored below the rollups' watermark, and count what was stored. The watermark is read FOR
-# SHARE so that a refresh moving it on waits for this transaction (see the migration).
+# The merge, one statement: store what is new (flagged when its billing period is closed), log
+# what was stored below the threshold, count what was stored.
 _MERGE = """
 WITH closed AS (
     SELECT max(period) + interval '1 month 1 day' AS until
@@ -233,10 +252,17 @@ WITH closed AS (
     INSERT INTO readings_invalidations (meter_id, register, lo, hi)
     SELECT meter_id, register, min(ts), max(ts)
       FROM stored
-     WHERE ts < (SELECT watermark FROM readings_rollups WHERE name = '15m' FOR SHARE)
+     WHERE ts < (SELECT threshold FROM readings_rollups WHERE name = '15m')
      GROUP BY meter_id, register
 )
 SELECT count(*) FROM stored
+"""
+
+_LOG_LATE = """
+INSERT INTO readings_invalidations (meter_id, register, lo, hi)
+SELECT m, r, timestamptz 'epoch' + lo * interval '1 microsecond',
+       timestamptz 'epoch' + hi * interval '1 microsecond'
+  FROM unnest(%s::text[], %s::text[], %s::int8[], %s::int8[]) AS x(m, r, lo, hi)
 """
 
 
@@ -255,16 +281,55 @@ async def write_readings(
 
 
 async def _write(conn: psycopg.AsyncConnection[Any], columns: ReadingColumns, copy: bool) -> int:
+    """A fresh batch (nothing in it stored before, nothing that may fall in a closed period)
+    goes by COPY straight into readings; COPY refuses the whole batch if any reading was
+    stored before, and then, as for every other batch, the merge stores what is new."""
     cur = conn.cursor()
+    await cur.execute(_STATE)
+    state = await cur.fetchone()
+    assert state is not None
+    _, threshold, closed_until = state
+    ts = np.asarray(columns.ts, dtype=np.int64)
+    if copy and (closed_until is None or int(ts.min()) > micros(closed_until)):
+        payload = readings_payload(columns)
+        try:
+            # in a savepoint: a refused COPY leaves nothing
+            async with conn.transaction(), cur.copy(_COPY.format(table="readings")) as c:
+                await c.write(payload)
+        except psycopg.errors.UniqueViolation:
+            pass
+        else:
+            await _log_late(cur, columns, micros(threshold))
+            return len(columns)
     await cur.execute(_STAGING)
     if copy:
-        async with cur.copy(_COPY_IN) as c:
+        async with cur.copy(_COPY.format(table="readings_in")) as c:
             await c.write(readings_payload(columns))
     else:
         await cur.execute(_INSERT_IN, _as_lists(columns))
     await cur.execute(_MERGE)
     row = await cur.fetchone()
     return int(row[0]) if row else 0
+
+
+async def _log_late(cur: psycopg.AsyncCursor[Any], columns: ReadingColumns, threshold: int) -> None:
+    """Log, per series, the time span of the readings stored below the threshold."""
+    ts = np.asarray(columns.ts, dtype=np.int64)
+    late = ts < threshold
+    if not late.any():
+        return
+    n = len(columns)
+    meter = np.broadcast_to(np.asarray(columns.meter), (n,))[late].astype(np.str_)
+    register = np.broadcast_to(np.asarray(columns.register), (n,))[late].astype(np.str_)
+    keys, which = np.unique(np.char.add(np.char.add(meter, "\n"), register),
+                            return_inverse=True)
+    lo = np.full(len(keys), np.iinfo(np.int64).max, dtype=np.int64)
+    hi = np.full(len(keys), np.iinfo(np.int64).min, dtype=np.int64)
+    np.minimum.at(lo, which, ts[late])
+    np.maximum.at(hi, which, ts[late])
+    series = [str(k).split("\n", 1) for k in keys]
+    await cur.execute(_LOG_LATE, ([m for m, _ in series], [r for _, r in series],
+                                  lo.tolist(), hi.tolist()))
 
 
 def _as_lists(c: ReadingColumns) -> tuple[list[Any], ...]:
@@ -284,7 +349,10 @@ def _as_lists(c: ReadingColumns) -> tuple[list[Any], ...]:
 async def refresh_rollups(conn: psycopg.AsyncConnection[Any]) -> int:
     """Plain PostgreSQL: materialize the 15-minute and hourly buckets that are due and redo the
     ones late readings changed; returns the 15-minute buckets written (0 on TimescaleDB, whose
-    jobs do it, or when another refresh is running)."""
+    jobs do it, or when another refresh is running). Two transactions on an autocommit
+    connection: the threshold moves first, briefly holding writers, then the rollups follow
+    without holding them."""
+    await conn.execute("SELECT raise_readings_threshold()")
     cur = await conn.execute("SELECT refresh_readings_rollups()")
     row = await cur.fetchone()
     return int(row[0]) if row else 0
@@ -297,8 +365,3 @@ async def maintain_readings(conn: psycopg.AsyncConnection[Any], months_ahead: in
     row = await cur.fetchone()
     return int(row[0]) if row else 0
 
-
-def epoch_us(moment: datetime) -> int:
-    """A moment as exact integer microseconds since the Unix epoch (no float on the way)."""
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * MICRO + delta.microseconds

@@ -33,7 +33,7 @@ from meterline.tariffs.books import EXAMPLES, parse_book, read_book
 from meterline.tariffs.model import Book as TariffBook
 from meterline.tariffs.model import ProviderInfo
 from meterline.tariffs.store import load_book, read_plans
-from meterline.telemetry import MICRO, ReadingColumns, epoch_us
+from meterline.telemetry import MICRO, ReadingColumns
 from meterline.units import Register, Service, Unit, Utility
 from meterline.users import Role, create_user
 from rating.core import micros
@@ -256,7 +256,7 @@ def random_readings(
     ts: list[int] = []
     values: list[int] = []
     quarter = 15 * 60 * MICRO
-    first, last = epoch_us(start), epoch_us(end)
+    first, last = micros(start), micros(end)
     for meter in meters:
         t, value = first + int(rng.integers(0, quarter)), int(rng.integers(0, 10**6)) * MICRO
         while t < last:
@@ -422,3 +422,18 @@ async def book_customer(conn: psycopg.AsyncConnection[Any], book: str = "energos
     seller = provider()
     await stored_book(conn, example_book(book, seller))
     return await customer(conn, balance, seller=seller)
+
+
+# --- telemetry readings (issue 6)
+
+def reading_columns(
+    meter: str, points: Sequence[tuple[datetime, str | Decimal]], *,
+    register: str = "active_import", gateway: str | None = "gw-test",
+) -> ReadingColumns:
+    """Readings of one meter register at the given (time, value) points."""
+    return ReadingColumns(
+        meter=[meter] * len(points), register=register,
+        ts=np.array([micros(t) for t, _ in points], dtype=np.int64),
+        value=np.array([int(Decimal(v).scaleb(6)) for _, v in points], dtype=np.int64),
+        gateway=gateway, source="gateway" if gateway else "app",
+    )

@@ -29,7 +29,6 @@ from api.pages.session import REFRESH, Page, home_of, page
 from api.problems import ProblemError
 from api.state import AppSettings, Pool
 from api.texts import catalogue, month_name
-from api.usage import load_usage
 from meterline.errors import DomainError
 from meterline.meter_readings import submit
 from meterline.money import kopecks
@@ -125,13 +124,18 @@ def days_left(balance: Decimal, spent: Decimal | None) -> int | None:
     return max(0, int(balance / (spent / FORECAST_DAYS)))
 
 
-def chart(usage: Any) -> list[dict[str, Any]]:
+# money charged per UTC day (an interval counts on the day of its last instant)
+_DAILY_SPEND = """
+SELECT date_trunc('day', interval_end - interval '1 microsecond', 'UTC')::date, sum(amount)
+  FROM charges
+ WHERE account_id = %s AND interval_end > %s AND interval_end <= %s
+ GROUP BY 1 ORDER BY 1
+"""
+
+
+def chart(daily: list[tuple[Any, Decimal]]) -> list[dict[str, Any]]:
     """Daily money of all the account's meters: bars for an inline SVG chart."""
-    by_day: dict[str, Decimal] = {}
-    for meter in usage.meters:
-        for bucket in meter.buckets:
-            day = bucket.start.date().isoformat()
-            by_day[day] = by_day.get(day, Decimal(0)) + bucket.amount
+    by_day = {day.isoformat(): amount for day, amount in daily}
     top = max(by_day.values(), default=Decimal(0))
     return [{"day": day, "amount": kopecks(amount),
              "height": 0 if top == 0 else float(amount / top) * 100}
@@ -152,7 +156,9 @@ async def account_page(account_id: str, view: View, pool: Pool) -> Response:
         cur = await conn.execute(_SPENT, (account_id, FORECAST_DAYS))
         spent: dict[str, Decimal] = {p: a for p, a in await cur.fetchall()}
         end = datetime.now(UTC)
-        usage = await load_usage(conn, account_id, end - timedelta(days=CHART_DAYS), end, "day")
+        cur = await conn.execute(_DAILY_SPEND,
+                                 (account_id, end - timedelta(days=CHART_DAYS), end))
+        daily = await cur.fetchall()
         dcur = conn.cursor(row_factory=dict_row)
         await dcur.execute(_PEOPLE_METERS, (account_id,))
         people_meters = await dcur.fetchall()
@@ -162,7 +168,7 @@ async def account_page(account_id: str, view: View, pool: Pool) -> Response:
                  "days": days_left(b.amount, spent.get(b.provider_id))}
                 for b in account.balances]
     return view.render("account.html", account=account, balances=balances,
-                       bars=chart(usage) if usage else [], people_meters=people_meters,
+                       bars=chart(daily), people_meters=people_meters,
                        payments=payments, can_pay=Scope.PAYMENTS in view.viewer.scopes)
 
 

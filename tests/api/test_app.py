@@ -114,7 +114,7 @@ async def test_domain_errors_become_problems(
 
 async def test_openapi_states_the_limits_the_api_enforces(client: httpx.AsyncClient) -> None:
     """The two limits a schema-driven fuzzer found unstated: top-up amounts in whole kopecks
-    up to the maximum top-up, and the usage window of at most 366 days."""
+    up to the maximum top-up, and how many buckets a usage answer may hold."""
     schema = (await client.get("/openapi.json")).json()
     topup = schema["paths"]["/accounts/{account_id}/topups"]["post"]
     amount = topup["requestBody"]["content"]["application/json"]["schema"]["properties"]["amount"]
@@ -125,9 +125,10 @@ async def test_openapi_states_the_limits_the_api_enforces(client: httpx.AsyncCli
     assert [v for v in ("0.01", "7", "100.5", "999999.99") if not pattern.match(v)] == []
     assert [v for v in ("0", "0.00", "1.005", "-1", "01", "1e3") if pattern.match(v)] == []
     usage = schema["paths"]["/accounts/{account_id}/usage"]["get"]["parameters"]
-    (to,) = [p for p in usage if p["name"] == "to"]
-    assert to["schema"]["x-max-window-days"] == 366
-    assert "366 days" in to["description"]
+    (bucket,) = [p for p in usage if p["name"] == "bucket"]
+    assert bucket["schema"]["x-max-buckets"] == {"15m": 3000, "1h": 9000, "1d": 3700,
+                                                 "1mo": 240}
+    assert "answered 400" in bucket["description"]
 
 
 async def test_every_amount_the_schema_admits_is_accepted(

@@ -11,10 +11,11 @@ import numpy as np
 import psycopg
 import pytest
 
+from meterline.instants import micros
 from meterline.telemetry import (
     MICRO,
     ReadingColumns,
-    epoch_us,
+    maintain_readings,
     readings_payload,
     refresh_rollups,
     write_readings,
@@ -35,7 +36,7 @@ async def stored(conn: psycopg.AsyncConnection[Any], meters: list[str]) -> list[
 
 
 def at(text: str) -> int:
-    return epoch_us(datetime.fromisoformat(text))
+    return micros(datetime.fromisoformat(text))
 
 
 async def test_columns_are_stored_exactly(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -125,30 +126,28 @@ async def test_replaying_readings_shuffled_and_duplicated_stores_the_same(
 async def test_rollups_equal_a_direct_computation_before_and_after_refresh(
     conn: psycopg.AsyncConnection[Any],
 ) -> None:
-    """Readings of last month (late: below the watermark) and of the last hours (around it),
-    then a few late ones inside buckets already materialized."""
+    """Readings of last month (late: below the threshold) and of the coming hours (live: no
+    refresh reaches them, whatever other tests refreshed meanwhile), then a few late ones
+    inside buckets already materialized."""
     rng = np.random.default_rng(3)
     meters = [unique("agg") for _ in range(3)]
     now = datetime.now(UTC)
     old = random_readings(rng, meters, now - timedelta(days=40), now - timedelta(days=38))
-    recent = random_readings(rng, meters, now - timedelta(hours=5), now - timedelta(minutes=1))
+    ahead = random_readings(rng, meters, now + timedelta(hours=1), now + timedelta(hours=5))
     everything = ReadingColumns(
-        meter=np.concatenate([old.meter, recent.meter]), register="active_import",
-        ts=np.concatenate([old.ts, recent.ts]), value=np.concatenate([old.value, recent.value]),
+        meter=np.concatenate([old.meter, ahead.meter]), register="active_import",
+        ts=np.concatenate([old.ts, ahead.ts]), value=np.concatenate([old.value, ahead.value]),
         gateway="gw-test")
     late = np.arange(len(everything)) % 5 == 0  # held back, written after the refresh
 
     early = everything.take(np.flatnonzero(~late))
     await write_readings(conn, early)
-    # before a refresh: what is past the watermark is aggregated live
-    cur = await conn.execute("SELECT watermark FROM readings_rollups WHERE name = '15m'")
-    row = await cur.fetchone()
-    assert row is not None
-    watermark = epoch_us(row[0])
+    # before a refresh: what is ahead of the watermark is aggregated live
     live = await stored_rollup(conn, "readings_15m", meters)
     expected = rollup_15m(early)
-    assert {k: v for k, v in live.items() if k[2] >= watermark} == \
-        {k: v for k, v in expected.items() if k[2] >= watermark} != {}
+    ahead_of_now = micros(now)
+    assert {k: v for k, v in live.items() if k[2] >= ahead_of_now} == \
+        {k: v for k, v in expected.items() if k[2] >= ahead_of_now} != {}
     await refresh_rollups(conn)
     assert await stored_rollup(conn, "readings_15m", meters) == expected
     assert await stored_rollup(conn, "readings_1h", meters) == rollup_1h(early)
@@ -157,7 +156,8 @@ async def test_rollups_equal_a_direct_computation_before_and_after_refresh(
     await refresh_rollups(conn)
     assert await stored_rollup(conn, "readings_15m", meters) == rollup_15m(everything)
     assert await stored_rollup(conn, "readings_1h", meters) == rollup_1h(everything)
-    cur = await conn.execute("SELECT count(*) FROM readings_invalidations")
+    cur = await conn.execute(
+        "SELECT count(*) FROM readings_invalidations WHERE meter_id = ANY(%s)", (meters,))
     assert await cur.fetchone() == (0,)
 
 
@@ -167,12 +167,12 @@ async def test_a_late_reading_waits_for_the_refresh_to_reach_the_rollups(
     """As on TimescaleDB: below the watermark the rollups answer what was materialized."""
     meter = unique("late")
     t = datetime(2025, 1, 10, 12, tzinfo=UTC)
-    first = ReadingColumns(meter=[meter], register="active_import", ts=np.array([epoch_us(t)]),
+    first = ReadingColumns(meter=[meter], register="active_import", ts=np.array([micros(t)]),
                            value=np.array([10 * MICRO]), gateway="gw-test")
     await write_readings(conn, first)
     await refresh_rollups(conn)
     later = ReadingColumns(meter=[meter], register="active_import",
-                           ts=np.array([epoch_us(t + timedelta(minutes=5))]),
+                           ts=np.array([micros(t + timedelta(minutes=5))]),
                            value=np.array([11 * MICRO]), gateway="gw-test")
     await write_readings(conn, later)
     [(_, _, _, _, readings)] = (await stored_rollup(conn, "readings_15m", [meter])).values()
@@ -236,3 +236,32 @@ async def test_a_reading_stored_before_its_period_closed_stays_unflagged(
                           value=np.array([6 * MICRO]), gateway="gw-test")
     assert await write_readings(conn, late) == 1
     assert [r[-1] for r in await stored(conn, [berlin.meter_id])] == [False, True]
+
+
+async def test_partitions_past_retention_are_dropped_and_ahead_created(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    """Raw readings and 15-minute buckets are kept 1,100 days, hourly ones 3,660."""
+    cur = await conn.execute("SELECT ensure_readings_partitions(-48, -47)")
+    assert await cur.fetchone() == (2,)
+    meter = unique("old")
+    now = datetime.now(UTC)
+    months = now.year * 12 + now.month - 1 - 48
+    four_years_ago = datetime(months // 12, months % 12 + 1, 11, tzinfo=UTC)
+    partition = f"readings_{four_years_ago:%Y_%m}"
+    cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (partition,))
+    assert await cur.fetchone() == (True,)
+    await write_readings(conn, ReadingColumns(
+        meter=[meter], register="active_import", ts=np.array([micros(four_years_ago)]),
+        value=np.array([MICRO]), gateway="gw-test"))
+    await refresh_rollups(conn)
+    assert len(await stored_rollup(conn, "readings_1h", [meter])) == 1
+
+    assert await maintain_readings(conn, 3) >= 2  # the two old months
+
+    cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (partition,))
+    assert await cur.fetchone() == (False,)
+    assert await stored(conn, [meter]) == []
+    assert await stored_rollup(conn, "readings_15m", [meter]) == {}
+    assert len(await stored_rollup(conn, "readings_1h", [meter])) == 1  # kept ten years
+    assert await maintain_readings(conn, 3) == 0

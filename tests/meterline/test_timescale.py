@@ -21,14 +21,18 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import psycopg
 import pytest
 
 from meterline import db
+from meterline.consumption import bucket_grid, consumption
+from meterline.instants import micros
 from meterline.kafka import free_port
-from meterline.telemetry import ReadingColumns, epoch_us, refresh_rollups, write_readings
+from meterline.tariff_zones import ZoneScheme
+from meterline.telemetry import ReadingColumns, refresh_rollups, write_readings
 from tests.conftest import unique
 from tests.factories import customer, random_readings
 from tests.telemetry_oracle import rollup_1h, rollup_15m, stored_rollup
@@ -124,6 +128,9 @@ async def ts_conn(
     timescale_url: str, first_migration: list[str]
 ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
     async with await psycopg.AsyncConnection.connect(timescale_url, autocommit=True) as conn:
+        # PGlite serves every connection from one backend session: statements a previous
+        # connection prepared are still there under the names this one will give its own
+        await conn.execute("DEALLOCATE ALL")
         yield conn
 
 
@@ -276,9 +283,74 @@ async def test_a_reading_for_a_closed_period_is_flagged_on_timescaledb(
     moments = [datetime(2025, 2, 28, 23, 0, 1, tzinfo=UTC), datetime(2025, 2, 28, 22, tzinfo=UTC)]
     await write_readings(ts_conn, ReadingColumns(
         meter=[one.meter_id] * 2, register="active_import",
-        ts=np.array([epoch_us(m) for m in moments]), value=np.array([1, 2]), gateway="gw-ts"),
+        ts=np.array([micros(m) for m in moments]), value=np.array([1, 2]), gateway="gw-ts"),
         copy=False)
     cur = await ts_conn.execute(
         "SELECT ts, period_closed FROM readings WHERE meter_id = %s ORDER BY ts", (one.meter_id,))
     # 22:00 UTC is 23:00 in Berlin (February, closed); a second past 23:00 UTC is March
     assert await cur.fetchall() == [(moments[1], True), (moments[0], False)]
+
+
+async def test_both_storage_paths_answer_the_usage_queries_identically(
+    ts_conn: psycopg.AsyncConnection[Any], conn: psycopg.AsyncConnection[Any]
+) -> None:
+    """Buckets of every size on the local clock, by zone, across Berlin's spring DST change and
+    in a zone 5:45 ahead of UTC (where the 15-minute aggregate answers): the same numbers."""
+    rng = np.random.default_rng(30)
+    meter = unique("same")
+    columns = random_readings(rng, [meter], datetime(2025, 3, 28, 20, tzinfo=UTC),
+                              datetime(2025, 4, 1, 2, tzinfo=UTC))
+    await write_readings(ts_conn, columns, copy=False)
+    await write_readings(conn, columns)
+    await refresh_caggs(ts_conn)
+    await refresh_rollups(conn)
+    start, end = micros(datetime(2025, 3, 28, tzinfo=UTC)), micros(datetime(2025, 4, 2, tzinfo=UTC))
+    compared = 0
+    for tz in (ZoneInfo("Europe/Berlin"), ZoneInfo("Asia/Kathmandu")):
+        for bucket in ("15m", "1h", "1d", "1mo"):
+            for zones in (None, ZoneScheme.TWO, ZoneScheme.THREE):
+                boundaries = bucket_grid(bucket, start, end, tz)
+                answers = [await consumption(c, meter, "active_import", boundaries, tz, zones)
+                           for c in (ts_conn, conn)]
+                on_timescale, plain = answers
+                for field in ("quantity", "quarters", "estimated", "missing", "by_zone"):
+                    a, b = getattr(on_timescale, field), getattr(plain, field)
+                    assert (a is None and b is None) or np.array_equal(a, b), (tz, bucket, field)
+                compared += len(boundaries) - 1
+    assert compared > 2000
+
+
+async def test_the_policies_compress_and_drop_what_is_old(
+    ts_conn: psycopg.AsyncConnection[Any],
+) -> None:
+    """The jobs TimescaleDB would run in the background, run by hand: readings older than 7
+    days compressed, older than 1,100 days dropped; the aggregates still answer."""
+    rng = np.random.default_rng(12)
+    meter = unique("policy")
+    now = datetime.now(UTC)
+    recent = random_readings(rng, [meter], now - timedelta(days=20), now - timedelta(days=19))
+    ancient = ReadingColumns(meter=[meter], register="active_import",
+                             ts=np.array([micros(now - timedelta(days=1200))]),
+                             value=np.array([1]), gateway="gw-test")
+    for columns in (ancient, recent):
+        await write_readings(ts_conn, columns, copy=False)
+    await refresh_caggs(ts_conn)
+    cur = await ts_conn.execute(
+        "SELECT proc_name, job_id FROM timescaledb_information.jobs"
+        " WHERE hypertable_name = 'readings'")
+    jobs = dict(await cur.fetchall())
+
+    await ts_conn.execute("CALL run_job(%s)", (jobs["policy_compression"],))
+    await ts_conn.execute("CALL run_job(%s)", (jobs["policy_retention"],))
+
+    cur = await ts_conn.execute(
+        "SELECT bool_and(is_compressed) FROM timescaledb_information.chunks"
+        " WHERE hypertable_name = 'readings' AND range_end < now() - interval '8 days'")
+    assert await cur.fetchone() == (True,)
+    cur = await ts_conn.execute(
+        "SELECT count(*) FROM readings WHERE meter_id = %s AND ts < now() - interval '1100 days'",
+        (meter,))
+    assert await cur.fetchone() == (0,)
+    recent_15m = {k: v for k, v in (await stored_rollup(ts_conn, "readings_15m", [meter])).items()
+                  if k[2] >= micros(now - timedelta(days=21))}
+    assert recent_15m == rollup_15m(recent)
