@@ -222,9 +222,9 @@ async def test_a_full_outbox_drops_its_oldest_batches(
     )
     mqtt = await probe(settings.topic(settings.gateway_id, "readings"))
     outage = Outage(proxy, gateways, watch, settings, mqtt)
-    await outage.run(outbox_max_bytes=1500)  # about three batches of three meters
+    await outage.run(outbox_max_bytes=3200)  # about three batches of three meters (v2)
 
-    assert any(r.levelno == logging.ERROR and "full (1,500 bytes of batches): dropping the "
+    assert any(r.levelno == logging.ERROR and "full (3,200 bytes of batches): dropping the "
                "oldest" in r.getMessage() for r in watch.records)
     # the first acknowledgement after the outage makes room, and the log sums up the drops
     await watch.until(lambda: any("has room again" in r.getMessage() for r in watch.records))

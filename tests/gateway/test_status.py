@@ -1,5 +1,5 @@
 """What a gateway says about itself and its meters (retained), and the topics it uses, which
-the contracts list for the broker's ACL."""
+the contracts list (``MQTT_TOPICS``) for the broker's ACL."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from paho.mqtt.client import topic_matches_sub
 
-from meterline.contracts import DeviceStatus, GatewayStatus, gateway_acl
+from meterline.contracts import MQTT_TOPICS, DeviceStatus, GatewayStatus
 from meterline.settings import Settings
 from simulators.fleet import Fleet
 from tests.gateway.conftest import RunningGateways, tcp_config
@@ -44,8 +44,8 @@ async def test_birth_device_statuses_and_stop_are_retained_on_acl_listed_topics(
                                and b'"offline"' in seen[-1][1]):
             seen.append(await watcher.next_message(everything))
     assert GatewayStatus.model_validate_json(seen[-1][1]).reason == "stopped"
-    allowed = [topic for right, topic in gateway_acl(settings.mqtt_topic_root, settings.gateway_id)
-               if right == "write"]
+    allowed = [settings.topic(settings.gateway_id, topic.kind) for topic in MQTT_TOPICS
+               if topic.publisher == "gateway"]  # what the ACL lets a gateway publish
     for topic, _ in seen:
         assert any(topic_matches_sub(pattern, topic) for pattern in allowed), topic
     assert {topic.rsplit("/", 1)[-1] for topic, _ in seen} >= {"readings", "status"}
