@@ -27,7 +27,7 @@ from aiokafka import AIOKafkaProducer
 
 from ingest.commands import dispatch, record_ack
 from ingest.directory import MeterDirectory
-from ingest.readings import check_samples, parse_envelope, route
+from ingest.readings import check_replacements, check_samples, parse_envelope, route
 from ingest.telemetry import (
     forwarded_before,
     keep_telemetry_store,
@@ -112,16 +112,17 @@ class Bridge:
                 if (envelope.gateway, envelope.seq) not in seen:
                     seen.add((envelope.gateway, envelope.seq))
                     fresh.append(envelope)
-            checked = [(e, *check_samples(e, latest)) for e in fresh]
+            checked = [(e, *check_samples(e, latest), *check_replacements(e)) for e in fresh]
             meters = await self.directory.resolve(
-                conn, {(s.meter, e.gateway) for e, samples, _ in checked for s in samples})
+                conn, {(s.meter, e.gateway) for e, samples, _, _, _ in checked for s in samples}
+                | {(r.old_meter, e.gateway) for e, _, _, found, _ in checked for r in found})
             stored: list[tuple[str, Sample]] = []
             records: list[AccountReadings] = []
-            for envelope, samples, bad in checked:
-                routed = route(envelope, samples, meters)
+            for envelope, samples, bad, replacements, bad_replacements in checked:
+                routed = route(envelope, samples, meters, replacements)
                 stored += [(envelope.gateway, s) for s in routed.samples]
                 records += routed.records
-                dead += bad + routed.dead
+                dead += bad + bad_replacements + routed.dead
             await store_readings(cur, stored)
             await dead_letter(cur, "mqtt", dead)
             sent = [

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Annotated, Any
 
 import psycopg
+from pydantic import Field, TypeAdapter
 
-from meterline.contracts import CommandAck, RelayCommand
+from meterline.contracts import CommandAck, CommandResult, RelayCommand
 from meterline.metrics import BRIDGE_RELAY_COMMANDS, RELAY_COMMANDS_PENDING
 from meterline.mqtt import MqttError, MqttLink
 from meterline.settings import Settings
@@ -90,10 +91,15 @@ async def dispatch(settings: Settings, link: MqttLink, ready: asyncio.Event) -> 
                 break
 
 
+_ANSWER: TypeAdapter[CommandAck | CommandResult] = TypeAdapter(
+    Annotated[CommandAck | CommandResult, Field(discriminator="v")])
+
+
 async def record_ack(conn: psycopg.AsyncConnection[Any], payload: bytes) -> str | None:
-    """Store a gateway's answer; return the reason if the payload is refused."""
+    """Store a gateway's answer (a CommandAck, or a version 2 CommandResult); return the
+    reason if the payload is refused."""
     try:
-        ack = CommandAck.model_validate_json(payload)
+        ack = _ANSWER.validate_json(payload)
     except ValueError as exc:
         return f"malformed command ack: {exc}"
     cur = await conn.execute(_ACK, {"ok": ack.ok, "at": ack.at, "detail": ack.detail,

@@ -3,6 +3,10 @@
 Pure: given the raw MQTT payload and the known meters, it returns what to store, what to
 forward to Kafka (one record per account) and what to dead-letter with which reason.
 A bad sample is dead-lettered on its own; the rest of the batch goes on.
+
+Both batch versions are taken: a version 2 batch's reading flags and meter replacements go
+on to Kafka with the readings of the account concerned (the platform's register policy
+acts on them); its measurements and clock state are not stored here.
 """
 
 from __future__ import annotations
@@ -15,7 +19,14 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from ingest.directory import KnownMeter
-from meterline.contracts import AccountReadings, BatchEnvelope, Reading, Sample
+from meterline.contracts import (
+    AccountReadings,
+    BatchEnvelope,
+    MeterReplacement,
+    Reading,
+    Sample,
+    SampleV2,
+)
 from meterline.units import Utility
 
 
@@ -51,9 +62,10 @@ def check_samples(
     ahead would otherwise stamp readings no later reading could follow)."""
     samples: list[Sample] = []
     dead: list[tuple[str, str]] = []
+    shape = SampleV2 if envelope.v == 2 else Sample
     for raw in envelope.samples:
         try:
-            sample = Sample.model_validate(raw)
+            sample = shape.model_validate(raw)
         except ValidationError as exc:
             dead.append((f"invalid sample in batch {envelope.gateway}/{envelope.seq}: "
                          f"{_errors(exc)}", json.dumps(raw, default=str)))
@@ -78,11 +90,41 @@ def not_behind(meter: KnownMeter, gateway: str) -> str | None:
     return f"meter {meter.id} is registered behind gateway {meter.gateway}, not {gateway}"
 
 
+def check_replacements(
+    envelope: BatchEnvelope,
+) -> tuple[list[MeterReplacement], list[tuple[str, str]]]:
+    """The well-formed meter replacements of a batch; the others with the reason."""
+    replacements: list[MeterReplacement] = []
+    dead: list[tuple[str, str]] = []
+    for raw in envelope.replacements:
+        try:
+            replacements.append(MeterReplacement.model_validate(raw))
+        except ValidationError as exc:
+            dead.append((f"invalid meter replacement in batch {envelope.gateway}/{envelope.seq}: "
+                         f"{_errors(exc)}", json.dumps(raw, default=str)))
+    return replacements, dead
+
+
 def route(
-    envelope: BatchEnvelope, samples: list[Sample], meters: Mapping[str, KnownMeter]
+    envelope: BatchEnvelope, samples: list[Sample], meters: Mapping[str, KnownMeter],
+    replacements: list[MeterReplacement] | None = None,
 ) -> Routed:
+    """Readings (and meter replacements, with the account of the meter replaced) by account."""
     routed = Routed(envelope)
     by_account: dict[str, list[Reading]] = {}
+    replaced: dict[str, list[MeterReplacement]] = {}
+    for replacement in replacements or []:
+        meter = meters.get(replacement.old_meter)
+        where = f"in batch {envelope.gateway}/{envelope.seq}"
+        if meter is None:
+            routed.dead.append((f"replacement of unknown meter {replacement.old_meter} {where}",
+                                replacement.model_dump_json()))
+            continue
+        if refused := not_behind(meter, envelope.gateway):
+            routed.dead.append((f"replacement refused: {refused} {where}",
+                                replacement.model_dump_json()))
+            continue
+        replaced.setdefault(meter.account, []).append(replacement)
     for sample in samples:
         where = f"in batch {envelope.gateway}/{envelope.seq}"
         meter = meters.get(sample.meter)
@@ -109,7 +151,8 @@ def route(
         ))
     routed.records = [
         AccountReadings(account=account, gateway=envelope.gateway, seq=envelope.seq,
-                        readings=readings)
-        for account, readings in by_account.items()
+                        readings=by_account.get(account, []),
+                        replacements=replaced.get(account, []))
+        for account in dict.fromkeys([*by_account, *replaced])
     ]
     return routed

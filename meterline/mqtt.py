@@ -59,11 +59,16 @@ class MqttLink:
         max_queued_messages: int = 0,
         reconnect_max_delay: int = 10,
         logger: logging.Logger | None = None,
+        will: tuple[str, str | bytes] | None = None,
+        on_connected: Callable[[], None] | None = None,
     ) -> None:
         """``max_queued_messages``: how many QoS 1 messages may wait unacknowledged (0: no
         limit); past it ``publish_nowait`` drops a message. ``reconnect_max_delay``: the
         longest pause, in seconds, between attempts to reach a broker that is away.
-        ``logger``: where connection events are logged (the service's own logger)."""
+        ``logger``: where connection events are logged (the service's own logger).
+        ``will``: (topic, payload) the broker publishes, retained, if this client vanishes
+        without disconnecting. ``on_connected``: called in the event loop after every
+        connection (a birth message goes there)."""
         self.settings = settings
         self.log = logger or logging.getLogger("meterline.mqtt")
         self.client = paho.Client(
@@ -74,6 +79,9 @@ class MqttLink:
             protocol=paho.MQTTv311,
         )
         self.client.max_queued_messages_set(max_queued_messages)
+        if will is not None:
+            self.client.will_set(will[0], will[1], qos=1, retain=True)
+        self._on_connected = on_connected
         self.client.reconnect_delay_set(min_delay=1, max_delay=reconnect_max_delay)
         if settings.mqtt_username:
             self.client.username_pw_set(settings.mqtt_username, settings.mqtt_password)
@@ -172,6 +180,8 @@ class MqttLink:
     def _set_connected(self) -> None:
         self.connections += 1
         self.connected.set()
+        if self._on_connected is not None:
+            self._on_connected()
 
     def _set_connected_and_subscribed(self) -> None:
         self._set_connected()
@@ -209,10 +219,11 @@ class MqttLink:
             await self.close()
             raise MqttError(f"no MQTT broker at {self.address}") from exc
 
-    def _queue(self, topic: str, payload: bytes | str) -> paho.MQTTMessageInfo:
+    def _queue(self, topic: str, payload: bytes | str,
+               retain: bool = False) -> paho.MQTTMessageInfo:
         """Hand a QoS 1 message to paho; tracked until acknowledged unless paho refused it
         (queue full). paho keeps it even when it could not be sent yet."""
-        info = self.client.publish(topic, payload, qos=1)
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
         if info.rc != MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
             # on_publish reaches the loop through call_soon_threadsafe: after this runs
             self._pending.add(info.mid)
@@ -229,13 +240,15 @@ class MqttLink:
             raise MqttError(f"broker did not acknowledge a message on {topic} in {timeout}s")
 
     def publish_nowait(
-        self, topic: str, payload: bytes | str, *, on_ack: Callable[[], None] | None = None
+        self, topic: str, payload: bytes | str, *, on_ack: Callable[[], None] | None = None,
+        retain: bool = False,
     ) -> bool:
         """Queue a QoS 1 message; paho sends it, and keeps it while the broker is away.
         False if the queue is full (``max_queued_messages``): the message is dropped.
         ``on_ack`` is called in the event loop once the broker acknowledged this message
-        (never, if it was dropped or the link closed first)."""
-        info = self._queue(topic, payload)
+        (never, if it was dropped or the link closed first). ``retain``: the broker keeps
+        it for whoever subscribes later."""
+        info = self._queue(topic, payload, retain)
         if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
             return False
         if on_ack is not None:

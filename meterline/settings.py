@@ -59,6 +59,11 @@ class Settings(BaseSettings):
         "units as `1-20` or `1,2,5`.",
     )
     poll_interval: float = Field(1.0, gt=0, description="Seconds between poll cycles.")
+    gateway_config: Path | None = Field(
+        None, description="Gateway configuration file (TOML or YAML: Modbus TCP and RTU lines, "
+        "meters of any profile, polling, checks); without it, the SDM120s of gateway_meters "
+        "polled every poll_interval seconds.",
+    )
     gateway_state_dir: Path = Field(
         Path("var/gateway"),
         description="Where the gateway keeps its outbox (SQLite): batches not yet acknowledged "

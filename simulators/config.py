@@ -41,7 +41,7 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from meterline.profiles import Profile, ProfileError, load_profiles
-from meterline.profiles.loading import describe_errors
+from meterline.profiles.loading import describe_errors, pick_profile
 from meterline.settings import Settings
 from meterline.unit_ids import parse_unit_ids
 from meterline.units import Utility
@@ -96,7 +96,7 @@ class TcpServer(_Strict):
     meters: list[MeterGroup] = Field(min_length=1)
 
     @property
-    def name(self) -> str:
+    def server(self) -> str:
         return f"tcp:{self.port}"
 
 
@@ -133,7 +133,7 @@ class SimulatorConfig(_Strict):
     def _consistent(self) -> Self:
         if not self.tcp and not self.rtu:
             raise ValueError("nothing to serve: add a [[tcp]] server or an [[rtu]] line")
-        names = [s.name for s in self.tcp if s.port] + [line.server for line in self.rtu]
+        names = [s.server for s in self.servers if not isinstance(s, TcpServer) or s.port]
         if len(names) != len(set(names)):
             raise ValueError(f"two servers share a name: {names}")
         serials: set[int] = set()
@@ -159,13 +159,10 @@ class SimulatorConfig(_Strict):
         profiles = load_profiles([self.profiles_dir] if self.profiles_dir else [])
         for server in self.servers:
             for group in server.meters:
-                profile = profiles.get(group.profile)
-                if profile is None:
-                    raise ConfigError(f"unknown profile {group.profile!r}; known: "
-                                      f"{', '.join(sorted(profiles))}")
-                if group.utility is not None and group.utility not in profile.utilities:
-                    raise ConfigError(f"profile {profile.id} meters "
-                                      f"{', '.join(profile.utilities)}, not {group.utility}")
+                try:
+                    pick_profile(profiles, group.profile, group.utility)
+                except ProfileError as exc:
+                    raise ConfigError(f"{server.server}: {exc}") from None
         return profiles
 
 

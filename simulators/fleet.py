@@ -22,7 +22,6 @@ from simulators.clock import SimClock
 from simulators.config import (
     DEFAULT_LOAD,
     MeterGroup,
-    RtuLine,
     ScheduledFault,
     SimulatorConfig,
     TcpServer,
@@ -154,9 +153,8 @@ def _build(config: SimulatorConfig, clock: SimClock,
     profiles = config.profiles()
     servers: list[Server] = []
     start = clock.now()
-    plans: list[tuple[str, TcpServer | RtuLine]] = [
-        *((s.name, s) for s in config.tcp), *((line.server, line) for line in config.rtu)]
-    for name, plan in plans:
+    for plan in config.servers:
+        name = plan.server
         server = Server(name)
         for group in plan.meters:
             profile = profiles[group.profile]

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from meterline.profiles.model import Profile
+from meterline.units import Utility
 
 SHIPPED = Path(__file__).parent / "devices"
 
@@ -82,6 +83,19 @@ def load_profiles(extra_dirs: Iterable[Path] = ()) -> dict[str, Profile]:
             profile = load_profile(path)
             profiles[profile.id] = profile
     return profiles
+
+
+def pick_profile(profiles: Mapping[str, Profile], profile_id: str,
+                 utility: Utility | None = None) -> Profile:
+    """Profile ``profile_id`` among ``profiles``, for meters of ``utility`` (if given);
+    ProfileError saying why it will not do."""
+    profile = profiles.get(profile_id)
+    if profile is None:
+        raise ProfileError(f"unknown profile {profile_id!r}; known: {', '.join(sorted(profiles))}")
+    if utility is not None and utility not in profile.utilities:
+        raise ProfileError(f"profile {profile.id} meters {', '.join(profile.utilities)}, "
+                           f"not {utility}")
+    return profile
 
 
 @cache

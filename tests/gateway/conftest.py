@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from gateway.config import GatewayConfig, parse_config
 from gateway.service import Gateway, mqtt_client_id
 from meterline.settings import Settings
 from simulators.fleet import Fleet, serve_fleet
@@ -65,14 +66,18 @@ class RunningGateways:
     def __init__(self, mqtt_broker: tuple[str, int]) -> None:
         self.mqtt_broker = mqtt_broker
         self.tasks: dict[Gateway, asyncio.Task[None]] = {}
-        self.gateway_ids: set[str] = set()
+        self.retained: dict[str, set[str]] = {}  # gateway id -> its status topics
 
     async def start(self, settings: Settings, *, wait_ready: bool = True,
                     **options: Any) -> Gateway:
         """Start a gateway and wait until it is ready (unless ``wait_ready`` is False: with
         the broker away, it polls and stores batches but never gets ready)."""
         gateway = Gateway(settings, **options)
-        self.gateway_ids.add(settings.gateway_id)
+        self.retained.setdefault(settings.gateway_id, set()).update(
+            [settings.topic(settings.gateway_id, "status")]
+            + [settings.topic(settings.gateway_id, f"devices/{line.name}-{unit}")
+               for group in gateway.config.meters for line in [gateway.config.line(group.line)]
+               for unit in group.units])
         task = asyncio.create_task(gateway.run())
         self.tasks[gateway] = task
         if not wait_ready:
@@ -99,9 +104,9 @@ class RunningGateways:
     async def close(self) -> None:
         for gateway in list(self.tasks):
             await self.stop(gateway)
-        for gateway_id in self.gateway_ids:
+        for gateway_id, topics in self.retained.items():
             await asyncio.to_thread(
-                forget_session, *self.mqtt_broker, mqtt_client_id(gateway_id)
+                forget_session, *self.mqtt_broker, mqtt_client_id(gateway_id), retained=topics
             )
 
 
@@ -110,3 +115,18 @@ async def gateways(mqtt_broker: tuple[str, int]) -> AsyncIterator[RunningGateway
     running = RunningGateways(mqtt_broker)
     yield running
     await running.close()
+
+
+def tcp_config(*fleets: tuple[Fleet, str], every: float = POLL_INTERVAL,
+               **checks: Any) -> GatewayConfig:
+    """A gateway configuration polling each (fleet, profile) on a TCP line of its own
+    (line ``tcp-<n>``, from 1), every ``every`` seconds, not aligned."""
+    return parse_config({
+        "polling": {"every": every, "align": False},
+        "checks": checks,
+        "lines": [{"name": f"tcp-{n}", "transport": "tcp", "host": fleet.host, "port": fleet.port,
+                   "timeout": 0.5, "retries": 0}
+                  for n, (fleet, _) in enumerate(fleets, 1)],
+        "meters": [{"line": f"tcp-{n}", "units": fleet.units, "profile": profile}
+                   for n, (fleet, profile) in enumerate(fleets, 1)],
+    }, "test configuration")

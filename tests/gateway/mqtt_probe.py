@@ -8,19 +8,20 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from paho.mqtt.client import Client, ConnectFlags, MQTTMessage
+from paho.mqtt.client import Client, ConnectFlags, MQTTMessage, topic_matches_sub
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 
 class MqttProbe:
-    """Subscribes (QoS 1) to exact topics; ``next(topic)`` waits for the next payload."""
+    """Subscribes (QoS 1) to topics; ``next(topic)`` waits for the next payload of a topic
+    subscribed to (a wildcard subscription's queue holds (topic, payload) pairs)."""
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
         self._loop = asyncio.get_running_loop()
-        self._queues: dict[str, asyncio.Queue[bytes]] = {}
+        self._queues: dict[str, asyncio.Queue[Any]] = {}
         self._subscribed = asyncio.Event()
         self._client = Client(CallbackAPIVersion.VERSION2, client_id=f"probe-{uuid.uuid4().hex}")
         self._client.on_connect = self._on_connect
@@ -34,7 +35,13 @@ class MqttProbe:
         await asyncio.wait_for(self._subscribed.wait(), timeout)
 
     async def next(self, topic: str, timeout: float = 5.0) -> bytes:
-        return await asyncio.wait_for(self._queues[topic].get(), timeout)
+        payload: bytes = await asyncio.wait_for(self._queues[topic].get(), timeout)
+        return payload
+
+    async def next_message(self, pattern: str, timeout: float = 5.0) -> tuple[str, bytes]:
+        """The next (topic, payload) of wildcard subscription ``pattern``."""
+        message: tuple[str, bytes] = await asyncio.wait_for(self._queues[pattern].get(), timeout)
+        return message
 
     def received(self, topic: str) -> list[bytes]:
         """The payloads that arrived and were not taken yet, without waiting."""
@@ -61,13 +68,20 @@ class MqttProbe:
         self._loop.call_soon_threadsafe(self._subscribed.set)
 
     def _on_message(self, client: Client, userdata: Any, message: MQTTMessage) -> None:
-        queue = self._queues[message.topic]
-        self._loop.call_soon_threadsafe(queue.put_nowait, bytes(message.payload))
+        item: bytes | tuple[str, bytes] = bytes(message.payload)
+        if message.topic in self._queues:
+            queue = self._queues[message.topic]
+        else:
+            pattern = next(p for p in self._queues if topic_matches_sub(p, message.topic))
+            queue, item = self._queues[pattern], (message.topic, bytes(message.payload))
+        self._loop.call_soon_threadsafe(queue.put_nowait, item)
 
 
-def forget_session(host: str, port: int, client_id: str, timeout: float = 5.0) -> None:
+def forget_session(host: str, port: int, client_id: str, timeout: float = 5.0,
+                   retained: Iterable[str] = ()) -> None:
     """End the persistent broker session of ``client_id`` (a gateway's) by connecting once
-    with a clean session, so test runs leave no sessions behind on the machine's broker."""
+    with a clean session, and clear the ``retained`` topics (its status messages), so test
+    runs leave nothing behind on the machine's broker."""
     connected = threading.Event()
     client = Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
     client.on_connect = lambda *args: connected.set()
@@ -75,6 +89,8 @@ def forget_session(host: str, port: int, client_id: str, timeout: float = 5.0) -
     client.loop_start()
     try:
         connected.wait(timeout)
+        for topic in retained:
+            client.publish(topic, b"", qos=1, retain=True).wait_for_publish(timeout)
     finally:
         client.disconnect()
         client.loop_stop()

@@ -14,7 +14,7 @@ from typing import Any, cast
 
 import pytest
 
-from meterline.contracts import ReadingsBatch
+from meterline.contracts import ReadingsBatchV2
 from meterline.settings import Settings
 from simulators.fleet import Fleet
 from tests.gateway.conftest import FLEET_METERS, POLL_INTERVAL, RunningGateways
@@ -76,7 +76,7 @@ async def test_batches_published_while_the_broker_is_away_arrive_later(
     logger.addHandler(watch)
     try:
         await gateways.start(settings)
-        first = ReadingsBatch.model_validate_json(await mqtt.next(readings))
+        first = ReadingsBatchV2.model_validate_json(await mqtt.next(readings))
         assert first.seq == 0
 
         await proxy.cut()
@@ -91,7 +91,7 @@ async def test_batches_published_while_the_broker_is_away_arrive_later(
         arrived = [first.seq]
         async with asyncio.timeout(20):  # paho retries after 1 s, then 2 s, 4 s...
             while True:
-                batch = ReadingsBatch.model_validate_json(await mqtt.next(readings, 20))
+                batch = ReadingsBatchV2.model_validate_json(await mqtt.next(readings, 20))
                 arrived.append(batch.seq)  # QoS 1: one sent just before the cut may come twice
                 if batch.polled_at > back:
                     break
@@ -133,8 +133,8 @@ class Outage:
         self.proxy, self.gateways, self.watch = proxy, gateways, watch
         self.settings, self.mqtt = settings, mqtt
         self.readings = settings.topic(settings.gateway_id, "readings")
-        self.received: list[ReadingsBatch] = []
-        self.after_back: list[ReadingsBatch] = []  # received once the broker was back
+        self.received: list[ReadingsBatchV2] = []
+        self.after_back: list[ReadingsBatchV2] = []  # received once the broker was back
         self.stored_before_cut: list[int] = []
         self.stored_by_first_run: list[int] = []
         self.restarted_at = self.back_at = datetime.now(UTC)
@@ -156,7 +156,7 @@ class Outage:
         await self.gateways.start(self.settings, wait_ready=False, **options)  # broker away
         await self.watch.until(lambda: len(batches_logged(self.watch, stopped)) >= 2)
         # what reached the broker before the cut (a second ago at least) reached the probe too
-        self.received += [ReadingsBatch.model_validate_json(payload)
+        self.received += [ReadingsBatchV2.model_validate_json(payload)
                           for payload in self.mqtt.received(self.readings)]
         await self.proxy.start()
         self.back_at = datetime.now(UTC)
@@ -168,8 +168,8 @@ class Outage:
                     break
         self.received += self.after_back
 
-    async def next(self, timeout: float = 5.0) -> ReadingsBatch:
-        return ReadingsBatch.model_validate_json(await self.mqtt.next(self.readings, timeout))
+    async def next(self, timeout: float = 5.0) -> ReadingsBatchV2:
+        return ReadingsBatchV2.model_validate_json(await self.mqtt.next(self.readings, timeout))
 
     @property
     def seqs(self) -> list[int]:
@@ -222,9 +222,9 @@ async def test_a_full_outbox_drops_its_oldest_batches(
     )
     mqtt = await probe(settings.topic(settings.gateway_id, "readings"))
     outage = Outage(proxy, gateways, watch, settings, mqtt)
-    await outage.run(outbox_max_bytes=1500)  # about three batches of three meters
+    await outage.run(outbox_max_bytes=3200)  # about three batches of three meters (v2)
 
-    assert any(r.levelno == logging.ERROR and "full (1,500 bytes of batches): dropping the "
+    assert any(r.levelno == logging.ERROR and "full (3,200 bytes of batches): dropping the "
                "oldest" in r.getMessage() for r in watch.records)
     # the first acknowledgement after the outage makes room, and the log sums up the drops
     await watch.until(lambda: any("has room again" in r.getMessage() for r in watch.records))

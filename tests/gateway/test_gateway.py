@@ -17,7 +17,7 @@ from pymodbus.client import AsyncModbusTcpClient
 
 from gateway.outbox import Outbox
 from gateway.service import mqtt_client_id, run
-from meterline.contracts import CommandAck, ReadingsBatch, RelayAction, RelayCommand
+from meterline.contracts import CommandAck, ReadingsBatchV2, RelayAction, RelayCommand
 from meterline.kafka import free_port
 from meterline.settings import Settings
 from meterline.units import Register, Unit
@@ -41,11 +41,11 @@ def topics(settings: Settings) -> tuple[str, str, str]:
 
 
 async def next_batch(probe: MqttProbe, topic: str, *, after: datetime | None = None,
-                     timeout: float = 5.0) -> ReadingsBatch:
+                     timeout: float = 5.0) -> ReadingsBatchV2:
     """The next batch, or the first one polled after ``after``."""
     async with asyncio.timeout(timeout):
         while True:
-            batch = ReadingsBatch.model_validate_json(await probe.next(topic, timeout))
+            batch = ReadingsBatchV2.model_validate_json(await probe.next(topic, timeout))
             if after is None or batch.polled_at > after:
                 return batch
 
@@ -80,7 +80,7 @@ async def test_one_batch_per_cycle_with_one_sample_per_meter(
     assert span >= timedelta(seconds=2 * POLL_INTERVAL - 0.05)  # one message per cycle
     serials = [str(fleet.serial(unit)) for unit in fleet.units]
     for batch in batches:
-        assert (batch.v, batch.gateway) == (1, settings.gateway_id)
+        assert (batch.v, batch.gateway) == (2, settings.gateway_id)
         assert [s.meter for s in batch.samples] == serials
         for sample, unit in zip(batch.samples, fleet.units, strict=True):
             assert (sample.register, sample.unit) == (Register.ACTIVE_IMPORT, Unit.KWH)
@@ -231,14 +231,14 @@ async def test_malformed_commands_are_ignored_and_the_gateway_goes_on(
         b"\xff\xfe",
         b'{"v": 1, "meter": "1"}',
         valid.model_dump_json().replace('"disconnect"', '"explode"'),
-        valid.model_dump_json().replace('"v":1', '"v":2'),
+        valid.model_dump_json().replace('"v":1', '"v":3'),
     ):
         mqtt.publish(commands, payload)
     mqtt.publish(commands, valid.model_dump_json())
 
     ack = CommandAck.model_validate_json(await mqtt.next(acks))
     assert ack.command_id == valid.command_id and ack.ok  # the first ack: none for the junk
-    ignored = [r for r in caplog.records if "malformed relay command" in r.getMessage()]
+    ignored = [r for r in caplog.records if "malformed command" in r.getMessage()]
     assert len(ignored) == 5 and all(r.levelno == logging.WARNING for r in ignored)
 
     after = datetime.now(UTC)
@@ -288,7 +288,7 @@ async def test_meters_that_do_not_answer_are_left_out(
         assert [s.meter for s in batch.samples] == answering
         warnings = "\n".join(r.getMessage() for r in caplog.records
                              if r.levelno == logging.WARNING)
-        assert f"unit {FLEET_METERS + 1} at 127.0.0.1:{fleet.port}" in warnings
+        assert f"unit {FLEET_METERS + 1} on line tcp-1 (127.0.0.1:{fleet.port})" in warnings
         assert f"cannot connect to 127.0.0.1:{nobody}" in warnings
 
         await stop_other()  # a meter goes silent while the gateway runs
@@ -335,7 +335,10 @@ async def test_run_logs_ready_publishes_and_stops_on_cancel(
         with pytest.raises(asyncio.CancelledError):
             await task
         logger.removeHandler(watch)
-        await asyncio.to_thread(forget_session, *mqtt_broker, mqtt_client_id(settings.gateway_id))
+        await asyncio.to_thread(
+            forget_session, *mqtt_broker, mqtt_client_id(settings.gateway_id),
+            retained=[settings.topic(settings.gateway_id, "status")]
+            + [settings.topic(settings.gateway_id, f"devices/tcp-1-{u}") for u in fleet.units])
     assert any(r.getMessage() == f"gateway {settings.gateway_id} stopped" for r in caplog.records)
     assert (settings.gateway_state_dir / f"{settings.gateway_id}.sqlite").exists()
 
@@ -359,4 +362,4 @@ async def test_a_serial_reported_by_two_meters_is_left_out_of_the_second(
     clashes = [r for r in caplog.records
                if r.levelno == logging.ERROR and "already has" in r.getMessage()]
     assert len(clashes) == 1  # said once, not every cycle
-    assert f"unit 1 at 127.0.0.1:{twin.port}" in clashes[0].getMessage()
+    assert f"unit 1 on line tcp-2 (127.0.0.1:{twin.port})" in clashes[0].getMessage()
