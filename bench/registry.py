@@ -25,10 +25,10 @@ from decimal import Decimal
 import psycopg
 
 from billing.payments.imports import import_registry, payment_key
-from billing.payments.posting import Payment, receive
 from billing.payments.registries import load_layout
 from meterline import db
 from meterline.ledger import Book, EntryKind, lines_table, post_lines
+from meterline.payments import Payment, receive
 
 PERIOD = date(2025, 1, 1)
 PAID_ON = "2025-02-05"

@@ -246,6 +246,27 @@ def payments_import(
     run(_settings(), path, layout)
 
 
+@payments_app.command("cash")
+def payments_cash(
+    account: Annotated[str, typer.Argument(help="The personal account.")],
+    amount: Annotated[str, typer.Argument(help="Roubles, e.g. 1500.00.")],
+    receipt: Annotated[str, typer.Option(help="The cash desk's receipt number.")],
+    desk: Annotated[str, typer.Option(help="The cash desk.")] = "main",
+    period: Annotated[str | None, typer.Option(help="The month the payer names, YYYY-MM.")]
+    = None,
+    provider: Annotated[str | None, typer.Option(
+        help="Credit this provider's wallet whole (a prepaid top-up).")] = None,
+) -> None:
+    """Take a payment at a cash desk: one entry, split over what the account owes; the same
+    receipt again moves nothing."""
+    from decimal import Decimal
+
+    from billing.payments.commands import cash_payment as run
+
+    run(_settings(), account, Decimal(amount), receipt, desk=desk,
+        period=_month(period) if period else None, provider=provider)
+
+
 @payments_app.command("settle")
 def payments_settle(
     period: Annotated[str, typer.Option(help="The month to settle, YYYY-MM.")],

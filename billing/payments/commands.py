@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import psycopg
@@ -17,6 +18,7 @@ from billing.penalties.explain import explain
 from billing.penalties.journal import Accrued, accrue, explain_account
 from billing.penalties.rules import PenaltyRules, load_rules
 from meterline.errors import DomainError
+from meterline.payments import Payment, Received, receive
 from meterline.settings import Settings
 
 
@@ -122,3 +124,27 @@ def settle_period(settings: Settings, period: date, export: Path | None) -> None
     if export is not None and data is not None:
         export.write_bytes(data)
         typer.echo(f"transfers written to {export}")
+
+
+def cash_payment(settings: Settings, account: str, amount: Decimal, receipt: str, *,
+                 desk: str, period: date | None, provider: str | None) -> None:
+    """Post a payment taken at a cash desk (natural key: the desk and its receipt number)."""
+
+    async def main() -> Received:
+        async with await psycopg.AsyncConnection.connect(
+            settings.database_url, autocommit=True, application_name="meterline-cash-desk",
+        ) as conn:
+            return await receive(conn, Payment(
+                f"payment:cash:{desk}:{receipt}", "cash", account, amount, datetime.now(UTC),
+                period=period, provider_id=provider))
+
+    try:
+        done = asyncio.run(main())
+    except DomainError as exc:
+        typer.echo(f"refused: {exc.detail}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(("received" if done.new else "received before") + f": {amount:.2f} on "
+               f"account {account} (entry {done.entry_id})")
+    for s in done.shares:
+        what = "penalties" if s.penalty else "advance" if s.advance else f"{s.period:%Y-%m}"
+        typer.echo(f"  {s.provider_id} {s.service or '-'} {what}: {s.amount:.2f}")

@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-from billing.payments.posting import Payment, receive_many
 from billing.payments.registries import Layout, RefusedLine, Registry, parse
 from meterline.errors import Conflict
+from meterline.payments import Payment, receive_many
 
 CHUNK = 5000  # payments posted per statement group
 

@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo
 import psycopg
 from psycopg.rows import dict_row
 
-from billing.payments.allocation import commission as commission_of
 from billing.payments.bank_exchange import Party, Transfer, client_bank_exchange
+from meterline.allocation import commission as commission_of
 from meterline.errors import Invalid, NotFound
 from meterline.ledger import Book, Entry, EntryKind, Posting, post
 from meterline.periods import check_period

@@ -11,9 +11,9 @@ import psycopg
 
 from billing.payments.agreements import review, sign
 from billing.payments.instalments import Standing
-from billing.payments.posting import Payment, receive
 from billing.penalties.journal import explain_account
 from billing.penalties.rules import load_rules
+from meterline.payments import Payment, receive
 from tests.conftest import unique
 from tests.factories import charge_month, housing_account
 

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 
 from billing.payments.debts import aging, debtors
-from billing.payments.posting import Payment, receive
+from meterline.payments import Payment, receive
 from tests.conftest import unique
 from tests.factories import charge_month, housing_account
 

@@ -120,3 +120,23 @@ async def test_an_operation_sent_again_in_another_file_is_not_received_twice(
     assert clash.exit_code == 1
     assert f"line 1: operation {row.operation_id} was received before for account " \
         f"{a.account_id}, 300.00" in clash.stderr
+
+
+async def test_a_cash_desk_payment_is_posted_once_per_receipt(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    a = await housing_account(conn)
+    await charge_month(conn, a, date(2024, 11, 1), {"maintenance": "600.00",
+                                                    "electricity": "400.00"})
+    receipt = unique("r")
+    first = await cli("payments", "cash", a.account_id, "500.00", "--receipt", receipt)
+    assert first.exit_code == 0, first.output
+    assert f"received: 500.00 on account {a.account_id}" in first.stdout
+    # in proportion 600 : 400
+    assert f"{a.provider('maintenance')} maintenance 2024-11: 300.00" in first.stdout
+    assert f"{a.provider('electricity')} electricity 2024-11: 200.00" in first.stdout
+    again = await cli("payments", "cash", a.account_id, "500.00", "--receipt", receipt)
+    assert again.exit_code == 0 and "received before" in again.stdout
+    cur = await conn.execute("SELECT count(*) FROM payments WHERE account_id = %s",
+                             (a.account_id,))
+    assert await cur.fetchone() == (1,)

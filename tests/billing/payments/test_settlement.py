@@ -10,9 +10,9 @@ from typing import Any
 import psycopg
 
 from billing.payments.bank_exchange import Party, read_documents
-from billing.payments.posting import Payment, receive
 from billing.payments.settlement import settle, transfers_file
 from meterline.ledger import check
+from meterline.payments import Payment, receive
 from tests.conftest import unique
 from tests.factories import charge_month, housing_account, provider_terms
 

@@ -13,11 +13,11 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from billing.payments.posting import Payment, receive
 from billing.penalties.journal import accrue
 from billing.penalties.rules import load_rules
 from meterline.cli import app
 from meterline.ledger import check
+from meterline.payments import Payment, receive
 from meterline.settings import get_settings
 from tests.conftest import unique
 from tests.factories import HousingAccount, charge_month, housing_account

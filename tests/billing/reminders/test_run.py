@@ -10,10 +10,10 @@ from typing import Any
 
 import psycopg
 
-from billing.payments.posting import Payment, receive
 from billing.penalties.rules import load_rules
 from billing.reminders.run import DebtorRule, run_reminders
 from meterline.events import Event, EventKind, emit
+from meterline.payments import Payment, receive
 from tests.billing.reminders.conftest import Rig
 from tests.conftest import unique
 from tests.factories import (

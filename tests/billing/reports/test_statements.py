@@ -14,13 +14,13 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from billing.payments.posting import Payment, receive
 from billing.penalties.journal import accrue
 from billing.penalties.rules import load_rules
 from billing.reports.statements import debtors_list, penalties_register, turnover_sheet
 from billing.reports.tables import to_csv, to_pdf
 from meterline.cli import app
 from meterline.ledger import Book, Entry, EntryKind, Posting, post
+from meterline.payments import Payment, receive
 from meterline.settings import get_settings
 from meterline.units import Service
 from tests.conftest import unique

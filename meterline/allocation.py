@@ -1,5 +1,5 @@
 """Splitting one payment between the providers, services and periods of an account
-(DOMAIN.md §2), pure.
+(DOMAIN.md §2), pure (used by `meterline.payments`, which every channel's service calls).
 
 - The payer's own itemisation (amounts per service) wins; each item is then spread over that
   service's periods as below.

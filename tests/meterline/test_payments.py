@@ -10,10 +10,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from billing.payments.allocation import Item
-from billing.payments.posting import Payment, receive, receive_many
+from meterline.allocation import Item
 from meterline.errors import Conflict, Invalid
 from meterline.ledger import check
+from meterline.payments import Payment, receive, receive_many
 from tests.conftest import unique
 from tests.factories import HousingAccount, charge_month, customer, housing_account
 

@@ -1,5 +1,6 @@
 """Receiving a payment: one journal entry on the payment's natural key, whatever the channel
-(online, bank registry, cash desk).
+(online, bank registry, cash desk). In the kernel because every channel's service takes
+payments: the back office's registries, the API's online payments and cash desk.
 
 The entry credits the account's wallets per provider, service and period as `allocation`
 splits the payment over what the journal says is owed (``subscriber +share``), against the
@@ -24,7 +25,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 from psycopg.rows import dict_row
 
-from billing.payments.allocation import (
+from meterline.allocation import (
     Due,
     Item,
     ServiceLine,
