@@ -11,7 +11,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
-from billing.payments.allocation import largest_remainder
+from meterline.allocation import largest_remainder
 from meterline.errors import Invalid
 
 

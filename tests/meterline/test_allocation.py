@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from billing.payments.allocation import (
+from meterline.allocation import (
     Due,
     Item,
     ServiceLine,
@@ -43,9 +43,9 @@ def table(shares: list[Share]) -> set[tuple[str, str, str, str, bool]]:
 
 def test_proportional_split_is_kopeck_exact_by_largest_remainder() -> None:
     # 1,000.00 over 1,234.56 + 2,345.67 + 345.68 = 3,925.91 owed for January, in kopecks:
-    #   100000 × 1234.56 / 3925.91 = 31446.467  → 314.46, remainder .467
-    #   100000 × 2345.67 / 3925.91 = 59748.440  → 597.48, remainder .440
-    #   100000 ×  345.68 / 3925.91 =  8805.092  →  88.05, remainder .092
+    #   100000 x 1234.56 / 3925.91 = 31446.467  → 314.46, remainder .467
+    #   100000 x 2345.67 / 3925.91 = 59748.440  → 597.48, remainder .440
+    #   100000 x  345.68 / 3925.91 =  8805.092  →  88.05, remainder .092
     # floors add up to 999.99; the kopeck left goes to the largest remainder (maintenance).
     # (Half-up rounding of each share would give 314.46 + 597.48 + 88.05 = 999.99.)
     owed = [Due("uk", "maintenance", JAN, D("1234.56"), date(2025, 2, 10)),
@@ -149,6 +149,6 @@ def test_any_payment_over_any_debts_adds_up_exactly() -> None:
 
 def test_commission_per_provider_agreement_is_rounded_half_up() -> None:
     assert commission(D("1000.00"), D("1.5")) == D("15.00")
-    # 333.33 × 0.8 % = 2.66664 → 2.67; 1.25 × 2 % = 0.025 → 0.03 (half-up)
+    # 333.33 x 0.8 % = 2.66664 → 2.67; 1.25 x 2 % = 0.025 → 0.03 (half-up)
     assert commission(D("333.33"), D("0.8")) == D("2.67")
     assert commission(D("1.25"), D("2")) == D("0.03")
