@@ -10,10 +10,12 @@ from typing import Any
 
 import psycopg
 import typer
+from tqdm import tqdm
 
 from billing.accounts.imports import import_rows
 from billing.accounts.town import Town, TownSpec, generate_town
-from meterline.errors import DomainError
+from billing.billrun.run import Selection, bill
+from meterline.errors import DomainError, Invalid
 from meterline.settings import Settings
 
 
@@ -46,8 +48,7 @@ def import_file(settings: Settings, kind: str, path: Path, *, check: bool,
 
 def town(settings: Settings, *, first_month: str, **fields: Any) -> Town:
     """Generate a town (``fields``: of `TownSpec`; ``first_month`` as YYYY-MM)."""
-    year, month = (int(part) for part in first_month.split("-"))
-    spec = TownSpec(first_month=date(year, month, 1), **fields)
+    spec = TownSpec(first_month=parse_period(first_month), **fields)
 
     async def main() -> Town:
         async with await psycopg.AsyncConnection.connect(
@@ -60,3 +61,43 @@ def town(settings: Settings, *, first_month: str, **fields: Any) -> Town:
                f"{made.houses} houses, {made.meters} meters read by people, "
                f"{made.house_meters} house meters")
     return made
+
+
+def billrun(settings: Settings, period: str, selection: Selection, *, started_by: str,
+            chunk_accounts: int, progress: bool = True) -> None:
+    """Bill a period (resuming its unfinished run), with a progress bar of accounts."""
+
+    async def main() -> None:
+        month = parse_period(period)
+        async with await psycopg.AsyncConnection.connect(
+            settings.database_url, autocommit=True, application_name="meterline-billrun"
+        ) as conn:
+            bar = tqdm(unit=" accounts", disable=not progress, desc=f"bill run {period}")
+
+            def advance(accounts: int) -> None:
+                bar.update(accounts)
+
+            with bar:
+                run = await bill(conn, month, selection, started_by,
+                                 progress=advance, chunk_accounts=chunk_accounts,
+                                 on_start=lambda run: bar.reset(total=run.accounts))
+            cur = await conn.execute(
+                "SELECT accounts, changed FROM bill_runs WHERE id = %s", (run.id,))
+            accounts, changed = await cur.fetchone() or (0, 0)
+            typer.echo(f"bill run {run.id} of {period}: {accounts} accounts billed, "
+                       f"{changed} bills changed")
+
+    try:
+        asyncio.run(main())
+    except DomainError as exc:
+        typer.echo(f"refused: {exc.detail}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def parse_period(text: str) -> date:
+    """``YYYY-MM`` as the first day of that month."""
+    try:
+        year, month = (int(part) for part in text.split("-"))
+        return date(year, month, 1)
+    except ValueError as exc:
+        raise Invalid(f"a period is YYYY-MM, not {text!r}", field=["period"]) from exc

@@ -243,6 +243,33 @@ def town(
     run(_settings(), prefix=prefix, accounts=accounts, region=region, town=name, seed=seed,
         first_month=first_month, months=months)
 
+@app.command()
+def billrun(
+    period: Annotated[str, typer.Option(help="The month billed, YYYY-MM.")],
+    region: Annotated[str | None, typer.Option(help="Only this region (code).")] = None,
+    city: Annotated[str | None, typer.Option(help="Only this city (name).")] = None,
+    house: Annotated[int | None, typer.Option(help="Only this house (id).")] = None,
+    provider: Annotated[str | None, typer.Option(help="Only this provider's services.")] = None,
+    account: Annotated[list[str] | None, typer.Option(help="Only these accounts.")] = None,
+    chunk_accounts: Annotated[int, typer.Option(min=1, help="Accounts a transaction bills "
+                                                "(whole houses).")] = 20_000,
+    started_by: Annotated[str | None, typer.Option(help="Who runs it (default: cli:<user>)."
+                                                   )] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Bill a period for all housing accounts or a selection; an unfinished run of the same
+    period and selection is resumed. Billing again with nothing changed changes nothing."""
+    import getpass
+
+    from billing.billrun.run import Selection
+    from billing.commands import billrun as run
+
+    selection = Selection(region=region, city=city, house=house, provider=provider,
+                          accounts=tuple(account or ()))
+    run(_settings(), period, selection, started_by=started_by or f"cli:{getpass.getuser()}",
+        chunk_accounts=chunk_accounts, progress=progress)
+
+
 # --- users and MQTT credentials (issue 9)
 
 users_app = typer.Typer(help="People and machines who use the API: users, roles, accounts.",

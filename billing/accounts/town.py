@@ -254,13 +254,13 @@ _HOUSE_METERS = """
 CREATE TEMP TABLE town_house_meters ON COMMIT DROP AS
 SELECT %(prefix)s || '-H' || h.h || '-' || m.code AS meter_id, h.id AS house_id, m.utility,
        m.register, m.share,
-       (SELECT sum(CASE m.utility
-                       WHEN 'cold_water' THEN 0.5 + 3.6 * a.residents
-                       WHEN 'hot_water' THEN 0.3 + 2.6 * a.residents
-                       WHEN 'electricity' THEN 60 + 65 * a.residents
-                       ELSE a.area END)
-          FROM town_accounts a WHERE a.house = h.h) AS monthly
+       CASE m.utility WHEN 'cold_water' THEN 0.5 * a.n + 3.6 * a.residents
+                      WHEN 'hot_water' THEN 0.3 * a.n + 2.6 * a.residents
+                      WHEN 'electricity' THEN 60 * a.n + 65 * a.residents
+                      ELSE a.area END AS monthly
   FROM town_houses h
+  JOIN (SELECT house, count(*) AS n, sum(residents) AS residents, sum(area) AS area
+          FROM town_accounts GROUP BY house) a ON a.house = h.h
   JOIN (VALUES ('heat', 'ht', 'heat_energy', 0.7), ('cold_water', 'cw', 'volume', 0.8),
                ('hot_water', 'hw', 'volume', 0.8), ('electricity', 'el', 'active_import', 0.9))
        AS m(utility, code, register, share)
@@ -310,6 +310,33 @@ SELECT %(region)s, service, scope, basis, quantity::numeric, unit, %(norms_from)
 ON CONFLICT DO NOTHING
 """
 
+# Prices of the town's providers from the first month: per meter unit in rating's tariffs
+# (the same tariff prices a gateway meter), the rest in service_prices.
+PRICES: dict[Service, tuple[str, str]] = {
+    Service.COLD_WATER: ("m3", "52.30"), Service.HOT_WATER: ("m3", "245.60"),
+    Service.ELECTRICITY: ("kWh", "6.83"), Service.GAS: ("m3", "8.92"),
+    Service.HEATING: ("Gcal", "2930.50"), Service.SEWERAGE: ("m3", "41.80"),
+    Service.MAINTENANCE: ("m2", "34.20"), Service.CAPITAL_REPAIR: ("m2", "18.90"),
+    Service.WASTE: ("person", "165.40"),
+}
+METERED = {Service.COLD_WATER: "cold_water", Service.HOT_WATER: "hot_water",
+           Service.ELECTRICITY: "electricity", Service.GAS: "gas", Service.HEATING: "heat"}
+
+_PRICES = """
+INSERT INTO tariffs (provider_id, utility, unit, price, valid_from)
+SELECT p.provider_id, p.utility, p.unit, p.price::numeric, %(first_month)s::timestamp
+                                                      AT TIME ZONE %(time_zone)s
+  FROM unnest(%(t_provider)s::text[], %(t_utility)s::text[], %(t_unit)s::text[],
+              %(t_price)s::text[]) AS p(provider_id, utility, unit, price)
+ WHERE NOT EXISTS (SELECT 1 FROM tariffs t WHERE t.provider_id = p.provider_id
+                      AND t.utility = p.utility);
+INSERT INTO service_prices (provider_id, service, unit, price, valid_from)
+SELECT provider_id, service, unit, price::numeric, %(first_month)s
+  FROM unnest(%(s_provider)s::text[], %(s_service)s::text[], %(s_unit)s::text[],
+              %(s_price)s::text[]) AS p(provider_id, service, unit, price)
+ON CONFLICT DO NOTHING
+"""
+
 _BENEFITS = """
 INSERT INTO account_benefits (account_id, category, service, share, valid_from)
 SELECT s.account_id, 'veteran', s.service, 0.5, %(first_month)s
@@ -345,7 +372,26 @@ def _params(spec: TownSpec) -> dict[str, Any]:
         "n_service": [n[0] for n in NORMS], "n_scope": [n[1] for n in NORMS],
         "n_basis": [n[2] for n in NORMS], "n_quantity": [n[3] for n in NORMS],
         "n_unit": [n[4] for n in NORMS],
+        "t_provider": [providers[s] for s in METERED], "t_utility": list(METERED.values()),
+        "t_unit": [PRICES[s][0] for s in METERED], "t_price": [PRICES[s][1] for s in METERED],
+        "s_provider": [providers[s] for s in PRICES if s not in METERED],
+        "s_service": [str(s) for s in PRICES if s not in METERED],
+        "s_unit": [PRICES[s][0] for s in PRICES if s not in METERED],
+        "s_price": [PRICES[s][1] for s in PRICES if s not in METERED],
     }
+
+
+async def put_prices_and_norms(conn: psycopg.AsyncConnection[Any], spec: TownSpec) -> None:
+    """The town's prices (for its providers, from its first month) and its region's norms;
+    what exists already is left as it is."""
+    await _execute(conn, (_NORMS, _PRICES), _params(spec))
+
+
+async def _execute(conn: psycopg.AsyncConnection[Any], steps: tuple[LiteralString, ...],
+                   params: dict[str, Any]) -> None:
+    for step in steps:
+        for statement in step.split(";\n"):
+            await conn.execute(statement, params)
 
 
 async def generate_town(conn: psycopg.AsyncConnection[Any], spec: TownSpec) -> Town:
@@ -354,12 +400,10 @@ async def generate_town(conn: psycopg.AsyncConnection[Any], spec: TownSpec) -> T
     params = _params(spec)
     steps: tuple[LiteralString, ...] = (
         _HOUSES, _CITIES, _ACCOUNTS, _PROVIDERS, _SERVICES, _METERS, _HOUSE_METERS, _NORMS,
-        _BENEFITS)
+        _PRICES, _BENEFITS)
     async with conn.transaction():
         await conn.execute(_RAND)
-        for step in steps:
-            for statement in step.split(";\n"):
-                await conn.execute(statement, params)
+        await _execute(conn, steps, params)
         cur = await conn.execute(_COUNTS)
         counts = await cur.fetchone()
         assert counts is not None
