@@ -211,7 +211,8 @@ SELECT account_id, service, provider_id, %(first_month)s FROM town_services
 # Meters read by people: most metered services have one; consumption by residents.
 _METERS = """
 CREATE TEMP TABLE town_meters ON COMMIT DROP AS
-SELECT s.account_id || '-' || m.code AS meter_id, s.account_id, s.provider_id, m.utility,
+SELECT s.account_id || '-' || m.code AS meter_id, s.n || m.code AS draw, s.account_id,
+       s.provider_id, m.utility,
        m.register, m.unit, m.per_person, m.base, a.residents, a.n
   FROM town_services s
   JOIN town_accounts a ON a.account_id = s.account_id
@@ -221,14 +222,14 @@ SELECT s.account_id || '-' || m.code AS meter_id, s.account_id, s.provider_id, m
                ('gas', 'gs', 'volume', 'm3', 9, 3, 0.5))
        AS m(utility, code, register, unit, per_person, base, share)
     ON m.utility = s.service
- WHERE pg_temp.town_rand(%(seed)s, 'meter' || s.account_id || m.code) < m.share;
+ WHERE pg_temp.town_rand(%(seed)s, 'meter' || s.n || m.code) < m.share;
 INSERT INTO meters (id, account_id, provider_id, utility, model, gateway_id, installed_at)
 SELECT meter_id, account_id, provider_id, utility, 'manual', NULL, %(installed_at)s
   FROM town_meters;
 INSERT INTO registers (meter_id, code, unit) SELECT meter_id, register, unit FROM town_meters;
 INSERT INTO readings (meter_id, register, ts, value, source)
 SELECT meter_id, register, %(installed_at)s,
-       round((pg_temp.town_rand(%(seed)s, 'start' || meter_id) * 500)::numeric, 3), 'operator'
+       round((pg_temp.town_rand(%(seed)s, 'start' || draw) * 500)::numeric, 3), 'operator'
   FROM town_meters;
 -- monthly readings taken on the 20th; about one in twelve is missing
 INSERT INTO readings (meter_id, register, ts, value, source)
@@ -236,14 +237,14 @@ SELECT meter_id, register, ts, value, source FROM (
     SELECT m.meter_id, m.register,
            (%(first_month)s::date + make_interval(months => k) + interval '19 days 12 hours')
                AT TIME ZONE %(time_zone)s AS ts,
-           round((pg_temp.town_rand(%(seed)s, 'start' || m.meter_id) * 500
+           round((pg_temp.town_rand(%(seed)s, 'start' || m.draw) * 500
                  + sum((m.base + m.per_person * m.residents)
-                       * (0.7 + 0.6 * pg_temp.town_rand(%(seed)s, m.meter_id || ':' || k)))
+                       * (0.7 + 0.6 * pg_temp.town_rand(%(seed)s, m.draw || ':' || k)))
                    OVER (PARTITION BY m.meter_id ORDER BY k))::numeric, 3) AS value,
            (ARRAY['app', 'web', 'phone', 'operator'])[
-               1 + floor(pg_temp.town_rand(%(seed)s, 'src' || m.meter_id || k) * 4)::int]
+               1 + floor(pg_temp.town_rand(%(seed)s, 'src' || m.draw || k) * 4)::int]
                AS source,
-           pg_temp.town_rand(%(seed)s, 'miss' || m.meter_id || ':' || k) < 0.08 AS missing
+           pg_temp.town_rand(%(seed)s, 'miss' || m.draw || ':' || k) < 0.08 AS missing
       FROM town_meters m, generate_series(0, %(months)s - 1) AS k
 ) r WHERE NOT missing
 """
@@ -252,7 +253,8 @@ SELECT meter_id, register, ts, value, source FROM (
 # common property used (losses, stairs, basements); heat by area and season.
 _HOUSE_METERS = """
 CREATE TEMP TABLE town_house_meters ON COMMIT DROP AS
-SELECT %(prefix)s || '-H' || h.h || '-' || m.code AS meter_id, h.id AS house_id, m.utility,
+SELECT %(prefix)s || '-H' || h.h || '-' || m.code AS meter_id, h.h || m.code AS draw,
+       h.id AS house_id, m.utility,
        m.register, m.share,
        CASE m.utility WHEN 'cold_water' THEN 0.5 * a.n + 3.6 * a.residents
                       WHEN 'hot_water' THEN 0.3 * a.n + 2.6 * a.residents
@@ -282,7 +284,7 @@ SELECT meter_id, register, ts,
                 THEN m.monthly * 0.0156
                      * (1 + cos(2 * pi() * extract(month FROM %(first_month)s::date
                                                    + make_interval(months => k)) / 12))
-                ELSE m.monthly * (1.03 + 0.12 * pg_temp.town_rand(%(seed)s, m.meter_id || k))
+                ELSE m.monthly * (1.03 + 0.12 * pg_temp.town_rand(%(seed)s, m.draw || k))
            END
       FROM town_house_meters m, generate_series(0, %(months)s - 1) AS k
   ) v
@@ -341,7 +343,7 @@ _BENEFITS = """
 INSERT INTO account_benefits (account_id, category, service, share, valid_from)
 SELECT s.account_id, 'veteran', s.service, 0.5, %(first_month)s
   FROM town_services s
- WHERE pg_temp.town_rand(%(seed)s, 'veteran' || s.account_id) < 0.05
+ WHERE pg_temp.town_rand(%(seed)s, 'veteran' || s.n) < 0.05
    AND s.service IN ('cold_water', 'hot_water', 'sewerage', 'heating', 'electricity', 'gas')
 """
 
