@@ -4,6 +4,7 @@ line itself (options, help) is in `meterline.cli`, which calls these."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from tqdm import tqdm
 from billing.accounts.imports import import_rows
 from billing.accounts.town import Town, TownSpec, generate_town
 from billing.billrun.run import Selection, bill
+from billing.documents.bulk import Written, export_selection, render_selection, renderers
 from meterline.errors import DomainError, Invalid
 from meterline.settings import Settings
 
@@ -101,3 +103,50 @@ def parse_period(text: str) -> date:
         return date(year, month, 1)
     except ValueError as exc:
         raise Invalid(f"a period is YYYY-MM, not {text!r}", field=["period"]) from exc
+
+
+def documents(settings: Settings, period: str, selection: Selection, folder: Path, *,
+              processes: int, progress: bool = True) -> None:
+    """Render the payment documents of a selection into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    async def main() -> list[Written]:
+        month = parse_period(period)
+        async with await psycopg.AsyncConnection.connect(
+            settings.database_url, autocommit=True, application_name="meterline-documents"
+        ) as conn:
+            with renderers(processes) as pool, tqdm(unit=" documents", disable=not progress,
+                                                    desc=f"documents {period}") as bar:
+                return await render_selection(conn, month, selection, folder, pool,
+                                              progress=bar.update)
+
+    started = time.perf_counter()
+    try:
+        written = asyncio.run(main())
+    except DomainError as exc:
+        typer.echo(f"refused: {exc.detail}", err=True)
+        raise typer.Exit(2) from exc
+    seconds = time.perf_counter() - started
+    size = sum(w.size for w in written)
+    typer.echo(f"{len(written)} documents of {period} in {folder} ({size / 1e6:.1f} MB, "
+               f"{len(written) / seconds if seconds else 0:.0f} a second)")
+
+
+def export(settings: Settings, period: str, selection: Selection, kind: str,
+           out: Path) -> None:
+    """Export the documents of a selection to ``out``."""
+
+    async def main() -> int:
+        month = parse_period(period)
+        async with await psycopg.AsyncConnection.connect(
+            settings.database_url, autocommit=True, application_name="meterline-export"
+        ) as conn:
+            with out.open("w", encoding="utf-8", newline="") as stream:
+                return await export_selection(conn, month, selection, kind, stream)
+
+    try:
+        count = asyncio.run(main())
+    except DomainError as exc:
+        typer.echo(f"refused: {exc.detail}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"{count} documents of {period} exported to {out} ({kind})")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -209,6 +209,23 @@ def demo(
 
 # --- the back office (billing/)
 
+def _selection(region: str | None, city: str | None, house: int | None,
+               provider: str | None, account: list[str] | None) -> Any:
+    from billing.billrun.run import Selection
+
+    return Selection(region=region, city=city, house=house, provider=provider,
+                     accounts=tuple(account or ()))
+
+
+Region = Annotated[str | None, typer.Option(help="Only this region (code).")]
+City = Annotated[str | None, typer.Option(help="Only this city (name).")]
+House = Annotated[int | None, typer.Option(help="Only this house (id).")]
+ProviderOption = Annotated[str | None, typer.Option("--provider",
+                                                    help="Only this provider's services.")]
+Accounts = Annotated[list[str] | None, typer.Option("--account",
+                                                    help="Only these accounts (repeat).")]
+
+
 @app.command("import")
 def import_file(
     kind: Annotated[str, typer.Argument(
@@ -246,11 +263,8 @@ def town(
 @app.command()
 def billrun(
     period: Annotated[str, typer.Option(help="The month billed, YYYY-MM.")],
-    region: Annotated[str | None, typer.Option(help="Only this region (code).")] = None,
-    city: Annotated[str | None, typer.Option(help="Only this city (name).")] = None,
-    house: Annotated[int | None, typer.Option(help="Only this house (id).")] = None,
-    provider: Annotated[str | None, typer.Option(help="Only this provider's services.")] = None,
-    account: Annotated[list[str] | None, typer.Option(help="Only these accounts.")] = None,
+    region: Region = None, city: City = None, house: House = None,
+    provider: ProviderOption = None, account: Accounts = None,
     chunk_accounts: Annotated[int, typer.Option(min=1, help="Accounts a transaction bills "
                                                 "(whole houses).")] = 20_000,
     started_by: Annotated[str | None, typer.Option(help="Who runs it (default: cli:<user>)."
@@ -261,13 +275,44 @@ def billrun(
     period and selection is resumed. Billing again with nothing changed changes nothing."""
     import getpass
 
-    from billing.billrun.run import Selection
     from billing.commands import billrun as run
 
-    selection = Selection(region=region, city=city, house=house, provider=provider,
-                          accounts=tuple(account or ()))
-    run(_settings(), period, selection, started_by=started_by or f"cli:{getpass.getuser()}",
-        chunk_accounts=chunk_accounts, progress=progress)
+    run(_settings(), period, _selection(region, city, house, provider, account),
+        started_by=started_by or f"cli:{getpass.getuser()}", chunk_accounts=chunk_accounts,
+        progress=progress)
+
+
+@app.command()
+def documents(
+    period: Annotated[str, typer.Option(help="The month billed, YYYY-MM.")],
+    out: Annotated[Path, typer.Option(help="Folder the PDFs are written to.")],
+    region: Region = None, city: City = None, house: House = None,
+    provider: ProviderOption = None, account: Accounts = None,
+    processes: Annotated[int, typer.Option(min=1, help="Rendering processes.")] = 2,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Render the payment documents (PDF with the payment QR) of the accounts billed for a
+    period, or of a selection of them."""
+    from billing.commands import documents as run
+
+    run(_settings(), period, _selection(region, city, house, provider, account), out,
+        processes=processes, progress=progress)
+
+
+@app.command()
+def export(
+    period: Annotated[str, typer.Option(help="The month billed, YYYY-MM.")],
+    out: Annotated[Path, typer.Option(help="File written.")],
+    format: Annotated[str, typer.Option(help="csv or json (print shops), gis (ГИС ЖКХ).")]
+    = "csv",
+    region: Region = None, city: City = None, house: House = None,
+    provider: ProviderOption = None, account: Accounts = None,
+) -> None:
+    """Export the payment documents of a period for print shops (CSV, JSON) or for the state
+    housing information system (gis: its attribute set, billing/documents/GIS_ZHKH.md)."""
+    from billing.commands import export as run
+
+    run(_settings(), period, _selection(region, city, house, provider, account), format, out)
 
 
 # --- users and MQTT credentials (issue 9)
