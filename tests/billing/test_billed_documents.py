@@ -22,6 +22,7 @@ from billing.documents.qr import parse
 from meterline.cli import app
 from meterline.errors import NotFound
 from meterline.settings import get_settings
+from meterline.units import Service
 from tests.billing.test_documents import decoded_qr
 from tests.factories import town
 
@@ -58,7 +59,7 @@ async def test_each_document_adds_up_to_its_bill(
     assert shown == billed_sums
     for doc in docs:
         assert doc.to_pay == sum((line.total for line in doc.lines), Decimal(0))
-        assert doc.issuer.provider_id == billed.providers["maintenance"]
+        assert doc.issuer.provider_id == billed.providers[Service.MAINTENANCE]
         assert doc.due_on == date(2026, 4, 10)
 
 
