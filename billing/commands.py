@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +14,10 @@ from tqdm import tqdm
 
 from billing.accounts.imports import import_rows
 from billing.accounts.town import Town, TownSpec, generate_town
-from billing.billrun.run import Selection, bill
+from billing.billrun.run import bill
 from billing.documents.bulk import Written, export_selection, render_selection, renderers
-from meterline.errors import DomainError, Invalid
+from meterline.bill_runs import Selection, parse_period
+from meterline.errors import DomainError
 from meterline.settings import Settings
 
 
@@ -94,15 +94,6 @@ def billrun(settings: Settings, period: str, selection: Selection, *, started_by
     except DomainError as exc:
         typer.echo(f"refused: {exc.detail}", err=True)
         raise typer.Exit(2) from exc
-
-
-def parse_period(text: str) -> date:
-    """``YYYY-MM`` as the first day of that month."""
-    try:
-        year, month = (int(part) for part in text.split("-"))
-        return date(year, month, 1)
-    except ValueError as exc:
-        raise Invalid(f"a period is YYYY-MM, not {text!r}", field=["period"]) from exc
 
 
 def documents(settings: Settings, period: str, selection: Selection, folder: Path, *,

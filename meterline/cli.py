@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import typer
 
 from meterline import db
+from meterline.bill_runs import Selection
 from meterline.services import configure_logging, serve, stop_on_sigterm_as_on_ctrl_c
 from meterline.settings import Settings, get_settings
 from meterline.tariffs.commands import app as tariffs_app
@@ -210,9 +211,7 @@ def demo(
 # --- the back office (billing/)
 
 def _selection(region: str | None, city: str | None, house: int | None,
-               provider: str | None, account: list[str] | None) -> Any:
-    from billing.billrun.run import Selection
-
+               provider: str | None, account: list[str] | None) -> Selection:
     return Selection(region=region, city=city, house=house, provider=provider,
                      accounts=tuple(account or ()))
 

@@ -24,7 +24,7 @@ from billing.accounts.town import (
     provider_ids,
     put_prices_and_norms,
 )
-from billing.documents.model import (
+from meterline.documents.model import (
     CommonVolume,
     Line,
     MeterReading,
@@ -484,10 +484,13 @@ async def housing(
         INSERT INTO houses (street_id, number, common_area) SELECT id, '1', %s FROM s
         RETURNING id""", (region, common_area))
     (house_id,) = await cur.fetchone() or (0,)
-    for role, name, _ in PROVIDERS:
-        await conn.execute(
-            "INSERT INTO providers (id, name, inn) VALUES (%s, %s, '7701000001')",
-            (f"{prefix.lower()}-{role}", name))
+    for n, (role, name, _) in enumerate(PROVIDERS):
+        await conn.execute("""
+            INSERT INTO providers (id, name, inn, kpp, bank_name, bic, corr_account,
+                                   settlement_account)
+            VALUES (%s, %s, '7701000001', '770101001', 'ПАО Сбербанк', '044525225',
+                    '30101810400000000225', %s)""",
+            (f"{prefix.lower()}-{role}", name, f"4070281090000000{n:04d}"))
     await put_prices_and_norms(conn, town)
     for n, (account, (area, residents)) in enumerate(zip(accounts, flats, strict=True)):
         cur = await conn.execute(

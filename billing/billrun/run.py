@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -24,29 +24,11 @@ import psycopg
 from psycopg import sql
 
 from billing.billrun.lines import CHUNK, PREPARE, SUBSTITUTED, UNPRICED, execute_all
-from meterline.errors import Conflict, Invalid, NotFound
+from meterline.bill_runs import Selection, check_period
+from meterline.errors import Conflict, DomainError, Invalid, NotFound
 
 CHUNK_ACCOUNTS = 20_000
 LOCK = 0x62696C6C  # advisory lock namespace of bill runs; the second key is the period
-
-
-@dataclass(frozen=True)
-class Selection:
-    """Which accounts (and providers) a run bills; nothing set: every housing account."""
-
-    region: str | None = None
-    city: str | None = None
-    house: int | None = None
-    provider: str | None = None
-    accounts: tuple[str, ...] = field(default=())
-
-    def as_json(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v
-                for k, v in asdict(self).items() if v not in (None, ())}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Selection:
-        return cls(**{**data, "accounts": tuple(data.get("accounts", ()))})
 
 
 @dataclass(frozen=True)
@@ -57,13 +39,6 @@ class Run:
     started_by: str
     accounts: int
     chunks: int
-
-
-def check_period(period: date) -> date:
-    if period.day != 1:
-        raise Invalid(f"a billing period is the first day of its month, not {period}",
-                      field=["period"])
-    return period
 
 
 def next_month(period: date) -> date:
@@ -147,18 +122,37 @@ async def lock_period(conn: psycopg.AsyncConnection[Any], period: date) -> None:
 
 async def start(
     conn: psycopg.AsyncConnection[Any], period: date, selection: Selection, started_by: str,
-    *, chunk_accounts: int = CHUNK_ACCOUNTS,
+    *, chunk_accounts: int = CHUNK_ACCOUNTS, queued: int | None = None,
 ) -> Run:
-    """Record a run and its chunks (one transaction). Refused when a service of a selected
-    account has no price in force, or when nothing is selected."""
+    """Record a run (or take the ``queued`` one) and its chunks, and prepare it, in one
+    transaction. Refused when nothing is selected or a selected account's service has no
+    price in force; a refused queued run is marked failed with the reason."""
     check_period(period)
+    try:
+        return await _start(conn, period, selection, started_by, chunk_accounts, queued)
+    except DomainError as exc:
+        if queued is not None:
+            await conn.execute("""
+                UPDATE bill_runs SET status = 'failed', detail = %s, finished_at = now()
+                 WHERE id = %s""", (exc.detail, queued))
+        raise
+
+
+async def _start(conn: psycopg.AsyncConnection[Any], period: date, selection: Selection,
+                 started_by: str, chunk_accounts: int, queued: int | None) -> Run:
     params = _params(selection, period)
     async with conn.transaction():
-        cur = await conn.execute("""
-            INSERT INTO bill_runs (period, selection, started_by) VALUES (%s, %s, %s)
-            RETURNING id""", (period, json.dumps(selection.as_json()), started_by))
+        if queued is None:
+            cur = await conn.execute("""
+                INSERT INTO bill_runs (period, selection, started_by) VALUES (%s, %s, %s)
+                RETURNING id""", (period, json.dumps(selection.as_json()), started_by))
+        else:
+            cur = await conn.execute("""
+                UPDATE bill_runs SET status = 'running', started_at = now()
+                 WHERE id = %s AND status = 'queued' RETURNING id""", (queued,))
         row = await cur.fetchone()
-        assert row is not None
+        if row is None:
+            raise Conflict(f"bill run {queued} is not queued", code="bill-run-not-queued")
         run_id = int(row[0])
         cur = await conn.execute(_SELECT, {**params, "run": run_id, "chunk": chunk_accounts})
         sizes = [n for (n,) in await cur.fetchall()]
@@ -315,7 +309,7 @@ Progress = Callable[[int], None]  # accounts billed by the chunk just done
 async def bill(
     conn: psycopg.AsyncConnection[Any], period: date, selection: Selection, started_by: str,
     *, progress: Progress | None = None, chunk_accounts: int = CHUNK_ACCOUNTS,
-    on_start: Callable[[Run], None] | None = None,
+    on_start: Callable[[Run], None] | None = None, queued: int | None = None,
 ) -> Run:
     """Bill ``selection`` for ``period``: resume the unfinished run of the same period and
     selection, or start one; chunk after chunk until done. ``conn`` is in autocommit mode
@@ -324,7 +318,13 @@ async def bill(
     await lock_period(conn, check_period(period))
     try:
         run = await unfinished(conn, period, selection) or await start(
-            conn, period, selection, started_by, chunk_accounts=chunk_accounts)
+            conn, period, selection, started_by, chunk_accounts=chunk_accounts, queued=queued)
+        if queued is not None and run.id != queued:
+            # an unfinished run of the same period and selection goes on instead
+            await conn.execute("""
+                UPDATE bill_runs SET status = 'done', finished_at = now(),
+                       detail = %s WHERE id = %s AND status = 'queued'""",
+                (f"resumed bill run {run.id} instead", queued))
         if on_start is not None:
             on_start(run)
         for chunk in await pending_chunks(conn, run):

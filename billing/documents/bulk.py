@@ -16,11 +16,11 @@ from typing import Any, TextIO
 
 import psycopg
 
-from billing.billrun.run import Selection
-from billing.documents.assemble import payment_documents
 from billing.documents.exports import Export
-from billing.documents.model import PaymentDocument
-from billing.documents.pdf import DEFAULT_FONT_DIR, register_fonts, render_pdf
+from meterline.bill_runs import Selection
+from meterline.documents.assemble import payment_documents
+from meterline.documents.model import PaymentDocument
+from meterline.documents.pdf import DEFAULT_FONT_DIR, file_name, register_fonts, render_pdf
 
 BATCH = 500
 
@@ -56,10 +56,6 @@ async def billed_accounts(conn: psycopg.AsyncConnection[Any], period: date,
 class Written:
     path: Path
     size: int
-
-
-def file_name(doc: PaymentDocument) -> str:
-    return f"{doc.account_id}-{doc.period:%Y-%m}.pdf"
 
 
 def write_pdf(doc: PaymentDocument, folder: Path, font_dir: Path = DEFAULT_FONT_DIR) -> Written:

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any, TextIO
 
-from billing.documents.model import PaymentDocument
+from meterline.documents.model import PaymentDocument
 
 CSV_COLUMNS = (
     "document_id", "account_id", "els", "period", "payer_name", "address", "area",

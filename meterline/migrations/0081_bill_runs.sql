@@ -41,13 +41,14 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- One run of the bill run: a period and a selection, who or what started it, its progress.
+-- A run asked for through the API waits 'queued' until the scheduler service takes it.
 CREATE TABLE bill_runs (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     period       date NOT NULL CHECK (period = date_trunc('month', period)::date),
     selection    jsonb NOT NULL DEFAULT '{}',     -- {"region": ..., "house": ..., ...}
     started_by   text NOT NULL,                   -- cli:<user>, scheduler:<job>, api:<caller>
     status       text NOT NULL DEFAULT 'running'
-                 CHECK (status IN ('running', 'done', 'failed')),
+                 CHECK (status IN ('queued', 'running', 'done', 'failed')),
     accounts     integer NOT NULL DEFAULT 0,      -- selected
     billed       integer NOT NULL DEFAULT 0,      -- in chunks done
     changed      integer NOT NULL DEFAULT 0,      -- whose bill was (re)posted
@@ -56,6 +57,17 @@ CREATE TABLE bill_runs (
     finished_at  timestamptz
 );
 CREATE INDEX bill_runs_period ON bill_runs (period, id);
+CREATE INDEX bill_runs_queued ON bill_runs (id) WHERE status = 'queued';
+
+CREATE FUNCTION notify_bill_runs() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('bill_runs', NEW.id::text);
+    RETURN NULL;
+END
+$$;
+-- the scheduler hears of a queued run, watchers of a chunk done
+CREATE TRIGGER bill_run_changed AFTER INSERT OR UPDATE OF status, billed ON bill_runs
+    FOR EACH ROW EXECUTE FUNCTION notify_bill_runs();
 
 -- The selected accounts of a run, cut into chunks of whole houses: each chunk is billed in
 -- one transaction, so a run killed half-way resumes at the first chunk not done. What a run

@@ -15,11 +15,12 @@ import pytest
 from typer.testing import CliRunner
 
 from billing.accounts.town import Town
-from billing.billrun.run import Selection, bill
-from billing.documents.assemble import payment_document, payment_documents
-from billing.documents.pdf import render_pdf
-from billing.documents.qr import parse
+from billing.billrun.run import bill
+from meterline.bill_runs import Selection
 from meterline.cli import app
+from meterline.documents.assemble import payment_document, payment_documents
+from meterline.documents.pdf import render_pdf
+from meterline.documents.qr import parse
 from meterline.errors import NotFound
 from meterline.settings import get_settings
 from meterline.units import Service

@@ -15,7 +15,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from billing.billrun.run import Selection, bill
+from billing.billrun.run import bill
+from meterline.bill_runs import Selection
 from meterline.errors import Conflict, Invalid
 from meterline.units import Service
 from tests.factories import Housing, house_meter, housing, reading

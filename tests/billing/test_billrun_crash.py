@@ -17,7 +17,8 @@ from typing import Any
 import psycopg
 
 from billing.accounts.town import Town
-from billing.billrun.run import Selection, bill
+from billing.billrun.run import bill
+from meterline.bill_runs import Selection
 from tests.factories import town
 from tests.waiting import until
 

@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from billing.documents.model import (
+from meterline.documents.model import (
     ZERO,
     CommonVolume,
     Line,
