@@ -4,7 +4,9 @@ line itself (options, help) is in `meterline.cli`, which calls these."""
 from __future__ import annotations
 
 import asyncio
+import getpass
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from billing.accounts.imports import import_rows
 from billing.accounts.town import Town, TownSpec, generate_town
 from billing.billrun.run import bill
 from billing.documents.bulk import Written, export_selection, render_selection, renderers
+from billing.scheduler.jobs import run_job
 from meterline.bill_runs import Selection, parse_period
 from meterline.errors import DomainError
 from meterline.settings import Settings
@@ -141,3 +144,21 @@ def export(settings: Settings, period: str, selection: Selection, kind: str,
         typer.echo(f"refused: {exc.detail}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(f"{count} documents of {period} exported to {out} ({kind})")
+
+
+def run_job_now(settings: Settings, name: str) -> None:
+    """Run a scheduler job by hand, recorded with who ran it."""
+
+    async def main() -> str | None:
+        async with await psycopg.AsyncConnection.connect(
+            settings.database_url, autocommit=True, application_name=f"meterline-job-{name}"
+        ) as conn:
+            return await run_job(conn, settings, name, datetime.now(UTC),
+                                 f"cli:{getpass.getuser()}")
+
+    try:
+        detail = asyncio.run(main())
+    except DomainError as exc:
+        typer.echo(f"refused: {exc.detail}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"{name}: {detail}")

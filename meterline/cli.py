@@ -314,6 +314,26 @@ def export(
     run(_settings(), period, _selection(region, city, house, provider, account), format, out)
 
 
+@app.command()
+def scheduler() -> None:
+    """Run the scheduler service: jobs on their schedules (setting `schedules`), bill runs
+    asked for through the API, bill runs a crash left unfinished."""
+    from billing.scheduler.service import run
+
+    settings = _settings()
+    serve(lambda: run(settings))
+
+
+@app.command()
+def job(
+    name: Annotated[str, typer.Argument(help="A scheduler job: billrun, ...")],
+) -> None:
+    """Run a scheduler job now, recorded like a scheduled one (started by cli:<user>)."""
+    from billing.commands import run_job_now
+
+    run_job_now(_settings(), name)
+
+
 # --- users and MQTT credentials (issue 9)
 
 users_app = typer.Typer(help="People and machines who use the API: users, roles, accounts.",
