@@ -3,6 +3,11 @@
 -- payment document shows; the money is in the journal), and the volume found for each meter
 -- in each period (what substitution and reconciliation rest on).
 
+-- How many of the account's registered residents a benefit is for (the tariffs issue prices a
+-- benefit from its benefit_rules, whose code is account_benefits.category).
+ALTER TABLE account_benefits
+    ADD COLUMN beneficiaries integer NOT NULL DEFAULT 1 CHECK (beneficiaries >= 1);
+
 -- Prices of services not priced per meter unit by rating's `tariffs`: per m² (maintenance,
 -- capital repair), per resident (waste), per m³ of sewerage; data with validity dates.
 -- Until the tariff model of the tariffs issue lands, this and `tariffs` are the price table
