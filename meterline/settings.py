@@ -243,6 +243,12 @@ class Settings(BaseSettings):
         300.0, gt=0, description="Seconds a webhook's signature time may be off from now."
     )
 
+    @field_validator("schedules", mode="before")
+    @classmethod
+    def _schedules_as_json(cls, value: object) -> object:
+        """The schedules as the environment gives them (JSON text) or as a mapping."""
+        return json.loads(value) if isinstance(value, str) else value
+
     @field_validator("database_url")
     @classmethod
     def _postgres_only(cls, value: str) -> str:
