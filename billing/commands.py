@@ -69,7 +69,7 @@ def town(settings: Settings, *, first_month: str, **fields: Any) -> Town:
 
 
 def billrun(settings: Settings, period: str, selection: Selection, *, started_by: str,
-            chunk_accounts: int, progress: bool = True) -> None:
+            chunk_accounts: int, workers: int, progress: bool = True) -> None:
     """Bill a period (resuming its unfinished run), with a progress bar of accounts."""
 
     async def main() -> None:
@@ -85,6 +85,7 @@ def billrun(settings: Settings, period: str, selection: Selection, *, started_by
             with bar:
                 run = await bill(conn, month, selection, started_by,
                                  progress=advance, chunk_accounts=chunk_accounts,
+                                 workers=workers, database_url=settings.database_url,
                                  on_start=lambda run: bar.reset(total=run.accounts))
             cur = await conn.execute(
                 "SELECT accounts, changed FROM bill_runs WHERE id = %s", (run.id,))

@@ -264,8 +264,11 @@ def billrun(
     period: Annotated[str, typer.Option(help="The month billed, YYYY-MM.")],
     region: Region = None, city: City = None, house: House = None,
     provider: ProviderOption = None, account: Accounts = None,
-    chunk_accounts: Annotated[int, typer.Option(min=1, help="Accounts a transaction bills "
-                                                "(whole houses).")] = 20_000,
+    chunk_accounts: Annotated[int | None, typer.Option(
+        min=1, help="Accounts a transaction bills (whole houses); default: the setting.")]
+    = None,
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="Connections billing chunks at once; default: the setting.")] = None,
     started_by: Annotated[str | None, typer.Option(help="Who runs it (default: cli:<user>)."
                                                    )] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
@@ -276,9 +279,11 @@ def billrun(
 
     from billing.commands import billrun as run
 
-    run(_settings(), period, _selection(region, city, house, provider, account),
-        started_by=started_by or f"cli:{getpass.getuser()}", chunk_accounts=chunk_accounts,
-        progress=progress)
+    settings = _settings()
+    run(settings, period, _selection(region, city, house, provider, account),
+        started_by=started_by or f"cli:{getpass.getuser()}",
+        chunk_accounts=chunk_accounts or settings.billrun_chunk_accounts,
+        workers=workers or settings.billrun_workers, progress=progress)
 
 
 @app.command()

@@ -142,6 +142,9 @@ class Settings(BaseSettings):
     billrun_chunk_accounts: int = Field(
         20_000, ge=1, description="Accounts a bill run bills in one transaction (whole houses)."
     )
+    billrun_workers: int = Field(
+        2, ge=1, le=16, description="Connections a bill run bills chunks on at once."
+    )
     schedules: dict[str, str] = Field(
         {"billrun": "0 3 1 * *"},
         description="The scheduler's jobs and when they run: JSON of job name -> cron "

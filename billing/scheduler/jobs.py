@@ -39,7 +39,9 @@ async def bill_previous_month(ctx: JobContext) -> str:
     month just ended)."""
     period = month_before(ctx.due_at, ctx.settings.scheduler_time_zone)
     run = await bill(ctx.conn, period, Selection(), ctx.started_by,
-                     chunk_accounts=ctx.settings.billrun_chunk_accounts)
+                     chunk_accounts=ctx.settings.billrun_chunk_accounts,
+                     workers=ctx.settings.billrun_workers,
+                     database_url=ctx.settings.database_url)
     return f"bill run {run.id} of {period:%Y-%m}: {run.accounts} accounts"
 
 

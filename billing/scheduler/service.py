@@ -116,7 +116,8 @@ class Scheduler:
         try:
             run = await bill(conn, period, Selection.from_json(selection), started_by,
                              chunk_accounts=self.settings.billrun_chunk_accounts,
-                             queued=queued)
+                             workers=self.settings.billrun_workers,
+                             database_url=self.settings.database_url, queued=queued)
         except Conflict as exc:  # a run of that period is going on elsewhere
             log.info("bill run of %s left for later: %s", period, exc.detail)
             return

@@ -1,8 +1,9 @@
 """A bill run killed half-way and resumed bills the same as one that was never interrupted.
 
-Two towns drawn alike (same seed): one billed in one go, the other by a `meterline billrun`
-process killed with SIGKILL while its last chunk is held up (a test transaction holds a line
-of that chunk's last account), then resumed by the same command.
+Two towns drawn alike (same seed): one billed in one go on one connection, the other by a
+`meterline billrun` process (two workers, the default) killed with SIGKILL while its last
+chunk is held up (a test transaction holds a line of that chunk's last account), then resumed
+by the same command.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ async def test_killed_half_way_and_resumed_bills_the_same(
             async def waiting_on_the_line() -> bool:
                 cur = await conn.execute("""
                     SELECT 1 FROM pg_stat_activity
-                     WHERE application_name = 'meterline-billrun' AND wait_event_type = 'Lock'
+                     WHERE application_name LIKE 'meterline-billrun%%'
+                       AND wait_event_type = 'Lock'
                        AND %s = ANY(pg_blocking_pids(pid))""", (holder.info.backend_pid,))
                 return await cur.fetchone() is not None
 
