@@ -16,6 +16,7 @@ from fastapi.openapi.utils import get_openapi
 
 from api import (
     accounts,
+    billing,
     desk,
     health,
     ivr,
@@ -62,7 +63,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_problem_handlers(app)
     install_request_metrics(app)
     for module in (health, metrics, auth, accounts, usage, topups, online_payments, meters,
-                   meter_readings, ivr, desk, tariffs):
+                   meter_readings, ivr, desk, tariffs, billing):
         app.include_router(module.router)
     install_pages(app)
 

@@ -4,15 +4,22 @@ line itself (options, help) is in `meterline.cli`, which calls these."""
 from __future__ import annotations
 
 import asyncio
-from datetime import date
+import getpass
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import typer
+from tqdm import tqdm
 
 from billing.accounts.imports import import_rows
 from billing.accounts.town import Town, TownSpec, generate_town
+from billing.billrun.run import bill
+from billing.documents.bulk import Written, export_selection, render_selection, renderers
+from billing.scheduler.jobs import run_job
+from meterline.bill_runs import Selection, parse_period
 from meterline.errors import DomainError
 from meterline.settings import Settings
 
@@ -46,8 +53,7 @@ def import_file(settings: Settings, kind: str, path: Path, *, check: bool,
 
 def town(settings: Settings, *, first_month: str, **fields: Any) -> Town:
     """Generate a town (``fields``: of `TownSpec`; ``first_month`` as YYYY-MM)."""
-    year, month = (int(part) for part in first_month.split("-"))
-    spec = TownSpec(first_month=date(year, month, 1), **fields)
+    spec = TownSpec(first_month=parse_period(first_month), **fields)
 
     async def main() -> Town:
         async with await psycopg.AsyncConnection.connect(
@@ -60,3 +66,100 @@ def town(settings: Settings, *, first_month: str, **fields: Any) -> Town:
                f"{made.houses} houses, {made.meters} meters read by people, "
                f"{made.house_meters} house meters")
     return made
+
+
+def billrun(settings: Settings, period: str, selection: Selection, *, started_by: str,
+            chunk_accounts: int, workers: int, progress: bool = True) -> None:
+    """Bill a period (resuming its unfinished run), with a progress bar of accounts."""
+
+    async def main() -> None:
+        month = parse_period(period)
+        async with await psycopg.AsyncConnection.connect(
+            settings.database_url, autocommit=True, application_name="meterline-billrun"
+        ) as conn:
+            bar = tqdm(unit=" accounts", disable=not progress, desc=f"bill run {period}")
+
+            def advance(accounts: int) -> None:
+                bar.update(accounts)
+
+            with bar:
+                run = await bill(conn, month, selection, started_by,
+                                 progress=advance, chunk_accounts=chunk_accounts,
+                                 workers=workers, database_url=settings.database_url,
+                                 on_start=lambda run: bar.reset(total=run.accounts))
+            cur = await conn.execute(
+                "SELECT accounts, changed FROM bill_runs WHERE id = %s", (run.id,))
+            accounts, changed = await cur.fetchone() or (0, 0)
+            typer.echo(f"bill run {run.id} of {period}: {accounts} accounts billed, "
+                       f"{changed} bills changed")
+
+    try:
+        asyncio.run(main())
+    except DomainError as exc:
+        typer.echo(f"refused: {exc.detail}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def documents(settings: Settings, period: str, selection: Selection, folder: Path, *,
+              processes: int, progress: bool = True) -> None:
+    """Render the payment documents of a selection into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    async def main() -> list[Written]:
+        month = parse_period(period)
+        async with await psycopg.AsyncConnection.connect(
+            settings.database_url, autocommit=True, application_name="meterline-documents"
+        ) as conn:
+            with renderers(processes) as pool, tqdm(unit=" documents", disable=not progress,
+                                                    desc=f"documents {period}") as bar:
+                return await render_selection(conn, month, selection, folder, pool,
+                                              progress=bar.update)
+
+    started = time.perf_counter()
+    try:
+        written = asyncio.run(main())
+    except DomainError as exc:
+        typer.echo(f"refused: {exc.detail}", err=True)
+        raise typer.Exit(2) from exc
+    seconds = time.perf_counter() - started
+    size = sum(w.size for w in written)
+    typer.echo(f"{len(written)} documents of {period} in {folder} ({size / 1e6:.1f} MB, "
+               f"{len(written) / seconds if seconds else 0:.0f} a second)")
+
+
+def export(settings: Settings, period: str, selection: Selection, kind: str,
+           out: Path) -> None:
+    """Export the documents of a selection to ``out``."""
+
+    async def main() -> int:
+        month = parse_period(period)
+        async with await psycopg.AsyncConnection.connect(
+            settings.database_url, autocommit=True, application_name="meterline-export"
+        ) as conn:
+            with out.open("w", encoding="utf-8", newline="") as stream:
+                return await export_selection(conn, month, selection, kind, stream)
+
+    try:
+        count = asyncio.run(main())
+    except DomainError as exc:
+        typer.echo(f"refused: {exc.detail}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"{count} documents of {period} exported to {out} ({kind})")
+
+
+def run_job_now(settings: Settings, name: str) -> None:
+    """Run a scheduler job by hand, recorded with who ran it."""
+
+    async def main() -> str | None:
+        async with await psycopg.AsyncConnection.connect(
+            settings.database_url, autocommit=True, application_name=f"meterline-job-{name}"
+        ) as conn:
+            return await run_job(conn, settings, name, datetime.now(UTC),
+                                 f"cli:{getpass.getuser()}")
+
+    try:
+        detail = asyncio.run(main())
+    except DomainError as exc:
+        typer.echo(f"refused: {exc.detail}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"{name}: {detail}")

@@ -17,6 +17,7 @@ import psycopg
 import typer
 
 from meterline import db
+from meterline.bill_runs import Selection
 from meterline.services import configure_logging, serve, stop_on_sigterm_as_on_ctrl_c
 from meterline.settings import Settings, get_settings
 from meterline.tariffs.commands import app as tariffs_app
@@ -209,6 +210,21 @@ def demo(
 
 
 # --- the back office (billing/)
+
+def _selection(region: str | None, city: str | None, house: int | None,
+               provider: str | None, account: list[str] | None) -> Selection:
+    return Selection(region=region, city=city, house=house, provider=provider,
+                     accounts=tuple(account or ()))
+
+
+Region = Annotated[str | None, typer.Option(help="Only this region (code).")]
+City = Annotated[str | None, typer.Option(help="Only this city (name).")]
+House = Annotated[int | None, typer.Option(help="Only this house (id).")]
+ProviderOption = Annotated[str | None, typer.Option("--provider",
+                                                    help="Only this provider's services.")]
+Accounts = Annotated[list[str] | None, typer.Option("--account",
+                                                    help="Only these accounts (repeat).")]
+
 
 @app.command("import")
 def import_file(
@@ -418,6 +434,86 @@ def town(
 
     run(_settings(), prefix=prefix, accounts=accounts, region=region, town=name, seed=seed,
         first_month=first_month, months=months)
+
+@app.command()
+def billrun(
+    period: Annotated[str, typer.Option(help="The month billed, YYYY-MM.")],
+    region: Region = None, city: City = None, house: House = None,
+    provider: ProviderOption = None, account: Accounts = None,
+    chunk_accounts: Annotated[int | None, typer.Option(
+        min=1, help="Accounts a transaction bills (whole houses); default: the setting.")]
+    = None,
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="Connections billing chunks at once; default: the setting.")] = None,
+    started_by: Annotated[str | None, typer.Option(help="Who runs it (default: cli:<user>)."
+                                                   )] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Bill a period for all housing accounts or a selection; an unfinished run of the same
+    period and selection is resumed. Billing again with nothing changed changes nothing."""
+    import getpass
+
+    from billing.commands import billrun as run
+
+    settings = _settings()
+    run(settings, period, _selection(region, city, house, provider, account),
+        started_by=started_by or f"cli:{getpass.getuser()}",
+        chunk_accounts=chunk_accounts or settings.billrun_chunk_accounts,
+        workers=workers or settings.billrun_workers, progress=progress)
+
+
+@app.command()
+def documents(
+    period: Annotated[str, typer.Option(help="The month billed, YYYY-MM.")],
+    out: Annotated[Path, typer.Option(help="Folder the PDFs are written to.")],
+    region: Region = None, city: City = None, house: House = None,
+    provider: ProviderOption = None, account: Accounts = None,
+    processes: Annotated[int, typer.Option(min=1, help="Rendering processes.")] = 2,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Render the payment documents (PDF with the payment QR) of the accounts billed for a
+    period, or of a selection of them."""
+    from billing.commands import documents as run
+
+    run(_settings(), period, _selection(region, city, house, provider, account), out,
+        processes=processes, progress=progress)
+
+
+@app.command()
+def export(
+    period: Annotated[str, typer.Option(help="The month billed, YYYY-MM.")],
+    out: Annotated[Path, typer.Option(help="File written.")],
+    format: Annotated[str, typer.Option(help="csv or json (print shops), gis (ГИС ЖКХ).")]
+    = "csv",
+    region: Region = None, city: City = None, house: House = None,
+    provider: ProviderOption = None, account: Accounts = None,
+) -> None:
+    """Export the payment documents of a period for print shops (CSV, JSON) or for the state
+    housing information system (gis: its attribute set, billing/documents/GIS_ZHKH.md)."""
+    from billing.commands import export as run
+
+    run(_settings(), period, _selection(region, city, house, provider, account), format, out)
+
+
+@app.command()
+def scheduler() -> None:
+    """Run the scheduler service: jobs on their schedules (setting `schedules`), bill runs
+    asked for through the API, bill runs a crash left unfinished."""
+    from billing.scheduler.service import run
+
+    settings = _settings()
+    serve(lambda: run(settings))
+
+
+@app.command()
+def job(
+    name: Annotated[str, typer.Argument(help="A scheduler job: billrun, ...")],
+) -> None:
+    """Run a scheduler job now, recorded like a scheduled one (started by cli:<user>)."""
+    from billing.commands import run_job_now
+
+    run_job_now(_settings(), name)
+
 
 # --- users and MQTT credentials (issue 9)
 

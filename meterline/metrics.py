@@ -46,6 +46,7 @@ RATING = _registry()
 API = _registry()
 SIMULATORS = _registry()
 NOTIFIER = _registry()
+SCHEDULER = _registry()
 
 # batch sizes: readings per Kafka record or gateway batch, records per rating batch
 _SIZES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000)
@@ -152,6 +153,11 @@ SIMULATOR_METERS = Gauge(
 SIMULATOR_RELAYS_OPEN = Gauge(
     "meterline_simulator_relays_open", "Simulated meters whose load relay is open.",
     registry=SIMULATORS)
+
+# --- scheduler (billing) -------------------------------------------------------------------
+SCHEDULER_JOBS = Counter(
+    "meterline_scheduler_jobs", "Jobs and bill runs the scheduler ran, by job and outcome.",
+    ["job", "outcome"], registry=SCHEDULER)
 
 
 # --- notifier (billing.reminders) -----------------------------------------------------------

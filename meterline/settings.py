@@ -6,6 +6,7 @@ Every variable is prefixed with ``METERLINE_`` (``METERLINE_DATABASE_URL`` and s
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -137,6 +138,30 @@ class Settings(BaseSettings):
         Decimal("1000000.00"), gt=0, description="Largest single top-up accepted, in roubles."
     )
 
+    # --- bill runs and the scheduler (billing)
+    billrun_chunk_accounts: int = Field(
+        20_000, ge=1, description="Accounts a bill run bills in one transaction (whole houses)."
+    )
+    billrun_workers: int = Field(
+        2, ge=1, le=16, description="Connections a bill run bills chunks on at once."
+    )
+    schedules: dict[str, str] = Field(
+        {"billrun": "0 3 1 * *"},
+        description="The scheduler's jobs and when they run: JSON of job name -> cron "
+        "expression in scheduler_time_zone. Jobs: billrun (bills the month before).",
+    )
+    scheduler_time_zone: str = Field("Europe/Moscow", description="Time zone of schedules.")
+    scheduler_catch_up: float = Field(
+        86_400.0, ge=0, description="Seconds a slot missed while no scheduler ran is still "
+        "run when one starts.",
+    )
+    scheduler_poll: float = Field(
+        30.0, gt=0, description="Most seconds the scheduler waits before looking for work.",
+    )
+    scheduler_metrics_port: int = Field(
+        9106, description="Port of the scheduler's /metrics and /ready."
+    )
+
     # --- payments, penalties, reminders (billing)
     penalty_rules_file: Path | None = Field(
         None, description="Penalty laws, tiers and moratoria (TOML); the shipped rules if unset.",
@@ -233,6 +258,12 @@ class Settings(BaseSettings):
         300.0, gt=0, description="Seconds a webhook's signature time may be off from now."
     )
 
+    @field_validator("schedules", mode="before")
+    @classmethod
+    def _schedules_as_json(cls, value: object) -> object:
+        """The schedules as the environment gives them (JSON text) or as a mapping."""
+        return json.loads(value) if isinstance(value, str) else value
+
     @field_validator("database_url")
     @classmethod
     def _postgres_only(cls, value: str) -> str:
@@ -266,7 +297,8 @@ class Settings(BaseSettings):
         """The environment that makes a child process read exactly these settings."""
         return {
             f"METERLINE_{name.upper()}": (
-                value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+                value.get_secret_value() if isinstance(value, SecretStr)
+                else json.dumps(value) if isinstance(value, dict) else str(value)
             )
             for name in type(self).model_fields
             if (value := getattr(self, name)) is not None

@@ -16,8 +16,16 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from billing.accounts.town import Town, TownSpec, generate_town
-from billing.documents.model import (
+from billing.accounts.town import (
+    PROVIDERS,
+    Town,
+    TownSpec,
+    generate_town,
+    provider_ids,
+    put_prices_and_norms,
+)
+from billing.payments.agreements import sign
+from meterline.documents.model import (
     CommonVolume,
     Line,
     MeterReading,
@@ -25,7 +33,6 @@ from billing.documents.model import (
     PayeeTotal,
     PaymentDocument,
 )
-from billing.payments.agreements import sign
 from meterline.fleet import Fleet, FleetMeter, Provider, register_fleet
 from meterline.ledger import Book, Entry, EntryKind, Posting, post
 from meterline.meter_readings import register_meter_read_by_people
@@ -529,3 +536,109 @@ async def instalment_agreement(conn: psycopg.AsyncConnection[Any], account_id: s
     told (so it stays kept through a test)."""
     await sign(conn, account_id, provider_id, Decimal(debt), parts,
                first_due or signed_on.replace(year=signed_on.year + 1), signed_on=signed_on)
+
+@dataclass(frozen=True)
+class Housing:
+    """One house of a region of its own, with its flats' accounts and the town's providers
+    (prices, norms: `billing.accounts.town`)."""
+
+    region: str
+    house_id: int
+    accounts: list[str]
+    providers: dict[Service, str]
+
+    def meter(self, account: str, service: Service) -> str:
+        return f"{account}-{service}"
+
+
+async def housing(
+    conn: psycopg.AsyncConnection[Any],
+    flats: Sequence[tuple[str, int]] = (("50", 2), ("30", 1)),
+    *,
+    services: Sequence[Service] = tuple(Service),
+    metered: Sequence[Service] = (Service.COLD_WATER, Service.HOT_WATER),
+    common_area: str = "100",
+    installed: str = "2025-12-25T00:00:00+03:00",  # the meters, their reading 0
+    first_month: date = date(2026, 1, 1),
+) -> Housing:
+    """A house with one account per flat (area m², registered residents) buying
+    ``services``; a meter read by people for each of them that is ``metered``, its
+    installation reading 0. House meters and readings: ``reading``."""
+    tag = uuid.uuid4().hex[:8].upper()
+    region, prefix = f"R{tag}", f"H{tag}-"
+    town = TownSpec(prefix=prefix, region=region, first_month=first_month)
+    providers = provider_ids(prefix)
+    accounts = [f"{prefix}{n + 1}" for n in range(len(flats))]
+    await conn.execute("INSERT INTO regions (code, name) VALUES (%s, %s)", (region, "Тест"))
+    cur = await conn.execute("""
+        WITH c AS (INSERT INTO cities (region_code, name) VALUES (%s, 'Тестов') RETURNING id),
+             s AS (INSERT INTO streets (city_id, name) SELECT id, 'ул. Тестовая' FROM c
+                   RETURNING id)
+        INSERT INTO houses (street_id, number, common_area) SELECT id, '1', %s FROM s
+        RETURNING id""", (region, common_area))
+    (house_id,) = await cur.fetchone() or (0,)
+    for n, (role, name, _) in enumerate(PROVIDERS):
+        await conn.execute("""
+            INSERT INTO providers (id, name, inn, kpp, bank_name, bic, corr_account,
+                                   settlement_account)
+            VALUES (%s, %s, '7701000001', '770101001', 'ПАО Сбербанк', '044525225',
+                    '30101810400000000225', %s)""",
+            (f"{prefix.lower()}-{role}", name, f"4070281090000000{n:04d}"))
+    await put_prices_and_norms(conn, town)
+    for n, (account, (area, residents)) in enumerate(zip(accounts, flats, strict=True)):
+        cur = await conn.execute(
+            "INSERT INTO premises (house_id, number) VALUES (%s, %s) RETURNING id",
+            (house_id, str(n + 1)))
+        (premises,) = await cur.fetchone() or (0,)
+        cur = await conn.execute(
+            "INSERT INTO addresses (region, full_text) VALUES (%s, %s) RETURNING id",
+            (region, f"г. Тестов, ул. Тестовая, д. 1, кв. {n + 1}"))
+        (address,) = await cur.fetchone() or (0,)
+        await conn.execute("""
+            INSERT INTO accounts (id, address_id, holder_name, billing_mode, premises_id, area,
+                                  residents)
+            VALUES (%s, %s, 'Петров П. П.', 'postpaid', %s, %s, %s)""",
+            (account, address, premises, Decimal(area), residents))
+        for provider in sorted({providers[s] for s in services}):
+            await conn.execute("INSERT INTO balances (account_id, provider_id) VALUES (%s, %s)",
+                               (account, provider))
+        for service in services:
+            await conn.execute("""
+                INSERT INTO account_services (account_id, service, provider_id, valid_from)
+                VALUES (%s, %s, %s, %s)""", (account, service, providers[service], first_month))
+        for service in (s for s in metered if s in services):
+            meter = f"{account}-{service}"
+            register = "active_import" if service == Service.ELECTRICITY else "volume"
+            await conn.execute("""
+                INSERT INTO meters (id, account_id, provider_id, utility, model, installed_at)
+                VALUES (%s, %s, %s, %s, 'manual', %s)""",
+                (meter, account, providers[service], service, installed))
+            await conn.execute("INSERT INTO registers VALUES (%s, %s, %s)",
+                               (meter, register, "kWh" if register == "active_import" else "m3"))
+            await reading(conn, meter, installed, "0")
+    return Housing(region, house_id, accounts, providers)
+
+
+async def reading(conn: psycopg.AsyncConnection[Any], meter_id: str, ts: str | datetime,
+                  value: str | Decimal, *, register: str | None = None) -> None:
+    """A reading taken by a person (of an account's meter or a house meter)."""
+    if register is None:
+        register = "active_import" if "electricity" in meter_id else (
+            "heat_energy" if meter_id.endswith("heat") else "volume")
+    await conn.execute("""
+        INSERT INTO readings (meter_id, register, ts, value, source)
+        VALUES (%s, %s, %s, %s, 'operator')""", (meter_id, register, ts, Decimal(value)))
+
+
+async def house_meter(conn: psycopg.AsyncConnection[Any], house: Housing, utility: str,
+                      readings: Sequence[tuple[str, str]]) -> str:
+    """A house meter of ``utility`` with its readings (ts, value)."""
+    meter = f"{house.region}-{utility}"
+    await conn.execute("""
+        INSERT INTO house_meters (id, house_id, utility, installed_at)
+        VALUES (%s, %s, %s, '2025-12-01T00:00:00+03:00')""", (meter, house.house_id, utility))
+    for ts, value in readings:
+        await reading(conn, meter, ts, value,
+                      register="heat_energy" if utility == "heat" else
+                      "active_import" if utility == "electricity" else "volume")
+    return meter

@@ -307,12 +307,14 @@ async def _benefit(conn: Conn, r: BenefitRecord) -> Status:
     await _account_exists(conn, r.account_id)
     return _changed(await _one(conn, """
         INSERT INTO account_benefits AS b (account_id, category, service, share, valid_from,
-                                           valid_to)
+                                           valid_to, beneficiaries)
         VALUES (%(account_id)s, %(category)s, %(service)s, %(share)s, %(valid_from)s,
-                %(valid_to)s)
+                %(valid_to)s, %(beneficiaries)s)
         ON CONFLICT (account_id, category, service, valid_from) DO UPDATE
-           SET share = excluded.share, valid_to = excluded.valid_to
-         WHERE (b.share, b.valid_to) IS DISTINCT FROM (excluded.share, excluded.valid_to)
+           SET share = excluded.share, valid_to = excluded.valid_to,
+               beneficiaries = excluded.beneficiaries
+         WHERE (b.share, b.valid_to, b.beneficiaries)
+               IS DISTINCT FROM (excluded.share, excluded.valid_to, excluded.beneficiaries)
         RETURNING (xmax = 0)""", r.model_dump()))
 
 

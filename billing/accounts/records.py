@@ -155,12 +155,14 @@ class HouseMeterRecord(Record):
 
 
 class BenefitRecord(Validity):
-    """A benefit: a share of one service's charge the account does not pay."""
+    """A benefit: a share of one service's charge the account does not pay, for so many of
+    its residents (``category``: the benefit rule's code)."""
 
     account_id: AccountId
     category: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,32}$")]
     service: Service
     share: Decimal = Field(gt=0, le=1, max_digits=5, decimal_places=4)
+    beneficiaries: int = Field(1, ge=1, le=100)  # residents the benefit is for
 
     def key(self) -> tuple[object, ...]:
         return (self.account_id, self.category, self.service, self.valid_from)

@@ -211,7 +211,8 @@ SELECT account_id, service, provider_id, %(first_month)s FROM town_services
 # Meters read by people: most metered services have one; consumption by residents.
 _METERS = """
 CREATE TEMP TABLE town_meters ON COMMIT DROP AS
-SELECT s.account_id || '-' || m.code AS meter_id, s.account_id, s.provider_id, m.utility,
+SELECT s.account_id || '-' || m.code AS meter_id, s.n || m.code AS draw, s.account_id,
+       s.provider_id, m.utility,
        m.register, m.unit, m.per_person, m.base, a.residents, a.n
   FROM town_services s
   JOIN town_accounts a ON a.account_id = s.account_id
@@ -221,14 +222,14 @@ SELECT s.account_id || '-' || m.code AS meter_id, s.account_id, s.provider_id, m
                ('gas', 'gs', 'volume', 'm3', 9, 3, 0.5))
        AS m(utility, code, register, unit, per_person, base, share)
     ON m.utility = s.service
- WHERE pg_temp.town_rand(%(seed)s, 'meter' || s.account_id || m.code) < m.share;
+ WHERE pg_temp.town_rand(%(seed)s, 'meter' || s.n || m.code) < m.share;
 INSERT INTO meters (id, account_id, provider_id, utility, model, gateway_id, installed_at)
 SELECT meter_id, account_id, provider_id, utility, 'manual', NULL, %(installed_at)s
   FROM town_meters;
 INSERT INTO registers (meter_id, code, unit) SELECT meter_id, register, unit FROM town_meters;
 INSERT INTO readings (meter_id, register, ts, value, source)
 SELECT meter_id, register, %(installed_at)s,
-       round((pg_temp.town_rand(%(seed)s, 'start' || meter_id) * 500)::numeric, 3), 'operator'
+       round((pg_temp.town_rand(%(seed)s, 'start' || draw) * 500)::numeric, 3), 'operator'
   FROM town_meters;
 -- monthly readings taken on the 20th; about one in twelve is missing
 INSERT INTO readings (meter_id, register, ts, value, source)
@@ -236,14 +237,14 @@ SELECT meter_id, register, ts, value, source FROM (
     SELECT m.meter_id, m.register,
            (%(first_month)s::date + make_interval(months => k) + interval '19 days 12 hours')
                AT TIME ZONE %(time_zone)s AS ts,
-           round((pg_temp.town_rand(%(seed)s, 'start' || m.meter_id) * 500
+           round((pg_temp.town_rand(%(seed)s, 'start' || m.draw) * 500
                  + sum((m.base + m.per_person * m.residents)
-                       * (0.7 + 0.6 * pg_temp.town_rand(%(seed)s, m.meter_id || ':' || k)))
+                       * (0.7 + 0.6 * pg_temp.town_rand(%(seed)s, m.draw || ':' || k)))
                    OVER (PARTITION BY m.meter_id ORDER BY k))::numeric, 3) AS value,
            (ARRAY['app', 'web', 'phone', 'operator'])[
-               1 + floor(pg_temp.town_rand(%(seed)s, 'src' || m.meter_id || k) * 4)::int]
+               1 + floor(pg_temp.town_rand(%(seed)s, 'src' || m.draw || k) * 4)::int]
                AS source,
-           pg_temp.town_rand(%(seed)s, 'miss' || m.meter_id || ':' || k) < 0.08 AS missing
+           pg_temp.town_rand(%(seed)s, 'miss' || m.draw || ':' || k) < 0.08 AS missing
       FROM town_meters m, generate_series(0, %(months)s - 1) AS k
 ) r WHERE NOT missing
 """
@@ -252,15 +253,16 @@ SELECT meter_id, register, ts, value, source FROM (
 # common property used (losses, stairs, basements); heat by area and season.
 _HOUSE_METERS = """
 CREATE TEMP TABLE town_house_meters ON COMMIT DROP AS
-SELECT %(prefix)s || '-H' || h.h || '-' || m.code AS meter_id, h.id AS house_id, m.utility,
+SELECT %(prefix)s || '-H' || h.h || '-' || m.code AS meter_id, h.h || m.code AS draw,
+       h.id AS house_id, m.utility,
        m.register, m.share,
-       (SELECT sum(CASE m.utility
-                       WHEN 'cold_water' THEN 0.5 + 3.6 * a.residents
-                       WHEN 'hot_water' THEN 0.3 + 2.6 * a.residents
-                       WHEN 'electricity' THEN 60 + 65 * a.residents
-                       ELSE a.area END)
-          FROM town_accounts a WHERE a.house = h.h) AS monthly
+       CASE m.utility WHEN 'cold_water' THEN 0.5 * a.n + 3.6 * a.residents
+                      WHEN 'hot_water' THEN 0.3 * a.n + 2.6 * a.residents
+                      WHEN 'electricity' THEN 60 * a.n + 65 * a.residents
+                      ELSE a.area END AS monthly
   FROM town_houses h
+  JOIN (SELECT house, count(*) AS n, sum(residents) AS residents, sum(area) AS area
+          FROM town_accounts GROUP BY house) a ON a.house = h.h
   JOIN (VALUES ('heat', 'ht', 'heat_energy', 0.7), ('cold_water', 'cw', 'volume', 0.8),
                ('hot_water', 'hw', 'volume', 0.8), ('electricity', 'el', 'active_import', 0.9))
        AS m(utility, code, register, share)
@@ -282,7 +284,7 @@ SELECT meter_id, register, ts,
                 THEN m.monthly * 0.0156
                      * (1 + cos(2 * pi() * extract(month FROM %(first_month)s::date
                                                    + make_interval(months => k)) / 12))
-                ELSE m.monthly * (1.03 + 0.12 * pg_temp.town_rand(%(seed)s, m.meter_id || k))
+                ELSE m.monthly * (1.03 + 0.12 * pg_temp.town_rand(%(seed)s, m.draw || k))
            END
       FROM town_house_meters m, generate_series(0, %(months)s - 1) AS k
   ) v
@@ -310,11 +312,38 @@ SELECT %(region)s, service, scope, basis, quantity::numeric, unit, %(norms_from)
 ON CONFLICT DO NOTHING
 """
 
+# Prices of the town's providers from the first month: per meter unit in rating's tariffs
+# (the same tariff prices a gateway meter), the rest in service_prices.
+PRICES: dict[Service, tuple[str, str]] = {
+    Service.COLD_WATER: ("m3", "52.30"), Service.HOT_WATER: ("m3", "245.60"),
+    Service.ELECTRICITY: ("kWh", "6.83"), Service.GAS: ("m3", "8.92"),
+    Service.HEATING: ("Gcal", "2930.50"), Service.SEWERAGE: ("m3", "41.80"),
+    Service.MAINTENANCE: ("m2", "34.20"), Service.CAPITAL_REPAIR: ("m2", "18.90"),
+    Service.WASTE: ("person", "165.40"),
+}
+METERED = {Service.COLD_WATER: "cold_water", Service.HOT_WATER: "hot_water",
+           Service.ELECTRICITY: "electricity", Service.GAS: "gas", Service.HEATING: "heat"}
+
+_PRICES = """
+INSERT INTO tariffs (provider_id, utility, unit, price, valid_from)
+SELECT p.provider_id, p.utility, p.unit, p.price::numeric, %(first_month)s::timestamp
+                                                      AT TIME ZONE %(time_zone)s
+  FROM unnest(%(t_provider)s::text[], %(t_utility)s::text[], %(t_unit)s::text[],
+              %(t_price)s::text[]) AS p(provider_id, utility, unit, price)
+ WHERE NOT EXISTS (SELECT 1 FROM tariffs t WHERE t.provider_id = p.provider_id
+                      AND t.utility = p.utility);
+INSERT INTO service_prices (provider_id, service, unit, price, valid_from)
+SELECT provider_id, service, unit, price::numeric, %(first_month)s
+  FROM unnest(%(s_provider)s::text[], %(s_service)s::text[], %(s_unit)s::text[],
+              %(s_price)s::text[]) AS p(provider_id, service, unit, price)
+ON CONFLICT DO NOTHING
+"""
+
 _BENEFITS = """
 INSERT INTO account_benefits (account_id, category, service, share, valid_from)
 SELECT s.account_id, 'veteran', s.service, 0.5, %(first_month)s
   FROM town_services s
- WHERE pg_temp.town_rand(%(seed)s, 'veteran' || s.account_id) < 0.05
+ WHERE pg_temp.town_rand(%(seed)s, 'veteran' || s.n) < 0.05
    AND s.service IN ('cold_water', 'hot_water', 'sewerage', 'heating', 'electricity', 'gas')
 """
 
@@ -345,7 +374,26 @@ def _params(spec: TownSpec) -> dict[str, Any]:
         "n_service": [n[0] for n in NORMS], "n_scope": [n[1] for n in NORMS],
         "n_basis": [n[2] for n in NORMS], "n_quantity": [n[3] for n in NORMS],
         "n_unit": [n[4] for n in NORMS],
+        "t_provider": [providers[s] for s in METERED], "t_utility": list(METERED.values()),
+        "t_unit": [PRICES[s][0] for s in METERED], "t_price": [PRICES[s][1] for s in METERED],
+        "s_provider": [providers[s] for s in PRICES if s not in METERED],
+        "s_service": [str(s) for s in PRICES if s not in METERED],
+        "s_unit": [PRICES[s][0] for s in PRICES if s not in METERED],
+        "s_price": [PRICES[s][1] for s in PRICES if s not in METERED],
     }
+
+
+async def put_prices_and_norms(conn: psycopg.AsyncConnection[Any], spec: TownSpec) -> None:
+    """The town's prices (for its providers, from its first month) and its region's norms;
+    what exists already is left as it is."""
+    await _execute(conn, (_NORMS, _PRICES), _params(spec))
+
+
+async def _execute(conn: psycopg.AsyncConnection[Any], steps: tuple[LiteralString, ...],
+                   params: dict[str, Any]) -> None:
+    for step in steps:
+        for statement in step.split(";\n"):
+            await conn.execute(statement, params)
 
 
 async def generate_town(conn: psycopg.AsyncConnection[Any], spec: TownSpec) -> Town:
@@ -354,12 +402,10 @@ async def generate_town(conn: psycopg.AsyncConnection[Any], spec: TownSpec) -> T
     params = _params(spec)
     steps: tuple[LiteralString, ...] = (
         _HOUSES, _CITIES, _ACCOUNTS, _PROVIDERS, _SERVICES, _METERS, _HOUSE_METERS, _NORMS,
-        _BENEFITS)
+        _PRICES, _BENEFITS)
     async with conn.transaction():
         await conn.execute(_RAND)
-        for step in steps:
-            for statement in step.split(";\n"):
-                await conn.execute(statement, params)
+        await _execute(conn, steps, params)
         cur = await conn.execute(_COUNTS)
         counts = await cur.fetchone()
         assert counts is not None

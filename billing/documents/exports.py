@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any, TextIO
 
-from billing.documents.model import PaymentDocument
+from meterline.documents.model import PaymentDocument
 
 CSV_COLUMNS = (
     "document_id", "account_id", "els", "period", "payer_name", "address", "area",
@@ -30,25 +30,54 @@ def _number(value: Decimal | None) -> str | None:
     return None if value is None else format(value, "f")
 
 
+class Export:
+    """An export being written: ``write`` documents batch after batch, then ``close``.
+    ``kind``: ``csv`` or ``json`` (print shops) or ``gis`` (ГИС ЖКХ)."""
+
+    def __init__(self, kind: str, out: TextIO) -> None:
+        if kind not in ("csv", "json", "gis"):
+            raise ValueError(f"unknown export {kind!r}: csv, json or gis")
+        self.kind, self.out, self.count = kind, out, 0
+        if kind == "csv":
+            self._csv = csv.writer(out)
+            self._csv.writerow(CSV_COLUMNS)
+        else:
+            out.write("[")
+
+    def write(self, documents: Iterable[PaymentDocument]) -> None:
+        for doc in documents:
+            if self.kind == "csv":
+                self._csv.writerows(_csv_rows(doc))
+            else:
+                shape = gis_document if self.kind == "gis" else document_json
+                self.out.write(",\n" if self.count else "\n")
+                self.out.write(json.dumps(shape(doc), ensure_ascii=False))
+            self.count += 1
+
+    def close(self) -> int:
+        if self.kind != "csv":
+            self.out.write("\n]\n")
+        return self.count
+
+
+def _csv_rows(doc: PaymentDocument) -> Iterable[tuple[object, ...]]:
+    """One row per line of the document, the document's own fields repeated."""
+    to_pay = {total.payee.provider_id: total.to_pay for total in doc.payees}
+    for line in doc.lines:
+        yield (doc.document_id, doc.account_id, doc.els or "", f"{doc.period:%Y-%m}",
+               doc.payer_name, doc.address, _number(doc.area) or "", doc.residents,
+               line.service, line.name, int(line.common), line.provider_id, line.unit,
+               _number(line.volume) or "", _number(line.tariff) or "", _number(line.charged),
+               _number(line.recalculation), line.recalculation_reason, _number(line.benefit),
+               _number(line.total), _number(to_pay.get(line.provider_id)),
+               _number(doc.to_pay), f"{doc.due_on:%Y-%m-%d}" if doc.due_on else "")
+
+
 def print_shop_csv(documents: Iterable[PaymentDocument], out: TextIO) -> int:
-    """One row per line of each document, the document's own fields repeated; returns the
-    number of documents written."""
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
-    count = 0
-    for doc in documents:
-        to_pay = {total.payee.provider_id: total.to_pay for total in doc.payees}
-        for line in doc.lines:
-            writer.writerow((
-                doc.document_id, doc.account_id, doc.els or "", f"{doc.period:%Y-%m}",
-                doc.payer_name, doc.address, _number(doc.area) or "", doc.residents,
-                line.service, line.name, int(line.common), line.provider_id, line.unit,
-                _number(line.volume) or "", _number(line.tariff) or "", _number(line.charged),
-                _number(line.recalculation), line.recalculation_reason, _number(line.benefit),
-                _number(line.total), _number(to_pay.get(line.provider_id)),
-                _number(doc.to_pay), f"{doc.due_on:%Y-%m-%d}" if doc.due_on else ""))
-        count += 1
-    return count
+    """CSV for print shops: one row per line of each document; the number of documents."""
+    export = Export("csv", out)
+    export.write(documents)
+    return export.close()
 
 
 def document_json(doc: PaymentDocument) -> dict[str, Any]:
@@ -133,12 +162,6 @@ def gis_document(doc: PaymentDocument) -> dict[str, Any]:
 
 def json_lines(documents: Iterable[PaymentDocument], out: TextIO, *, gis: bool = False) -> int:
     """A JSON array written document by document (print shops' JSON, or the ГИС ЖКХ set)."""
-    shape = gis_document if gis else document_json
-    out.write("[")
-    count = 0
-    for doc in documents:
-        out.write(",\n" if count else "\n")
-        out.write(json.dumps(shape(doc), ensure_ascii=False))
-        count += 1
-    out.write("\n]\n")
-    return count
+    export = Export("gis" if gis else "json", out)
+    export.write(documents)
+    return export.close()

@@ -16,7 +16,7 @@ from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from billing.documents.pdf import BOLD, FONT, money, register_fonts
+from meterline.documents.pdf import BOLD, FONT, money, register_fonts
 
 Cell = str | int | Decimal | date | None
 

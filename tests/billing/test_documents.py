@@ -5,14 +5,15 @@ pages rendered by poppler."""
 from __future__ import annotations
 
 import subprocess
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from billing.documents.model import SERVICE_NAMES, PaymentDocument
-from billing.documents.pdf import money, quantity, render_pdf
-from billing.documents.qr import ENCODINGS, parse
+from meterline.documents.model import SERVICE_NAMES, PaymentDocument
+from meterline.documents.pdf import money, quantity, render_pdf
+from meterline.documents.qr import ENCODINGS, parse
 from meterline.errors import Invalid
 from tests.factories import payment_document
 
@@ -137,3 +138,9 @@ def test_a_missing_font_is_named(doc: PaymentDocument, tmp_path: Path) -> None:
     with pytest.raises(Invalid, match=r"DejaVuSans\.ttf is missing: install Debian's "
                                       r"fonts-dejavu-core"):
         render_pdf(doc, font_dir=tmp_path)
+
+
+def test_an_issuer_without_bank_details_is_named(doc: PaymentDocument) -> None:
+    issuer = replace(doc.issuer, settlement_account="")
+    with pytest.raises(Invalid, match="provider uk has no bank details"):
+        render_pdf(replace(doc, issuer=issuer))

@@ -193,3 +193,20 @@ async def test_a_file_with_wrong_columns_is_refused_whole(
     with pytest.raises(Invalid, match=r"missing columns service; unknown columns colour"):
         await load(conn, "services", "account_id,provider_id,valid_from,colour",
                    "A,p,2026-01-01,red")
+
+
+async def test_benefits_name_their_beneficiaries(
+    conn: psycopg.AsyncConnection[Any], ids: dict[str, str]
+) -> None:
+    await put_accounts(conn, ids)
+    header = "account_id,category,service,share,valid_from,beneficiaries"
+    rows = (f"{ids['a1']},veteran,heating,0.5,2026-01-01,1",
+            f"{ids['a1']},large_family,cold_water,0.3,2026-01-01,")
+    assert statuses(await load(conn, "benefits", header, *rows)) == ["created", "created"]
+    assert statuses(await load(conn, "benefits", header, *rows)) == ["unchanged", "unchanged"]
+    report = await load(conn, "benefits", header, f"{ids['a1']},veteran,heating,0.5,2026-01-01,2")
+    assert statuses(report) == ["updated"]
+    cur = await conn.execute("""
+        SELECT category, beneficiaries FROM account_benefits WHERE account_id = %s
+         ORDER BY category""", (ids["a1"],))
+    assert await cur.fetchall() == [("large_family", 1), ("veteran", 2)]

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from billing.documents.qr import PaymentOrder, from_document_sum, parse, payment_text
+from meterline.documents.qr import PaymentOrder, from_document_sum, parse, payment_text
 from meterline.errors import Invalid
 
 ORDER = PaymentOrder(

@@ -84,3 +84,12 @@ async def test_the_same_spec_draws_the_same_town(conn: psycopg.AsyncConnection[A
         return await cur.fetchall()
 
     assert await drawn(one.spec.prefix) == await drawn(other.spec.prefix)
+
+    async def readings(prefix: str) -> list[Any]:
+        cur = await conn.execute("""
+            SELECT substr(r.meter_id, length(%s) + 1), r.ts, r.value, r.source
+              FROM readings r JOIN meters m ON m.id = r.meter_id
+             WHERE m.account_id LIKE %s || '%%' ORDER BY 1, 2""", (prefix, prefix))
+        return await cur.fetchall()
+
+    assert await readings(one.spec.prefix) == await readings(other.spec.prefix)

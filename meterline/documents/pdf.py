@@ -24,8 +24,8 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
-from billing.documents.model import SERVICE_NAMES, PaymentDocument, period_name
-from billing.documents.qr import PaymentOrder, from_document_sum, payment_qr
+from meterline.documents.model import SERVICE_NAMES, PaymentDocument, period_name
+from meterline.documents.qr import PaymentOrder, from_document_sum, payment_qr
 from meterline.errors import Invalid
 
 DEFAULT_FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
@@ -68,6 +68,9 @@ def payment_order(doc: PaymentDocument) -> PaymentOrder:
     provider of the document and splits the payment between them), the payer's account, the
     period and the sum to pay."""
     p = doc.issuer
+    if not (p.settlement_account and p.bic and p.corr_account and p.bank_name):
+        raise Invalid(f"provider {p.provider_id} has no bank details: its documents cannot "
+                      "carry a payment QR", code="no-bank-details", field=["issuer"])
     last, first, middle = ([*doc.payer_name.split(maxsplit=2), None, None, None])[:3]
     return PaymentOrder(
         name=p.name, personal_acc=p.settlement_account, bank_name=p.bank_name, bic=p.bic,
@@ -257,6 +260,11 @@ def _instalments(page: _Page, doc: PaymentDocument) -> None:
                                    f"{money(item.due_this_period)}", True)])
     for note in doc.notes:
         page.row([(MARGIN + 2, note[:140], False)], size=6.5)
+
+
+def file_name(doc: PaymentDocument) -> str:
+    """What a document's PDF is called: ``<account>-<YYYY-MM>.pdf``."""
+    return f"{doc.account_id}-{doc.period:%Y-%m}.pdf"
 
 
 def render_pdf(doc: PaymentDocument, font_dir: Path = DEFAULT_FONT_DIR) -> bytes:

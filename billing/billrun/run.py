@@ -1,0 +1,359 @@
+"""The monthly bill run: a period, a selection of accounts, chunks of houses billed one
+transaction each.
+
+``start`` records the run (who or what started it, the selection), cuts the selected
+accounts into chunks of whole houses (a house's common-property lines need all its
+apartments) and prepares, set-based over all of them, the volumes of meters and houses in
+the run's own schema (billing.billrun.lines), all in one transaction. ``bill_chunk`` prices a
+chunk's lines, compares them with the lines stored for the period, replaces those of each
+account and provider whose bill changed, and marks the chunk done, in one transaction. A run
+killed half-way resumes at its first chunk not done; billing accounts again with nothing
+changed changes nothing. One run of a period at a time: an advisory lock held by the run's
+connection, which goes with a killed process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from billing.billrun.lines import CHUNK, PREPARE, SUBSTITUTED, UNPRICED, execute_all
+from meterline.bill_runs import Selection, check_period
+from meterline.errors import Conflict, DomainError, Invalid, NotFound
+
+CHUNK_ACCOUNTS = 20_000
+LOCK = 0x62696C6C  # advisory lock namespace of bill runs; the second key is the period
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    period: date
+    selection: Selection
+    started_by: str
+    accounts: int
+    chunks: int
+
+
+def next_month(period: date) -> date:
+    return date(period.year + period.month // 12, period.month % 12 + 1, 1)
+
+
+def previous_month(period: date) -> date:
+    return date(period.year - (period.month == 1), (period.month - 2) % 12 + 1, 1)
+
+
+_SELECT = """
+WITH selected AS (
+    SELECT a.id, p.house_id
+      FROM accounts a
+      JOIN premises p ON p.id = a.premises_id
+      JOIN houses h ON h.id = p.house_id
+      JOIN streets s ON s.id = h.street_id
+      JOIN cities c ON c.id = s.city_id
+     WHERE (%(region)s::text IS NULL OR c.region_code = %(region)s::text)
+       AND (%(city)s::text IS NULL OR c.name = %(city)s::text)
+       AND (%(house)s::bigint IS NULL OR h.id = %(house)s::bigint)
+       AND (%(accounts)s::text[] IS NULL OR a.id = ANY(%(accounts)s::text[]))
+       AND (%(provider)s::text IS NULL OR EXISTS (
+            SELECT 1 FROM account_services x
+             WHERE x.account_id = a.id AND x.provider_id = %(provider)s::text
+               AND x.valid_from <= %(period)s
+               AND (x.valid_to IS NULL OR x.valid_to > %(period)s)))
+), houses AS (
+    SELECT house_id, count(*) AS n,
+           sum(count(*)) OVER (ORDER BY house_id) - count(*) AS before
+      FROM selected GROUP BY house_id
+)
+INSERT INTO bill_run_chunks (run_id, chunk, accounts)
+SELECT %(run)s, (h.before / %(chunk)s)::integer, array_agg(s.id ORDER BY s.id)
+  FROM selected s JOIN houses h USING (house_id)
+ GROUP BY (h.before / %(chunk)s)::integer
+RETURNING cardinality(accounts)
+"""
+
+
+CUTOFF_DAY = 25  # readings up to the 25th count for the month (DOMAIN §3)
+HISTORY_MONTHS = 14  # of readings a run looks at: the average's six months and more
+
+
+def months_before(period: date, months: int) -> date:
+    index = period.year * 12 + period.month - 1 - months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def _params(selection: Selection, period: date) -> dict[str, Any]:
+    return {"region": selection.region, "city": selection.city, "house": selection.house,
+            "provider": selection.provider,
+            "providers": [selection.provider] if selection.provider else None,
+            "accounts": list(selection.accounts) or None, "period": period,
+            "next": next_month(period), "cutoff_day": CUTOFF_DAY,
+            # bounds in UTC around the window, a day wider than any time zone shifts them
+            "history_from": months_before(period, HISTORY_MONTHS) - timedelta(days=1),
+            "history_to": next_month(period) + timedelta(days=1)}
+
+
+def schema(run_id: int) -> sql.Identifier:
+    """The schema holding what a run prepared for its chunks."""
+    return sql.Identifier(f"bill_run_{run_id}")
+
+
+async def enter(conn: psycopg.AsyncConnection[Any], run_id: int) -> None:
+    """In the current transaction: the run's schema first in the search path, and no JIT
+    (compiling plans cost seconds, the statements run in milliseconds)."""
+    await conn.execute(sql.SQL("SET LOCAL search_path TO {}, public").format(schema(run_id)))
+    await conn.execute("SET LOCAL jit = off")
+
+
+async def lock_period(conn: psycopg.AsyncConnection[Any], period: date) -> None:
+    """Hold the period's run lock on this connection (until it closes), or ``Conflict``."""
+    cur = await conn.execute("SELECT pg_try_advisory_lock(%s, %s)",
+                             (LOCK, period.year * 12 + period.month))
+    row = await cur.fetchone()
+    if not (row and row[0]):
+        raise Conflict(f"a bill run of {period:%Y-%m} is running", code="bill-run-running")
+
+
+async def start(
+    conn: psycopg.AsyncConnection[Any], period: date, selection: Selection, started_by: str,
+    *, chunk_accounts: int = CHUNK_ACCOUNTS, queued: int | None = None,
+) -> Run:
+    """Record a run (or take the ``queued`` one) and its chunks, and prepare it, in one
+    transaction. Refused when nothing is selected or a selected account's service has no
+    price in force; a refused queued run is marked failed with the reason."""
+    check_period(period)
+    try:
+        return await _start(conn, period, selection, started_by, chunk_accounts, queued)
+    except DomainError as exc:
+        if queued is not None:
+            await conn.execute("""
+                UPDATE bill_runs SET status = 'failed', detail = %s, finished_at = now()
+                 WHERE id = %s""", (exc.detail, queued))
+        raise
+
+
+async def _start(conn: psycopg.AsyncConnection[Any], period: date, selection: Selection,
+                 started_by: str, chunk_accounts: int, queued: int | None) -> Run:
+    params = _params(selection, period)
+    async with conn.transaction():
+        if queued is None:
+            cur = await conn.execute("""
+                INSERT INTO bill_runs (period, selection, started_by) VALUES (%s, %s, %s)
+                RETURNING id""", (period, json.dumps(selection.as_json()), started_by))
+        else:
+            cur = await conn.execute("""
+                UPDATE bill_runs SET status = 'running', started_at = now()
+                 WHERE id = %s AND status = 'queued' RETURNING id""", (queued,))
+        row = await cur.fetchone()
+        if row is None:
+            raise Conflict(f"bill run {queued} is not queued", code="bill-run-not-queued")
+        run_id = int(row[0])
+        cur = await conn.execute(_SELECT, {**params, "run": run_id, "chunk": chunk_accounts})
+        sizes = [n for (n,) in await cur.fetchall()]
+        if not sizes:
+            raise NotFound(f"no housing account matches {selection.as_json() or 'the run'}")
+        cur = await conn.execute(UNPRICED, {**params, "run": run_id})
+        unpriced = [f"{service} of {provider}" for provider, service in await cur.fetchall()]
+        if unpriced:
+            raise Invalid(f"no price in force on {period}: {', '.join(unpriced)}",
+                          code="no-price", field=["period"])
+        await conn.execute("UPDATE bill_runs SET accounts = %s WHERE id = %s",
+                           (sum(sizes), run_id))
+        await conn.execute(sql.SQL("CREATE SCHEMA {}").format(schema(run_id)))
+        await enter(conn, run_id)
+        await execute_all(conn, PREPARE, {**params, "run": run_id})
+        for table in ("run_accounts", "run_services", "run_volumes", "run_common"):
+            await conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
+    return Run(run_id, period, selection, started_by, sum(sizes), len(sizes))
+
+
+async def find(conn: psycopg.AsyncConnection[Any], run_id: int) -> Run:
+    cur = await conn.execute("""
+        SELECT r.period, r.selection, r.started_by, r.accounts,
+               (SELECT count(*) FROM bill_run_chunks c WHERE c.run_id = r.id)
+          FROM bill_runs r WHERE r.id = %s""", (run_id,))
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"no bill run {run_id}")
+    period, selection, started_by, accounts, chunks = row
+    return Run(run_id, period, Selection.from_json(selection), started_by, accounts, chunks)
+
+
+async def unfinished(conn: psycopg.AsyncConnection[Any], period: date,
+                     selection: Selection) -> Run | None:
+    """The latest run of the period with this selection that has not finished."""
+    cur = await conn.execute("""
+        SELECT id FROM bill_runs
+         WHERE period = %s AND status = 'running' AND selection = %s::jsonb
+         ORDER BY id DESC LIMIT 1""", (period, json.dumps(selection.as_json())))
+    row = await cur.fetchone()
+    return None if row is None else await find(conn, int(row[0]))
+
+
+# --- one chunk ----------------------------------------------------------------------------
+
+# (account, provider) pairs of the chunk whose bill differs from the stored one.
+_CHANGED = """
+CREATE TEMP TABLE changed_bills ON COMMIT DROP AS
+WITH old AS (
+    SELECT l.* FROM bill_lines l
+     WHERE l.period = %(period)s
+       AND l.account_id IN (SELECT account_id FROM run_accounts WHERE chunk = %(chunk)s)
+       AND (%(providers)s::text[] IS NULL OR l.provider_id = ANY(%(providers)s::text[]))
+)
+SELECT DISTINCT coalesce(n.account_id, o.account_id) AS account_id,
+       coalesce(n.provider_id, o.provider_id) AS provider_id
+  FROM new_lines n
+  FULL JOIN old o USING (account_id, service, common)
+ WHERE (n.provider_id, n.unit, n.volume, n.tariff, n.tariff_ref, n.method, n.charged,
+        n.recalculation, n.recalculation_reason, n.benefit)
+       IS DISTINCT FROM
+       (o.provider_id, o.unit, o.volume, o.tariff, o.tariff_ref, o.method, o.charged,
+        o.recalculation, o.recalculation_reason, o.benefit)
+"""
+
+_DROP_OLD = """
+DELETE FROM bill_lines l USING changed_bills c
+ WHERE l.period = %(period)s AND l.account_id = c.account_id AND l.provider_id = c.provider_id
+"""
+
+_PUT_NEW = """
+INSERT INTO bill_lines (period, account_id, service, common, provider_id, run_id, unit,
+                        volume, tariff, tariff_ref, method, charged, recalculation,
+                        recalculation_reason, benefit)
+SELECT %(period)s, n.account_id, n.service, n.common, n.provider_id, %(run)s, n.unit,
+       n.volume, n.tariff, n.tariff_ref, n.method, n.charged, n.recalculation,
+       n.recalculation_reason, n.benefit
+  FROM new_lines n JOIN changed_bills c USING (account_id, provider_id)
+"""
+
+_DROP_SUBSTITUTED = """
+DELETE FROM meter_volumes v USING run_meters m, run_accounts c
+ WHERE v.period = %(period)s AND v.meter_id = m.meter_id AND m.account_id = c.account_id
+   AND c.chunk = %(chunk)s
+"""
+
+_PUT_SUBSTITUTED = """
+INSERT INTO meter_volumes (period, meter_id, account_id, volume, method)
+SELECT %(period)s, meter_id, account_id, volume, method FROM (""" + SUBSTITUTED + """) s
+"""
+
+_DONE = """
+WITH chunk AS (
+    UPDATE bill_run_chunks SET done_at = now()
+     WHERE run_id = %(run)s AND chunk = %(chunk)s AND done_at IS NULL
+    RETURNING cardinality(accounts) AS n
+)
+UPDATE bill_runs SET billed = billed + (SELECT n FROM chunk),
+                     changed = changed + %(changed)s
+ WHERE id = %(run)s AND EXISTS (SELECT 1 FROM chunk)
+RETURNING (SELECT n FROM chunk)
+"""
+
+
+@dataclass(frozen=True)
+class ChunkBilled:
+    accounts: int  # in the chunk
+    changed: int  # whose bill changed
+
+
+_NEXT_CHUNK = """
+SELECT chunk FROM bill_run_chunks
+ WHERE run_id = %s AND done_at IS NULL ORDER BY chunk LIMIT 1 FOR UPDATE SKIP LOCKED
+"""
+
+
+async def bill_chunk(conn: psycopg.AsyncConnection[Any], run: Run,
+                     chunk: int | None = None) -> ChunkBilled | None:
+    """Bill one chunk in one transaction: ``chunk``, or the first one no other worker holds.
+    None when there is none left (or ``chunk`` was done already)."""
+    async with conn.transaction():
+        if chunk is None:
+            cur = await conn.execute(_NEXT_CHUNK, (run.id,))
+        else:
+            cur = await conn.execute("""
+                SELECT chunk FROM bill_run_chunks
+                 WHERE run_id = %s AND chunk = %s AND done_at IS NULL FOR UPDATE""",
+                (run.id, chunk))
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        chunk = int(row[0])
+        await enter(conn, run.id)
+        params = {**_params(run.selection, run.period), "run": run.id, "chunk": chunk}
+        await execute_all(conn, CHUNK, params)
+        await conn.execute(_CHANGED, params)
+        await conn.execute(_DROP_OLD, params)
+        await conn.execute(_PUT_NEW, params)
+        await conn.execute(_DROP_SUBSTITUTED, params)
+        await conn.execute(_PUT_SUBSTITUTED, params)
+        cur = await conn.execute("SELECT count(DISTINCT account_id) FROM changed_bills")
+        (changed,) = await cur.fetchone() or (0,)
+        cur = await conn.execute(_DONE, {**params, "changed": changed})
+        (size,) = await cur.fetchone() or (0,)
+    return ChunkBilled(int(size), int(changed))
+
+
+async def finish(conn: psycopg.AsyncConnection[Any], run: Run) -> None:
+    """The run is done: its prepared volumes go."""
+    async with conn.transaction():
+        await conn.execute("""
+            UPDATE bill_runs SET status = 'done', finished_at = now()
+             WHERE id = %s AND status = 'running'""", (run.id,))
+        await conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(schema(run.id)))
+
+
+Progress = Callable[[int], None]  # accounts billed by the chunk just done
+
+
+async def _work(conn: psycopg.AsyncConnection[Any], run: Run,
+                progress: Progress | None) -> None:
+    """Bill chunks until none is left."""
+    while (billed := await bill_chunk(conn, run)) is not None:
+        if progress is not None:
+            progress(billed.accounts)
+
+
+async def bill(
+    conn: psycopg.AsyncConnection[Any], period: date, selection: Selection, started_by: str,
+    *, progress: Progress | None = None, chunk_accounts: int = CHUNK_ACCOUNTS,
+    on_start: Callable[[Run], None] | None = None, queued: int | None = None,
+    workers: int = 1, database_url: str | None = None,
+) -> Run:
+    """Bill ``selection`` for ``period``: resume the unfinished run of the same period and
+    selection, or start one; chunk after chunk until done, on ``workers`` connections at
+    once (chunks are whole houses: they never touch the same rows; the others connect to
+    ``database_url``). ``conn`` is in autocommit mode and holds the period's lock for the
+    run. ``on_start`` hears of the run once it is known, ``progress`` of each chunk done."""
+    await lock_period(conn, check_period(period))
+    try:
+        run = await unfinished(conn, period, selection) or await start(
+            conn, period, selection, started_by, chunk_accounts=chunk_accounts, queued=queued)
+        if queued is not None and run.id != queued:
+            # an unfinished run of the same period and selection goes on instead
+            await conn.execute("""
+                UPDATE bill_runs SET status = 'done', finished_at = now(),
+                       detail = %s WHERE id = %s AND status = 'queued'""",
+                (f"resumed bill run {run.id} instead", queued))
+        if on_start is not None:
+            on_start(run)
+        async with AsyncExitStack() as stack:
+            others = [await stack.enter_async_context(await psycopg.AsyncConnection.connect(
+                database_url or conn.info.dsn, autocommit=True,
+                application_name="meterline-billrun-worker")) for _ in range(workers - 1)]
+            async with asyncio.TaskGroup() as group:
+                for worker in (conn, *others):
+                    group.create_task(_work(worker, run, progress))
+        await finish(conn, run)
+        return run
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock(%s, %s)",
+                           (LOCK, period.year * 12 + period.month))

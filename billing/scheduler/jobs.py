@@ -1,0 +1,80 @@
+"""The jobs the scheduler runs, by name. Adding a job is one line in ``JOBS`` (and its
+schedule in the ``schedules`` setting): a function of a ``JobContext`` that does the work and
+says in a sentence what it did."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+
+from billing.billrun.run import bill
+from meterline.bill_runs import Selection
+from meterline.errors import DomainError, NotFound
+from meterline.settings import Settings
+
+
+@dataclass(frozen=True)
+class JobContext:
+    conn: psycopg.AsyncConnection[Any]  # autocommit: a job makes its own transactions
+    settings: Settings
+    due_at: datetime  # the slot of the schedule being run (aware)
+    started_by: str
+
+
+Job = Callable[[JobContext], Awaitable[str]]
+
+
+def month_before(moment: datetime, time_zone: str) -> date:
+    local = moment.astimezone(ZoneInfo(time_zone))
+    return date(local.year - (local.month == 1), (local.month - 2) % 12 + 1, 1)
+
+
+async def bill_previous_month(ctx: JobContext) -> str:
+    """Bill every housing account for the month before the slot (a run of the 1st bills the
+    month just ended)."""
+    period = month_before(ctx.due_at, ctx.settings.scheduler_time_zone)
+    run = await bill(ctx.conn, period, Selection(), ctx.started_by,
+                     chunk_accounts=ctx.settings.billrun_chunk_accounts,
+                     workers=ctx.settings.billrun_workers,
+                     database_url=ctx.settings.database_url)
+    return f"bill run {run.id} of {period:%Y-%m}: {run.accounts} accounts"
+
+
+JOBS: dict[str, Job] = {
+    "billrun": bill_previous_month,
+}
+
+
+async def run_job(conn: psycopg.AsyncConnection[Any], settings: Settings, name: str,
+                  due_at: datetime, started_by: str,
+                  jobs: dict[str, Job] | None = None) -> str | None:
+    """Claim the slot (``name``, ``due_at``) and run the job, recording its outcome; None when
+    the slot was claimed before (by this or another scheduler, or by hand)."""
+    registry = JOBS if jobs is None else jobs
+    if name not in registry:
+        raise NotFound(f"no job {name!r}; jobs: {', '.join(sorted(registry))}")
+    cur = await conn.execute("""
+        INSERT INTO scheduled_runs (job, due_at, started_by) VALUES (%s, %s, %s)
+        ON CONFLICT (job, due_at) DO NOTHING RETURNING id""", (name, due_at, started_by))
+    claimed = await cur.fetchone()
+    if claimed is None:
+        return None
+    try:
+        detail = await registry[name](JobContext(conn, settings, due_at, started_by))
+    except (DomainError, psycopg.Error) as exc:
+        await _record(conn, claimed[0], "failed", f"{type(exc).__name__}: {exc}")
+        raise
+    await _record(conn, claimed[0], "done", detail)
+    return detail
+
+
+async def _record(conn: psycopg.AsyncConnection[Any], run_id: int, status: str,
+                  detail: str) -> None:
+    await conn.execute("""
+        UPDATE scheduled_runs SET status = %s, detail = %s, finished_at = now()
+         WHERE id = %s""", (status, detail, run_id))

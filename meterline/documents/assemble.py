@@ -1,0 +1,221 @@
+"""Payment documents of a period assembled from what the bill run stored: the accounts, their
+bill lines, the payees' details, the readings the lines rest on, the houses' common volumes,
+the norms. A batch of accounts costs one query per kind, not one per account.
+
+Debt brought forward, payments received, penalties and instalments are the journal's
+(the money-model and payments issues); until the journal is there they are zero.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from meterline.documents.model import (
+    ZERO,
+    CommonVolume,
+    Line,
+    MeterReading,
+    Payee,
+    PayeeTotal,
+    PaymentDocument,
+)
+from meterline.errors import NotFound
+from meterline.units import Service
+
+UNITS = {"m3": "м³", "kWh": "кВт·ч", "Gcal": "Гкал", "m2": "м²", "person": "чел."}
+CUTOFF_DAY = 25
+DUE_DAY = 10  # the charge for a month is due on the 10th of the next (DOMAIN §1)
+
+_ACCOUNTS = """
+SELECT a.id, a.els, a.holder_name, ad.full_text, a.area, a.residents, ad.time_zone,
+       p.house_id, c.region_code, h.common_area
+  FROM accounts a
+  JOIN addresses ad ON ad.id = a.address_id
+  LEFT JOIN premises p ON p.id = a.premises_id
+  LEFT JOIN houses h ON h.id = p.house_id
+  LEFT JOIN streets s ON s.id = h.street_id
+  LEFT JOIN cities c ON c.id = s.city_id
+ WHERE a.id = ANY(%(accounts)s)
+"""
+
+_LINES = """
+SELECT * FROM bill_lines WHERE period = %(period)s AND account_id = ANY(%(accounts)s)
+ ORDER BY account_id, CASE service WHEN 'maintenance' THEN 0 WHEN 'capital_repair' THEN 9
+          ELSE 1 END, service, common
+"""
+
+_PROVIDERS = """
+SELECT id, name, inn, kpp, bank_name, bic, corr_account, settlement_account, address, phone,
+       email, website
+  FROM providers WHERE id = ANY(%(providers)s)
+"""
+
+# The readings of each meter read by people that the period's line rests on.
+_READINGS = """
+SELECT m.id AS meter_id, m.account_id, m.utility, cur.ts AS cur_ts, cur.value AS cur_value,
+       prev.value AS prev_value, cur.source, v.volume AS substituted, v.method AS substitution
+  FROM meters m
+  JOIN accounts a ON a.id = m.account_id
+  JOIN addresses ad ON ad.id = a.address_id
+  CROSS JOIN LATERAL (
+      SELECT (%(period)s::date - interval '1 month' + make_interval(days => %(cutoff)s))
+                 ::timestamp AT TIME ZONE ad.time_zone AS opens,
+             (%(period)s::date + make_interval(days => %(cutoff)s))::timestamp
+                 AT TIME ZONE ad.time_zone AS closes) w
+  LEFT JOIN LATERAL (
+      SELECT ts, value, source FROM readings r
+       WHERE r.meter_id = m.id AND r.ts >= w.opens AND r.ts < w.closes
+       ORDER BY ts DESC LIMIT 1) cur ON true
+  LEFT JOIN LATERAL (
+      SELECT value FROM readings r
+       WHERE r.meter_id = m.id AND r.ts < w.opens ORDER BY ts DESC LIMIT 1) prev ON true
+  LEFT JOIN meter_volumes v ON v.meter_id = m.id AND v.period = %(period)s
+ WHERE m.account_id = ANY(%(accounts)s) AND m.gateway_id IS NULL
+ ORDER BY m.id
+"""
+
+# Each house's volumes: its meters over the calendar month, the apartments' billed volumes,
+# the common-property norm volume.
+_COMMON = """
+WITH houses AS (
+    SELECT DISTINCT p.house_id, h.common_area, c.region_code, ad.time_zone
+      FROM accounts a JOIN premises p ON p.id = a.premises_id
+      JOIN houses h ON h.id = p.house_id JOIN streets s ON s.id = h.street_id
+      JOIN cities c ON c.id = s.city_id JOIN addresses ad ON ad.id = a.address_id
+     WHERE a.id = ANY(%(accounts)s)
+)
+SELECT h.house_id, hm.utility AS service, ends.value - starts.value AS house_volume,
+       (SELECT coalesce(sum(l.volume), 0) FROM bill_lines l
+          JOIN accounts a ON a.id = l.account_id JOIN premises p ON p.id = a.premises_id
+         WHERE l.period = %(period)s AND p.house_id = h.house_id
+           AND l.service = hm.utility AND NOT l.common) AS individual,
+       coalesce((SELECT quantity FROM consumption_norms n
+                  WHERE n.region_code = h.region_code AND n.service = hm.utility
+                    AND n.scope = 'common' AND n.valid_from <= %(period)s
+                    AND (n.valid_to IS NULL OR n.valid_to > %(period)s)
+                  ORDER BY n.valid_from DESC LIMIT 1), 0) * h.common_area AS cap
+  FROM houses h
+  JOIN house_meters hm ON hm.house_id = h.house_id
+                      AND hm.utility IN ('cold_water', 'hot_water', 'electricity')
+  CROSS JOIN LATERAL (
+      SELECT value FROM readings r WHERE r.meter_id = hm.id
+         AND r.ts <= (%(period)s::date + interval '1 month')::timestamp AT TIME ZONE h.time_zone
+       ORDER BY ts DESC LIMIT 1) ends
+  CROSS JOIN LATERAL (
+      SELECT value FROM readings r WHERE r.meter_id = hm.id
+         AND r.ts <= %(period)s::timestamp AT TIME ZONE h.time_zone
+       ORDER BY ts DESC LIMIT 1) starts
+"""
+
+_NORMS = """
+SELECT DISTINCT ON (region_code, service, scope) region_code, service, scope, quantity, unit
+  FROM consumption_norms
+ WHERE region_code = ANY(%(regions)s) AND valid_from <= %(period)s
+   AND (valid_to IS NULL OR valid_to > %(period)s)
+ ORDER BY region_code, service, scope, valid_from DESC
+"""
+
+
+def _payee(row: dict[str, Any]) -> Payee:
+    return Payee(row["id"], row["name"], row["inn"] or "", row["kpp"], row["bank_name"] or "",
+                 row["bic"] or "", row["corr_account"] or "", row["settlement_account"] or "",
+                 row["address"], row["phone"], row["email"], row["website"])
+
+
+def _line(row: dict[str, Any]) -> Line:
+    return Line(Service(row["service"]), row["provider_id"], common=row["common"],
+                unit=UNITS.get(row["unit"], row["unit"]), volume=row["volume"],
+                tariff=row["tariff"], charged=row["charged"],
+                recalculation=row["recalculation"],
+                recalculation_reason=row["recalculation_reason"], benefit=row["benefit"],
+                method=row["method"])
+
+
+async def _rows(conn: psycopg.AsyncConnection[Any], query: Any,
+                params: dict[str, Any]) -> list[dict[str, Any]]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(query, params)
+    return await cur.fetchall()
+
+
+def due_date(period: date) -> date:
+    return date(period.year + period.month // 12, period.month % 12 + 1, DUE_DAY)
+
+
+async def payment_documents(
+    conn: psycopg.AsyncConnection[Any], period: date, account_ids: Sequence[str],
+) -> list[PaymentDocument]:
+    """The documents of ``account_ids`` for ``period``, for the accounts that were billed
+    (in the order given)."""
+    params = {"period": period, "accounts": list(account_ids), "cutoff": CUTOFF_DAY}
+    accounts = {r["id"]: r for r in await _rows(conn, _ACCOUNTS, params)}
+    lines: dict[str, list[Line]] = defaultdict(list)
+    for row in await _rows(conn, _LINES, params):
+        lines[row["account_id"]].append(_line(row))
+    providers = {line.provider_id for found in lines.values() for line in found}
+    payees = {r["id"]: _payee(r) for r in await _rows(
+        conn, _PROVIDERS, {"providers": sorted(providers)})}
+    readings: dict[str, list[MeterReading]] = defaultdict(list)
+    for r in await _rows(conn, _READINGS, params):
+        service = Service.HEATING if r["utility"] == "heat" else Service(r["utility"])
+        unit = UNITS["kWh" if r["utility"] == "electricity" else "m3"]
+        if r["cur_ts"] is not None and r["prev_value"] is not None:
+            readings[r["account_id"]].append(MeterReading(
+                r["meter_id"], service, unit, r["prev_value"], r["cur_value"],
+                r["cur_value"] - r["prev_value"], "meter", r["source"] or ""))
+        elif r["substituted"] is not None:
+            readings[r["account_id"]].append(MeterReading(
+                r["meter_id"], service, unit, r["prev_value"], None, r["substituted"],
+                r["substitution"]))
+    common: dict[int, list[CommonVolume]] = defaultdict(list)
+    for r in await _rows(conn, _COMMON, params):
+        service = Service(r["service"])
+        common[r["house_id"]].append(CommonVolume(
+            service, UNITS["kWh" if service == Service.ELECTRICITY else "m3"],
+            r["house_volume"], r["individual"],
+            max(r["house_volume"] - r["individual"], Decimal(0)), r["cap"]))
+    regions = sorted({a["region_code"] for a in accounts.values() if a["region_code"]})
+    norms: dict[str, list[tuple[Service, str, Decimal, str]]] = defaultdict(list)
+    for r in await _rows(conn, _NORMS, {**params, "regions": regions}):
+        norms[r["region_code"]].append(
+            (Service(r["service"]), r["scope"], r["quantity"], UNITS.get(r["unit"], r["unit"])))
+
+    documents = []
+    for account_id in account_ids:
+        account, own = accounts.get(account_id), lines.get(account_id)
+        if account is None or not own:
+            continue
+        sellers = sorted({line.provider_id for line in own})
+        issuer = next((payees[line.provider_id] for line in own
+                       if line.service == Service.MAINTENANCE), payees[sellers[0]])
+        totals = tuple(
+            PayeeTotal(payees[p], sum((line.total for line in own if line.provider_id == p),
+                                      ZERO))
+            for p in sellers)
+        services = {line.service for line in own}
+        documents.append(PaymentDocument(
+            account_id=account_id, els=account["els"], period=period,
+            payer_name=account["holder_name"], address=account["full_text"],
+            area=account["area"], residents=account["residents"], issuer=issuer,
+            lines=tuple(own), payees=totals, readings=tuple(readings[account_id]),
+            common_volumes=tuple(v for v in common.get(account["house_id"], ())
+                                 if v.service in services),
+            norms=tuple(n for n in norms.get(account["region_code"], ()) if n[0] in services),
+            due_on=due_date(period)))
+    return documents
+
+
+async def payment_document(conn: psycopg.AsyncConnection[Any], period: date,
+                           account_id: str) -> PaymentDocument:
+    """One account's document, or ``NotFound`` when the account was not billed then."""
+    found = await payment_documents(conn, period, [account_id])
+    if not found:
+        raise NotFound(f"account {account_id} has no bill for {period:%Y-%m}")
+    return found[0]
