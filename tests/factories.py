@@ -422,3 +422,66 @@ async def book_customer(conn: psycopg.AsyncConnection[Any], book: str = "energos
     seller = provider()
     await stored_book(conn, example_book(book, seller))
     return await customer(conn, balance, seller=seller)
+
+
+# --- payments (billing.payments): housing accounts with charges on the books
+
+
+@dataclass(frozen=True)
+class HousingAccount:
+    account_id: str
+    providers: dict[str, str]  # service -> provider
+
+    def provider(self, service: str) -> str:
+        return self.providers[service]
+
+
+async def housing_account(
+    conn: psycopg.AsyncConnection[Any], services: dict[str, str] | None = None, *,
+    payer_group: str = "citizen", time_zone: str = "Europe/Moscow",
+    billing_mode: str = "postpaid", since: date = date(2020, 1, 1),
+) -> HousingAccount:
+    """A postpaid account buying ``services`` (service -> provider id, the providers made
+    here; default: maintenance from a management company, electricity and cold water from
+    two suppliers), each provider with a balance row and its services on the account."""
+    tag = uuid.uuid4().hex[:8]
+    services = services or {"maintenance": f"uk-{tag}", "electricity": f"sbyt-{tag}",
+                            "cold_water": f"voda-{tag}"}
+    account = unique("H")
+    async with conn.transaction():
+        cur = await conn.execute(
+            "INSERT INTO addresses (region, full_text, time_zone) VALUES ('77', %s, %s) "
+            "RETURNING id", (f"Москва, ул. Тестовая, д. 1, кв. {tag}", time_zone))
+        row = await cur.fetchone()
+        assert row is not None
+        await conn.execute(
+            "INSERT INTO accounts (id, address_id, holder_name, billing_mode, payer_group) "
+            "VALUES (%s, %s, 'Иванов Иван Иванович', %s, %s)",
+            (account, row[0], billing_mode, payer_group))
+        for service, provider_id in services.items():
+            await conn.execute("INSERT INTO providers (id, name) VALUES (%s, %s) "
+                               "ON CONFLICT DO NOTHING", (provider_id, f"Поставщик {provider_id}"))
+            await conn.execute("INSERT INTO balances (account_id, provider_id) VALUES (%s, %s) "
+                               "ON CONFLICT DO NOTHING", (account, provider_id))
+            await conn.execute(
+                "INSERT INTO account_services (account_id, service, provider_id, valid_from) "
+                "VALUES (%s, %s, %s, %s)", (account, service, provider_id, since))
+    return HousingAccount(account, dict(services))
+
+
+async def charge_month(
+    conn: psycopg.AsyncConnection[Any], account: HousingAccount, period: date,
+    amounts: dict[str, str], *, booked_at: datetime | None = None,
+) -> None:
+    """Charges of one month (service -> amount) as the bill run books them: one entry,
+    subscriber -amount and revenue +amount per service, on the period."""
+    postings: list[Posting] = []
+    for service, amount in amounts.items():
+        provider_id = account.provider(service)
+        postings += [
+            Posting(Book.SUBSCRIBER, provider_id, -Decimal(amount), account.account_id,
+                    Service(service), period),
+            Posting(Book.REVENUE, provider_id, Decimal(amount), None, Service(service), period),
+        ]
+    await post(conn, [Entry(EntryKind.CHARGE, unique(f"charge:{account.account_id}"),
+                            tuple(postings), booked_at=booked_at)])
