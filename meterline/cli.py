@@ -225,6 +225,26 @@ def import_file(
     run(_settings(), kind, path, check=check, report=report)
 
 
+payments_app = typer.Typer(help="Payments in: bank registries.", no_args_is_help=True)
+app.add_typer(payments_app, name="payments")
+
+
+@payments_app.command("import")
+def payments_import(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
+                                         help="The bank's registry file.")],
+    layout: Annotated[str, typer.Option(
+        help="The registry's layout: a name (sberbank, post) or a layout file (.toml).")]
+    = "sberbank",
+) -> None:
+    """Post a bank registry's payments, each once; the same file is never imported twice. A
+    bad line is refused with its line number and reason (exit 1); a file whose totals do not
+    match is refused whole (exit 2)."""
+    from billing.payments.commands import import_registry_file as run
+
+    run(_settings(), path, layout)
+
+
 @app.command()
 def town(
     accounts: Annotated[int, typer.Option(min=1, help="Accounts (one per apartment).")] = 1000,
