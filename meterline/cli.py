@@ -8,6 +8,7 @@ loaded only by the command that runs it.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit, urlunsplit
@@ -243,6 +244,41 @@ def payments_import(
     from billing.payments.commands import import_registry_file as run
 
     run(_settings(), path, layout)
+
+
+penalties_app = typer.Typer(help="Penalties for late payment (DOMAIN.md §1).",
+                            no_args_is_help=True)
+app.add_typer(penalties_app, name="penalties")
+
+
+def _day(text: str | None) -> date:
+    return date.fromisoformat(text) if text else datetime.now(UTC).date()
+
+
+@penalties_app.command("explain")
+def penalties_explain(
+    account: Annotated[str, typer.Argument(help="The personal account.")],
+    as_of: Annotated[str | None, typer.Option(help="Day of calculation, YYYY-MM-DD "
+                                                    "(default: today).")] = None,
+) -> None:
+    """Print the penalty on every charge of the account paid late or overdue, line by line:
+    days, tier, rate, base, amount; the lines add up to the total."""
+    from billing.payments.commands import explain_penalties as run
+
+    run(_settings(), account, _day(as_of))
+
+
+@penalties_app.command("accrue")
+def penalties_accrue(
+    as_of: Annotated[str | None, typer.Option(help="Accrue up to this day, YYYY-MM-DD "
+                                                    "(default: today).")] = None,
+    account: Annotated[str | None, typer.Option(help="One account only.")] = None,
+) -> None:
+    """Accrue penalties as ledger lines (set-based, every postpaid account); running it again
+    for the same day posts nothing more. The scheduler runs it daily."""
+    from billing.payments.commands import accrue_penalties as run
+
+    run(_settings(), _day(as_of), account)
 
 
 @app.command()

@@ -4,6 +4,7 @@ options and help, is in `meterline.cli`)."""
 from __future__ import annotations
 
 import asyncio
+from datetime import date
 from pathlib import Path
 
 import psycopg
@@ -11,6 +12,9 @@ import typer
 
 from billing.payments.imports import import_registry
 from billing.payments.registries import RegistryRefused, load_layout
+from billing.penalties.explain import explain
+from billing.penalties.journal import Accrued, accrue, explain_account
+from billing.penalties.rules import PenaltyRules, load_rules
 from meterline.errors import DomainError
 from meterline.settings import Settings
 
@@ -42,3 +46,48 @@ def import_registry_file(settings: Settings, path: Path, layout_name: str) -> No
     except DomainError as exc:
         typer.echo(f"refused: {exc.detail}", err=True)
         raise typer.Exit(2) from exc
+
+
+def _rules(settings: Settings) -> PenaltyRules:
+    return load_rules(settings.penalty_rules_file, settings.penalty_rates_file)
+
+
+def explain_penalties(settings: Settings, account: str, as_of: date) -> None:
+    """Print the penalty calculation of an account, line by line."""
+
+    async def main() -> str:
+        async with await psycopg.AsyncConnection.connect(
+            settings.database_url, application_name="meterline-penalties",
+        ) as conn:
+            charges = await explain_account(
+                conn, _rules(settings), account, as_of,
+                count_payment_day=settings.penalty_count_payment_day,
+                stale_after_days=settings.penalty_rates_stale_days)
+        return explain(account, as_of, charges,
+                       count_payment_day=settings.penalty_count_payment_day)
+
+    try:
+        typer.echo(asyncio.run(main()))
+    except DomainError as exc:
+        typer.echo(exc.detail, err=True)
+        raise typer.Exit(2) from exc
+
+
+def accrue_penalties(settings: Settings, as_of: date, account: str | None) -> None:
+    """Accrue penalties up to a day as ledger lines; print what was posted."""
+
+    async def main() -> Accrued:
+        async with await psycopg.AsyncConnection.connect(
+            settings.database_url, application_name="meterline-penalties",
+        ) as conn:
+            return await accrue(conn, _rules(settings), as_of, account=account,
+                                count_payment_day=settings.penalty_count_payment_day)
+
+    try:
+        done = asyncio.run(main())
+    except DomainError as exc:
+        typer.echo(exc.detail, err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"penalties to {as_of:%Y-%m-%d}: {done.charges} charges changed, "
+               f"{done.amount:.2f} posted" + (f" (entry {done.entry_id})" if done.charges
+                                               else ""))
