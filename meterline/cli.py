@@ -246,6 +246,20 @@ def payments_import(
     run(_settings(), path, layout)
 
 
+@payments_app.command("settle")
+def payments_settle(
+    period: Annotated[str, typer.Option(help="The month to settle, YYYY-MM.")],
+    export: Annotated[Path | None, typer.Option(
+        help="Write the transfers to the providers here (1CClientBankExchange).")] = None,
+) -> None:
+    """Settle with every provider what the channels collected for it up to the end of the
+    month: collected, the agent's commission, the transfer due."""
+    from billing.payments.commands import settle_period as run
+
+    year, month = (int(part) for part in period.split("-"))
+    run(_settings(), date(year, month, 1), export)
+
+
 penalties_app = typer.Typer(help="Penalties for late payment (DOMAIN.md §1).",
                             no_args_is_help=True)
 app.add_typer(penalties_app, name="penalties")

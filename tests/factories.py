@@ -485,3 +485,22 @@ async def charge_month(
         ]
     await post(conn, [Entry(EntryKind.CHARGE, unique(f"charge:{account.account_id}"),
                             tuple(postings), booked_at=booked_at)])
+
+
+async def provider_terms(
+    conn: psycopg.AsyncConnection[Any], provider_id: str, *, due_day: int = 10,
+    commission_percent: str = "0", agreement: str = "", bank: int | None = None,
+) -> None:
+    """A provider's payment terms and, with ``bank``, complete bank details (as `payee`)."""
+    await conn.execute(
+        "INSERT INTO payment_terms (provider_id, due_day, commission_percent, agreement) "
+        "VALUES (%s, %s, %s, %s) ON CONFLICT (provider_id) DO UPDATE SET due_day = "
+        "EXCLUDED.due_day, commission_percent = EXCLUDED.commission_percent, "
+        "agreement = EXCLUDED.agreement", (provider_id, due_day, commission_percent, agreement))
+    if bank is not None:
+        p = payee(provider_id, f"Поставщик {provider_id}", bank)
+        await conn.execute(
+            "UPDATE providers SET inn = %s, kpp = %s, bank_name = %s, bic = %s, "
+            "corr_account = %s, settlement_account = %s WHERE id = %s",
+            (p.inn, p.kpp, p.bank_name, p.bic, p.corr_account, p.settlement_account,
+             provider_id))

@@ -4,7 +4,7 @@ options and help, is in `meterline.cli`)."""
 from __future__ import annotations
 
 import asyncio
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import psycopg
@@ -12,6 +12,7 @@ import typer
 
 from billing.payments.imports import import_registry
 from billing.payments.registries import RegistryRefused, load_layout
+from billing.payments.settlement import Settlement, agent_party, settle, transfers_file
 from billing.penalties.explain import explain
 from billing.penalties.journal import Accrued, accrue, explain_account
 from billing.penalties.rules import PenaltyRules, load_rules
@@ -91,3 +92,32 @@ def accrue_penalties(settings: Settings, as_of: date, account: str | None) -> No
     typer.echo(f"penalties to {as_of:%Y-%m-%d}: {done.charges} charges changed, "
                f"{done.amount:.2f} posted" + (f" (entry {done.entry_id})" if done.charges
                                                else ""))
+
+
+def settle_period(settings: Settings, period: date, export: Path | None) -> None:
+    """Settle every provider for a period; print each; write the transfers file if asked."""
+
+    async def main() -> tuple[list[Settlement], bytes | None]:
+        async with await psycopg.AsyncConnection.connect(
+            settings.database_url, application_name="meterline-settlement",
+        ) as conn:
+            done = await settle(conn, period, time_zone=settings.agent_time_zone)
+            data = None
+            if export is not None and done:
+                now = datetime.now(UTC)
+                data = await transfers_file(conn, period, agent_party(settings), created=now,
+                                            day=now.date())
+            return done, data
+
+    try:
+        done, data = asyncio.run(main())
+    except DomainError as exc:
+        typer.echo(exc.detail, err=True)
+        raise typer.Exit(2) from exc
+    for s in done:
+        typer.echo(f"{s.provider_id} {s.period:%Y-%m}: collected {s.collected:.2f}, commission "
+                   f"{s.commission:.2f}, transfer {s.transfer:.2f}"
+                   + ("" if s.new else " (settled before)"))
+    if export is not None and data is not None:
+        export.write_bytes(data)
+        typer.echo(f"transfers written to {export}")
