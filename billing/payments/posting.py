@@ -75,7 +75,7 @@ class Books:
 # period): the subscriber postings netted, negative sums only; with the due date of each.
 _DUES = """
 SELECT p.account_id, p.provider_id, p.service, p.period, -sum(p.amount) AS owed,
-       coalesce(t.due_day, 10) AS due_day
+       charge_due(p.period, coalesce(t.due_day, 10)) AS due_date
   FROM postings p
   LEFT JOIN payment_terms t ON t.provider_id = p.provider_id
  WHERE p.book = 'subscriber' AND p.account_id = ANY(%(accounts)s) AND p.service IS NOT NULL
@@ -131,16 +131,6 @@ ON CONFLICT (key) DO NOTHING
 _EARLIER = "SELECT key, account_id, amount FROM payments WHERE key = ANY(%s)"
 
 
-def _due_date(period: date, due_day: int) -> date:
-    year, month = (period.year, period.month + 1) if period.month < 12 else (period.year + 1, 1)
-    for day in range(due_day, 27, -1):
-        try:
-            return date(year, month, day)
-        except ValueError:
-            continue
-    return date(year, month, min(due_day, 28))
-
-
 async def read_books(conn: psycopg.AsyncConnection[Any], account_ids: Sequence[str],
                      day: date) -> dict[str, Books]:
     """Every account's debts and services, in three queries."""
@@ -155,7 +145,7 @@ async def read_books(conn: psycopg.AsyncConnection[Any], account_ids: Sequence[s
             b.penalties.append(Due(r["provider_id"], r["service"], None, r["owed"], day))
         else:
             b.dues.append(Due(r["provider_id"], r["service"], r["period"], r["owed"],
-                              _due_date(r["period"], r["due_day"])))
+                              r["due_date"]))
     await cur.execute(_LINES, {"accounts": list(account_ids), "day": day})
     for r in await cur.fetchall():
         books[r["account_id"]].lines.append(

@@ -11,6 +11,7 @@ transfer owed to the provider (``payable -transfer``) and the commission kept
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -106,6 +107,7 @@ SELECT s.provider_id, s.transfer, s.commission, p.name, p.inn, p.kpp, p.bank_nam
   FROM settlements s JOIN providers p ON p.id = s.provider_id
   LEFT JOIN payment_terms t ON t.provider_id = s.provider_id
  WHERE s.period = %s AND s.transfer > 0
+   AND (%s::text[] IS NULL OR s.provider_id = ANY(%s))
  ORDER BY s.provider_id
 """
 
@@ -117,10 +119,13 @@ def agent_party(settings: Settings) -> Party:
 
 
 async def transfers_file(conn: psycopg.AsyncConnection[Any], period: date, agent: Party,
-                         *, created: datetime, day: date) -> bytes:
-    """The period's transfers to the providers, as payment orders of the agent."""
+                         *, created: datetime, day: date,
+                         providers: Sequence[str] | None = None) -> bytes:
+    """The period's transfers to the providers (all, or these), as payment orders of the
+    agent."""
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(_PAYEES, (period,))
+    chosen = list(providers) if providers is not None else None
+    await cur.execute(_PAYEES, (period, chosen, chosen))
     rows = await cur.fetchall()
     if not rows:
         raise NotFound(f"nothing settled for {period:%m.%Y}")

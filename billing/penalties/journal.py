@@ -45,10 +45,7 @@ TRUNCATE penalty_debts, penalty_repaid, penalty_service_law;
 _FILL_DEBTS = """
 INSERT INTO penalty_debts
 SELECT row_number() OVER (), c.account_id, c.provider_id, c.service, c.period, c.amount,
-       make_date(extract(year FROM next_month)::int, extract(month FROM next_month)::int,
-                 least(coalesce(t.due_day, 10),
-                       extract(day FROM next_month + interval '1 month - 1 day')::int)),
-       a.payer_group, l.law
+       charge_due(c.period, coalesce(t.due_day, 10)), a.payer_group, l.law
   FROM (SELECT p.account_id, p.provider_id, p.service, p.period, -sum(p.amount) AS amount
           FROM postings p
           JOIN entries e ON e.id = p.entry_id
@@ -61,7 +58,6 @@ SELECT row_number() OVER (), c.account_id, c.provider_id, c.service, c.period, c
   JOIN accounts a ON a.id = c.account_id AND a.billing_mode = 'postpaid'
   LEFT JOIN payment_terms t ON t.provider_id = c.provider_id
   LEFT JOIN penalty_service_law l ON l.service = c.service
- CROSS JOIN LATERAL (SELECT (c.period + interval '1 month')::date AS next_month) n
 """
 
 _FILL_REPAID = """

@@ -83,3 +83,10 @@ CREATE TABLE settlements (
     settled_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (provider_id, period)
 );
+
+-- The day a month's charge is due: the provider's due day of the next month (the month's last
+-- day if it is shorter).
+CREATE FUNCTION charge_due(period date, due_day integer) RETURNS date
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN (period + interval '1 month')::date
+       + (least(due_day, extract(day FROM period + interval '2 months - 1 day')::integer) - 1);
