@@ -439,7 +439,7 @@ class HousingAccount:
 async def housing_account(
     conn: psycopg.AsyncConnection[Any], services: dict[str, str] | None = None, *,
     payer_group: str = "citizen", time_zone: str = "Europe/Moscow",
-    billing_mode: str = "postpaid", since: date = date(2020, 1, 1),
+    billing_mode: str = "postpaid", since: date = date(2020, 1, 1), region: str = "77",
 ) -> HousingAccount:
     """A postpaid account buying ``services`` (service -> provider id, the providers made
     here; default: maintenance from a management company, electricity and cold water from
@@ -450,8 +450,8 @@ async def housing_account(
     account = unique("H")
     async with conn.transaction():
         cur = await conn.execute(
-            "INSERT INTO addresses (region, full_text, time_zone) VALUES ('77', %s, %s) "
-            "RETURNING id", (f"Москва, ул. Тестовая, д. 1, кв. {tag}", time_zone))
+            "INSERT INTO addresses (region, full_text, time_zone) VALUES (%s, %s, %s) "
+            "RETURNING id", (region, f"Москва, ул. Тестовая, д. 1, кв. {tag}", time_zone))
         row = await cur.fetchone()
         assert row is not None
         await conn.execute(
