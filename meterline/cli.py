@@ -295,6 +295,70 @@ def penalties_accrue(
     run(_settings(), _day(as_of), account)
 
 
+reports_app = typer.Typer(help="Reports: turnover sheet, debtors, penalties register "
+                          "(CSV or PDF).", no_args_is_help=True)
+app.add_typer(reports_app, name="reports")
+
+OutOption = Annotated[Path | None, typer.Option(
+    "--out", help="Write to this .csv or .pdf file (default: CSV to standard output).")]
+
+
+def _month(text: str) -> date:
+    year, month = (int(part) for part in text.split("-"))
+    return date(year, month, 1)
+
+
+@reports_app.command("turnover")
+def reports_turnover(
+    provider: Annotated[str, typer.Option(help="The provider.")],
+    period: Annotated[str, typer.Option(help="The month, YYYY-MM.")],
+    service: Annotated[str | None, typer.Option(help="One service only.")] = None,
+    out: OutOption = None,
+) -> None:
+    """The turnover sheet of a provider for a month, per account and service: debt at the
+    start, charged, paid, penalties, other, debt at the end (reconciles with the journal)."""
+    from billing.reports.commands import write_report
+    from billing.reports.statements import turnover_sheet
+
+    settings = _settings()
+    write_report(settings, out, lambda conn: turnover_sheet(
+        conn, provider, _month(period), time_zone=settings.agent_time_zone, service=service))
+
+
+@reports_app.command("debtors")
+def reports_debtors(
+    as_of: Annotated[str | None, typer.Option(help="YYYY-MM-DD (default: today).")] = None,
+    provider: Annotated[str | None, typer.Option(help="One provider.")] = None,
+    region: Annotated[str | None, typer.Option(help="One region (code).")] = None,
+    house: Annotated[int | None, typer.Option(help="One house (id).")] = None,
+    least: Annotated[str, typer.Option(help="The least overdue amount, roubles.")] = "0.01",
+    out: OutOption = None,
+) -> None:
+    """Accounts overdue to a provider, the largest first, with their debt by age."""
+    from decimal import Decimal
+
+    from billing.reports.commands import write_report
+    from billing.reports.statements import debtors_list
+
+    write_report(_settings(), out, lambda conn: debtors_list(
+        conn, _day(as_of), provider=provider, region=region, house=house,
+        least=Decimal(least)))
+
+
+@reports_app.command("penalties")
+def reports_penalties(
+    period: Annotated[str, typer.Option(help="The month, YYYY-MM.")],
+    provider: Annotated[str | None, typer.Option(help="One provider.")] = None,
+    out: OutOption = None,
+) -> None:
+    """The penalties register: per unpaid charge, the penalty accrued and its principal."""
+    from billing.reports.commands import write_report
+    from billing.reports.statements import penalties_register
+
+    write_report(_settings(), out, lambda conn: penalties_register(
+        conn, _month(period), provider=provider))
+
+
 @app.command()
 def town(
     accounts: Annotated[int, typer.Option(min=1, help="Accounts (one per apartment).")] = 1000,

@@ -82,7 +82,8 @@ def accrue_penalties(settings: Settings, as_of: date, account: str | None) -> No
             settings.database_url, application_name="meterline-penalties",
         ) as conn:
             return await accrue(conn, _rules(settings), as_of, account=account,
-                                count_payment_day=settings.penalty_count_payment_day)
+                                count_payment_day=settings.penalty_count_payment_day,
+                                time_zone=settings.agent_time_zone)
 
     try:
         done = asyncio.run(main())

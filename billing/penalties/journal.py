@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 from psycopg.rows import dict_row
@@ -168,9 +169,11 @@ class Accrued:
 
 
 async def accrue(conn: psycopg.AsyncConnection[Any], rules: PenaltyRules, as_of: date, *,
-                 account: str | None = None, count_payment_day: bool = True) -> Accrued:
-    """Accrue penalties up to ``as_of`` (every postpaid account, or one) as one entry, in
-    one transaction; running it again for the same day posts nothing more."""
+                 account: str | None = None, count_payment_day: bool = True,
+                 time_zone: str = "Europe/Moscow") -> Accrued:
+    """Accrue penalties up to ``as_of`` (every postpaid account, or one) as one entry booked
+    at the end of that day (in ``time_zone``, the agent's books), in one transaction; running
+    it again for the same day posts nothing more."""
     key = f"penalties:{as_of.isoformat()}" + (f":{account}" if account else "")
     async with conn.transaction():
         await fill_debts(conn, rules, as_of, account=account,
@@ -184,7 +187,9 @@ async def accrue(conn: psycopg.AsyncConnection[Any], rules: PenaltyRules, as_of:
         charges, amount = row
         posted = await post_lines(conn, kind=EntryKind.PENALTY, key=key,
                                   counter=Book.PENALTIES,
-                                  reason=f"penalties accrued to {as_of:%Y-%m-%d}")
+                                  reason=f"penalties accrued to {as_of:%Y-%m-%d}",
+                                  booked_at=datetime.combine(as_of, time(23, 59, 59),
+                                                             ZoneInfo(time_zone)))
         if posted is None or not posted.new:
             await conn.execute("TRUNCATE ledger_lines")
             return Accrued(as_of, 0, Decimal(0), posted.id if posted else None)
