@@ -295,6 +295,27 @@ def penalties_accrue(
     run(_settings(), _day(as_of), account)
 
 
+reminders_app = typer.Typer(help="Reminders to debtors (DOMAIN.md §7).", no_args_is_help=True)
+app.add_typer(reminders_app, name="reminders")
+
+
+@reminders_app.command("run")
+def reminders_run(
+    months: Annotated[str, typer.Option(help="A debtor owes more than this many months of "
+                                             "charges for one service.")] = "2",
+    least: Annotated[str, typer.Option(help="... and at least this much, roubles.")] = "0.01",
+    provider: Annotated[str | None, typer.Option(help="One provider only.")] = None,
+) -> None:
+    """Start the notice -> restriction -> suspension sequence for new debtors, take the steps
+    that are due (20 days after a notice was delivered, 10 after a restriction), close the
+    paid; turn rating's events into notices. The notifier delivers them. Safe to rerun."""
+    from decimal import Decimal
+
+    from billing.reminders.commands import run_once
+
+    run_once(_settings(), months=Decimal(months), least=Decimal(least), provider=provider)
+
+
 reports_app = typer.Typer(help="Reports: turnover sheet, debtors, penalties register "
                           "(CSV or PDF).", no_args_is_help=True)
 app.add_typer(reports_app, name="reports")

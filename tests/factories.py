@@ -504,3 +504,12 @@ async def provider_terms(
             "corr_account = %s, settlement_account = %s WHERE id = %s",
             (p.inn, p.kpp, p.bank_name, p.bic, p.corr_account, p.settlement_account,
              provider_id))
+
+
+async def instalment_agreement(conn: psycopg.AsyncConnection[Any], account_id: str,
+                               provider_id: str, debt: str, *, signed_on: date,
+                               status: str = "kept") -> None:
+    await conn.execute(
+        "INSERT INTO instalment_agreements (account_id, provider_id, signed_on, debt, parts, "
+        "status) VALUES (%s, %s, %s, %s, '[]', %s)",
+        (account_id, provider_id, signed_on, Decimal(debt), status))

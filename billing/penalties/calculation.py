@@ -176,8 +176,8 @@ def tier_cuts(law: Law, group: PayerGroup) -> list[tuple[date, date | None, int]
 def date_cuts(law: Law, rules: PenaltyRules) -> list[date]:
     """The dates where the law's schedule changes or one of its moratoria begins or ends."""
     cuts = {s.valid_from for s in law.schedules}
-    cuts |= {d for m in rules.moratoria if m.laws is None or law.id in m.laws
-             for d in (m.start, m.end + ONE_DAY)}
+    cuts |= {d for m in rules.moratoria if m.kind is not MoratoriumKind.NO_RESTRICTION
+             and (m.laws is None or law.id in m.laws) for d in (m.start, m.end + ONE_DAY)}
     return sorted(cuts)
 
 

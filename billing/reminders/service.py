@@ -1,6 +1,7 @@
-"""The notifier: delivers notices (a pass whenever a notice is made, and every
-``notifier_interval`` seconds for quiet hours and deadlines) and serves the channels'
-callbacks. ``await run(settings)`` runs until cancelled."""
+"""The notifier: turns rating's events into notices and delivers notices (a pass whenever a
+notice or an event is made, and every ``notifier_interval`` seconds for quiet hours and
+deadlines) and serves the channels' callbacks. ``await run(settings)`` runs until
+cancelled."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import uvicorn
 
 from billing.reminders.callbacks import callbacks_app
 from billing.reminders.delivery import Notifier
+from billing.reminders.run import events_to_notices
 from meterline.db import make_pool
 from meterline.settings import Settings
 
@@ -42,11 +44,13 @@ async def _deliver_forever(settings: Settings, notifier: Notifier) -> None:
         settings.database_url, autocommit=True, application_name="meterline-notifier-listen",
     ) as listener:
         await listener.execute("LISTEN notices")
+        await listener.execute("LISTEN events")
         while True:
+            await events_to_notices(conn, datetime.now(UTC))
             done = await notifier.deliver(conn, datetime.now(UTC))
             if done.sent or done.failed or done.undeliverable or done.expired:
                 logger.info("notices: %s", done)
-            # until a notice is made (then a pass at once) or the interval ends
+            # until a notice or an event is made (then a pass at once) or the interval ends
             async for _ in listener.notifies(timeout=settings.notifier_interval, stop_after=1):
                 pass
 
