@@ -25,6 +25,7 @@ from billing.documents.model import (
     PayeeTotal,
     PaymentDocument,
 )
+from billing.payments.agreements import sign
 from meterline.fleet import Fleet, FleetMeter, Provider, register_fleet
 from meterline.ledger import Book, Entry, EntryKind, Posting, post
 from meterline.meter_readings import register_meter_read_by_people
@@ -508,8 +509,8 @@ async def provider_terms(
 
 async def instalment_agreement(conn: psycopg.AsyncConnection[Any], account_id: str,
                                provider_id: str, debt: str, *, signed_on: date,
-                               status: str = "kept") -> None:
-    await conn.execute(
-        "INSERT INTO instalment_agreements (account_id, provider_id, signed_on, debt, parts, "
-        "status) VALUES (%s, %s, %s, %s, '[]', %s)",
-        (account_id, provider_id, signed_on, Decimal(debt), status))
+                               parts: int = 4, first_due: date | None = None) -> None:
+    """A repayment agreement in monthly parts, the first due a year after signing unless
+    told (so it stays kept through a test)."""
+    await sign(conn, account_id, provider_id, Decimal(debt), parts,
+               first_due or signed_on.replace(year=signed_on.year + 1), signed_on=signed_on)

@@ -10,7 +10,9 @@ key, on the day it was booked in the account's time zone. Due date: the provider
 them is told apart from money paying a month), one entry per accrual run; the penalties
 register (`penalty_accruals`) keeps the total per charge and day, and each run posts the
 difference from the last total. Prepaid accounts accrue none: their debts are handled by
-the prepaid policy.
+the prepaid policy. While a repayment agreement with the provider is kept, the charges due
+before it was signed accrue nothing from the day of signing (the agreement says what is
+owed); once it is broken they accrue as if it had never been.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ _DEBTS = """
 CREATE TEMP TABLE IF NOT EXISTS penalty_debts (
     debt bigint NOT NULL, account_id text NOT NULL, provider_id text NOT NULL,
     service text NOT NULL, period date NOT NULL, amount numeric NOT NULL, due date NOT NULL,
-    grp text NOT NULL, law text);
+    grp text NOT NULL, law text,
+    stop date);  -- a kept repayment agreement covers it: no penalty from this day
 CREATE TEMP TABLE IF NOT EXISTS penalty_repaid (
     debt bigint NOT NULL, day date NOT NULL, amount numeric NOT NULL);
 CREATE TEMP TABLE IF NOT EXISTS penalty_service_law (service text PRIMARY KEY, law text);
@@ -46,7 +49,11 @@ TRUNCATE penalty_debts, penalty_repaid, penalty_service_law;
 _FILL_DEBTS = """
 INSERT INTO penalty_debts
 SELECT row_number() OVER (), c.account_id, c.provider_id, c.service, c.period, c.amount,
-       charge_due(c.period, coalesce(t.due_day, 10)), a.payer_group, l.law
+       charge_due(c.period, coalesce(t.due_day, 10)), a.payer_group, l.law,
+       (SELECT min(g.signed_on) FROM instalment_agreements g
+         WHERE g.account_id = c.account_id AND g.provider_id = c.provider_id
+           AND g.status = 'kept'
+           AND g.signed_on > charge_due(c.period, coalesce(t.due_day, 10)))
   FROM (SELECT p.account_id, p.provider_id, p.service, p.period, -sum(p.amount) AS amount
           FROM postings p
           JOIN entries e ON e.id = p.entry_id
@@ -96,7 +103,9 @@ WITH running AS (
      GROUP BY d.debt, d.amount
 )
 INSERT INTO penalty_tranches (id, law, grp, due, last_day, base, rate_day, debt)
-SELECT row_number() OVER (), d.law, d.grp, d.due, t.last_day, t.amount, t.rate_day, d.debt
+SELECT row_number() OVER (), d.law, d.grp, d.due,
+       CASE WHEN d.stop IS NULL THEN t.last_day ELSE least(t.last_day, d.stop - 1) END,
+       t.amount, t.rate_day, d.debt
   FROM (SELECT debt, CASE WHEN %(count_day)s THEN day ELSE day - 1 END AS last_day,
                amount, day AS rate_day
           FROM paid_parts WHERE amount > 0
@@ -226,7 +235,8 @@ async def explain_account(
         result = penalty(
             Debt(d["provider_id"], d["service"], d["period"], d["amount"], d["due"]),
             _positive(repaid.get(d["debt"], [])), as_of=as_of, group=group, rules=rules,
-            count_payment_day=count_payment_day, stale_after_days=stale_after_days)
+            count_payment_day=count_payment_day, stale_after_days=stale_after_days,
+            stop=d["stop"])
         if result.total or any(t.lines for t in result.tranches):
             results.append(result)
     return results

@@ -23,6 +23,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from billing.payments.agreements import review
 from billing.penalties.rules import PenaltyRules
 from billing.reminders.delivery import make_notice
 from billing.reminders.procedure import (
@@ -262,6 +263,7 @@ async def run_reminders(conn: psycopg.AsyncConnection[Any], now: datetime, rules
     """One run, in one transaction: start sequences for new debtors, advance open ones."""
     rule = rule or DebtorRule()
     result = RunResult()
+    await review(conn, now.date())  # agreements kept, broken or completed as of today
     async with conn.transaction():
         await start_sequences(conn, now, rule, result)
         await advance_sequences(conn, now, rule, rules, result)
