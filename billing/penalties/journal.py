@@ -9,7 +9,8 @@ key, on the day it was booked in the account's time zone. Due date: the provider
 ``subscriber -p, penalties +p`` per provider and service without a period (so money paying
 them is told apart from money paying a month), one entry per accrual run; the penalties
 register (`penalty_accruals`) keeps the total per charge and day, and each run posts the
-difference from the last total. Prepaid accounts accrue none: their debts are handled by
+difference from the last total (a charge accrued to a later day is left as it is).
+Prepaid accounts accrue none: their debts are handled by
 the prepaid policy. While a repayment agreement with the provider is kept, the charges due
 before it was signed accrue nothing from the day of signing (the agreement says what is
 owed); once it is broken they accrue as if it had never been.
@@ -126,27 +127,30 @@ async def fill_debts(conn: psycopg.AsyncConnection[Any], rules: PenaltyRules, as
                               [(str(s), law) for s, law in rules.service_law.items()])
     await conn.execute(_FILL_DEBTS, {"account": account})
     await conn.execute(_FILL_REPAID)
+    await conn.execute("ANALYZE penalty_debts, penalty_repaid")
     await conn.execute(_FILL_TRANCHES, {"as_of": as_of, "count_day": count_payment_day})
-    await conn.execute("ANALYZE penalty_debts, penalty_tranches")
+    await conn.execute("ANALYZE penalty_tranches")
 
 
 _BY_DEBT = f"""
 CREATE TEMP TABLE penalty_due ON COMMIT DROP AS
+WITH totals AS (
+    SELECT tr.debt, sum(x.penalty) AS total
+      FROM ({TOTALS}) x JOIN penalty_tranches tr ON tr.id = x.id
+     GROUP BY tr.debt
+), repaid AS (
+    SELECT debt, sum(amount) AS amount FROM penalty_repaid WHERE day <= %(as_of)s
+     GROUP BY debt
+)
 SELECT d.debt, d.account_id, d.provider_id, d.service, d.period,
-       coalesce(sum(t.penalty), 0) AS total,
-       coalesce(last.total, 0) AS before,
-       d.amount - least(greatest(coalesce((SELECT sum(r.amount) FROM penalty_repaid r
-                                            WHERE r.debt = d.debt AND r.day <= %(as_of)s), 0),
-                                 0), d.amount) AS unpaid
+       CASE WHEN b.as_of > %(as_of)s THEN b.total ELSE coalesce(t.total, 0) END AS total,
+       coalesce(b.total, 0) AS before,
+       d.amount - least(greatest(coalesce(r.amount, 0), 0), d.amount) AS unpaid
   FROM penalty_debts d
-  LEFT JOIN (SELECT tr.debt, x.penalty FROM ({TOTALS}) x
-               JOIN penalty_tranches tr ON tr.id = x.id) t ON t.debt = d.debt
-  LEFT JOIN LATERAL (
-      SELECT a.total FROM penalty_accruals a
-       WHERE (a.account_id, a.provider_id, a.service, a.period)
-             = (d.account_id, d.provider_id, d.service, d.period) AND a.as_of <= %(as_of)s
-       ORDER BY a.as_of DESC LIMIT 1) last ON true
- GROUP BY d.debt, d.account_id, d.provider_id, d.service, d.period, d.amount, last.total
+  LEFT JOIN totals t ON t.debt = d.debt
+  LEFT JOIN repaid r ON r.debt = d.debt
+  LEFT JOIN penalty_totals b ON (b.account_id, b.provider_id, b.service, b.period)
+                                = (d.account_id, d.provider_id, d.service, d.period)
 """
 
 _STAGE = """
@@ -161,6 +165,14 @@ INSERT INTO penalty_accruals (account_id, provider_id, service, period, as_of, p
 SELECT account_id, provider_id, service, period, %(as_of)s, unpaid, total, %(entry)s
   FROM penalty_due WHERE total <> before
 ON CONFLICT DO NOTHING
+"""
+
+_TOTALS_KEPT = """
+INSERT INTO penalty_totals AS p (account_id, provider_id, service, period, as_of, total)
+SELECT account_id, provider_id, service, period, %(as_of)s, total
+  FROM penalty_due WHERE total <> before
+ON CONFLICT (account_id, provider_id, service, period)
+DO UPDATE SET as_of = EXCLUDED.as_of, total = EXCLUDED.total
 """
 
 _SUMMARY = """
@@ -203,6 +215,7 @@ async def accrue(conn: psycopg.AsyncConnection[Any], rules: PenaltyRules, as_of:
             await conn.execute("TRUNCATE ledger_lines")
             return Accrued(as_of, 0, Decimal(0), posted.id if posted else None)
         await conn.execute(_REGISTER, {"as_of": as_of, "entry": posted.id})
+        await conn.execute(_TOTALS_KEPT, {"as_of": as_of})
     return Accrued(as_of, int(charges), Decimal(amount), posted.id)
 
 

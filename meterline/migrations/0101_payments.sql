@@ -71,6 +71,17 @@ CREATE TABLE penalty_accruals (
 );
 CREATE INDEX penalty_accruals_day ON penalty_accruals (as_of);
 
+-- The latest accrued total per charge (what the next accrual posts the difference from).
+CREATE TABLE penalty_totals (
+    account_id   text NOT NULL,
+    provider_id  text NOT NULL,
+    service      text NOT NULL,
+    period       date NOT NULL,
+    as_of        date NOT NULL,
+    total        numeric(18, 2) NOT NULL,
+    PRIMARY KEY (account_id, provider_id, service, period)
+);
+
 -- Settlement with a provider: what the channels collected for it up to a cut-off, the
 -- agent's commission, the transfer due; exported as a 1CClientBankExchange file.
 CREATE TABLE settlements (
