@@ -66,7 +66,7 @@ CREATE TABLE penalty_accruals (
     as_of        date NOT NULL,
     principal    numeric(18, 2) NOT NULL,   -- unpaid on that day
     total        numeric(18, 2) NOT NULL,   -- penalty accrued on the charge up to that day
-    entry_id     bigint NOT NULL REFERENCES entries,
+    entry_id     bigint NOT NULL,   -- the penalty entry (no foreign key: written in bulk)
     PRIMARY KEY (account_id, provider_id, service, period, as_of)
 );
 CREATE INDEX penalty_accruals_day ON penalty_accruals (as_of);
