@@ -46,6 +46,8 @@ SELECT %s, * FROM unnest(%s::integer[], %s::text[], %s::text[], %s::numeric[])
 
 _POSTED = "UPDATE registries SET posted = %s WHERE id = %s"
 
+_RECEIVED = "SELECT key, account_id, amount FROM payments WHERE key = ANY(%s)"
+
 
 class RegistryImported(Conflict):
     code = "registry-already-imported"
@@ -99,6 +101,20 @@ async def import_registry(
             payments.append(Payment(payment_key(layout, p.operation_id), "registry",
                                     p.account_id, p.amount, paid_at, period=p.period,
                                     registry_id=registry_id, line=p.line))
+        cur = await conn.execute(_RECEIVED, ([p.key for p in payments],))
+        earlier = {key: (account, amount) for key, account, amount in await cur.fetchall()}
+        kept: list[Payment] = []
+        for payment in payments:
+            if earlier.get(payment.key, (payment.account_id, payment.amount)) != (
+                    payment.account_id, payment.amount):
+                account, amount = earlier[payment.key]
+                refused.append(RefusedLine(
+                    payment.line or 0, f"operation {payment.key.rsplit(':', 1)[1]} was received "
+                    f"before for account {account}, {amount}",
+                    f"{payment.account_id};{payment.amount}", payment.amount))
+            else:
+                kept.append(payment)
+        payments = kept
         posted = before = 0
         for start in range(0, len(payments), CHUNK):
             for received in await receive_many(conn, payments[start:start + CHUNK]):

@@ -111,3 +111,12 @@ async def test_an_operation_sent_again_in_another_file_is_not_received_twice(
     result = await cli("payments", "import", str(two))
     assert result.exit_code == 0 and "posted 0, received before 1, refused 0" in result.stdout
     assert len(await paid(conn, a.account_id)) == 1
+    # the same operation number with another amount is a bad line, not a second payment
+    three = tmp_path / "three.txt"
+    three.write_bytes(sberbank_registry([RegistryRow(a.account_id, "301.00",
+                                                     operation_id=row.operation_id)],
+                                        number="3"))
+    clash = await cli("payments", "import", str(three))
+    assert clash.exit_code == 1
+    assert f"line 1: operation {row.operation_id} was received before for account " \
+        f"{a.account_id}, 300.00" in clash.stderr
