@@ -37,7 +37,8 @@ class _Server(uvicorn.Server):
             logger.info("notifier ready; callbacks on http://%s:%s", host, port)
 
 
-async def _deliver_forever(settings: Settings, notifier: Notifier) -> None:
+async def _deliver_forever(settings: Settings, notifier: Notifier,
+                           started: asyncio.Event) -> None:
     async with await psycopg.AsyncConnection.connect(
         settings.database_url, autocommit=True, application_name="meterline-notifier",
     ) as conn, await psycopg.AsyncConnection.connect(
@@ -48,6 +49,7 @@ async def _deliver_forever(settings: Settings, notifier: Notifier) -> None:
         while True:
             await events_to_notices(conn, datetime.now(UTC))
             done = await notifier.deliver(conn, datetime.now(UTC))
+            started.set()
             if done.sent or done.failed or done.undeliverable or done.expired:
                 logger.info("notices: %s", done)
             # until a notice or an event is made (then a pass at once) or the interval ends
@@ -58,15 +60,16 @@ async def _deliver_forever(settings: Settings, notifier: Notifier) -> None:
 async def run(settings: Settings) -> None:
     async with make_pool(settings.database_url, name="meterline-notifier-callbacks") as pool, \
             httpx.AsyncClient() as http:
+        started = asyncio.Event()
         config = uvicorn.Config(
-            callbacks_app(settings, pool), host=settings.notifier_host,
+            callbacks_app(settings, pool, ready=started.is_set), host=settings.notifier_host,
             port=settings.notifier_port, lifespan="on", log_config=None,
             timeout_graceful_shutdown=5,
         )
         server = _Server(config)
         serving = asyncio.ensure_future(server.serve())
         try:
-            await _deliver_forever(settings, Notifier(settings, http))
+            await _deliver_forever(settings, Notifier(settings, http), started)
         finally:
             server.should_exit = True
             await serving

@@ -11,11 +11,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import psycopg
 
 from billing.reminders.delivery import make_notice
 from billing.reminders.service import run
 from meterline.kafka import free_port
+from meterline.metrics import parse
 from meterline.notices import cabinet_notices, opened_in_cabinet
 from meterline.settings import Settings
 from tests.billing.reminders.conftest import NOON, UNREACHABLE, Rig
@@ -205,6 +207,11 @@ async def test_the_notifier_service_delivers_a_notice_as_soon_as_it_is_made(
             async def delivered() -> bool:
                 return (await state(conn, key))[0] == "delivered"
             await until(delivered, timeout=30, what="the notice delivered")
+            base = f"http://127.0.0.1:{settings.notifier_port}"
+            async with httpx.AsyncClient() as http:
+                assert (await http.get(f"{base}/ready")).status_code == 200
+                metrics = parse((await http.get(f"{base}/metrics")).text)
+            assert metrics['meterline_notifier_notices_total{channel="email",outcome="sent"}'] >= 1
         finally:
             service.cancel()
             with contextlib.suppress(asyncio.CancelledError):
