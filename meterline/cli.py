@@ -8,6 +8,7 @@ loaded only by the command that runs it.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit, urlunsplit
@@ -223,6 +224,160 @@ def import_file(
     from billing.commands import import_file as run
 
     run(_settings(), kind, path, check=check, report=report)
+
+
+payments_app = typer.Typer(help="Payments in: bank registries.", no_args_is_help=True)
+app.add_typer(payments_app, name="payments")
+
+
+@payments_app.command("import")
+def payments_import(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
+                                         help="The bank's registry file.")],
+    layout: Annotated[str, typer.Option(
+        help="The registry's layout: a name (sberbank, post) or a layout file (.toml).")]
+    = "sberbank",
+) -> None:
+    """Post a bank registry's payments, each once; the same file is never imported twice. A
+    bad line is refused with its line number and reason (exit 1); a file whose totals do not
+    match is refused whole (exit 2)."""
+    from billing.payments.commands import import_registry_file as run
+
+    run(_settings(), path, layout)
+
+
+@payments_app.command("settle")
+def payments_settle(
+    period: Annotated[str, typer.Option(help="The month to settle, YYYY-MM.")],
+    export: Annotated[Path | None, typer.Option(
+        help="Write the transfers to the providers here (1CClientBankExchange).")] = None,
+) -> None:
+    """Settle with every provider what the channels collected for it up to the end of the
+    month: collected, the agent's commission, the transfer due."""
+    from billing.payments.commands import settle_period as run
+
+    year, month = (int(part) for part in period.split("-"))
+    run(_settings(), date(year, month, 1), export)
+
+
+penalties_app = typer.Typer(help="Penalties for late payment (DOMAIN.md §1).",
+                            no_args_is_help=True)
+app.add_typer(penalties_app, name="penalties")
+
+
+def _day(text: str | None) -> date:
+    return date.fromisoformat(text) if text else datetime.now(UTC).date()
+
+
+@penalties_app.command("explain")
+def penalties_explain(
+    account: Annotated[str, typer.Argument(help="The personal account.")],
+    as_of: Annotated[str | None, typer.Option(help="Day of calculation, YYYY-MM-DD "
+                                                    "(default: today).")] = None,
+) -> None:
+    """Print the penalty on every charge of the account paid late or overdue, line by line:
+    days, tier, rate, base, amount; the lines add up to the total."""
+    from billing.payments.commands import explain_penalties as run
+
+    run(_settings(), account, _day(as_of))
+
+
+@penalties_app.command("accrue")
+def penalties_accrue(
+    as_of: Annotated[str | None, typer.Option(help="Accrue up to this day, YYYY-MM-DD "
+                                                    "(default: today).")] = None,
+    account: Annotated[str | None, typer.Option(help="One account only.")] = None,
+) -> None:
+    """Accrue penalties as ledger lines (set-based, every postpaid account); running it again
+    for the same day posts nothing more. The scheduler runs it daily."""
+    from billing.payments.commands import accrue_penalties as run
+
+    run(_settings(), _day(as_of), account)
+
+
+reminders_app = typer.Typer(help="Reminders to debtors (DOMAIN.md §7).", no_args_is_help=True)
+app.add_typer(reminders_app, name="reminders")
+
+
+@reminders_app.command("run")
+def reminders_run(
+    months: Annotated[str, typer.Option(help="A debtor owes more than this many months of "
+                                             "charges for one service.")] = "2",
+    least: Annotated[str, typer.Option(help="... and at least this much, roubles.")] = "0.01",
+    provider: Annotated[str | None, typer.Option(help="One provider only.")] = None,
+) -> None:
+    """Start the notice -> restriction -> suspension sequence for new debtors, take the steps
+    that are due (20 days after a notice was delivered, 10 after a restriction), close the
+    paid; turn rating's events into notices. The notifier delivers them. Safe to rerun."""
+    from decimal import Decimal
+
+    from billing.reminders.commands import run_once
+
+    run_once(_settings(), months=Decimal(months), least=Decimal(least), provider=provider)
+
+
+reports_app = typer.Typer(help="Reports: turnover sheet, debtors, penalties register "
+                          "(CSV or PDF).", no_args_is_help=True)
+app.add_typer(reports_app, name="reports")
+
+OutOption = Annotated[Path | None, typer.Option(
+    "--out", help="Write to this .csv or .pdf file (default: CSV to standard output).")]
+
+
+def _month(text: str) -> date:
+    year, month = (int(part) for part in text.split("-"))
+    return date(year, month, 1)
+
+
+@reports_app.command("turnover")
+def reports_turnover(
+    provider: Annotated[str, typer.Option(help="The provider.")],
+    period: Annotated[str, typer.Option(help="The month, YYYY-MM.")],
+    service: Annotated[str | None, typer.Option(help="One service only.")] = None,
+    out: OutOption = None,
+) -> None:
+    """The turnover sheet of a provider for a month, per account and service: debt at the
+    start, charged, paid, penalties, other, debt at the end (reconciles with the journal)."""
+    from billing.reports.commands import write_report
+    from billing.reports.statements import turnover_sheet
+
+    settings = _settings()
+    write_report(settings, out, lambda conn: turnover_sheet(
+        conn, provider, _month(period), time_zone=settings.agent_time_zone, service=service))
+
+
+@reports_app.command("debtors")
+def reports_debtors(
+    as_of: Annotated[str | None, typer.Option(help="YYYY-MM-DD (default: today).")] = None,
+    provider: Annotated[str | None, typer.Option(help="One provider.")] = None,
+    region: Annotated[str | None, typer.Option(help="One region (code).")] = None,
+    house: Annotated[int | None, typer.Option(help="One house (id).")] = None,
+    least: Annotated[str, typer.Option(help="The least overdue amount, roubles.")] = "0.01",
+    out: OutOption = None,
+) -> None:
+    """Accounts overdue to a provider, the largest first, with their debt by age."""
+    from decimal import Decimal
+
+    from billing.reports.commands import write_report
+    from billing.reports.statements import debtors_list
+
+    write_report(_settings(), out, lambda conn: debtors_list(
+        conn, _day(as_of), provider=provider, region=region, house=house,
+        least=Decimal(least)))
+
+
+@reports_app.command("penalties")
+def reports_penalties(
+    period: Annotated[str, typer.Option(help="The month, YYYY-MM.")],
+    provider: Annotated[str | None, typer.Option(help="One provider.")] = None,
+    out: OutOption = None,
+) -> None:
+    """The penalties register: per unpaid charge, the penalty accrued and its principal."""
+    from billing.reports.commands import write_report
+    from billing.reports.statements import penalties_register
+
+    write_report(_settings(), out, lambda conn: penalties_register(
+        conn, _month(period), provider=provider))
 
 
 @app.command()

@@ -45,6 +45,7 @@ BRIDGE = _registry()
 RATING = _registry()
 API = _registry()
 SIMULATORS = _registry()
+NOTIFIER = _registry()
 
 # batch sizes: readings per Kafka record or gateway batch, records per rating batch
 _SIZES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000)
@@ -151,6 +152,20 @@ SIMULATOR_METERS = Gauge(
 SIMULATOR_RELAYS_OPEN = Gauge(
     "meterline_simulator_relays_open", "Simulated meters whose load relay is open.",
     registry=SIMULATORS)
+
+
+# --- notifier (billing.reminders) -----------------------------------------------------------
+NOTIFIER_NOTICES = Counter(
+    "meterline_notifier_notices",
+    "Notice attempts by channel and outcome (sent, failed, expired; delivered: proof "
+    "received through the notifier's callbacks or on sending).",
+    ["channel", "outcome"], registry=NOTIFIER)
+NOTIFIER_UNDELIVERABLE = Counter(
+    "meterline_notifier_undeliverable", "Notices with no channel left to try.",
+    registry=NOTIFIER)
+NOTIFIER_PASS_SECONDS = Histogram(
+    "meterline_notifier_pass_seconds", "Time of one delivery pass.", buckets=_SECONDS,
+    registry=NOTIFIER)
 
 
 # dead-letter reasons are sentences naming meters and batches; the metric keeps their kind

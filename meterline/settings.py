@@ -152,6 +152,18 @@ class Settings(BaseSettings):
     penalty_count_payment_day: bool = Field(
         True, description="Whether the day of payment itself counts as a day of delay.",
     )
+    agent_time_zone: str = Field(
+        "Europe/Moscow", description="Time zone of the collecting agent's books: a settlement "
+        "period ends at midnight there.",
+    )
+    agent_name: str = Field("", description="The collecting agent (payer of the transfers to "
+                            "providers in the settlement file).")
+    agent_inn: str = Field("", description="The agent's INN.")
+    agent_kpp: str = Field("", description="The agent's KPP.")
+    agent_account: str = Field("", description="The agent's settlement account (20 digits).")
+    agent_bank_name: str = Field("", description="The agent's bank.")
+    agent_bic: str = Field("", description="The agent's bank BIC.")
+    agent_corr_account: str = Field("", description="The agent's bank correspondent account.")
     smtp_host: str = Field("127.0.0.1", description="SMTP server that sends notices by e-mail.")
     smtp_port: int = Field(25, description="SMTP port.")
     smtp_username: str | None = Field(None, description="SMTP user name, if the server wants one.")

@@ -25,6 +25,7 @@ from billing.documents.model import (
     PayeeTotal,
     PaymentDocument,
 )
+from billing.payments.agreements import sign
 from meterline.fleet import Fleet, FleetMeter, Provider, register_fleet
 from meterline.ledger import Book, Entry, EntryKind, Posting, post
 from meterline.meter_readings import register_meter_read_by_people
@@ -437,3 +438,93 @@ def reading_columns(
         value=np.array([int(Decimal(v).scaleb(6)) for _, v in points], dtype=np.int64),
         gateway=gateway, source="gateway" if gateway else "app",
     )
+
+# --- payments (billing.payments): housing accounts with charges on the books
+
+
+@dataclass(frozen=True)
+class HousingAccount:
+    account_id: str
+    providers: dict[str, str]  # service -> provider
+
+    def provider(self, service: str) -> str:
+        return self.providers[service]
+
+
+async def housing_account(
+    conn: psycopg.AsyncConnection[Any], services: dict[str, str] | None = None, *,
+    payer_group: str = "citizen", time_zone: str = "Europe/Moscow",
+    billing_mode: str = "postpaid", since: date = date(2020, 1, 1), region: str = "77",
+) -> HousingAccount:
+    """A postpaid account buying ``services`` (service -> provider id, the providers made
+    here; default: maintenance from a management company, electricity and cold water from
+    two suppliers), each provider with a balance row and its services on the account."""
+    tag = uuid.uuid4().hex[:8]
+    services = services or {"maintenance": f"uk-{tag}", "electricity": f"sbyt-{tag}",
+                            "cold_water": f"voda-{tag}"}
+    account = unique("H")
+    async with conn.transaction():
+        cur = await conn.execute(
+            "INSERT INTO addresses (region, full_text, time_zone) VALUES (%s, %s, %s) "
+            "RETURNING id", (region, f"Москва, ул. Тестовая, д. 1, кв. {tag}", time_zone))
+        row = await cur.fetchone()
+        assert row is not None
+        await conn.execute(
+            "INSERT INTO accounts (id, address_id, holder_name, billing_mode, payer_group) "
+            "VALUES (%s, %s, 'Иванов Иван Иванович', %s, %s)",
+            (account, row[0], billing_mode, payer_group))
+        for service, provider_id in services.items():
+            await conn.execute("INSERT INTO providers (id, name) VALUES (%s, %s) "
+                               "ON CONFLICT DO NOTHING", (provider_id, f"Поставщик {provider_id}"))
+            await conn.execute("INSERT INTO balances (account_id, provider_id) VALUES (%s, %s) "
+                               "ON CONFLICT DO NOTHING", (account, provider_id))
+            await conn.execute(
+                "INSERT INTO account_services (account_id, service, provider_id, valid_from) "
+                "VALUES (%s, %s, %s, %s)", (account, service, provider_id, since))
+    return HousingAccount(account, dict(services))
+
+
+async def charge_month(
+    conn: psycopg.AsyncConnection[Any], account: HousingAccount, period: date,
+    amounts: dict[str, str], *, booked_at: datetime | None = None,
+) -> None:
+    """Charges of one month (service -> amount) as the bill run books them: one entry,
+    subscriber -amount and revenue +amount per service, on the period."""
+    postings: list[Posting] = []
+    for service, amount in amounts.items():
+        provider_id = account.provider(service)
+        postings += [
+            Posting(Book.SUBSCRIBER, provider_id, -Decimal(amount), account.account_id,
+                    Service(service), period),
+            Posting(Book.REVENUE, provider_id, Decimal(amount), None, Service(service), period),
+        ]
+    await post(conn, [Entry(EntryKind.CHARGE, unique(f"charge:{account.account_id}"),
+                            tuple(postings), booked_at=booked_at)])
+
+
+async def provider_terms(
+    conn: psycopg.AsyncConnection[Any], provider_id: str, *, due_day: int = 10,
+    commission_percent: str = "0", agreement: str = "", bank: int | None = None,
+) -> None:
+    """A provider's payment terms and, with ``bank``, complete bank details (as `payee`)."""
+    await conn.execute(
+        "INSERT INTO payment_terms (provider_id, due_day, commission_percent, agreement) "
+        "VALUES (%s, %s, %s, %s) ON CONFLICT (provider_id) DO UPDATE SET due_day = "
+        "EXCLUDED.due_day, commission_percent = EXCLUDED.commission_percent, "
+        "agreement = EXCLUDED.agreement", (provider_id, due_day, commission_percent, agreement))
+    if bank is not None:
+        p = payee(provider_id, f"Поставщик {provider_id}", bank)
+        await conn.execute(
+            "UPDATE providers SET inn = %s, kpp = %s, bank_name = %s, bic = %s, "
+            "corr_account = %s, settlement_account = %s WHERE id = %s",
+            (p.inn, p.kpp, p.bank_name, p.bic, p.corr_account, p.settlement_account,
+             provider_id))
+
+
+async def instalment_agreement(conn: psycopg.AsyncConnection[Any], account_id: str,
+                               provider_id: str, debt: str, *, signed_on: date,
+                               parts: int = 4, first_due: date | None = None) -> None:
+    """A repayment agreement in monthly parts, the first due a year after signing unless
+    told (so it stays kept through a test)."""
+    await sign(conn, account_id, provider_id, Decimal(debt), parts,
+               first_due or signed_on.replace(year=signed_on.year + 1), signed_on=signed_on)

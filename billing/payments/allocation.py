@@ -6,6 +6,7 @@
 - Otherwise the payment pays the period it names, or else the earliest period whose debt is
   not time-barred (3 years after its due date, Civil Code art. 319.1), then the next one, and
   so on; within a period it is split in proportion to what each line owes (decree 354 p. 118).
+- Then penalties (owed per provider and service, without a period), in proportion.
 - What is left once every debt is paid is an advance on the payment's own period (or the period
   it names), split in proportion to the account's latest charges.
 - Kopecks: every split is by the largest-remainder method, so the parts add up to the
@@ -33,7 +34,7 @@ class Due:
 
     provider_id: str
     service: str
-    period: date  # first day of the billing month
+    period: date | None  # first day of the billing month; None: penalties
     amount: Decimal  # outstanding, > 0
     due_date: date
 
@@ -64,6 +65,7 @@ class Share:
     period: date
     amount: Decimal
     advance: bool = False  # paid beyond every debt of the line
+    penalty: bool = False  # pays penalties on the line (``period`` is then the payment's)
 
 
 def largest_remainder(amount: Decimal, weights: Sequence[Decimal]) -> list[Decimal]:
@@ -101,14 +103,16 @@ def allocate(
     paid_on: date,
     period: date | None = None,
     items: Sequence[Item] | None = None,
+    penalties: Sequence[Due] = (),
 ) -> list[Share]:
     """The shares of a payment of ``amount`` roubles; they add up to it exactly."""
     if amount <= 0 or not has_at_most_kopecks(amount):
         raise Invalid(f"a payment is a positive amount in whole kopecks, not {amount}",
                       field=["amount"])
-    dues = [d for d in dues if d.amount > 0]
+    dues = [d for d in dues if d.amount > 0 and d.period is not None]
+    penalties = [d for d in penalties if d.amount > 0]
     if not items:
-        return _spread(amount, dues, lines, paid_on=paid_on, period=period)
+        return _spread(amount, dues, penalties, lines, paid_on=paid_on, period=period)
     if sum((i.amount for i in items), ZERO) != amount:
         raise Invalid(f"the itemised amounts add up to {sum(i.amount for i in items)}, "
                       f"not to the payment of {amount}", field=["items"])
@@ -124,16 +128,19 @@ def allocate(
             continue
         keys = {(ln.provider_id, ln.service) for ln in chosen}
         own = [d for d in dues if (d.provider_id, d.service) in keys]
-        shares += _spread(item.amount, own, chosen, paid_on=paid_on, period=period)
+        fines = [d for d in penalties if (d.provider_id, d.service) in keys]
+        shares += _spread(item.amount, own, fines, chosen, paid_on=paid_on, period=period)
     return _merged(shares)
 
 
 def _spread(
-    amount: Decimal, dues: Sequence[Due], lines: Sequence[ServiceLine], *, paid_on: date,
-    period: date | None,
+    amount: Decimal, dues: Sequence[Due], penalties: Sequence[Due],
+    lines: Sequence[ServiceLine], *, paid_on: date, period: date | None,
 ) -> list[Share]:
-    """Named period first, then the earliest periods not time-barred, then an advance."""
-    open_periods = sorted({d.period for d in dues if not time_barred(d, paid_on)})
+    """Named period first, then the earliest periods not time-barred, then penalties, then
+    an advance."""
+    open_periods = sorted({d.period for d in dues
+                           if d.period is not None and not time_barred(d, paid_on)})
     order = ([period] if period is not None else []) + [p for p in open_periods if p != period]
     shares: list[Share] = []
     left = amount
@@ -148,6 +155,13 @@ def _spread(
         parts = largest_remainder(paying, [d.amount for d in owed])
         shares += [Share(d.provider_id, d.service, p, part)
                    for d, part in zip(owed, parts, strict=True) if part > 0]
+        left -= paying
+    fined = sum((d.amount for d in penalties), ZERO)
+    if left > 0 and fined >= Decimal("0.01"):
+        paying = min(left, _kopecks_up_to(fined))
+        parts = largest_remainder(paying, [d.amount for d in penalties])
+        shares += [Share(d.provider_id, d.service, paid_on.replace(day=1), part, penalty=True)
+                   for d, part in zip(penalties, parts, strict=True) if part > 0]
         left -= paying
     if left > 0:
         shares += _advance(left, lines, period or paid_on.replace(day=1))
@@ -171,12 +185,13 @@ def _advance(amount: Decimal, lines: Sequence[ServiceLine], period: date) -> lis
 
 
 def _merged(shares: Sequence[Share]) -> list[Share]:
-    """One share per (provider, service, period, advance)."""
-    totals: dict[tuple[str, str, date, bool], Decimal] = {}
+    """One share per (provider, service, period, advance, penalty)."""
+    totals: dict[tuple[str, str, date, bool, bool], Decimal] = {}
     for s in shares:
-        key = (s.provider_id, s.service, s.period, s.advance)
+        key = (s.provider_id, s.service, s.period, s.advance, s.penalty)
         totals[key] = totals.get(key, ZERO) + s.amount
-    return [Share(p, s, d, amount, adv) for (p, s, d, adv), amount in totals.items()]
+    return [Share(p, s, d, amount, adv, pen)
+            for (p, s, d, adv, pen), amount in totals.items()]
 
 
 def by_provider(shares: Iterable[Share]) -> dict[str, Decimal]:

@@ -42,7 +42,8 @@ CREATE TEMP TABLE IF NOT EXISTS penalty_day_cuts (
 CREATE TEMP TABLE IF NOT EXISTS penalty_date_cuts (law text NOT NULL, day date NOT NULL);
 CREATE TEMP TABLE IF NOT EXISTS penalty_tranches (
     id bigint NOT NULL, law text NOT NULL, grp text NOT NULL, due date NOT NULL,
-    last_day date NOT NULL, base numeric NOT NULL, rate_day date NOT NULL);
+    last_day date NOT NULL, base numeric NOT NULL, rate_day date NOT NULL,
+    debt bigint);  -- the charge it is a part of, when the caller keeps one
 TRUNCATE penalty_rates, penalty_regimes, penalty_tiers, penalty_day_cuts, penalty_date_cuts,
          penalty_tranches;
 """

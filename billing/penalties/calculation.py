@@ -124,8 +124,10 @@ def penalty(
     rules: PenaltyRules,
     count_payment_day: bool = True,
     stale_after_days: int = 120,
+    stop: date | None = None,
 ) -> ChargePenalty:
-    """The penalty on ``debt`` as of the end of ``as_of``, given what repaid it and when."""
+    """The penalty on ``debt`` as of the end of ``as_of``, given what repaid it and when;
+    nothing accrues from ``stop`` on (a repayment agreement being kept)."""
     law = rules.law_for(debt.service)
     tranches: list[Tranche] = []
     warnings: list[str] = []
@@ -136,19 +138,22 @@ def penalty(
         part = min(repayment.amount, unpaid)
         unpaid -= part
         last = repayment.day if count_payment_day else repayment.day - ONE_DAY
+        if stop is not None:
+            last = min(last, stop - ONE_DAY)
         tranches.append(_tranche(debt, law, group, rules, part, repayment.day, last, warnings,
-                                 stale_after_days))
+                                 stale_after_days, rate_day=repayment.day))
     if unpaid > 0:
-        tranches.append(_tranche(debt, law, group, rules, unpaid, None, as_of, warnings,
-                                 stale_after_days))
+        last = as_of if stop is None else min(as_of, stop - ONE_DAY)
+        tranches.append(_tranche(debt, law, group, rules, unpaid, None, last, warnings,
+                                 stale_after_days, rate_day=as_of))
     return ChargePenalty(debt, law, group, as_of, tuple(tranches), tuple(dict.fromkeys(warnings)))
 
 
 def _tranche(
     debt: Debt, law: Law, group: PayerGroup, rules: PenaltyRules, amount: Decimal,
     paid_on: date | None, last_day: date, warnings: list[str], stale_after_days: int,
+    *, rate_day: date,
 ) -> Tranche:
-    rate_day = paid_on or last_day
     first_day = debt.due + ONE_DAY
     if last_day < first_day:
         return Tranche(amount, paid_on, rate_day, ())
@@ -176,8 +181,8 @@ def tier_cuts(law: Law, group: PayerGroup) -> list[tuple[date, date | None, int]
 def date_cuts(law: Law, rules: PenaltyRules) -> list[date]:
     """The dates where the law's schedule changes or one of its moratoria begins or ends."""
     cuts = {s.valid_from for s in law.schedules}
-    cuts |= {d for m in rules.moratoria if m.laws is None or law.id in m.laws
-             for d in (m.start, m.end + ONE_DAY)}
+    cuts |= {d for m in rules.moratoria if m.kind is not MoratoriumKind.NO_RESTRICTION
+             and (m.laws is None or law.id in m.laws) for d in (m.start, m.end + ONE_DAY)}
     return sorted(cuts)
 
 

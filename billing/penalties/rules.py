@@ -68,8 +68,9 @@ class Law:
 
 
 class MoratoriumKind(StrEnum):
-    NO_ACCRUAL = "no_accrual"
-    RATE_CAP = "rate_cap"
+    NO_ACCRUAL = "no_accrual"  # no penalty accrues on its days
+    RATE_CAP = "rate_cap"  # the rate is at most its cap on its days
+    NO_RESTRICTION = "no_restriction"  # no service is restricted or suspended for debt
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,11 @@ class PenaltyRules:
     service_law: Mapping[Service, str]
     moratoria: tuple[Moratorium, ...]
     rates: RateTable
+
+    def restrictions_barred(self, day: date) -> bool:
+        """Whether a moratorium forbids restricting or suspending a service for debt."""
+        return any(m.kind is MoratoriumKind.NO_RESTRICTION and m.start <= day <= m.end
+                   for m in self.moratoria)
 
     def law_for(self, service: Service | str) -> Law:
         try:

@@ -32,6 +32,7 @@ from billing.reminders.channels.phone import Call
 from billing.reminders.channels.sms import send_sms
 from billing.reminders.quiet_hours import QuietHours
 from billing.reminders.templates import Rendered, Templates
+from meterline.metrics import NOTIFIER_NOTICES, NOTIFIER_PASS_SECONDS, NOTIFIER_UNDELIVERABLE
 from meterline.notices import Proof, record_receipt
 from meterline.settings import Settings
 
@@ -145,10 +146,16 @@ class Notifier:
     async def deliver(self, conn: psycopg.AsyncConnection[Any], now: datetime,
                       *, limit: int = 500) -> Pass:
         """One pass; ``conn`` in autocommit mode (each step commits on its own)."""
+        with NOTIFIER_PASS_SECONDS.time():
+            return await self._deliver(conn, now, limit)
+
+    async def _deliver(self, conn: psycopg.AsyncConnection[Any], now: datetime,
+                       limit: int) -> Pass:
         done = Pass()
         async with conn.transaction():
             cur = await conn.execute(_EXPIRE, {"now": now})
             done.expired = cur.rowcount
+            NOTIFIER_NOTICES.labels("any", "expired").inc(max(done.expired, 0))
             await conn.execute(_INTERRUPTED, {"stale": now - SENDING_TIMEOUT})
         for _ in Channel:  # a failed channel is followed by the next one in the same pass
             made = await self._plan(conn, now, limit, done)
@@ -172,6 +179,7 @@ class Notifier:
                 if choice is None:
                     await cur.execute(_UNDELIVERABLE, (n["id"],))
                     done.undeliverable += 1
+                    NOTIFIER_UNDELIVERABLE.inc()
                     logger.warning("notice %s: no channel left to deliver it", n["id"])
                     continue
                 channel, address = choice
@@ -211,6 +219,7 @@ class Notifier:
             async with conn.transaction():
                 await conn.execute(_FAILED, (str(exc), notice_id, channel))
             done.failed += 1
+            NOTIFIER_NOTICES.labels(channel, "failed").inc()
             logger.info("notice %s on %s failed: %s", notice_id, channel, exc)
             return
         async with conn.transaction():
@@ -226,6 +235,9 @@ class Notifier:
                 payload = {"subject": text.subject, "text": text.text}
             await record_receipt(conn, token, kind, proof, payload, now)
         done.sent += 1
+        NOTIFIER_NOTICES.labels(channel, "sent").inc()
+        if proof is Proof.DELIVERED:
+            NOTIFIER_NOTICES.labels(channel, "delivered").inc()
 
     def render(self, notice: dict[str, Any], channel: Channel, token: str) -> Rendered:
         context = {

@@ -1,6 +1,7 @@
-"""The notifier: delivers notices (a pass whenever a notice is made, and every
-``notifier_interval`` seconds for quiet hours and deadlines) and serves the channels'
-callbacks. ``await run(settings)`` runs until cancelled."""
+"""The notifier: turns rating's events into notices and delivers notices (a pass whenever a
+notice or an event is made, and every ``notifier_interval`` seconds for quiet hours and
+deadlines) and serves the channels' callbacks. ``await run(settings)`` runs until
+cancelled."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import uvicorn
 
 from billing.reminders.callbacks import callbacks_app
 from billing.reminders.delivery import Notifier
+from billing.reminders.run import events_to_notices
 from meterline.db import make_pool
 from meterline.settings import Settings
 
@@ -35,18 +37,22 @@ class _Server(uvicorn.Server):
             logger.info("notifier ready; callbacks on http://%s:%s", host, port)
 
 
-async def _deliver_forever(settings: Settings, notifier: Notifier) -> None:
+async def _deliver_forever(settings: Settings, notifier: Notifier,
+                           started: asyncio.Event) -> None:
     async with await psycopg.AsyncConnection.connect(
         settings.database_url, autocommit=True, application_name="meterline-notifier",
     ) as conn, await psycopg.AsyncConnection.connect(
         settings.database_url, autocommit=True, application_name="meterline-notifier-listen",
     ) as listener:
         await listener.execute("LISTEN notices")
+        await listener.execute("LISTEN events")
         while True:
+            await events_to_notices(conn, datetime.now(UTC))
             done = await notifier.deliver(conn, datetime.now(UTC))
+            started.set()
             if done.sent or done.failed or done.undeliverable or done.expired:
                 logger.info("notices: %s", done)
-            # until a notice is made (then a pass at once) or the interval ends
+            # until a notice or an event is made (then a pass at once) or the interval ends
             async for _ in listener.notifies(timeout=settings.notifier_interval, stop_after=1):
                 pass
 
@@ -54,15 +60,16 @@ async def _deliver_forever(settings: Settings, notifier: Notifier) -> None:
 async def run(settings: Settings) -> None:
     async with make_pool(settings.database_url, name="meterline-notifier-callbacks") as pool, \
             httpx.AsyncClient() as http:
+        started = asyncio.Event()
         config = uvicorn.Config(
-            callbacks_app(settings, pool), host=settings.notifier_host,
+            callbacks_app(settings, pool, ready=started.is_set), host=settings.notifier_host,
             port=settings.notifier_port, lifespan="on", log_config=None,
             timeout_graceful_shutdown=5,
         )
         server = _Server(config)
         serving = asyncio.ensure_future(server.serve())
         try:
-            await _deliver_forever(settings, Notifier(settings, http))
+            await _deliver_forever(settings, Notifier(settings, http), started)
         finally:
             server.should_exit = True
             await serving

@@ -36,6 +36,11 @@ class Report:
     totals: Sequence[Cell] = field(default=())  # one per column ("" where none)
 
 
+def column_total(rows: Sequence[Sequence[Cell]], n: int) -> Decimal:
+    """The sum of a money column."""
+    return sum((v for row in rows if isinstance(v := row[n], Decimal)), Decimal(0))
+
+
 def _csv_cell(value: Cell) -> str:
     if value is None:
         return ""

@@ -67,7 +67,9 @@ async def skeleton_url() -> AsyncIterator[str]:
 async def _apply_later_migrations_first(url: str) -> list[str]:
     """Apply the migrations numbered after the journal's (as a database made by a release
     that had them but not the journal would have), recorded as the migrator records them."""
-    later = [(v, text) for v, text in db.migration_files() if v > "0010_journal"]
+    # (a migration that needs the journal was written after it, so no database took it first)
+    later = [(v, text) for v, text in db.migration_files()
+             if v > "0010_journal" and "REFERENCES entries" not in text]
     async with await psycopg.AsyncConnection.connect(url) as conn:
         for version, text in later:
             await conn.execute(text.encode())
@@ -82,7 +84,7 @@ async def test_a_database_with_later_migrations_takes_the_journal_after_them(
 ) -> None:
     later = await _apply_later_migrations_first(skeleton_url)
     assert "0050_telemetry_store" in later  # it creates billing_periods if missing
-    assert await db.migrate(skeleton_url) == ["0010_journal"]
+    assert (await db.migrate(skeleton_url))[0] == "0010_journal"
     async with await psycopg.AsyncConnection.connect(skeleton_url, autocommit=True) as conn:
         assert await check(conn) == []
         cur = await conn.execute("SELECT count(*) FROM entries")

@@ -7,64 +7,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import psycopg
-import pytest
-from starlette.routing import Route
 
-from billing.reminders.callbacks import callbacks_app
-from billing.reminders.delivery import Notifier, make_notice
+from billing.reminders.delivery import make_notice
 from billing.reminders.service import run
-from meterline.db import make_pool
 from meterline.kafka import free_port
+from meterline.metrics import parse
 from meterline.notices import cabinet_notices, opened_in_cabinet
 from meterline.settings import Settings
-from tests.billing.reminders.servers import (
-    Mailbox,
-    SmsGateway,
-    http_server,
-    listening,
-    serving,
-    smtp_server,
-)
+from tests.billing.reminders.conftest import NOON, UNREACHABLE, Rig
+from tests.billing.reminders.servers import Mailbox, smtp_server
 from tests.conftest import unique
 from tests.factories import customer, notice_preferences, notice_terms
 from tests.waiting import until
-
-# Wednesday 2025-03-12, 12:00 in Moscow
-NOON = datetime(2025, 3, 12, 9, tzinfo=UTC)
-UNREACHABLE = "+79990000000"
-
-
-@dataclass
-class Rig:
-    settings: Settings
-    notifier: Notifier
-    mailbox: Mailbox
-    gateway: SmsGateway
-    callbacks: str  # base URL of the notifier's callbacks
-    http: httpx.AsyncClient
-
-
-@pytest.fixture
-async def rig(make_settings: Callable[..., Settings], pg_url: str) -> AsyncIterator[Rig]:
-    mailbox = Mailbox(refused={"gone@example.org"})
-    gateway = SmsGateway(unreachable={UNREACHABLE})
-    sock, callbacks = listening()
-    with smtp_server(mailbox) as smtp_port:
-        async with http_server([Route("/cgi-bin/sendsms", gateway.sendsms)]) as sms_url, \
-                make_pool(pg_url, name="test-callbacks") as pool, httpx.AsyncClient() as http:
-            settings = make_settings(
-                smtp_port=smtp_port, sms_gateway_url=f"{sms_url}/cgi-bin/sendsms",
-                sms_password="secret", notifier_public_url=callbacks,
-            )
-            async with serving(callbacks_app(settings, pool, clock=lambda: NOON), sock):
-                yield Rig(settings, Notifier(settings, http), mailbox, gateway, callbacks, http)
 
 
 async def notice(conn: psycopg.AsyncConnection[Any], account_id: str, provider_id: str,
@@ -247,6 +207,11 @@ async def test_the_notifier_service_delivers_a_notice_as_soon_as_it_is_made(
             async def delivered() -> bool:
                 return (await state(conn, key))[0] == "delivered"
             await until(delivered, timeout=30, what="the notice delivered")
+            base = f"http://127.0.0.1:{settings.notifier_port}"
+            async with httpx.AsyncClient() as http:
+                assert (await http.get(f"{base}/ready")).status_code == 200
+                metrics = parse((await http.get(f"{base}/metrics")).text)
+            assert metrics['meterline_notifier_notices_total{channel="email",outcome="sent"}'] >= 1
         finally:
             service.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -1,0 +1,101 @@
+"""Penalty accrual benchmark, the whole path on the journal: for N postpaid accounts, each
+owing a month of maintenance (a third partly paid late), `meterline penalties accrue` reads
+the debts and repayments from the postings, prices every part set-based, posts the
+differences as one entry and writes the penalties register. Then a second day's accrual
+(only the differences move).
+
+    python -m bench.accrual [--accounts 1000000]
+
+Needs the machine's PostgreSQL; makes and drops its own database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+import uuid
+from datetime import UTC, date, datetime
+
+import psycopg
+
+from billing.penalties.journal import accrue
+from billing.penalties.rules import load_rules
+from meterline import db
+from meterline.ledger import Book, EntryKind, lines_table, post_lines
+
+PROVIDER = "bench-uk"
+PERIOD = date(2025, 1, 1)  # due 2025-02-10
+AS_OF = date(2025, 6, 30)
+
+_ACCOUNTS = """
+WITH a AS (
+    INSERT INTO addresses (region, full_text)
+    SELECT '77', 'кв. ' || n FROM generate_series(1, %(n)s) n RETURNING id
+), numbered AS (SELECT id, row_number() OVER (ORDER BY id) AS n FROM a)
+INSERT INTO accounts (id, address_id, holder_name, billing_mode, payer_group)
+SELECT 'A' || n, id, 'Абонент', 'postpaid',
+       (ARRAY['citizen', 'housing_org', 'other'])[1 + n %% 3]
+  FROM numbered
+"""
+
+_BALANCES = "INSERT INTO balances (account_id, provider_id) SELECT id, %s FROM accounts"
+
+_CHARGES = """
+INSERT INTO ledger_lines (account_id, provider_id, service, period, amount)
+SELECT id, %s, 'maintenance', %s, -(1000 + length(id) * 37) FROM accounts
+"""
+
+_PAYMENTS = """
+INSERT INTO ledger_lines (account_id, provider_id, service, period, amount)
+SELECT id, %s, 'maintenance', %s, 400 FROM accounts WHERE substr(id, 2)::int %% 3 = 0
+"""
+
+
+async def main(accounts: int) -> None:
+    admin = os.environ.get("METERLINE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+    url = admin.rsplit("/", 1)[0] + f"/meterline_bench_accrual_{uuid.uuid4().hex[:6]}"
+    await db.create_database(url, exist_ok=False)
+    rules = load_rules()
+    try:
+        await db.migrate(url)
+        async with await psycopg.AsyncConnection.connect(url) as conn:
+            started = time.perf_counter()
+            await conn.execute("INSERT INTO providers (id, name) VALUES (%s, %s)",
+                               (PROVIDER, PROVIDER))
+            await conn.execute(_ACCOUNTS, {"n": accounts})
+            await conn.execute(_BALANCES, (PROVIDER,))
+            await lines_table(conn)
+            await conn.execute(_CHARGES, (PROVIDER, PERIOD))
+            await post_lines(conn, kind=EntryKind.CHARGE, key="bench-charges",
+                             counter=Book.REVENUE, booked_at=datetime(2025, 1, 31, tzinfo=UTC))
+            await conn.execute(_PAYMENTS, (PROVIDER, PERIOD))
+            await post_lines(conn, kind=EntryKind.PAYMENT, key="bench-payments",
+                             counter=Book.CLEARING, booked_at=datetime(2025, 3, 20, 9, tzinfo=UTC))
+            await conn.commit()
+            await conn.execute("ANALYZE")
+            await conn.commit()
+            print(f"  {accounts:,} accounts on the books in {time.perf_counter() - started:.1f} s")
+            timings = []
+            for day in (AS_OF, date(2025, 7, 1)):
+                started = time.perf_counter()
+                done = await accrue(conn, rules, day)
+                timings.append(time.perf_counter() - started)
+                print(f"  accrual to {day}: {done.charges:,} charges, {done.amount:,.2f} posted "
+                      f"in {timings[-1]:.1f} s")
+    finally:
+        await db.drop_database(url)
+    print(f"\n## penalty accrual on the journal: {accounts:,} accounts\n")
+    print("| accrual | time | accounts/s |")
+    print("|---|---|---|")
+    print(f"| first (every charge's penalty posted) | {timings[0]:.1f} s | "
+          f"{accounts / timings[0]:,.0f} |")
+    print(f"| next day (the differences) | {timings[1]:.1f} s | {accounts / timings[1]:,.0f} |")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=1_000_000)
+    args = parser.parse_args()
+    asyncio.run(main(args.accounts))
