@@ -175,6 +175,8 @@ _REASON_KINDS = (
     ("invalid sample", re.compile(r"^invalid sample")),
     ("from the future", re.compile(r"is from the future")),
     ("unknown meter", re.compile(r"^unknown meter|^meter \S+ is not registered")),
+    ("not behind the gateway", re.compile(
+        r"^meter \S+ (is read by people, not through|is registered behind) gateway")),
     ("unknown register", re.compile(r"^meter \S+ has no register")),
     ("wrong unit", re.compile(r"^meter \S+ register \S+ is in")),
     ("wrong account", re.compile(r"^meter \S+ belongs to account")),

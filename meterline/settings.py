@@ -92,7 +92,11 @@ class Settings(BaseSettings):
     )
 
     # --- rating
-    rating_batch_size: int = Field(2000, ge=1, description="Kafka events priced in one batch.")
+    rating_batch_size: int = Field(2000, ge=1, description="Kafka events taken in one batch.")
+    rating_batch_readings: int = Field(
+        20_000, ge=1, description="Readings priced in one transaction, about (a batch of "
+        "records carrying more is priced in several)."
+    )
     rating_batch_window: float = Field(
         0.2, gt=0, description="Seconds to wait for a batch to fill before pricing it."
     )

@@ -35,7 +35,8 @@ from meterline.metrics import (
     MetricsServer,
 )
 from meterline.settings import Settings
-from rating.ledger import BatchResult, load_tariffs, parse_records, rate_batch
+from rating.ledger import BatchResult, load_tariffs, rate_batch
+from rating.records import as_account_readings, decode
 from rating.tariffs import TariffBook
 
 log = logging.getLogger("meterline.rating")
@@ -72,8 +73,10 @@ class Rater:
         return self._book
 
     async def rate(self, payloads: list[bytes]) -> BatchResult:
+        """Price and book Kafka values in one transaction."""
         started = time.perf_counter()
-        records, rejected = parse_records(payloads)
+        decoded, rejected = decode(payloads)
+        records = as_account_readings(decoded)
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(psycopg.OperationalError),
             wait=wait_exponential(multiplier=0.2, max=10),
@@ -109,6 +112,24 @@ class WebServer(mode.Service):
 
     async def on_stop(self) -> None:
         await self.server.stop()
+
+
+def transactions(payloads: list[bytes], most: int) -> list[list[bytes]]:
+    """Kafka values split into runs of about ``most`` readings (by record size: a v2 record
+    of many readings is large), each priced in one transaction, in order."""
+    runs: list[list[bytes]] = [[]]
+    size = 0
+    budget = most * _BYTES_PER_READING
+    for payload in payloads:
+        if runs[-1] and size + len(payload) > budget:
+            runs.append([])
+            size = 0
+        runs[-1].append(payload)
+        size += len(payload)
+    return runs
+
+
+_BYTES_PER_READING = 100  # about what a reading takes in a v2 record (JSON)
 
 
 def _record_lag(app: faust.App, events: list[Any]) -> None:
@@ -159,7 +180,9 @@ def build_app(settings: Settings) -> faust.App:
         async for events in stream.noack_take(  # type: ignore[attr-defined]
             settings.rating_batch_size, within=settings.rating_batch_window
         ):
-            await rater.rate([event.value for event in events])
+            for payloads in transactions([event.value for event in events],
+                                         settings.rating_batch_readings):
+                await rater.rate(payloads)
             for event in events:
                 await stream.ack(event)
             _record_lag(app, events)
