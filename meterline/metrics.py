@@ -46,6 +46,7 @@ RATING = _registry()
 API = _registry()
 SIMULATORS = _registry()
 NOTIFIER = _registry()
+LOADGEN = _registry()
 
 # batch sizes: readings per Kafka record or gateway batch, records per rating batch
 _SIZES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000)
@@ -152,6 +153,17 @@ SIMULATOR_METERS = Gauge(
 SIMULATOR_RELAYS_OPEN = Gauge(
     "meterline_simulator_relays_open", "Simulated meters whose load relay is open.",
     registry=SIMULATORS)
+
+# --- load generator ------------------------------------------------------------------------
+LOADGEN_READINGS = Counter(
+    "meterline_loadgen_readings", "Readings published by the load generator.",
+    registry=LOADGEN)
+LOADGEN_BATCHES = Counter(
+    "meterline_loadgen_batches", "Readings batches published by the load generator.",
+    registry=LOADGEN)
+LOADGEN_BEHIND = Gauge(
+    "meterline_loadgen_behind_seconds", "How far the load generator runs behind its schedule.",
+    registry=LOADGEN)
 
 
 # --- notifier (billing.reminders) -----------------------------------------------------------

@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     rating_web_port: int = Field(
         6066, description="Port of the rating worker's /metrics and /ready."
     )
+    rating_stop_grace: float = Field(
+        15.0, gt=0, description="Seconds the rating worker gets to stop cleanly on SIGTERM or "
+        "Ctrl-C before it exits anyway (nothing is lost: offsets follow the commits)."
+    )
     rating_session_timeout: float = Field(
         30.0, gt=0, description="Kafka consumer session timeout of the rating worker, seconds."
     )
@@ -117,6 +121,11 @@ class Settings(BaseSettings):
         "meterline-bridge",
         description="MQTT client id of the bridge (its persistent session keeps unacknowledged "
         "batches while it is away).",
+    )
+    bridge_record_version: int = Field(
+        2, ge=1, le=2, description="Kafka readings records the bridge produces: 2 (many "
+        "accounts' readings per record, columns) or 1 (one record per batch and account: "
+        "the earlier design, kept as the benchmarks' baseline)."
     )
     max_clock_skew: float = Field(
         600.0, ge=0, description="Seconds a reading's time may be ahead of the bridge's clock; "
@@ -133,6 +142,9 @@ class Settings(BaseSettings):
         9103, description="Port of the gateway's /metrics and /ready."
     )
     sim_metrics_port: int = Field(9104, description="Port of the simulators' /metrics, /ready.")
+    loadgen_metrics_port: int = Field(
+        9105, description="Port of the load generator's /metrics and /ready."
+    )
 
     # --- API
     api_host: str = Field("127.0.0.1", description="Address the API listens on.")
