@@ -152,7 +152,8 @@ def _cpu(groups: dict[str, list[psutil.Process]]) -> dict[str, float]:
 
 async def scrape_all(urls: dict[str, str]) -> dict[str, dict[str, float]]:
     async with aiohttp.ClientSession() as http:
-        return {label: await scrape(http, url) for label, url in urls.items()}
+        # a worker busy with a large batch answers late: its event loop prices it meanwhile
+        return {label: await scrape(http, url, timeout=60) for label, url in urls.items()}
 
 
 async def snapshot(urls: dict[str, str], database: str, broker: int) -> Snapshot:

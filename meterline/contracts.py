@@ -11,6 +11,8 @@ an ACL):
   ``{gateway}/devices/{device}``  DeviceStatus (retained)    each meter online or offline
   ``{gateway}/commands``          RelayCommand (v1) or GatewayCommand   platform -> gateway
   ``{gateway}/acks``              CommandAck (v1) or CommandResult   gateway -> platform
+  ``{gateway}/confirms``          BatchConfirmation   platform -> gateway, once its batches are
+                                  committed
 Kafka, topic ``readings``:
   ReadingsRecord (v2)     the readings of many accounts as columns; produced to the partition
                           the producer's default partitioner gives the ACCOUNT id (murmur2 of
@@ -228,6 +230,16 @@ class ReadingsRecord(Contract):
         return len(self.meter)
 
 
+class BatchConfirmation(Contract):
+    """The platform has committed these batches of the gateway (stored, forwarded to Kafka,
+    recorded: or had them already): the gateway may drop them from its outbox. Until then it
+    keeps them, so a backlog never runs further ahead than the platform takes it."""
+
+    v: Literal[1] = 1
+    gateway: GatewayId
+    seqs: list[int]
+
+
 RelayAction = Literal["connect", "disconnect"]
 
 
@@ -343,4 +355,5 @@ MQTT_TOPICS: tuple[MqttTopic, ...] = (
     MqttTopic("devices/+", "gateway", DeviceStatus, retained=True),
     MqttTopic("commands", "platform", GatewayCommand, older=(RelayCommand,)),
     MqttTopic("acks", "gateway", CommandResult, older=(CommandAck,)),
+    MqttTopic("confirms", "platform", BatchConfirmation),
 )

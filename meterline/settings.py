@@ -70,6 +70,17 @@ class Settings(BaseSettings):
         "by the broker, and the batch sequence number.",
     )
 
+    gateway_window: int = Field(
+        256, ge=1, description="Readings batches a gateway has out and not yet confirmed, at "
+        "most. Keep gateways x window below the broker's queue for the bridge "
+        "(Mosquitto's max_queued_messages)."
+    )
+    gateway_await_confirmation: bool = Field(
+        True, description="Keep each batch in the outbox until the platform confirms it has "
+        "committed it (not only until the broker has it), so a backlog never outruns the "
+        "broker's queue: false only for a platform that does not confirm."
+    )
+
     # --- simulators
     sim_host: str = Field("127.0.0.1", description="Address the meter simulator listens on.")
     sim_port: int = Field(5020, description="Modbus TCP port of the meter simulator.")
