@@ -133,6 +133,12 @@ class Settings(BaseSettings):
         description="MQTT client id of the bridge (its persistent session keeps unacknowledged "
         "batches while it is away).",
     )
+    bridge_share: str = Field(
+        "", pattern=r"^[A-Za-z0-9_-]{0,64}$",
+        description="MQTT shared subscription group of the bridges: bridges with the same "
+        "group (each its own bridge_client_id) share the gateways' messages; empty: one "
+        "bridge takes them all."
+    )
     bridge_record_version: int = Field(
         2, ge=1, le=2, description="Kafka readings records the bridge produces: 2 (many "
         "accounts' readings per record, columns) or 1 (one record per batch and account: "
