@@ -10,7 +10,8 @@ rating worker take them. Per design and offered rate, after a warm-up, over a wi
 
 - achieved: readings taken in by the bridge and priced by rating per second (the services'
   own /metrics, read before and after the window);
-- lag: records on the readings topic not yet priced, at the end of the window;
+- lag: readings the bridge produced that rating has not priced yet, at the end of the window
+  (the consumer-lag metric counts records, which hold one reading in v1 and thousands in v2);
 - poll -> balance: from the reading's time (when the gateway read the meter) to the commit of
   the balance update that priced it (``charges.rated_at - charges.interval_end``), p50 and
   p99 of the charges committed in the window;
@@ -69,7 +70,7 @@ class Result:
     offered: float  # what it published
     bridge_in: float
     priced: float
-    lag: float
+    lag: float  # readings
     p50_ms: float
     p99_ms: float
     cpu: dict[str, float]  # process group -> cores
@@ -202,7 +203,8 @@ def measure(pipeline: Pipeline, meters: int, interval: float, warmup: float, sec
         offered=rate("loadgen", "meterline_loadgen_readings_total"),
         bridge_in=rate("bridge", "meterline_bridge_readings_in_total"),
         priced=rate("rating", "meterline_rating_readings_total"),
-        lag=total(after.metrics["rating"], "meterline_rating_consumer_lag"),
+        lag=total(after.metrics["bridge"], "meterline_bridge_readings_out_total")
+        - total(after.metrics["rating"], "meterline_rating_readings_total"),
         p50_ms=p50, p99_ms=p99, cpu=cpu,
     )
 
