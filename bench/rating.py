@@ -5,7 +5,7 @@ Kafka records, without Faust or Kafka, against the machine's PostgreSQL.
 
 Each round gives every meter one new reading (v2 records of 2,000 readings, as the bridge
 produces them) and prices them in transactions of ``rating_batch_readings``: decoding the
-records (pydantic, per record), putting them in the booking code's shape, and booking
+records (pydantic, per record), putting them in one columnar batch, and booking
 (``rating.ledger.rate_batch``: database work and the Python around it). Microseconds a
 reading per phase, medians of the rounds (the first round only sets each register's
 baseline and is left out).
@@ -27,7 +27,7 @@ from meterline.contracts import ReadingsRecord
 from meterline.settings import Settings
 from meterline.telemetry import epoch_us
 from rating.ledger import load_tariffs, rate_batch
-from rating.records import as_account_readings, decode
+from rating.records import decode, routed
 from simulators.loadgen import PROVIDER, SERIAL_BASE, VirtualFleet, register_virtual_fleet
 
 PER_RECORD = 2_000
@@ -72,7 +72,7 @@ async def main() -> None:
                     t0 = time.perf_counter()
                     records, rejected = decode(payloads[start:start + step])
                     t1 = time.perf_counter()
-                    shaped = as_account_readings(records)
+                    shaped = routed(records)
                     t2 = time.perf_counter()
                     await rate_batch(conn, shaped, book, rejected)
                     t3 = time.perf_counter()

@@ -39,7 +39,7 @@ from meterline.metrics import (
 )
 from meterline.settings import Settings
 from rating.ledger import BatchResult, load_tariffs, rate_batch
-from rating.records import as_account_readings, decode
+from rating.records import decode, routed
 from rating.tariffs import TariffBook
 
 log = logging.getLogger("meterline.rating")
@@ -79,7 +79,7 @@ class Rater:
         """Price and book Kafka values in one transaction."""
         started = time.perf_counter()
         decoded, rejected = decode(payloads)
-        records = as_account_readings(decoded)
+        records = routed(decoded)
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(psycopg.OperationalError),
             wait=wait_exponential(multiplier=0.2, max=10),

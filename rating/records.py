@@ -4,15 +4,13 @@ comes back with the reason, to be dead-lettered."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from itertools import groupby
+from collections.abc import Iterable, Sequence
 
+import numpy as np
 from pydantic import ValidationError
 
-from meterline.contracts import AccountReadings, Reading, ReadingsRecord
-from meterline.money import from_micro
-from meterline.units import Register, Unit, Utility
-from rating.core import from_micros
+from meterline.contracts import AccountReadings, ReadingsRecord
+from rating.pricing import RoutedReadings
 
 Rejected = tuple[str, str]  # (reason, payload)
 
@@ -32,23 +30,26 @@ def decode(payloads: Iterable[bytes]) -> tuple[list[ReadingsRecord | AccountRead
     return records, bad
 
 
-def as_account_readings(
-    records: Iterable[ReadingsRecord | AccountReadings],
-) -> list[AccountReadings]:
-    """Records in version 1's shape, for booking code that takes only that (per-reading
-    objects: slow, see BENCHMARKS.md)."""
-    out: list[AccountReadings] = []
-    for record in records:
-        if isinstance(record, AccountReadings):
-            out.append(record)
-            continue
-        gateway, seq = record.batches[0] if record.batches else ("unknown", 0)
-        rows = sorted(range(len(record)), key=record.account.__getitem__)
-        for account, members in groupby(rows, key=record.account.__getitem__):
-            out.append(AccountReadings(account=account, gateway=gateway, seq=seq, readings=[
-                Reading(meter=record.meter[i], register=Register(record.register[i]),
-                        unit=Unit(record.unit[i]), value=from_micro(record.value[i]),
-                        ts=from_micros(record.ts[i]), provider=record.provider[i],
-                        utility=Utility(record.utility[i]))
-                for i in members]))
-    return out
+def routed(records: Sequence[ReadingsRecord | AccountReadings]) -> RoutedReadings:
+    """The records' readings as one columnar batch, in order: v2 columns are taken as they
+    are (no per-reading object), v1 records through ``RoutedReadings.of``."""
+    parts = [
+        RoutedReadings(account=r.account, meter=r.meter, register=r.register, unit=r.unit,
+                       provider=r.provider, utility=r.utility,
+                       ts=np.asarray(r.ts, dtype=np.int64),
+                       value=np.asarray(r.value, dtype=np.int64))
+        if isinstance(r, ReadingsRecord) else RoutedReadings.of([r])
+        for r in records
+    ]
+    if len(parts) == 1:
+        return parts[0]
+
+    def joined(name: str) -> list[str]:
+        return [x for part in parts for x in getattr(part, name)]
+
+    return RoutedReadings(
+        account=joined("account"), meter=joined("meter"), register=joined("register"),
+        unit=joined("unit"), provider=joined("provider"), utility=joined("utility"),
+        ts=np.concatenate([p.ts for p in parts]) if parts else np.empty(0, np.int64),
+        value=np.concatenate([p.value for p in parts]) if parts else np.empty(0, np.int64),
+    )
