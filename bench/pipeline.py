@@ -3,10 +3,12 @@ balances, every service and broker its own process, the skeleton's design as the
 the same run.
 
     python -m bench.pipeline [--rates 5000,20000,50000] [--designs 1,2] [--seconds 20]
+                             [--bridges 1] [--workers 1]
 
 The load generator (``meterline loadgen``) publishes virtual gateways' batches (500 meters a
-gateway, one batch per gateway every 2 s) to the machine's Mosquitto; one bridge and one
-rating worker take them. Per design and offered rate, after a warm-up, over a window:
+gateway, one batch per gateway every 2 s) to the machine's Mosquitto; the bridges (a shared
+subscription when there are several) and rating workers (one consumer group) take them.
+Per design and offered rate, after a warm-up, over a window:
 
 - achieved: readings taken in by the bridge and priced by rating per second (the services'
   own /metrics, read before and after the window);
@@ -86,25 +88,37 @@ class Result:
 class Pipeline:
     """The services of one design, and where their metrics are."""
 
-    def __init__(self, base: Settings, design: int, log_dir: Path) -> None:
+    def __init__(self, base: Settings, design: int, log_dir: Path, bridges: int = 1,
+                 workers: int = 1) -> None:
         run = f"{design}-{uuid.uuid4().hex[:6]}"
         self.settings = base.model_copy(update={
             "bridge_record_version": design, "readings_topic": f"bench-readings-{run}",
             "rating_group": f"bench-rating-{run}", "mqtt_topic_root": f"bench-{run}/v1",
-            "bridge_client_id": f"bench-bridge-{run}", "rating_web_port": free_port(),
-            "bridge_metrics_port": free_port(), "rating_data_dir": log_dir / "rating",
+            "bridge_share": f"bench-{run}" if bridges > 1 else "",
         })
         self.log_dir = log_dir
+        # each bridge and worker: its own client id, metrics port and data directory
+        self.services = [
+            ("bridge", f"bridge-{n}", {"bridge_client_id": f"bench-bridge-{run}-{n}",
+                                       "bridge_metrics_port": free_port()})
+            for n in range(bridges)
+        ] + [
+            ("rating", f"rating-{n}", {"rating_web_port": free_port(),
+                                       "rating_data_dir": log_dir / f"rating-{n}"})
+            for n in range(workers)
+        ]
         self.urls = {
-            "bridge": f"http://127.0.0.1:{self.settings.bridge_metrics_port}",
-            "rating": f"http://127.0.0.1:{self.settings.rating_web_port}",
+            label: "http://127.0.0.1:{}".format(
+                own.get("bridge_metrics_port") or own["rating_web_port"])
+            for _, label, own in self.services
         }
 
     @contextmanager
     def running(self) -> Iterator[None]:
         with ExitStack() as stack:
-            for name in ("bridge", "rating"):
-                child = Child(name, self.log_dir, self.settings.as_env())
+            for name, label, own in self.services:
+                child = Child(name, self.log_dir, self.settings.model_copy(update=own).as_env(),
+                              label=label)
                 stack.callback(child.stop)
                 child.wait_ready(120)
             yield
@@ -192,8 +206,9 @@ def measure(pipeline: Pipeline, meters: int, interval: float, warmup: float, sec
         end = datetime.now(UTC)
     span = after.at - before.at
 
-    def rate(label: str, name: str) -> float:
-        return (total(after.metrics[label], name) - total(before.metrics[label], name)) / span
+    def rate(kind: str, name: str) -> float:
+        return sum(total(after.metrics[label], name) - total(before.metrics[label], name)
+                   for label in urls if label.startswith(kind)) / span
 
     cpu = {label: rate(label, "process_cpu_seconds_total") for label in urls}
     cpu |= {name: (after.cpu[name] - before.cpu.get(name, 0.0)) / span for name in after.cpu}
@@ -203,10 +218,16 @@ def measure(pipeline: Pipeline, meters: int, interval: float, warmup: float, sec
         offered=rate("loadgen", "meterline_loadgen_readings_total"),
         bridge_in=rate("bridge", "meterline_bridge_readings_in_total"),
         priced=rate("rating", "meterline_rating_readings_total"),
-        lag=total(after.metrics["bridge"], "meterline_bridge_readings_out_total")
-        - total(after.metrics["rating"], "meterline_rating_readings_total"),
+        lag=_sum(after.metrics, "bridge", "meterline_bridge_readings_out_total")
+        - _sum(after.metrics, "rating", "meterline_rating_readings_total"),
         p50_ms=p50, p99_ms=p99, cpu=cpu,
     )
+
+
+def _sum(metrics: dict[str, dict[str, float]], kind: str, name: str) -> float:
+    """``name`` summed over every service of a kind (bridge-0, bridge-1, ...)."""
+    return sum(total(values, name) for label, values in metrics.items()
+               if label.startswith(kind))
 
 
 def drain(pipeline: Pipeline, limit: float) -> float:
@@ -216,8 +237,8 @@ def drain(pipeline: Pipeline, limit: float) -> float:
     previous = -1.0
     while time.monotonic() - started < limit:
         now = asyncio.run(scrape_all(pipeline.urls))
-        produced = total(now["bridge"], "meterline_bridge_readings_out_total")
-        priced = total(now["rating"], "meterline_rating_readings_total")
+        produced = _sum(now, "bridge", "meterline_bridge_readings_out_total")
+        priced = _sum(now, "rating", "meterline_rating_readings_total")
         if priced >= produced and produced == previous:
             break
         previous = produced
@@ -234,6 +255,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=10.0)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--drain", type=float, default=60.0)
+    parser.add_argument("--bridges", type=int, default=1, help="bridges sharing the gateways")
+    parser.add_argument("--workers", type=int, default=1, help="rating workers")
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     designs = [int(d) for d in args.designs.split(",")]
@@ -260,9 +283,10 @@ def main() -> None:
         print(f"# pipeline benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
               f"{platform.machine()}, {os.cpu_count()} cores; {fleet.meters} virtual meters, "
               f"{PER_GATEWAY} a gateway, a batch per gateway every {args.interval:g}s; "
+              f"{args.bridges} bridge(s), {args.workers} rating worker(s); "
               f"window {args.seconds:g}s after {args.warmup:g}s; logs in {workdir}", flush=True)
         for design in designs:
-            pipeline = Pipeline(base, design, workdir / f"v{design}")
+            pipeline = Pipeline(base, design, workdir / f"v{design}", args.bridges, args.workers)
             with pipeline.running():
                 for rate in rates:
                     result = measure(pipeline, int(rate * args.interval), args.interval,
