@@ -28,7 +28,7 @@ from tests.waiting import until
 
 METERS = 1000
 PER_GATEWAY = 100
-SECONDS = 12  # of load, one batch per gateway a second: METERS readings a second
+SECONDS = 8  # of load, one batch per gateway a second: METERS readings a second
 
 
 async def _count(conn: psycopg.AsyncConnection[Any], query: str, *args: Any) -> int:
