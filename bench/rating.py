@@ -25,8 +25,8 @@ import psycopg
 
 from meterline import db
 from meterline.contracts import ReadingsRecord
+from meterline.instants import micros
 from meterline.settings import Settings
-from meterline.telemetry import epoch_us
 from rating.ledger import load_tariffs, rate_batch
 from rating.records import decode, routed
 from simulators.loadgen import PROVIDER, SERIAL_BASE, VirtualFleet, register_virtual_fleet
@@ -37,7 +37,7 @@ PER_RECORD = 2_000
 def round_payloads(meters: int, k: int, per_meter: int) -> list[bytes]:
     """Round ``k``: ``per_meter`` readings of each meter, a minute apart (a backlog when more
     than one), as v2 records of PER_RECORD readings, each meter's readings in one record."""
-    first = epoch_us(datetime(2026, 11, 1, tzinfo=UTC)) + k * per_meter * 60_000_000
+    first = micros(datetime(2026, 11, 1, tzinfo=UTC)) + k * per_meter * 60_000_000
     rows = [(n, j) for n in range(meters) for j in range(per_meter)]
     payloads = []
     for start in range(0, len(rows), PER_RECORD):

@@ -17,10 +17,10 @@ from aiokafka import AIOKafkaConsumer
 
 from ingest.bridge import Bridge
 from meterline.contracts import ReadingsBatch, ReadingsRecord, Sample
+from meterline.instants import micros
 from meterline.kafka import AccountPartitions
 from meterline.mqtt import MqttLink
 from meterline.settings import Settings
-from meterline.telemetry import epoch_us
 from meterline.units import Register, Unit
 from tests.conftest import unique
 from tests.factories import customers
@@ -238,7 +238,7 @@ async def test_a_group_of_batches_is_taken_in_one_go_with_duplicates_inside_it_s
     assert await count(conn, "SELECT count(*) FROM dead_letters WHERE payload = %s",
                        marker) == 1
     records = await kafka_records(settings, 4)
-    t0 = epoch_us(T0)
+    t0 = micros(T0)
     assert sorted((r.ts, r.meter) for r in records) == sorted(
         (t0 + k * 1_000_000, s) for k in (0, 1) for s in serials)
     assert {r.batches for r in records} == {((settings.gateway_id, 1), (settings.gateway_id, 2))}
