@@ -55,6 +55,7 @@ test: lint $(NPM_STAMP) debs
 bench: $(STAMP)
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.booking
+	$(BIN)/python -m bench.rating
 	$(BIN)/python -m bench.bridge
 	$(BIN)/python -m bench.tariffs
 	$(BIN)/python -m bench.telemetry writer

@@ -1,17 +1,29 @@
-"""Pipeline benchmark: readings/s and poll-to-balance latency through every service, and the
-rating step batched against the same step done per event, in one run.
+"""End-to-end benchmark at rising offered load: MQTT -> bridge -> Kafka -> rating -> committed
+balances, every service and broker its own process, the skeleton's design as the baseline in
+the same run.
 
-    python -m bench.pipeline [--meters 200] [--gateways 2] [--seconds 30] [--repeats 3]
+    python -m bench.pipeline [--rates 5000,20000,50000] [--designs 1,2] [--seconds 20]
+                             [--bridges 1] [--workers 1]
 
-Part 1 (steady load): simulators -> gateways -> Mosquitto -> bridge -> Kafka -> rating ->
-PostgreSQL, every service its own process. Reports readings/s stored and priced, and the
-latency from the moment a meter was polled to the commit of the balance update it caused
-(charges.rated_at - charges.interval_end), p50 and p99.
+The load generator (``meterline loadgen``) publishes virtual gateways' batches (500 meters a
+gateway, one batch per gateway every 2 s) to the machine's Mosquitto; the bridges (a shared
+subscription when there are several) and rating workers (one consumer group) take them.
+Per design and offered rate, after a warm-up, over a window:
 
-Part 2 (rating step): the readings topic is filled with one-reading records (one Faust event
-per reading), then drained by a rating worker that prices batches with numpy in one
-transaction each (rating_batch_size) and, as the baseline, by one that prices every event on
-its own (rating_batch_size=1). Rate = charges booked / (last - first commit). Repeated, medians.
+- achieved: readings taken in by the bridge and priced by rating per second (the services'
+  own /metrics, read before and after the window);
+- lag: readings the bridge produced that rating has not priced yet, at the end of the window
+  (the consumer-lag metric counts records, which hold one reading in v1 and thousands in v2);
+- poll -> balance: from the reading's time (when the gateway read the meter) to the commit of
+  the balance update that priced it (``charges.rated_at - charges.interval_end``), p50 and
+  p99 of the charges committed in the window;
+- CPU per process, cores: the services' ``process_cpu_seconds_total``, and for PostgreSQL
+  (this database's backends), Tansu and Mosquitto their processes' CPU times (psutil).
+  Mosquitto is the machine's: other users' traffic counts in it.
+
+Designs: 2 is the current one (Kafka records of many accounts, columns); 1 the skeleton's
+(one record per gateway batch and account: ``bridge_record_version=1``). Between rates the
+pipeline drains its backlog (up to ``--drain`` seconds) so each rate starts clean.
 
 Needs the machine's PostgreSQL and Mosquitto; starts its own Kafka-compatible broker and
 database (dropped at the end).
@@ -23,195 +35,272 @@ import argparse
 import asyncio
 import os
 import platform
-import statistics
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
+import aiohttp
+import psutil
 import psycopg
-from aiokafka import AIOKafkaProducer
 
 from meterline import db
-from meterline.contracts import AccountReadings, Reading
-from meterline.fleet import Fleet, FleetMeter, register_fleet
-from meterline.kafka import ensure_topics, free_port, start_broker, stop_process
+from meterline.kafka import free_port, start_broker, stop_process
+from meterline.metrics import scrape, total
 from meterline.services import Child
 from meterline.settings import Settings
-from meterline.units import Register, Unit, Utility
+from simulators.loadgen import VirtualFleet, register_virtual_fleet
 
-PRICE = Decimal("5.47")
-
-
-@contextmanager
-def services(names: list[tuple[str, Settings]], log_dir: Path) -> Iterator[None]:
-    with ExitStack() as stack:
-        for name, settings in names:
-            child = Child(name, log_dir, settings.as_env())
-            stack.callback(child.stop)
-            child.wait_ready(120)
-        yield
+PER_GATEWAY = 500
 
 
-async def fleet(settings: Settings, gateway: str, serials: list[int]) -> None:
-    async with await psycopg.AsyncConnection.connect(settings.database_url) as conn:
-        await register_fleet(conn, Fleet(gateway_id=gateway, price=PRICE, meters=[
-            FleetMeter(serial=str(s), account_id=f"B-{s}", opening_balance=Decimal(10**9),
-                       address=f"Bench street, flat {s}") for s in serials]))
-        await conn.commit()
+@dataclass
+class Snapshot:
+    at: float
+    metrics: dict[str, dict[str, float]]  # child label -> its metrics
+    cpu: dict[str, float]  # process group -> CPU seconds
 
 
-async def query(settings: Settings, sql: str, *args: Any) -> Any:
-    async with await psycopg.AsyncConnection.connect(settings.database_url) as conn:
-        cur = await conn.execute(sql, args)
-        return await cur.fetchone()
+@dataclass
+class Result:
+    design: int
+    rate: int  # asked of the load generator
+    offered: float  # what it published
+    bridge_in: float
+    priced: float
+    lag: float  # readings
+    p50_ms: float
+    p99_ms: float
+    cpu: dict[str, float]  # process group -> cores
+
+    def line(self) -> str:
+        cpu = " ".join(f"{name} {cores:.2f}" for name, cores in self.cpu.items())
+        return (f"v{self.design} | offered {self.offered:6.0f}/s | bridge in "
+                f"{self.bridge_in:6.0f}/s | priced {self.priced:6.0f}/s | lag {self.lag:6.0f} "
+                f"| poll->balance p50 {self.p50_ms:6.0f} ms p99 {self.p99_ms:6.0f} ms | "
+                f"CPU cores: {cpu}")
 
 
-# --- part 1 --------------------------------------------------------------------------------
+class Pipeline:
+    """The services of one design, and where their metrics are."""
+
+    def __init__(self, base: Settings, design: int, log_dir: Path, bridges: int = 1,
+                 workers: int = 1) -> None:
+        run = f"{design}-{uuid.uuid4().hex[:6]}"
+        self.settings = base.model_copy(update={
+            "bridge_record_version": design, "readings_topic": f"bench-readings-{run}",
+            "rating_group": f"bench-rating-{run}", "mqtt_topic_root": f"bench-{run}/v1",
+            "bridge_share": f"bench-{run}" if bridges > 1 else "",
+        })
+        self.log_dir = log_dir
+        # each bridge and worker: its own client id, metrics port and data directory
+        self.services = [
+            ("bridge", f"bridge-{n}", {"bridge_client_id": f"bench-bridge-{run}-{n}",
+                                       "bridge_metrics_port": free_port()})
+            for n in range(bridges)
+        ] + [
+            ("rating", f"rating-{n}", {"rating_web_port": free_port(),
+                                       "rating_data_dir": log_dir / f"rating-{n}"})
+            for n in range(workers)
+        ]
+        self.urls = {
+            label: "http://127.0.0.1:{}".format(
+                own.get("bridge_metrics_port") or own["rating_web_port"])
+            for _, label, own in self.services
+        }
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        with ExitStack() as stack:
+            for name, label, own in self.services:
+                child = Child(name, self.log_dir, self.settings.model_copy(update=own).as_env(),
+                              label=label)
+                stack.callback(child.stop)
+                child.wait_ready(120)
+            yield
+
+    @contextmanager
+    def load(self, meters: int, interval: float) -> Iterator[str]:
+        """The load generator publishing ``meters`` meters every ``interval`` s."""
+        port = free_port()
+        env = self.settings.model_copy(update={"loadgen_metrics_port": port}).as_env()
+        child = Child("loadgen", self.log_dir, env, label=f"loadgen-{meters}", args=[
+            "--meters", str(meters), "--interval", str(interval),
+            "--per-gateway", str(PER_GATEWAY)])
+        try:
+            child.wait_ready(60)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            child.stop()
+
+
+def _processes(database: str, broker: int) -> dict[str, list[psutil.Process]]:
+    groups: dict[str, list[psutil.Process]] = {"postgres": [], "tansu": [], "mosquitto": []}
+    for proc in psutil.process_iter(["name", "cmdline", "pid"]):
+        cmdline = " ".join(proc.info["cmdline"] or ())
+        if proc.info["name"] == "postgres" and f" {database} " in cmdline:
+            groups["postgres"].append(proc)
+        elif proc.info["pid"] == broker:
+            groups["tansu"].append(proc)
+        elif proc.info["name"] == "mosquitto":
+            groups["mosquitto"].append(proc)
+    return groups
+
+
+def _cpu(groups: dict[str, list[psutil.Process]]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for name, procs in groups.items():
+        seconds = 0.0
+        for proc in procs:
+            try:
+                times = proc.cpu_times()
+                seconds += times.user + times.system
+            except psutil.NoSuchProcess:
+                continue
+        out[name] = seconds
+    return out
+
+
+async def scrape_all(urls: dict[str, str]) -> dict[str, dict[str, float]]:
+    async with aiohttp.ClientSession() as http:
+        # a worker busy with a large batch answers late: its event loop prices it meanwhile
+        return {label: await scrape(http, url, timeout=60) for label, url in urls.items()}
+
+
+async def snapshot(urls: dict[str, str], database: str, broker: int) -> Snapshot:
+    metrics = await scrape_all(urls)
+    return Snapshot(time.monotonic(), metrics, _cpu(_processes(database, broker)))
+
+
 _LATENCY = """
 SELECT count(*),
        percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM rated_at - interval_end)),
        percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM rated_at - interval_end))
   FROM charges WHERE rated_at >= %s AND rated_at < %s
 """
-_STORED = "SELECT count(*) FROM readings WHERE received_at >= %s AND received_at < %s"
 
 
-def steady_load(base: Settings, meters: int, gateways: int, seconds: float,
-                log_dir: Path) -> dict[str, float]:
-    per_gateway = meters // gateways
-    children: list[tuple[str, Settings]] = [("bridge", base), ("rating", base)]
-    for g in range(gateways):
-        port = free_port()
-        serial_base = 50_000_000 + g * 1_000
-        gw = base.model_copy(update={
-            "gateway_id": f"bench-gw-{g}", "sim_port": port, "sim_meters": per_gateway,
-            "sim_serial_base": serial_base, "sim_seed": g + 1,
-            "gateway_meters": f"127.0.0.1:{port}/1-{per_gateway}",
-            "gateway_state_dir": log_dir / "gateway",
-            "gateway_metrics_port": free_port(), "sim_metrics_port": free_port(),
-        })
-        asyncio.run(fleet(base, gw.gateway_id, list(range(serial_base,
-                                                          serial_base + per_gateway))))
-        children += [("simulators", gw), ("gateway", gw)]
-    with services(children, log_dir):
-        time.sleep(10)  # warm-up: let every service reach its steady state before measuring
+async def latency(url: str, start: datetime, end: datetime) -> tuple[float, float]:
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        cur = await conn.execute(_LATENCY, (start, end))
+        row = await cur.fetchone()
+    assert row is not None
+    _, p50, p99 = row
+    return float(p50 or 0) * 1000, float(p99 or 0) * 1000
+
+
+def measure(pipeline: Pipeline, meters: int, interval: float, warmup: float, seconds: float,
+            database: str, broker: int) -> Result:
+    s = pipeline.settings
+    with pipeline.load(meters, interval) as loadgen:
+        urls = {**pipeline.urls, "loadgen": loadgen}
+        time.sleep(warmup)  # the services reach their steady state before the window
+        before = asyncio.run(snapshot(urls, database, broker))
         start = datetime.now(UTC)
         time.sleep(seconds)  # the measurement window itself
+        after = asyncio.run(snapshot(urls, database, broker))
         end = datetime.now(UTC)
-        time.sleep(3)  # let readings polled inside the window finish their way to the ledger
-    (stored,) = asyncio.run(query(base, _STORED, start, end))
-    charged, p50, p99 = asyncio.run(query(base, _LATENCY, start, end))
-    return {"offered": meters / base.poll_interval, "stored": stored / seconds,
-            "charged": charged / seconds, "p50_ms": float(p50) * 1000, "p99_ms": float(p99) * 1000}
+    span = after.at - before.at
+
+    def rate(kind: str, name: str) -> float:
+        return sum(total(after.metrics[label], name) - total(before.metrics[label], name)
+                   for label in urls if label.startswith(kind)) / span
+
+    cpu = {label: rate(label, "process_cpu_seconds_total") for label in urls}
+    cpu |= {name: (after.cpu[name] - before.cpu.get(name, 0.0)) / span for name in after.cpu}
+    p50, p99 = asyncio.run(latency(s.database_url, start, end))
+    return Result(
+        design=s.bridge_record_version, rate=int(meters / interval),
+        offered=rate("loadgen", "meterline_loadgen_readings_total"),
+        bridge_in=rate("bridge", "meterline_bridge_readings_in_total"),
+        priced=rate("rating", "meterline_rating_readings_total"),
+        lag=_sum(after.metrics, "bridge", "meterline_bridge_readings_out_total")
+        - _sum(after.metrics, "rating", "meterline_rating_readings_total"),
+        p50_ms=p50, p99_ms=p99, cpu=cpu,
+    )
 
 
-# --- part 2 --------------------------------------------------------------------------------
-async def fill_topic(settings: Settings, serials: list[int], per_meter: int) -> int:
-    await ensure_topics(settings.kafka_bootstrap, [settings.readings_topic],
-                        settings.kafka_partitions)
-    t0 = datetime(2026, 11, 1, tzinfo=UTC)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
-                                linger_ms=20, max_batch_size=1 << 20)
-    await producer.start()
-    try:
-        sent = []
-        for k in range(per_meter):
-            for s in serials:
-                record = AccountReadings(account=f"B-{s}", gateway="bench", seq=k, readings=[
-                    Reading(meter=str(s), register=Register.ACTIVE_IMPORT, unit=Unit.KWH,
-                            value=Decimal(k) + Decimal("0.125"), ts=t0 + timedelta(seconds=k),
-                            provider="energosbyt", utility=Utility.ELECTRICITY)])
-                sent.append(await producer.send(settings.readings_topic,
-                                                record.model_dump_json().encode(),
-                                                key=record.account.encode()))
-        await asyncio.gather(*sent)
-    finally:
-        await producer.stop()
-    return len(serials) * (per_meter - 1)  # the first reading of each meter is its baseline
+def _sum(metrics: dict[str, dict[str, float]], kind: str, name: str) -> float:
+    """``name`` summed over every service of a kind (bridge-0, bridge-1, ...)."""
+    return sum(total(values, name) for label, values in metrics.items()
+               if label.startswith(kind))
 
 
-_DRAINED = """
-SELECT count(*), extract(epoch FROM max(rated_at) - min(rated_at))
-  FROM charges WHERE meter_id = ANY(%s)
-"""
-
-
-def drain(base: Settings, batch_size: int, meters: int, per_meter: int, run: str,
-          log_dir: Path) -> float:
-    serial_base = 60_000_000 + int(uuid.uuid4().int % 1000) * 10_000
-    serials = list(range(serial_base, serial_base + meters))
-    names = [str(s) for s in serials]
-    settings = base.model_copy(update={
-        "readings_topic": f"bench-{run}", "rating_group": f"bench-{run}",
-        "rating_batch_size": batch_size, "rating_web_port": free_port(),
-    })
-    asyncio.run(fleet(settings, "bench", serials))
-    expected = asyncio.run(fill_topic(settings, serials, per_meter))
-    with services([("rating", settings)], log_dir / run):
-        while True:
-            count, span = asyncio.run(query(settings, _DRAINED, names))
-            if count >= expected:
-                break
-            time.sleep(0.5)  # polling the database from outside the worker
-    return float(count) / float(span)
+def drain(pipeline: Pipeline, limit: float) -> float:
+    """Wait (at most ``limit`` s) until rating has priced everything the bridge produced;
+    return how long it took."""
+    started = time.monotonic()
+    previous = -1.0
+    while time.monotonic() - started < limit:
+        now = asyncio.run(scrape_all(pipeline.urls))
+        produced = _sum(now, "bridge", "meterline_bridge_readings_out_total")
+        priced = _sum(now, "rating", "meterline_rating_readings_total")
+        if priced >= produced and produced == previous:
+            break
+        previous = produced
+        time.sleep(1.0)  # polling the services' metrics from outside
+    return time.monotonic() - started
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--meters", type=int, default=200)
-    parser.add_argument("--gateways", type=int, default=2)
-    parser.add_argument("--poll", type=float, default=0.5)
-    parser.add_argument("--seconds", type=float, default=30)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batched-readings", type=int, default=40_000)
-    parser.add_argument("--per-event-readings", type=int, default=4_000)
+    parser.add_argument("--rates", default="5000,20000,50000",
+                        help="offered readings/s, comma-separated, rising")
+    parser.add_argument("--designs", default="1,2", help="1: skeleton's records, 2: current")
+    parser.add_argument("--interval", type=float, default=2.0)
+    parser.add_argument("--warmup", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--drain", type=float, default=60.0)
+    parser.add_argument("--bridges", type=int, default=1, help="bridges sharing the gateways")
+    parser.add_argument("--workers", type=int, default=1, help="rating workers")
     args = parser.parse_args()
+    rates = [int(r) for r in args.rates.split(",")]
+    designs = [int(d) for d in args.designs.split(",")]
 
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="meterline-bench-"))
     broker = start_broker(port, workdir / "broker.log")
-    url = f"postgresql://postgres@127.0.0.1:5432/meterline_bench_{os.getpid()}"
-    base = Settings(_env_file=None, database_url=url,
-                    kafka_bootstrap=f"127.0.0.1:{port}", poll_interval=args.poll,
-                    mqtt_topic_root=f"bench-{os.getpid()}/v1",
-                    bridge_client_id=f"bench-bridge-{os.getpid()}",
-                    rating_group=f"bench-rating-{os.getpid()}", rating_web_port=free_port(),
-                    api_port=free_port(), rating_data_dir=workdir / "rating",
-                    bridge_metrics_port=free_port(), gateway_metrics_port=free_port(),
-                    sim_metrics_port=free_port())
+    name = f"meterline_bench_{os.getpid()}"
+    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    base = Settings(_env_file=None, database_url=url, kafka_bootstrap=f"127.0.0.1:{port}",
+                    api_port=free_port(), gateway_metrics_port=free_port(),
+                    sim_metrics_port=free_port(), rating_session_timeout=10.0)
+    results: list[Result] = []
     try:
         asyncio.run(db.create_database(url, exist_ok=False))
         asyncio.run(db.migrate(url))
+        fleet = VirtualFleet(meters=int(max(rates) * args.interval), per_gateway=PER_GATEWAY)
+
+        async def register() -> None:
+            async with await psycopg.AsyncConnection.connect(url) as conn:
+                await register_virtual_fleet(conn, fleet)
+
+        asyncio.run(register())
         print(f"# pipeline benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
-              f"{platform.machine()}, {os.cpu_count()} cores; logs in {workdir}")
-
-        steady = steady_load(base, args.meters, args.gateways, args.seconds, workdir / "steady")
-        print(f"\n## steady load: {args.meters} meters, {args.gateways} gateways, poll every "
-              f"{args.poll}s, {args.seconds:.0f}s window")
-        print(f"offered {steady['offered']:.0f} readings/s | stored {steady['stored']:.0f}/s | "
-              f"priced {steady['charged']:.0f}/s | poll->balance latency p50 "
-              f"{steady['p50_ms']:.0f} ms, p99 {steady['p99_ms']:.0f} ms")
-
-        meters = 500
-        batched: list[float] = []
-        per_event: list[float] = []
-        for r in range(args.repeats):
-            batched.append(drain(base, base.rating_batch_size, meters,
-                                 args.batched_readings // meters, f"batched-{r}", workdir))
-            per_event.append(drain(base, 1, meters, args.per_event_readings // meters,
-                                   f"per-event-{r}", workdir))
-            print(f"  run {r}: batched {batched[-1]:.0f}/s, per event {per_event[-1]:.0f}/s")
-        mb, me = statistics.median(batched), statistics.median(per_event)
-        print(f"\n## rating step, one reading per Faust event, {args.repeats} runs (median)")
-        print(f"batched (rating_batch_size={base.rating_batch_size}): {mb:.0f} readings/s")
-        print(f"per event (rating_batch_size=1): {me:.0f} readings/s")
-        print(f"ratio batched / per event: {mb / me:.1f}x")
+              f"{platform.machine()}, {os.cpu_count()} cores; {fleet.meters} virtual meters, "
+              f"{PER_GATEWAY} a gateway, a batch per gateway every {args.interval:g}s; "
+              f"{args.bridges} bridge(s), {args.workers} rating worker(s); "
+              f"window {args.seconds:g}s after {args.warmup:g}s; logs in {workdir}", flush=True)
+        for design in designs:
+            pipeline = Pipeline(base, design, workdir / f"v{design}", args.bridges, args.workers)
+            with pipeline.running():
+                for rate in rates:
+                    result = measure(pipeline, int(rate * args.interval), args.interval,
+                                     args.warmup, args.seconds, name, broker.pid)
+                    results.append(result)
+                    waited = drain(pipeline, args.drain)
+                    print(result.line() + f" | drained in {waited:.0f}s", flush=True)
+        print("\n## priced readings/s, current design (v2) / skeleton's (v1), same run")
+        by = {(r.design, r.rate): r for r in results}
+        for rate in rates:
+            v1, v2 = by.get((1, rate)), by.get((2, rate))
+            if v1 and v2 and v1.priced:
+                print(f"offered {rate}/s: v2 {v2.priced:.0f}/s, v1 {v1.priced:.0f}/s, "
+                      f"ratio {v2.priced / v1.priced:.1f}x")
     finally:
         stop_process(broker)
         asyncio.run(db.drop_database(url))

@@ -9,6 +9,13 @@ an earlier run go out first, under their own seq, then the new ones.
 They go out in seq order. After a reconnection paho sends again what it still holds, so
 nothing new is handed to it until all of that is acknowledged: a new batch never overtakes
 an older one (one the broker had before the connection broke may still come twice, QoS 1).
+
+With ``confirmed`` (what the gateway service uses) a batch leaves the outbox only when the
+platform confirms it has committed it (``BatchConfirmation`` on ``{root}/{gateway}/confirms``),
+not when the broker has it: the broker drops a subscriber's messages past its queue, so the
+window, not the broker, bounds how far a backlog runs ahead of the platform. A window not
+confirmed within ``confirm_timeout`` goes out again from its oldest batch (the platform
+drops what it already has, and confirms it again).
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
+from collections.abc import Iterable
 from functools import partial
 
 from gateway.outbox import Outbox
@@ -24,17 +33,22 @@ from meterline.mqtt import MqttLink
 
 log = logging.getLogger("meterline.gateway")
 
-WINDOW = 256  # batches handed to paho and not acknowledged yet, at most
+WINDOW = 256  # batches handed to paho and not acknowledged (or confirmed) yet, at most
+CONFIRM_TIMEOUT = 30.0  # seconds without the platform's confirmation before sending again
 
 
 class Forwarder:
     def __init__(self, outbox: Outbox, mqtt: MqttLink, topic: str, *,
-                 window: int = WINDOW) -> None:
+                 window: int = WINDOW, confirmed: bool = False,
+                 confirm_timeout: float = CONFIRM_TIMEOUT) -> None:
         self.outbox = outbox
         self.mqtt = mqtt
         self.topic = topic
         self.window = window
+        self.confirmed = confirmed
+        self.confirm_timeout = confirm_timeout
         self.in_flight: set[int] = set()  # seqs handed to paho, not acknowledged yet
+        self._handed_at: dict[int, float] = {}  # confirmed mode: when each seq went out
         self._last_handed = -1  # the highest seq handed to paho in this run
         self._connection = 0  # the link's connection the batches in flight were handed on
         self._acked: list[int] = []  # acknowledged, still to remove from the outbox
@@ -66,7 +80,31 @@ class Forwarder:
         """What ``run`` does when woken: remove the acknowledged batches from the outbox,
         then hand paho the next ones, as many as the window has room for."""
         self.settle()
+        self._resend_unconfirmed()
         self._fill()
+
+    def confirm(self, seqs: Iterable[int]) -> None:
+        """The platform committed these batches: they may leave the outbox."""
+        for seq in seqs:
+            if self._handed_at.pop(seq, None) is not None:
+                GATEWAY_BATCHES_ACKNOWLEDGED.inc()
+            self.in_flight.discard(seq)
+            self._acked.append(seq)
+        self._wake.set()
+
+    def _resend_unconfirmed(self) -> None:
+        if not self._handed_at:
+            return
+        oldest = min(self._handed_at)
+        waited = time.monotonic() - self._handed_at[oldest]
+        if waited < self.confirm_timeout:
+            return
+        log.warning("batches %d to %d not confirmed by the platform in %.0fs: sending them again",
+                    oldest, max(self._handed_at), waited)
+        self._last_handed = oldest - 1
+        self.in_flight.clear()
+        self._handed_at.clear()
+        self._fresh = True
 
     def settle(self) -> int:
         """Remove the batches acknowledged so far from the outbox; how many there were."""
@@ -101,9 +139,13 @@ class Forwarder:
                 return
             self._queue_full = False
             self.in_flight.add(seq)
+            if self.confirmed:
+                self._handed_at[seq] = time.monotonic()
             self._last_handed = seq
 
     def _acknowledged(self, seq: int) -> None:
+        if self.confirmed:
+            return  # the broker has it; it stays in the window until the platform confirms
         GATEWAY_BATCHES_ACKNOWLEDGED.inc()
         self.in_flight.discard(seq)
         self._acked.append(seq)

@@ -9,11 +9,13 @@ import sqlite3
 import time
 from datetime import UTC, datetime
 
+from pydantic import ValidationError
+
 from gateway.clock import clock_sync
 from gateway.commands import CommandHandler
 from gateway.config import GatewayConfig, config_from_settings
 from gateway.devices import DeviceTable
-from gateway.forwarder import WINDOW, Forwarder
+from gateway.forwarder import Forwarder
 from gateway.lines import Line
 from gateway.memory import Memory
 from gateway.outbox import MAX_BYTES, Outbox
@@ -21,7 +23,7 @@ from gateway.poller import Poller
 from gateway.reading import Reader
 from gateway.schedule import Schedule
 from gateway.status import StatusReporter
-from meterline.contracts import ReadingsBatchV2
+from meterline.contracts import BatchConfirmation, ReadingsBatchV2
 from meterline.metrics import (
     GATEWAY,
     GATEWAY_BATCHES_STORED,
@@ -40,10 +42,10 @@ from meterline.settings import Settings
 log = logging.getLogger("meterline.gateway")
 
 DRAIN_TIMEOUT = 2.0  # on shutdown, seconds to wait for the broker to acknowledge the rest
-# Readings wait on disk (the outbox) and take at most WINDOW of paho's queue; the rest is
-# room for command answers and status messages. Far below 65535, so the ids of
+# Readings wait on disk (the outbox) and take at most gateway_window of paho's queue; this
+# is room for command answers and status messages. Far below 65535, so the ids of
 # unacknowledged messages never repeat.
-MAX_QUEUED_MESSAGES = WINDOW + 1_000
+ANSWERS_ROOM = 1_000
 RECONNECT_MAX_DELAY = 30  # seconds between attempts to reach a broker that is away, at most
 
 
@@ -78,6 +80,7 @@ class Gateway:
         self.outbox_max_bytes = outbox_max_bytes
         self.readings_topic = settings.topic(settings.gateway_id, "readings")
         self.commands_topic = settings.topic(settings.gateway_id, "commands")
+        self.confirms_topic = settings.topic(settings.gateway_id, "confirms")
         self.acks_topic = settings.topic(settings.gateway_id, "acks")
         self.ready = asyncio.Event()
         self.table: DeviceTable | None = None
@@ -101,7 +104,7 @@ class Gateway:
         mqtt = MqttLink(
             settings, mqtt_client_id(settings.gateway_id),
             clean_session=not self.persistent_session,
-            max_queued_messages=MAX_QUEUED_MESSAGES + 2 * len(table.devices),
+            max_queued_messages=settings.gateway_window + ANSWERS_ROOM + 2 * len(table.devices),
             reconnect_max_delay=RECONNECT_MAX_DELAY, logger=log,
             will=status.will(), on_connected=status.birth,
         )
@@ -109,7 +112,8 @@ class Gateway:
         poller = Poller(table, Reader(table, config.checks), status)
         schedule = self.schedule = Schedule(memory.poll_period() or config.polling.every,
                                             align=config.polling.align)
-        forwarder = Forwarder(outbox, mqtt, self.readings_topic)
+        forwarder = Forwarder(outbox, mqtt, self.readings_topic, window=settings.gateway_window,
+                              confirmed=settings.gateway_await_confirmation)
         GATEWAY_OUTBOX_BATCHES.set_function(lambda: len(outbox))
         GATEWAY_OUTBOX_BYTES.set_function(lambda: outbox.size)
         GATEWAY_IN_FLIGHT.set_function(lambda: len(forwarder.in_flight))
@@ -131,14 +135,15 @@ class Gateway:
         )
         for line in lines.values():
             line.start()
-        mqtt.start([self.commands_topic])
+        mqtt.start([self.commands_topic, self.confirms_topic]
+                   if settings.gateway_await_confirmation else [self.commands_topic])
         try:
             await poller.identify_all()
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(forwarder.run(), name="gateway forward")
                 tasks.create_task(self._poll_forever(poller, outbox, forwarder, memory),
                                   name="gateway poll")
-                tasks.create_task(self._serve_commands(commands, mqtt, tasks),
+                tasks.create_task(self._serve_commands(commands, mqtt, tasks, forwarder),
                                   name="gateway commands")
                 await mqtt.subscribed.wait()
                 log.info(
@@ -231,9 +236,18 @@ class Gateway:
                              for d in table.devices), force=force)
 
     async def _serve_commands(self, commands: CommandHandler, mqtt: MqttLink,
-                              tasks: asyncio.TaskGroup) -> None:
+                              tasks: asyncio.TaskGroup, forwarder: Forwarder) -> None:
+        """Commands, and the platform's confirmations of batches (to the forwarder)."""
         while True:
-            payload = (await mqtt.messages.get()).payload  # only the commands topic
+            message = await mqtt.messages.get()
+            payload = message.payload
+            if message.topic == self.confirms_topic:
+                try:
+                    forwarder.confirm(BatchConfirmation.model_validate_json(payload).seqs)
+                except ValidationError as exc:
+                    log.warning("ignored a malformed batch confirmation %r: %s", payload[:200],
+                                exc.errors(include_url=False, include_input=False))
+                continue
             # commands run side by side: one for a silent meter holds up no other
             tasks.create_task(self._answer(commands, mqtt, payload))
 

@@ -19,24 +19,32 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import psycopg
 from aiokafka import AIOKafkaProducer
 
 from ingest.commands import dispatch, record_ack
 from ingest.directory import MeterDirectory
-from ingest.readings import check_replacements, check_samples, parse_envelope, route
-from ingest.telemetry import (
-    forwarded_before,
-    keep_telemetry_store,
-    mark_forwarded,
-    store_readings,
+from ingest.readings import (
+    Replacement,
+    Routed,
+    Samples,
+    account_records,
+    check_replacements,
+    check_samples,
+    latest_allowed_us,
+    parse_envelope,
+    records,
+    route,
+    route_replacements,
 )
-from meterline.contracts import AccountReadings, BatchEnvelope, Sample
+from ingest.telemetry import forwarded_before, keep_telemetry_store, mark_forwarded
+from meterline.contracts import BatchConfirmation, BatchEnvelope
 from meterline.dead_letters import dead_letter
-from meterline.kafka import ensure_topics
+from meterline.kafka import AccountPartitions, ensure_topics
 from meterline.metrics import (
     BRIDGE,
     BRIDGE_BATCHES,
@@ -49,6 +57,7 @@ from meterline.metrics import (
 )
 from meterline.mqtt import Message, MqttLink
 from meterline.settings import Settings
+from meterline.telemetry import ReadingColumns, write_readings
 
 log = logging.getLogger("meterline.ingest")
 
@@ -68,6 +77,7 @@ class Bridge:
             bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=2,
             enable_idempotence=False,
         )
+        self._partitions: AccountPartitions | None = None
         self.batches = 0  # forwarded since start
         self.progress = asyncio.Condition()  # notified whenever ``batches`` grows
         self.ready = asyncio.Event()  # subscribed, and the command dispatcher listens
@@ -103,7 +113,8 @@ class Bridge:
                 dead.append((envelope, _text(payload)))
             else:
                 envelopes.append(envelope)
-        latest = datetime.now(UTC) + timedelta(seconds=self.settings.max_clock_skew)
+        latest = latest_allowed_us(datetime.now(UTC), self.settings.max_clock_skew)
+        out = 0
         async with conn.transaction():
             cur = conn.cursor()
             seen = await forwarded_before(cur, [(e.gateway, e.seq) for e in envelopes])
@@ -112,42 +123,96 @@ class Bridge:
                 if (envelope.gateway, envelope.seq) not in seen:
                     seen.add((envelope.gateway, envelope.seq))
                     fresh.append(envelope)
-            checked = [(e, *check_samples(e, latest), *check_replacements(e)) for e in fresh]
-            meters = await self.directory.resolve(
-                conn, {(s.meter, e.gateway) for e, samples, _, _, _ in checked for s in samples}
-                | {(r.old_meter, e.gateway) for e, _, _, found, _ in checked for r in found})
-            stored: list[tuple[str, Sample]] = []
-            records: list[AccountReadings] = []
-            for envelope, samples, bad, replacements, bad_replacements in checked:
-                routed = route(envelope, samples, meters, replacements)
-                stored += [(envelope.gateway, s) for s in routed.samples]
-                records += routed.records
-                dead += bad + bad_replacements + routed.dead
-            await store_readings(cur, stored)
+            samples = Samples()
+            replacements: list[Replacement] = []
+            for envelope in fresh:
+                good, bad = check_samples(envelope, latest)
+                found, refused = check_replacements(envelope)
+                samples.extend(good)
+                replacements += [Replacement(envelope.gateway, f"{envelope.gateway}/"
+                                             f"{envelope.seq}", r) for r in found]
+                dead += bad + refused
+            reports = set(zip(samples.meter, samples.gateway, strict=True)) | {
+                (r.replacement.old_meter, r.gateway) for r in replacements}
+            meters = await self.directory.resolve(conn, reports)
+            routed = route(samples, meters)
+            routed.replacements, refused = route_replacements(replacements, meters)
+            dead += routed.dead + refused
+            await self.store(conn, samples, routed)
             await dead_letter(cur, "mqtt", dead)
-            sent = [
-                await self.producer.send(
-                    self.settings.readings_topic,
-                    value=record.model_dump_json().encode(),
-                    key=record.account.encode(),
-                )
-                for record in records
-            ]
+            sent = []
+            if self.settings.bridge_record_version == 1:  # the skeleton's design (baseline)
+                for key, v1 in account_records(samples, routed):
+                    sent.append(await self.producer.send(
+                        self.settings.readings_topic, value=v1.model_dump_json().encode(),
+                        key=key.encode()))
+                out = len(routed.keep)
+            else:
+                partitions = await self.partitions()
+                for partition, record in records(samples, routed,
+                                                 [(e.gateway, e.seq) for e in fresh],
+                                                 partitions.of):
+                    sent.append(await self.producer.send(
+                        self.settings.readings_topic, value=record.model_dump_json().encode(),
+                        partition=partition))
+                out = len(routed.keep)
             await asyncio.gather(*sent)
             if fresh:
                 await mark_forwarded(cur, [(e.gateway, e.seq, len(e.samples)) for e in fresh])
+        self.confirm(envelopes)
         BRIDGE_GROUP_SECONDS.observe(time.perf_counter() - started)
         BRIDGE_GROUP_BATCHES.observe(len(batches))
         BRIDGE_BATCHES.labels("forwarded").inc(len(fresh))
         BRIDGE_BATCHES.labels("duplicate").inc(len(envelopes) - len(fresh))
         BRIDGE_BATCHES.labels("refused").inc(len(batches) - len(envelopes))
         BRIDGE_READINGS_IN.inc(sum(len(e.samples) for e in fresh))
-        BRIDGE_READINGS_OUT.inc(sum(len(r.readings) for r in records))
-        BRIDGE_RECORDS.inc(len(records))
+        BRIDGE_READINGS_OUT.inc(out)
+        BRIDGE_RECORDS.inc(len(sent))
         if fresh:
             async with self.progress:
                 self.batches += len(fresh)
                 self.progress.notify_all()
+
+    def subscriptions(self) -> list[str]:
+        """The gateways' readings and acks; with ``bridge_share``, as an MQTT shared
+        subscription (``$share/{group}/...``): the broker hands each message to one of the
+        bridges of the group, and keeps a bridge's unacknowledged ones in its session."""
+        s = self.settings
+        topics = [s.topic("+", "readings"), s.topic("+", "acks")]
+        return [f"$share/{s.bridge_share}/{t}" for t in topics] if s.bridge_share else topics
+
+    def confirm(self, envelopes: Sequence[BatchEnvelope]) -> None:
+        """Tell each gateway which of its batches are committed (new ones and ones had
+        before), so it drops them from its outbox (``{root}/{gateway}/confirms``, QoS 1; a
+        confirmation lost is made good when the gateway sends the batch again)."""
+        by_gateway: dict[str, list[int]] = {}
+        for envelope in envelopes:
+            by_gateway.setdefault(envelope.gateway, []).append(envelope.seq)
+        for gateway, seqs in by_gateway.items():
+            confirmation = BatchConfirmation(gateway=gateway, seqs=seqs)
+            self.link.publish_nowait(self.settings.topic(gateway, "confirms"),
+                                     confirmation.model_dump_json())
+
+    async def store(self, conn: psycopg.AsyncConnection[Any], samples: Samples,
+                    routed: Routed) -> None:
+        """The routed readings into the telemetry store (idempotent on meter, register, ts)."""
+        if not len(routed.keep):
+            return
+        keep = routed.keep.tolist()
+        await write_readings(conn, ReadingColumns(
+            meter=[samples.meter[i] for i in keep],
+            register=[samples.register[i] for i in keep],
+            ts=np.asarray(samples.ts, dtype=np.int64)[routed.keep],
+            value=np.asarray(samples.value, dtype=np.int64)[routed.keep],
+            gateway=[samples.gateway[i] for i in keep],
+        ))
+
+    async def partitions(self) -> AccountPartitions:
+        """The readings topic's partitioning (re-read when the partition count changes)."""
+        count = len(await self.producer.partitions_for(self.settings.readings_topic))
+        if self._partitions is None or self._partitions.count != count:
+            self._partitions = AccountPartitions(count)
+        return self._partitions
 
     async def run(self) -> None:
         s = self.settings
@@ -159,14 +224,14 @@ class Bridge:
             ) as conn, asyncio.TaskGroup() as background:
                 await self.directory.load(conn)
                 await conn.commit()
-                await self.link.connect([s.topic("+", "readings"), s.topic("+", "acks")])
+                await self.link.connect(self.subscriptions())
                 dispatcher_ready = asyncio.Event()
                 background.create_task(dispatch(s, self.link, dispatcher_ready))
                 background.create_task(keep_telemetry_store(s.database_url))
                 await dispatcher_ready.wait()
                 await self.link.subscribed.wait()
                 self.ready.set()
-                log.info("bridge ready: %s -> kafka %s", s.topic("+", "readings"),
+                log.info("bridge ready: %s -> kafka %s", self.subscriptions()[0],
                          s.readings_topic)
                 await self._forward_forever(conn)
         finally:

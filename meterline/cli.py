@@ -8,6 +8,7 @@ loaded only by the command that runs it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated
@@ -149,6 +150,32 @@ def notifier() -> None:
 
     settings = _settings()
     serve(lambda: run(settings))
+
+
+@app.command()
+def loadgen(
+    meters: Annotated[int, typer.Option(help="Virtual meters.")] = 100_000,
+    interval: Annotated[float, typer.Option(help="Seconds between two batches of a gateway.")]
+    = 2.0,
+    per_gateway: Annotated[int, typer.Option(help="Meters behind one virtual gateway.")] = 500,
+    seconds: Annotated[float | None, typer.Option(help="Stop after this long (default: "
+                                                       "until interrupted).")] = None,
+    register: Annotated[bool, typer.Option(help="Register the virtual meters in the "
+                                                "database first (idempotent).")] = False,
+    prefix: Annotated[str, typer.Option(help="Virtual gateway ids: PREFIX-0, PREFIX-1, ...")]
+    = "vgw",
+) -> None:
+    """Publish realistic readings batches of virtual gateways at meters/interval readings/s."""
+    from simulators.loadgen import VirtualFleet, run
+
+    settings = _settings()
+    fleet = VirtualFleet(meters=meters, per_gateway=per_gateway, prefix=prefix)
+    serve(lambda: _loadgen(run(settings, fleet, interval, seconds, register)))
+
+
+async def _loadgen(publishing: Awaitable[int]) -> None:
+    published = await publishing
+    typer.echo(f"published {published} readings")
 
 
 @app.command("seed-demo")

@@ -11,8 +11,14 @@ an ACL):
   ``{gateway}/devices/{device}``  DeviceStatus (retained)    each meter online or offline
   ``{gateway}/commands``          RelayCommand (v1) or GatewayCommand   platform -> gateway
   ``{gateway}/acks``              CommandAck (v1) or CommandResult   gateway -> platform
-Kafka:
-  ``readings``            AccountReadings key = account id, so one worker owns an account
+  ``{gateway}/confirms``          BatchConfirmation   platform -> gateway, once its batches are
+                                  committed
+Kafka, topic ``readings``:
+  ReadingsRecord (v2)     the readings of many accounts as columns; produced to the partition
+                          the producer's default partitioner gives the ACCOUNT id (murmur2 of
+                          its UTF-8 bytes modulo the partitions), so every reading of one
+                          account is on one partition and one worker owns its balance
+  AccountReadings (v1)    one account's readings, key = account id (still read by rating)
 """
 
 from __future__ import annotations
@@ -183,6 +189,57 @@ class AccountReadings(Contract):
     replacements: list[MeterReplacement] = Field(default_factory=list)
 
 
+class ReadingsRecord(Contract):
+    """Kafka record on the readings topic, version 2: readings of many accounts, as columns
+    (element i of every column is reading i), so that a record carries thousands of readings
+    and its consumer pays per record, not per reading. Every account in it hashes to the
+    record's partition (see the module docstring).
+
+    ``ts`` is UTC microseconds since the Unix epoch, ``value`` the cumulative register in
+    micro-units (1e-6 kWh, m3, Gcal), both exact integers. ``batches`` names the gateway
+    batches, (gateway, seq), the readings came from. ``flagged`` holds what gateways noticed,
+    for the readings that have flags only: (index of the reading, its flags). ``replacements``
+    are the meter replacements of the record's accounts, with the account of the meter
+    replaced."""
+
+    v: Literal[2] = 2
+    batches: list[tuple[GatewayId, int]]
+    account: list[str]
+    meter: list[str]
+    register: list[str]
+    unit: list[str]
+    provider: list[str]
+    utility: list[str]
+    ts: list[int]
+    value: list[int]
+    flagged: list[tuple[int, tuple[ReadingFlag, ...]]] = Field(default_factory=list)
+    replacements: list[tuple[AccountId, MeterReplacement]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _columns_of_one_length(self) -> ReadingsRecord:
+        n = len(self.meter)
+        if any(len(column) != n for column in (self.account, self.register, self.unit,
+                                               self.provider, self.utility, self.ts,
+                                               self.value)):
+            raise ValueError("columns of different lengths")
+        if any(not 0 <= i < n for i, _ in self.flagged):
+            raise ValueError("a flagged reading that is not in the record")
+        return self
+
+    def __len__(self) -> int:
+        return len(self.meter)
+
+
+class BatchConfirmation(Contract):
+    """The platform has committed these batches of the gateway (stored, forwarded to Kafka,
+    recorded: or had them already): the gateway may drop them from its outbox. Until then it
+    keeps them, so a backlog never runs further ahead than the platform takes it."""
+
+    v: Literal[1] = 1
+    gateway: GatewayId
+    seqs: list[int]
+
+
 RelayAction = Literal["connect", "disconnect"]
 
 
@@ -298,4 +355,5 @@ MQTT_TOPICS: tuple[MqttTopic, ...] = (
     MqttTopic("devices/+", "gateway", DeviceStatus, retained=True),
     MqttTopic("commands", "platform", GatewayCommand, older=(RelayCommand,)),
     MqttTopic("acks", "gateway", CommandResult, older=(CommandAck,)),
+    MqttTopic("confirms", "platform", BatchConfirmation),
 )

@@ -16,6 +16,7 @@ from typing import IO
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.partitioner import murmur2
 
 
 class BrokerError(RuntimeError):
@@ -92,3 +93,23 @@ async def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int) 
     finally:
         await admin.close()
 
+
+
+class AccountPartitions:
+    """The partition of the readings topic each account's readings go to: what the Kafka
+    producer's default partitioner gives the account id as key (murmur2 of its UTF-8 bytes,
+    modulo the partitions), so records keyed by account (v1) and records of many accounts
+    produced to a computed partition (v2) agree. Remembered per account."""
+
+    def __init__(self, count: int) -> None:
+        if count < 1:
+            raise ValueError("a topic has at least one partition")
+        self.count = count
+        self._known: dict[str, int] = {}
+
+    def of(self, account: str) -> int:
+        partition = self._known.get(account)
+        if partition is None:
+            partition = self._known[account] = (
+                murmur2(account.encode()) & 0x7FFFFFFF) % self.count
+        return partition

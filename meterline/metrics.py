@@ -47,6 +47,7 @@ API = _registry()
 SIMULATORS = _registry()
 NOTIFIER = _registry()
 SCHEDULER = _registry()
+LOADGEN = _registry()
 
 # batch sizes: readings per Kafka record or gateway batch, records per rating batch
 _SIZES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000)
@@ -159,6 +160,17 @@ SCHEDULER_JOBS = Counter(
     "meterline_scheduler_jobs", "Jobs and bill runs the scheduler ran, by job and outcome.",
     ["job", "outcome"], registry=SCHEDULER)
 
+# --- load generator ------------------------------------------------------------------------
+LOADGEN_READINGS = Counter(
+    "meterline_loadgen_readings", "Readings published by the load generator.",
+    registry=LOADGEN)
+LOADGEN_BATCHES = Counter(
+    "meterline_loadgen_batches", "Readings batches published by the load generator.",
+    registry=LOADGEN)
+LOADGEN_BEHIND = Gauge(
+    "meterline_loadgen_behind_seconds", "How far the load generator runs behind its schedule.",
+    registry=LOADGEN)
+
 
 # --- notifier (billing.reminders) -----------------------------------------------------------
 NOTIFIER_NOTICES = Counter(
@@ -181,6 +193,8 @@ _REASON_KINDS = (
     ("invalid sample", re.compile(r"^invalid sample")),
     ("from the future", re.compile(r"is from the future")),
     ("unknown meter", re.compile(r"^unknown meter|^meter \S+ is not registered")),
+    ("not behind the gateway", re.compile(
+        r"^meter \S+ (is read by people, not through|is registered behind) gateway")),
     ("unknown register", re.compile(r"^meter \S+ has no register")),
     ("wrong unit", re.compile(r"^meter \S+ register \S+ is in")),
     ("wrong account", re.compile(r"^meter \S+ belongs to account")),

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
 
@@ -63,13 +63,16 @@ class Child:
     signals ``ready`` when the service logs its ready line.
     """
 
-    def __init__(self, name: str, log_dir: Path, env: Mapping[str, str] | None = None) -> None:
-        self.name = name
-        self.log_path = log_dir / f"{name}.log"
+    def __init__(self, name: str, log_dir: Path, env: Mapping[str, str] | None = None,
+                 args: Sequence[str] = (), label: str | None = None) -> None:
+        """``args``: the command's options; ``label``: the log's name (default: ``name``),
+        for several children of one command."""
+        self.name = label or name
+        self.log_path = log_dir / f"{self.name}.log"
         log_dir.mkdir(parents=True, exist_ok=True)
         self.ready = threading.Event()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "meterline", name],
+            [sys.executable, "-m", "meterline", name, *args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
         )

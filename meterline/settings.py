@@ -71,6 +71,17 @@ class Settings(BaseSettings):
         "by the broker, and the batch sequence number.",
     )
 
+    gateway_window: int = Field(
+        256, ge=1, description="Readings batches a gateway has out and not yet confirmed, at "
+        "most. Keep gateways x window below the broker's queue for the bridge "
+        "(Mosquitto's max_queued_messages)."
+    )
+    gateway_await_confirmation: bool = Field(
+        True, description="Keep each batch in the outbox until the platform confirms it has "
+        "committed it (not only until the broker has it), so a backlog never outruns the "
+        "broker's queue: false only for a platform that does not confirm."
+    )
+
     # --- simulators
     sim_host: str = Field("127.0.0.1", description="Address the meter simulator listens on.")
     sim_port: int = Field(5020, description="Modbus TCP port of the meter simulator.")
@@ -93,7 +104,11 @@ class Settings(BaseSettings):
     )
 
     # --- rating
-    rating_batch_size: int = Field(2000, ge=1, description="Kafka events priced in one batch.")
+    rating_batch_size: int = Field(2000, ge=1, description="Kafka events taken in one batch.")
+    rating_batch_readings: int = Field(
+        20_000, ge=1, description="Readings priced in one transaction, about (a batch of "
+        "records carrying more is priced in several)."
+    )
     rating_batch_window: float = Field(
         0.2, gt=0, description="Seconds to wait for a batch to fill before pricing it."
     )
@@ -105,6 +120,10 @@ class Settings(BaseSettings):
     rating_web_port: int = Field(
         6066, description="Port of the rating worker's /metrics and /ready."
     )
+    rating_stop_grace: float = Field(
+        15.0, gt=0, description="Seconds the rating worker gets to stop cleanly on SIGTERM or "
+        "Ctrl-C before it exits anyway (nothing is lost: offsets follow the commits)."
+    )
     rating_session_timeout: float = Field(
         30.0, gt=0, description="Kafka consumer session timeout of the rating worker, seconds."
     )
@@ -114,6 +133,17 @@ class Settings(BaseSettings):
         "meterline-bridge",
         description="MQTT client id of the bridge (its persistent session keeps unacknowledged "
         "batches while it is away).",
+    )
+    bridge_share: str = Field(
+        "", pattern=r"^[A-Za-z0-9_-]{0,64}$",
+        description="MQTT shared subscription group of the bridges: bridges with the same "
+        "group (each its own bridge_client_id) share the gateways' messages; empty: one "
+        "bridge takes them all."
+    )
+    bridge_record_version: int = Field(
+        2, ge=1, le=2, description="Kafka readings records the bridge produces: 2 (many "
+        "accounts' readings per record, columns) or 1 (one record per batch and account: "
+        "the earlier design, kept as the benchmarks' baseline)."
     )
     max_clock_skew: float = Field(
         600.0, ge=0, description="Seconds a reading's time may be ahead of the bridge's clock; "
@@ -130,6 +160,9 @@ class Settings(BaseSettings):
         9103, description="Port of the gateway's /metrics and /ready."
     )
     sim_metrics_port: int = Field(9104, description="Port of the simulators' /metrics, /ready.")
+    loadgen_metrics_port: int = Field(
+        9105, description="Port of the load generator's /metrics and /ready."
+    )
 
     # --- API
     api_host: str = Field("127.0.0.1", description="Address the API listens on.")

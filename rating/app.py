@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
+import threading
 import time
 from typing import Any
 
@@ -35,7 +38,8 @@ from meterline.metrics import (
     MetricsServer,
 )
 from meterline.settings import Settings
-from rating.ledger import BatchResult, load_tariffs, parse_records, rate_batch
+from rating.ledger import BatchResult, load_tariffs, rate_batch
+from rating.records import decode, routed
 from rating.tariffs import TariffBook
 
 log = logging.getLogger("meterline.rating")
@@ -72,8 +76,10 @@ class Rater:
         return self._book
 
     async def rate(self, payloads: list[bytes]) -> BatchResult:
+        """Price and book Kafka values in one transaction."""
         started = time.perf_counter()
-        records, rejected = parse_records(payloads)
+        decoded, rejected = decode(payloads)
+        records = routed(decoded)
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(psycopg.OperationalError),
             wait=wait_exponential(multiplier=0.2, max=10),
@@ -109,6 +115,24 @@ class WebServer(mode.Service):
 
     async def on_stop(self) -> None:
         await self.server.stop()
+
+
+def transactions(payloads: list[bytes], most: int) -> list[list[bytes]]:
+    """Kafka values split into runs of about ``most`` readings (by record size: a v2 record
+    of many readings is large), each priced in one transaction, in order."""
+    runs: list[list[bytes]] = [[]]
+    size = 0
+    budget = most * _BYTES_PER_READING
+    for payload in payloads:
+        if runs[-1] and size + len(payload) > budget:
+            runs.append([])
+            size = 0
+        runs[-1].append(payload)
+        size += len(payload)
+    return runs
+
+
+_BYTES_PER_READING = 100  # about what a reading takes in a v2 record (JSON)
 
 
 def _record_lag(app: faust.App, events: list[Any]) -> None:
@@ -159,7 +183,9 @@ def build_app(settings: Settings) -> faust.App:
         async for events in stream.noack_take(  # type: ignore[attr-defined]
             settings.rating_batch_size, within=settings.rating_batch_window
         ):
-            await rater.rate([event.value for event in events])
+            for payloads in transactions([event.value for event in events],
+                                         settings.rating_batch_readings):
+                await rater.rate(payloads)
             for event in events:
                 await stream.ack(event)
             _record_lag(app, events)
@@ -169,8 +195,33 @@ def build_app(settings: Settings) -> faust.App:
     return app
 
 
+class Worker(faust.Worker):
+    """Faust's worker, whose stop is bounded: Faust waits forever for a Kafka broker that went
+    away before it could leave its group, so ``grace`` seconds after SIGTERM or Ctrl-C the
+    process exits.
+    Nothing is lost: offsets are committed only after the batch is, so a batch in flight is
+    priced by the next worker (and charged once: the ledger's keys)."""
+
+    def __init__(self, app: faust.App, grace: float, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.grace = grace
+
+    def _schedule_shutdown(self, received: signal.Signals) -> None:
+        if not self._signal_stop_time:
+            timer = threading.Timer(self.grace, _exit_now, args=(received, self.grace))
+            timer.daemon = True
+            timer.start()
+        super()._schedule_shutdown(received)
+
+
+def _exit_now(received: signal.Signals, grace: float) -> None:
+    log.warning("rating worker did not stop within %gs of %s: exiting", grace, received.name)
+    logging.shutdown()
+    os._exit(1)
+
+
 def run(settings: Settings) -> None:
     """Run one rating worker until interrupted."""
     app = build_app(settings)
-    worker = faust.Worker(app, loglevel="INFO", quiet=True)
+    worker = Worker(app, settings.rating_stop_grace, loglevel="INFO", quiet=True)
     worker.execute_from_commandline()

@@ -227,20 +227,24 @@ async def _last_command(api: httpx.AsyncClient, meter: str, status: str,
 
 
 async def _redeliver_kafka(settings: Settings, count: int) -> None:
-    """Produce again, verbatim, the first ``count`` records of the readings topic."""
+    """Produce again, verbatim, the first ``count`` records of the readings topic (or all
+    there are, if fewer)."""
     consumer = AIOKafkaConsumer(settings.readings_topic, bootstrap_servers=settings.kafka_bootstrap,
                                 group_id=unique("replay"), auto_offset_reset="earliest")
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
     await consumer.start()
     await producer.start()
     try:
-        records: list[tuple[bytes, bytes]] = []
+        records: list[tuple[int, bytes]] = []
         async with asyncio.timeout(20):
             while len(records) < count:
-                for batch in (await consumer.getmany(timeout_ms=500)).values():
-                    records += [(m.key, m.value) for m in batch]
-        for key, value in records[:count]:
-            await producer.send(settings.readings_topic, value=value, key=key)
+                fetched = await consumer.getmany(timeout_ms=500)
+                if not fetched and records:
+                    break  # the whole topic so far
+                for batch in fetched.values():
+                    records += [(m.partition, m.value) for m in batch]
+        for partition, value in records[:count]:  # to the partition of its accounts
+            await producer.send(settings.readings_topic, value=value, partition=partition)
         await producer.flush()
     finally:
         await producer.stop()

@@ -37,6 +37,18 @@ async def fleet(clock: ManualClock) -> AsyncIterator[Fleet]:
 
 
 @pytest.fixture
+def make_settings(make_settings: Callable[..., Settings]) -> Callable[..., Settings]:
+    """These tests run a gateway against the broker alone: no platform confirms its batches,
+    so it lets a batch go once the broker has it (tests/e2e and tests/ingest/test_backlog
+    run it with the platform's confirmations)."""
+
+    def make(**overrides: Any) -> Settings:
+        return make_settings(**{"gateway_await_confirmation": False, **overrides})
+
+    return make
+
+
+@pytest.fixture
 def settings(make_settings: Callable[..., Settings], fleet: Fleet) -> Settings:
     return make_settings(
         gateway_meters=f"127.0.0.1:{fleet.port}/1-{FLEET_METERS}", poll_interval=POLL_INTERVAL

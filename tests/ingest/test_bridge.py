@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -15,7 +16,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from ingest.bridge import Bridge
-from meterline.contracts import AccountReadings, ReadingsBatch, Sample
+from meterline.contracts import ReadingsBatch, ReadingsRecord, Sample
+from meterline.instants import micros
+from meterline.kafka import AccountPartitions
 from meterline.mqtt import MqttLink
 from meterline.settings import Settings
 from meterline.units import Register, Unit
@@ -70,19 +73,36 @@ async def count(conn: psycopg.AsyncConnection[Any], query: str, *args: Any) -> i
     return int(row[0])
 
 
-async def kafka_records(settings: Settings, expected: int) -> list[tuple[bytes, AccountReadings]]:
+@dataclass(frozen=True)
+class Forwarded:
+    """One reading as the bridge produced it to Kafka."""
+
+    partition: int
+    account: str
+    meter: str
+    ts: int  # microseconds
+    value: int  # micro-units
+    batches: tuple[tuple[str, int], ...]
+
+
+async def kafka_records(settings: Settings, expected: int) -> list[Forwarded]:
+    """The first ``expected`` readings on the readings topic (v2 records)."""
     consumer = AIOKafkaConsumer(settings.readings_topic, bootstrap_servers=settings.kafka_bootstrap,
                                 group_id=unique("check"), auto_offset_reset="earliest")
     await consumer.start()
-    got: list[tuple[bytes, AccountReadings]] = []
+    got: list[Forwarded] = []
     try:
         async with asyncio.timeout(20):
             while len(got) < expected:
                 for messages in (await consumer.getmany(timeout_ms=500)).values():
-                    got += [(m.key, AccountReadings.model_validate_json(m.value))
-                            for m in messages]
+                    for m in messages:
+                        r = ReadingsRecord.model_validate_json(m.value)
+                        got += [Forwarded(m.partition, r.account[i], r.meter[i], r.ts[i],
+                                          r.value[i], tuple(r.batches)) for i in range(len(r))]
     finally:
         await consumer.stop()
+    partitions = AccountPartitions(settings.kafka_partitions)
+    assert all(f.partition == partitions.of(f.account) for f in got), "routed by account"
     return got
 
 
@@ -106,10 +126,10 @@ async def test_a_batch_is_stored_and_forwarded_once_per_account_and_redelivery_c
             conn, "SELECT count(*) FROM readings WHERE meter_id = ANY(%s)", serials))
     records = await kafka_records(settings, 2)
     assert stored == 2
-    assert sorted(r.readings[0].meter for _, r in records) == sorted(serials)
-    assert all(key == r.account.encode() for key, r in records)
-    assert all(r.readings[0].value == Decimal("12.345") for _, r in records)
-    # redelivered batch skipped: still exactly one record per account
+    assert sorted(r.meter for r in records) == sorted(serials)
+    assert all(r.value == 12_345_000 for r in records)
+    assert all(r.batches == ((settings.gateway_id, 7),) for r in records)
+    # the redelivered batch was skipped: each reading once
     assert len(records) == 2
 
 
@@ -179,7 +199,7 @@ async def test_bad_samples_are_dead_lettered_alone_and_the_rest_goes_on(
     assert await count(conn, "SELECT count(*) FROM readings WHERE meter_id = ANY(%s)",
                        [good, other]) == 1
     records = await kafka_records(settings, 1)
-    assert [r.readings[0].meter for _, r in records] == [good]
+    assert [r.meter for r in records] == [good]
 
 
 async def test_a_batch_on_another_gateways_topic_is_refused(
@@ -218,5 +238,7 @@ async def test_a_group_of_batches_is_taken_in_one_go_with_duplicates_inside_it_s
     assert await count(conn, "SELECT count(*) FROM dead_letters WHERE payload = %s",
                        marker) == 1
     records = await kafka_records(settings, 4)
-    assert sorted((r.seq, r.readings[0].meter) for _, r in records) == sorted(
-        (seq, s) for seq in (1, 2) for s in serials)
+    t0 = micros(T0)
+    assert sorted((r.ts, r.meter) for r in records) == sorted(
+        (t0 + k * 1_000_000, s) for k in (0, 1) for s in serials)
+    assert {r.batches for r in records} == {((settings.gateway_id, 1), (settings.gateway_id, 2))}

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from aiokafka import AIOKafkaConsumer
 
-from meterline.contracts import AccountReadings, ReadingsBatch, Sample
+from meterline.contracts import ReadingsBatch, ReadingsRecord, Sample
 from meterline.kafka import free_port, start_broker, stop_process
 from meterline.mqtt import MqttLink
 from meterline.services import Child
@@ -72,7 +72,7 @@ async def test_a_batch_survives_a_bridge_that_dies_waiting_for_kafka(
         first.stop()
         stop_process(kafka)
         await publisher.close()
-    assert [r.readings[0].value for r in records] == [Decimal("42.5")]
+    assert [value for r in records for value in r.value] == [42_500_000]  # micro-units
     cur = await conn.execute("SELECT count(*) FROM readings WHERE meter_id = %s", (meter,))
     assert await cur.fetchone() == (1,)
 
@@ -83,7 +83,7 @@ async def _forwarded(conn: psycopg.AsyncConnection[Any], gateway: str) -> bool:
     return await cur.fetchone() is not None
 
 
-async def _records(settings: Settings) -> list[AccountReadings]:
+async def _records(settings: Settings) -> list[ReadingsRecord]:
     consumer = AIOKafkaConsumer(settings.readings_topic, bootstrap_servers=settings.kafka_bootstrap,
                                 group_id=unique("check"), auto_offset_reset="earliest")
     await consumer.start()
@@ -91,7 +91,7 @@ async def _records(settings: Settings) -> list[AccountReadings]:
         async with asyncio.timeout(20):
             while True:
                 batches = await consumer.getmany(timeout_ms=500)
-                got = [AccountReadings.model_validate_json(m.value)
+                got = [ReadingsRecord.model_validate_json(m.value)
                        for messages in batches.values() for m in messages]
                 if got:
                     return got

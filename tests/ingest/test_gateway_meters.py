@@ -5,18 +5,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import psycopg
 import pytest
 
 from ingest.directory import KnownMeter
-from ingest.readings import not_behind, route
-from meterline.contracts import BatchEnvelope, Sample
+from ingest.readings import Samples, not_behind, route
 from meterline.mqtt import MqttLink
 from meterline.settings import Settings
-from meterline.units import Register, Unit
 from tests.conftest import unique
 from tests.factories import customer
 from tests.ingest.test_bridge import batch, count, kafka_records, running_bridge, sample
@@ -32,13 +29,13 @@ def _meter(serial: str, gateway: str | None) -> KnownMeter:
 def test_only_meters_behind_the_gateway_are_routed() -> None:
     meters = {"own": _meter("own", "gw-a"), "theirs": _meter("theirs", "gw-b"),
               "manual": _meter("manual", None)}
-    envelope = BatchEnvelope(v=1, gateway="gw-a", seq=3, polled_at=T0, samples=[])
-    samples = [Sample(meter=m, register=Register.ACTIVE_IMPORT, unit=Unit.KWH,
-                      value=Decimal(1), ts=T0) for m in meters]
+    samples = Samples(gateway=["gw-a"] * 3, where=["gw-a/3"] * 3, meter=list(meters),
+                      register=["active_import"] * 3, unit=["kWh"] * 3, ts=[0] * 3,
+                      value=[1_000_000] * 3, raw=[{"meter": m} for m in meters])
 
-    routed = route(envelope, samples, meters)
+    routed = route(samples, meters)
 
-    assert [s.meter for s in routed.samples] == ["own"]
+    assert [samples.meter[i] for i in routed.keep] == ["own"]
     assert [r for r, _ in routed.dead] == [
         "meter theirs is registered behind gateway gw-b, not gw-a in batch gw-a/3",
         "meter manual is read by people, not through gateway gw-a in batch gw-a/3",
@@ -74,5 +71,4 @@ async def test_the_bridge_refuses_a_meter_of_another_gateway(
     assert await count(conn, "SELECT count(*) FROM readings WHERE meter_id = %s",
                        theirs.meter_id) == 0
     records = await kafka_records(settings, 1)
-    assert [(r.account, [x.meter for x in r.readings]) for _, r in records] == [
-        (own.account_id, [own.meter_id])]
+    assert [(r.account, r.meter) for r in records] == [(own.account_id, own.meter_id)]

@@ -1,5 +1,6 @@
 """The bridge takes version 2 batches too: reading flags and meter replacements go on to the
-Kafka record of the account concerned; version 1 batches are taken as before."""
+Kafka record of the account concerned (v2 records: ``flagged``, ``replacements``); version 1
+batches are taken as before."""
 
 from __future__ import annotations
 
@@ -7,8 +8,20 @@ import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import numpy as np
+
 from ingest.directory import KnownMeter
-from ingest.readings import check_replacements, check_samples, parse_envelope, route
+from ingest.readings import (
+    Replacement,
+    Routed,
+    Samples,
+    check_replacements,
+    check_samples,
+    parse_envelope,
+    records,
+    route,
+    route_replacements,
+)
 from meterline.contracts import (
     BatchEnvelope,
     ClockSync,
@@ -19,10 +32,13 @@ from meterline.contracts import (
     ReadingsBatchV2,
     SampleV2,
 )
+from meterline.instants import micros
+from meterline.kafka import AccountPartitions
 from meterline.units import Register, Unit
 
 T = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-LATEST = T + timedelta(minutes=10)
+LATEST = micros(T + timedelta(minutes=10))
+PARTITIONS = AccountPartitions(4)
 METERS = {
     "E1": KnownMeter("E1", "LS-1", "energosbyt", "electricity", "gw", {"active_import": "kWh"}),
     "G1": KnownMeter("G1", "LS-2", "gorgaz", "gas", "gw", {"volume": "m3"}),
@@ -50,11 +66,10 @@ def test_flags_go_on_to_kafka_with_the_reading() -> None:
         measurements=[Measurements(meter="E1", ts=T, values={"voltage": 229.8})],
     ))
     samples, dead = check_samples(envelope, LATEST)
-    assert dead == [] and samples[0].flags == (ReadingFlag.ROLLOVER,)  # type: ignore[attr-defined]
-    routed = route(envelope, samples, METERS)
-    (record,) = routed.records
-    assert (record.account, record.readings[0].flags) == ("LS-2", (ReadingFlag.ROLLOVER,))
-    assert json.loads(record.model_dump_json())["readings"][0]["flags"] == ["rollover"]
+    assert dead == [] and samples.flags == [(ReadingFlag.ROLLOVER,)]
+    ((_, record),) = records(samples, route(samples, METERS), [("gw", 7)], PARTITIONS.of)
+    assert (record.account, record.flagged) == (["LS-2"], [(0, (ReadingFlag.ROLLOVER,))])
+    assert json.loads(record.model_dump_json())["flagged"] == [[0, ["rollover"]]]
 
 
 def test_a_replacement_goes_to_the_account_of_the_meter_replaced() -> None:
@@ -69,10 +84,15 @@ def test_a_replacement_goes_to_the_account_of_the_meter_replaced() -> None:
     replacements, bad = check_replacements(envelope)
     assert replacements == [replacement, stranger]
     assert len(bad) == 1 and "invalid meter replacement in batch gw/7" in bad[0][0]
-    routed = route(envelope, [], METERS, replacements)
-    (record,) = routed.records  # no readings of the account in this batch: a record anyway
-    assert (record.account, record.readings, record.replacements) == ("LS-1", [], [replacement])
-    assert routed.dead[0][0] == "replacement of unknown meter X0 in batch gw/7"
+    found, dead = route_replacements([Replacement("gw", "gw/7", r) for r in replacements],
+                                     METERS)
+    assert dead[0][0] == "replacement of unknown meter X0 in batch gw/7"
+    routed = Routed(keep=np.empty(0, dtype=np.int64), account=[], provider=[], utility=[],
+                    dead=[], replacements=found)
+    ((partition, record),) = records(Samples(), routed, [("gw", 7)], PARTITIONS.of)
+    # no readings of the account in this batch: a record anyway, on the account's partition
+    assert (record.meter, record.replacements) == ([], [("LS-1", replacement)])
+    assert partition == PARTITIONS.of("LS-1")
 
 
 def test_version_1_batches_are_taken_and_their_samples_cannot_carry_flags() -> None:
@@ -82,7 +102,8 @@ def test_version_1_batches_are_taken_and_their_samples_cannot_carry_flags() -> N
     envelope = envelope_of(json.dumps({**v1, "samples": [sample]}).encode())
     samples, dead = check_samples(envelope, LATEST)
     assert len(samples) == 1 and dead == []
-    assert route(envelope, samples, METERS).records[0].readings[0].flags == ()
+    ((_, record),) = records(samples, route(samples, METERS), [("gw", 1)], PARTITIONS.of)
+    assert record.meter == ["E1"] and record.flagged == []
     flagged = envelope_of(json.dumps({**v1, "samples": [{**sample, "flags": ["reset"]}]}).encode())
     samples, dead = check_samples(flagged, LATEST)
-    assert samples == [] and "flags: Extra inputs are not permitted" in dead[0][0]
+    assert len(samples) == 0 and "flags: Extra inputs are not permitted" in dead[0][0]

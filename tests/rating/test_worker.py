@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -13,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 
 from meterline.contracts import AccountReadings, Reading
 from meterline.fleet import Provider
-from meterline.kafka import ensure_topics
+from meterline.kafka import ensure_topics, free_port, start_broker, stop_process
 from meterline.services import Child
 from meterline.settings import Settings
 from meterline.units import Register, Unit, Utility
@@ -131,3 +132,20 @@ async def test_a_worker_that_dies_mid_batch_leaves_it_to_the_next_worker_charged
     assert balance == Decimal(500) - (Decimal("13.5") - Decimal(10)) * PRICE
     (charges,) = await fetch(conn, "SELECT count(*) FROM charges WHERE meter_id = %s", meter)
     assert charges == 2
+
+
+async def test_a_worker_stops_on_sigterm_even_when_kafka_is_gone(
+    make_settings: Callable[..., Settings], tmp_path: Path,
+) -> None:
+    port = free_port()
+    settings = make_settings(kafka_bootstrap=f"127.0.0.1:{port}", rating_stop_grace=2.0)
+    kafka = start_broker(port)
+    worker = Child("rating", tmp_path, settings.as_env())
+    try:
+        worker.wait_ready(90)
+        stop_process(kafka)  # Kafka goes away; Faust alone would wait for it forever
+        worker.proc.send_signal(signal.SIGTERM)
+        assert worker.proc.wait(30) is not None
+    finally:
+        worker.stop()
+        stop_process(kafka)

@@ -1,0 +1,55 @@
+"""The readings topic's records, decoded: ``ReadingsRecord`` (v2, many accounts' readings as
+columns) and ``AccountReadings`` (v1, one account's readings). A record that is neither
+comes back with the reason, to be dead-lettered."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+from pydantic import ValidationError
+
+from meterline.contracts import AccountReadings, ReadingsRecord
+from rating.pricing import RoutedReadings
+
+Rejected = tuple[str, str]  # (reason, payload)
+
+
+def decode(payloads: Iterable[bytes]) -> tuple[list[ReadingsRecord | AccountReadings],
+                                               list[Rejected]]:
+    """Kafka values -> records, in order; the ones that do not parse as (reason, payload)."""
+    records: list[ReadingsRecord | AccountReadings] = []
+    bad: list[Rejected] = []
+    for payload in payloads:
+        model: type[ReadingsRecord] | type[AccountReadings] = (
+            ReadingsRecord if payload.startswith(b'{"v":2') else AccountReadings)
+        try:
+            records.append(model.model_validate_json(payload))
+        except ValidationError as exc:
+            bad.append((f"invalid readings record: {exc}", payload.decode("utf-8", "replace")))
+    return records, bad
+
+
+def routed(records: Sequence[ReadingsRecord | AccountReadings]) -> RoutedReadings:
+    """The records' readings as one columnar batch, in order: v2 columns are taken as they
+    are (no per-reading object), v1 records through ``RoutedReadings.of``."""
+    parts = [
+        RoutedReadings(account=r.account, meter=r.meter, register=r.register, unit=r.unit,
+                       provider=r.provider, utility=r.utility,
+                       ts=np.asarray(r.ts, dtype=np.int64),
+                       value=np.asarray(r.value, dtype=np.int64))
+        if isinstance(r, ReadingsRecord) else RoutedReadings.of([r])
+        for r in records
+    ]
+    if len(parts) == 1:
+        return parts[0]
+
+    def joined(name: str) -> list[str]:
+        return [x for part in parts for x in getattr(part, name)]
+
+    return RoutedReadings(
+        account=joined("account"), meter=joined("meter"), register=joined("register"),
+        unit=joined("unit"), provider=joined("provider"), utility=joined("utility"),
+        ts=np.concatenate([p.ts for p in parts]) if parts else np.empty(0, np.int64),
+        value=np.concatenate([p.value for p in parts]) if parts else np.empty(0, np.int64),
+    )
