@@ -36,7 +36,7 @@ from meterline.metrics import (
 )
 from meterline.settings import Settings
 from rating.ledger import BatchResult, load_tariffs, parse_records, rate_batch
-from rating.tariffs import TariffBook
+from rating.tariffs import Tariffs
 
 log = logging.getLogger("meterline.rating")
 
@@ -49,7 +49,7 @@ class Rater:
         self.pool: AsyncConnectionPool = make_pool(
             settings.database_url, name="meterline-rating", max_size=2
         )
-        self._book: TariffBook | None = None
+        self._book: Tariffs | None = None
         self._book_at = 0.0
         self._lock = asyncio.Lock()
         self._open = False
@@ -65,7 +65,7 @@ class Rater:
     async def stop(self) -> None:
         await self.pool.close()
 
-    async def _tariffs(self, conn: psycopg.AsyncConnection[Any]) -> TariffBook:
+    async def _tariffs(self, conn: psycopg.AsyncConnection[Any]) -> Tariffs:
         if self._book is None or time.monotonic() - self._book_at > self.settings.tariff_refresh:
             self._book = await load_tariffs(conn)
             self._book_at = time.monotonic()
