@@ -650,3 +650,17 @@ async def house_meter(conn: psycopg.AsyncConnection[Any], house: Housing, utilit
                       register="heat_energy" if utility == "heat" else
                       "active_import" if utility == "electricity" else "volume")
     return meter
+
+
+async def grant_benefit(conn: psycopg.AsyncConnection[Any], account_id: str, rule: str,
+                        service: str, valid_from: date, valid_to: date | None = None,
+                        *, area: str | None = None, residents: int | None = None) -> None:
+    """A benefit granted to an account (``account_benefits``, category = the rule's code), and
+    the account's area and registered residents when given."""
+    await conn.execute(
+        "INSERT INTO account_benefits (account_id, category, service, share, valid_from, "
+        "valid_to) VALUES (%s, %s, %s, 1, %s, %s)",
+        (account_id, rule, service, valid_from, valid_to))
+    await conn.execute(
+        "UPDATE accounts SET area = coalesce(%s, area), residents = coalesce(%s, residents) "
+        "WHERE id = %s", (area, residents, account_id))
