@@ -41,23 +41,14 @@ WITH takes AS (
     UNION
     SELECT account_id, provider_id, service FROM account_plans WHERE valid_from <= %(day)s
 ), planned AS (
-    SELECT t.*, coalesce(
-        (SELECT c.plan_id FROM account_plans c
-          WHERE (c.account_id, c.provider_id, c.service)
-                = (t.account_id, t.provider_id, t.service) AND c.valid_from <= %(day)s
-          ORDER BY c.valid_from DESC LIMIT 1),
-        (SELECT p.id FROM tariff_plans p
-          WHERE p.provider_id = t.provider_id AND p.service = t.service AND p.is_default))
-        AS plan_id
+    SELECT t.*, account_plan(t.account_id, t.provider_id, t.service, %(day)s) AS plan_id
       FROM takes t
 )
 SELECT p.account_id, p.provider_id, p.service, p.plan_id, v.id AS version_id,
        v.standing_charge AS amount
   FROM planned p
-  JOIN LATERAL (SELECT * FROM tariff_versions v
-                 WHERE v.plan_id = p.plan_id AND v.valid_from <= %(day)s
-                 ORDER BY v.valid_from DESC LIMIT 1) v ON true
- WHERE v.standing_charge > 0 AND (v.valid_to IS NULL OR v.valid_to > %(day)s)
+  JOIN tariff_versions v ON v.id = plan_version(p.plan_id, %(day)s)
+ WHERE v.standing_charge > 0
 """
 
 

@@ -111,3 +111,16 @@ async def test_a_day_of_a_closed_period_goes_to_the_next_open_one(
     cur = await conn.execute("SELECT period FROM standing_charges WHERE account_id = %s",
                              (made.account_id,))
     assert await cur.fetchall() == [(date(2026, 5, 1),)]
+
+
+async def test_the_negative_limit_of_the_plan_in_force_is_there_for_sql(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    made = await book_customer(conn)  # household plans allow -300
+    await choose_plan(conn, made.account_id, "business-tiers",  # allows 0
+                      now=datetime(2026, 11, 15, tzinfo=UTC))
+    limits = [await conn.execute(
+        "SELECT tariff_negative_limit(%s, %s, 'electricity', %s)",
+        (made.account_id, made.provider_id, day)) for day in (date(2026, 11, 30),
+                                                            date(2026, 12, 1))]
+    assert [(await c.fetchone()) for c in limits] == [(Decimal(-300),), (Decimal(0),)]
