@@ -11,7 +11,7 @@ CREATE TABLE standing_charges (
     version_id   bigint NOT NULL REFERENCES tariff_versions,
     amount       numeric(28, 12) NOT NULL CHECK (amount > 0),
     period       date NOT NULL CHECK (extract(day FROM period) = 1),
-    entry_id     bigint NOT NULL REFERENCES entries DEFERRABLE INITIALLY DEFERRED,
+    entry_id     bigint NOT NULL,  -- the entry that booked it (posted in the same transaction)
     booked_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (account_id, provider_id, service, day),
     FOREIGN KEY (account_id, provider_id) REFERENCES balances (account_id, provider_id)
