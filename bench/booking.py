@@ -22,7 +22,7 @@ import platform
 import statistics
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -33,12 +33,18 @@ from meterline import db
 from meterline.db import copy_rows
 from meterline.money import from_micro, from_pico
 from meterline.relay import decide_relays
+from meterline.tariffs.model import Basis, ProviderInfo, TariffPlan, TariffVersion
+from meterline.tariffs.pricing import BandState, PlanStep, TariffSet, Track
+from meterline.tariffs.store import register_flat_rate
+from meterline.tariffs.zones import FLAT
+from meterline.units import Service, Utility
 from rating.core import from_micros, micros
 from rating.ledger import load_state, load_tariffs, owned_readings, rate_batch
-from rating.pricing import RoutedReadings, price_batch
-from rating.tariffs import TariffBook
+from rating.pricing import BatchTariffs, RoutedReadings, price_batch
+from rating.tariffs import Tariffs
 
 BEFORE_THE_JOURNAL = "0006_reading_sources"
+PRICE = Decimal("5.47")
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 MINUTE = 60_000_000  # microseconds
 
@@ -60,6 +66,24 @@ SELECT 'M-' || n, 'active_import', %(t0)s, 0 FROM generate_series(1, %(n)s) n;
 INSERT INTO tariffs (provider_id, utility, unit, price, valid_from)
 VALUES ('bench', 'electricity', 'kWh', 5.47, '2020-01-01Z');
 """
+
+# the skeleton had no tariff books: its one flat tariff, priced by the same core
+_SKELETON_PLAN = TariffPlan(
+    provider_id="bench", code="flat", name="Flat", service=Service.ELECTRICITY,
+    utility=Utility.ELECTRICITY, basis=Basis.KWH, default=True,
+    versions=(TariffVersion(valid_from=date(2020, 1, 1),
+                            zones=FLAT, prices=((PRICE,),)),))
+_SKELETON_SET = TariffSet({1: _SKELETON_PLAN})
+
+
+def skeleton_tariffs(batch: RoutedReadings) -> BatchTariffs:
+    accounts: dict[str, int] = {}
+    key = np.array([accounts.setdefault(a, len(accounts)) for a in batch.account],
+                   dtype=np.int64)
+    return BatchTariffs(
+        set=_SKELETON_SET, version_ids=np.ones(len(_SKELETON_SET.rates), dtype=np.int64),
+        tracks=[Track("Europe/Moscow", (PlanStep(None, 1),))],
+        track=np.zeros(len(batch), dtype=np.int64), key=key, volumes=BandState())
 
 
 def batches(accounts: int, per_account: int, count: int, start: int) -> list[RoutedReadings]:
@@ -131,24 +155,25 @@ ON CONFLICT (meter_id, register) DO UPDATE
 
 
 async def skeleton_rate_batch(conn: psycopg.AsyncConnection[Any], batch: RoutedReadings,
-                              book: TariffBook) -> None:
+                              _: Tariffs | None) -> None:
     """The skeleton's rating step (before the journal), on the same pricing."""
     series, keys = batch.series()
     dead: list[tuple[str, str]] = []
     async with conn.transaction():
         owned = await owned_readings(conn, batch, dead)
         state_ts, state_value = await load_state(conn, keys)
-        priced = price_batch(batch, series, owned, state_ts, state_value, book)
+        priced = price_batch(batch, series, owned, state_ts, state_value,
+                             skeleton_tariffs(batch))
         lines = priced.lines
         await conn.execute(_SKELETON_STAGING)
         async with conn.cursor() as cur:
             await copy_rows(cur, "charges_in", _SKELETON_COLUMNS, _SKELETON_TYPES, (
-                (batch.meter[i], batch.register[i], from_micros(start),
-                 from_micros(int(batch.ts[i])), from_micro(q), batch.unit[i], tariff,
-                 from_micro(p), from_pico(amount), batch.account[i], batch.provider[i])
-                for i, start, q, tariff, p, amount in zip(
-                    lines.reading.tolist(), lines.start.tolist(), lines.quantity.tolist(),
-                    lines.tariff_id.tolist(), lines.unit_price.tolist(), lines.amount,
+                (batch.meter[i], batch.register[i], from_micros(start), from_micros(end),
+                 from_micro(q), batch.unit[i], 1, from_micro(p), from_pico(amount),
+                 batch.account[i], batch.provider[i])
+                for i, start, end, q, p, amount in zip(
+                    lines.reading.tolist(), lines.start.tolist(), lines.end.tolist(),
+                    lines.quantity.tolist(), lines.unit_price.tolist(), lines.amount,
                     strict=True)))
             await cur.execute(_SKELETON_BOOK)
             accounts = sorted({a for (a,) in await cur.fetchall()})
@@ -161,17 +186,19 @@ async def skeleton_rate_batch(conn: psycopg.AsyncConnection[Any], batch: RoutedR
 
 
 async def journal_rate_batch(conn: psycopg.AsyncConnection[Any], batch: RoutedReadings,
-                             book: TariffBook) -> None:
-    await rate_batch(conn, batch, book)
+                             tariffs: Tariffs | None) -> None:
+    assert tariffs is not None
+    await rate_batch(conn, batch, tariffs)
 
 
-Booker = Callable[[psycopg.AsyncConnection[Any], RoutedReadings, TariffBook], Awaitable[None]]
+Booker = Callable[[psycopg.AsyncConnection[Any], RoutedReadings, Tariffs | None],
+                  Awaitable[None]]
 
 
 async def run(url: str, booker: Booker, work: list[RoutedReadings]) -> float:
     """Median readings/s over the batches of one run."""
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        book = await load_tariffs(conn)
+        book = await load_tariffs(conn) if booker is journal_rate_batch else None
         rates = []
         for batch in work:
             started = time.perf_counter()
@@ -199,6 +226,9 @@ async def main(args: argparse.Namespace) -> None:
             async with await psycopg.AsyncConnection.connect(url) as conn:
                 for statement in _FLEET.split(";")[:-1]:  # one by one: they take parameters
                     await conn.execute(statement, {"n": args.accounts, "t0": T0})
+                if until is None:  # the journal's database has tariff books
+                    await register_flat_rate(conn, ProviderInfo(id="bench", name="Bench"),
+                                             Utility.ELECTRICITY, PRICE, date(2020, 1, 1))
                 await conn.commit()
         size = args.accounts * args.per_account
         print(f"# booking benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "

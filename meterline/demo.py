@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -27,11 +28,13 @@ from meterline.metrics import endpoints, scrape, total
 from meterline.services import Child
 from meterline.settings import Settings
 from meterline.tariffs.books import EXAMPLES, read_book
+from meterline.tariffs.choices import assign_plan
 from meterline.tariffs.store import load_book
 from meterline.units import Utility
 from meterline.users import Role, create_user, find_user
 
 DEMO_PRICE = Decimal("6.43")  # RUB per kWh, flat
+DEMO_PLANS_FROM = date(2025, 7, 1)  # the example electricity book's first day
 LOG_DIR = Path("var/log")
 
 SUMMARY_EVERY = 2.0  # seconds between two lines of the live summary
@@ -97,6 +100,11 @@ async def prepare(settings: Settings, meters: int) -> None:
                     await create_user(conn, username, password, role, accounts=accounts)
         for book in sorted(EXAMPLES.glob("*.toml")):  # the example tariff books (idempotent)
             await load_book(conn, read_book(book))
+        for n, meter in enumerate(fleet.meters):  # a third on one rate, the others by zones
+            if n % 3:
+                await assign_plan(conn, meter.account_id, fleet.provider.id,
+                                  ("household-3zone", "household-2zone")[n % 3 - 1],
+                                  DEMO_PLANS_FROM)
         await conn.commit()
 
 

@@ -1,4 +1,6 @@
 """Registering meters, accounts and a tariff: the back-office data the pipeline prices against.
+The fleet's flat price becomes its provider's default one-rate plan (``meterline.tariffs``)
+unless a tariff book gave the provider another default.
 Opening balances are brought in through the ledger (an `opening` entry per account and
 provider), never written into `balances`.
 
@@ -18,6 +20,8 @@ import psycopg
 
 from meterline.ledger import Book, Entry, EntryKind, Posting, post
 from meterline.profiles import shipped_profile
+from meterline.tariffs.model import ProviderInfo
+from meterline.tariffs.store import register_flat_rate
 from meterline.units import Utility
 
 
@@ -76,16 +80,8 @@ async def register_fleet(conn: psycopg.AsyncConnection[Any], fleet: Fleet) -> No
             "INSERT INTO providers (id, name, inn) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
             (p.id, p.name, p.inn),
         )
-        await conn.execute(
-            """
-            INSERT INTO tariffs (provider_id, utility, unit, price, valid_from)
-            SELECT %(provider)s, 'electricity', 'kWh', %(price)s, %(from)s
-             WHERE NOT EXISTS (SELECT 1 FROM tariffs WHERE provider_id = %(provider)s
-                                  AND utility = 'electricity' AND price = %(price)s
-                                  AND valid_from = %(from)s)
-            """,
-            {"provider": p.id, "price": fleet.price, "from": fleet.tariff_from},
-        )
+        await register_flat_rate(conn, ProviderInfo(id=p.id, name=p.name, inn=p.inn),
+                                 Utility.ELECTRICITY, fleet.price, fleet.tariff_from.date())
         for m in fleet.meters:
             cur = await conn.execute("SELECT 1 FROM meters WHERE id = %s", (m.serial,))
             if await cur.fetchone():

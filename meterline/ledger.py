@@ -69,6 +69,7 @@ class EntryKind(StrEnum):
 
     USAGE = "usage"  # metered consumption priced by rating (charge lines carry the detail)
     CHARGE = "charge"  # a service charged by the bill run (maintenance, waste, ...)
+    STANDING_CHARGE = "standing_charge"  # a plan's charge per account per day
     TOPUP = "topup"
     PAYMENT = "payment"
     OPENING = "opening"

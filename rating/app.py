@@ -40,7 +40,7 @@ from meterline.metrics import (
 from meterline.settings import Settings
 from rating.ledger import BatchResult, load_tariffs, rate_batch
 from rating.records import decode, routed
-from rating.tariffs import TariffBook
+from rating.tariffs import Tariffs
 
 log = logging.getLogger("meterline.rating")
 
@@ -53,7 +53,7 @@ class Rater:
         self.pool: AsyncConnectionPool = make_pool(
             settings.database_url, name="meterline-rating", max_size=2
         )
-        self._book: TariffBook | None = None
+        self._book: Tariffs | None = None
         self._book_at = 0.0
         self._lock = asyncio.Lock()
         self._open = False
@@ -69,7 +69,7 @@ class Rater:
     async def stop(self) -> None:
         await self.pool.close()
 
-    async def _tariffs(self, conn: psycopg.AsyncConnection[Any]) -> TariffBook:
+    async def _tariffs(self, conn: psycopg.AsyncConnection[Any]) -> Tariffs:
         if self._book is None or time.monotonic() - self._book_at > self.settings.tariff_refresh:
             self._book = await load_tariffs(conn)
             self._book_at = time.monotonic()

@@ -1,12 +1,16 @@
 """Booking a priced batch in PostgreSQL, in one transaction.
 
 ``rate_batch`` loads what pricing needs (which meters belong to which account, the registers'
-last accepted readings), calls the pure ``rating.pricing.price_batch``, and books the result:
+last accepted readings, the accounts' tariff tracks and the volume each used this month),
+calls the pure ``rating.pricing.price_batch``, and books the result:
 
 - charge lines into ``charges`` (binary COPY into a staging table, then one idempotent
   ``INSERT ... ON CONFLICT DO NOTHING`` on (meter, register, interval end, part, revision)),
-  each with the service and billing period its money goes to (a closed period sends it to the
-  next open one) and the entry that booked it;
+  each with the tariff version, zone, band and consumer group that priced it, the service and
+  billing period its money goes to (a closed period sends it to the next open one) and the
+  entry that booked it;
+- the monthly volume of each (account, provider, service), moved by the quantities of the
+  lines actually inserted (``tariff_volumes``: where the next lines' bands start);
 - the money of the lines actually inserted as ONE journal entry (``meterline.ledger``'s bulk
   path): ``subscriber -x`` per (account, provider, service, period), ``revenue +x`` per
   (provider, service, period); balances move with it (the postings trigger);
@@ -21,6 +25,7 @@ import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -35,9 +40,11 @@ from meterline.dead_letters import dead_letter
 from meterline.ledger import Book, EntryKind, lines_table, post_lines
 from meterline.money import to_micro
 from meterline.relay import decide_relays
-from rating.core import NO_STATE, micros
+from rating.core import NO_STATE, from_micros, micros
 from rating.pricing import ChargeLines, RoutedReadings, price_batch, services
-from rating.tariffs import Tariff, TariffBook
+from rating.tariffs import Tariffs, batch_tariffs, load_tariffs
+
+__all__ = ["BatchResult", "book_charges", "load_tariffs", "parse_records", "rate_batch"]
 
 log = logging.getLogger("meterline.rating")
 
@@ -53,30 +60,33 @@ class BatchResult:
 
 
 _STAGING = """
-CREATE TEMP TABLE IF NOT EXISTS charges_in (
+CREATE TEMP TABLE IF NOT EXISTS priced_lines (
     meter_id text, register text, part text, start_us bigint, end_us bigint,
-    quantity_micro bigint, unit text, tariff_id bigint, unit_price_micro bigint,
-    amount_pico numeric, account_id text, provider_id text, service text
+    quantity_micro bigint, unit text, version_id bigint, zone text, band smallint,
+    consumer_group text, unit_price_micro bigint, amount_pico numeric, account_id text,
+    provider_id text, service text
 ) ON COMMIT DELETE ROWS
 """
 _STAGING_COLUMNS = (
-    "meter_id", "register", "part", "start_us", "end_us", "quantity_micro", "unit", "tariff_id",
-    "unit_price_micro", "amount_pico", "account_id", "provider_id", "service",
+    "meter_id", "register", "part", "start_us", "end_us", "quantity_micro", "unit", "version_id",
+    "zone", "band", "consumer_group", "unit_price_micro", "amount_pico", "account_id",
+    "provider_id", "service",
 )
 _STAGING_TYPES = (
-    "text", "text", "text", "int8", "int8", "int8", "text", "int8", "int8", "numeric", "text",
-    "text", "text",
+    "text", "text", "text", "int8", "int8", "int8", "text", "int8", "text", "int2", "text",
+    "int8", "numeric", "text", "text", "text",
 )
 
 # Times travel as integer microseconds and numbers as integer micro- and pico-units, turned
 # into timestamptz and exact NUMERIC here (multiplying by 1e-6 or 1e-12 is exact; dividing may
 # round). The period is the month holding the interval's last instant in the account's time
-# zone, or the first open one after it when that month is closed.
+# zone, or the first open one after it when that month is closed. The lines inserted add their
+# quantities to their month's volume (pricing split them at month boundaries already).
 _BOOK_CHARGES = """
 WITH timed AS (
     SELECT c.*, timestamptz_of_micros(start_us) AS interval_start,
            timestamptz_of_micros(end_us) AS interval_end
-      FROM charges_in c
+      FROM priced_lines c
 ), lines AS (
     SELECT t.*, date_trunc('month', (t.interval_end - interval '1 microsecond')
                                     AT TIME ZONE ad.time_zone)::date AS month
@@ -85,18 +95,30 @@ WITH timed AS (
       JOIN addresses ad ON ad.id = a.address_id
 ), inserted AS (
     INSERT INTO charges (meter_id, register, part, interval_start, interval_end, quantity, unit,
-                         tariff_id, unit_price, amount, account_id, provider_id, service,
-                         period, entry_id, rated_at)
+                         tariff_version_id, zone, band, consumer_group, unit_price, amount,
+                         account_id, provider_id, service, period, entry_id, rated_at)
     SELECT l.meter_id, l.register, l.part, l.interval_start, l.interval_end,
-           l.quantity_micro * 0.000001, l.unit, l.tariff_id, l.unit_price_micro * 0.000001,
-           l.amount_pico * 0.000000000001, l.account_id, l.provider_id, l.service,
+           l.quantity_micro * 0.000001, l.unit, l.version_id, l.zone, l.band, l.consumer_group,
+           l.unit_price_micro * 0.000001, l.amount_pico * 0.000000000001, l.account_id,
+           l.provider_id, l.service,
            CASE WHEN bp.closed_at IS NOT NULL THEN open_period(l.provider_id, l.month)
                 ELSE l.month END,
            %(entry)s, clock_timestamp()
       FROM lines l
       LEFT JOIN billing_periods bp ON bp.provider_id = l.provider_id AND bp.period = l.month
     ON CONFLICT (meter_id, register, interval_end, part, revision) DO NOTHING
-    RETURNING account_id, provider_id, service, period, amount
+    RETURNING account_id, provider_id, service, period, amount, quantity, interval_end
+), counted AS (
+    INSERT INTO tariff_volumes AS v (account_id, provider_id, service, month, volume)
+    SELECT i.account_id, i.provider_id, i.service,
+           date_trunc('month', (i.interval_end - interval '1 microsecond')
+                               AT TIME ZONE ad.time_zone)::date, sum(i.quantity)
+      FROM inserted i
+      JOIN accounts a ON a.id = i.account_id
+      JOIN addresses ad ON ad.id = a.address_id
+     GROUP BY 1, 2, 3, 4
+    ON CONFLICT (account_id, provider_id, service, month)
+       DO UPDATE SET volume = v.volume + excluded.volume
 ), staged AS (
     INSERT INTO ledger_lines (account_id, provider_id, service, period, amount)
     SELECT account_id, provider_id, service, period, -sum(amount)
@@ -133,16 +155,6 @@ ON CONFLICT (meter_id, register) DO UPDATE
 """
 
 _OWNERS = "SELECT id, account_id, provider_id FROM meters WHERE id = ANY(%s)"
-
-_TARIFFS = """
-SELECT id, provider_id, utility, unit, price, valid_from, valid_to FROM tariffs
-"""
-
-
-async def load_tariffs(conn: psycopg.AsyncConnection[Any]) -> TariffBook:
-    cur = await conn.execute(_TARIFFS)
-    return TariffBook(Tariff(*row) for row in await cur.fetchall())
-
 
 def parse_records(payloads: Iterable[bytes]) -> tuple[list[AccountReadings], list[tuple[str, str]]]:
     """Kafka values -> records; the ones that do not parse come back as (reason, payload)."""
@@ -206,13 +218,15 @@ async def book_charges(conn: psycopg.AsyncConnection[Any], batch: RoutedReadings
     service_of = services(batch.utility)
     reading = lines.reading.tolist()
     async with conn.cursor() as cur:
-        await copy_rows(cur, "charges_in", _STAGING_COLUMNS, _STAGING_TYPES, (
+        await copy_rows(cur, "priced_lines", _STAGING_COLUMNS, _STAGING_TYPES, (
             (batch.meter[i], batch.register[i], part, start, end, quantity, batch.unit[i],
-             tariff, unit_price, amount, batch.account[i], batch.provider[i], service_of[i])
-            for i, part, start, end, quantity, tariff, unit_price, amount in zip(
-                reading, lines.part, lines.start.tolist(), batch.ts[lines.reading].tolist(),
-                lines.quantity.tolist(), lines.tariff_id.tolist(), lines.unit_price.tolist(),
-                lines.amount, strict=True)
+             version, zone, band, group, unit_price, amount, batch.account[i],
+             batch.provider[i], service_of[i])
+            for i, part, start, end, quantity, version, zone, band, group, unit_price, amount
+            in zip(reading, lines.part, lines.start.tolist(), lines.end.tolist(),
+                   lines.quantity.tolist(), lines.version_id.tolist(), lines.zone,
+                   lines.band.tolist(), lines.group, lines.unit_price.tolist(), lines.amount,
+                   strict=True)
         ))
         await cur.execute(_BOOK_CHARGES, {"entry": entry_id})
         touched = await cur.fetchall()
@@ -230,12 +244,12 @@ async def book_charges(conn: psycopg.AsyncConnection[Any], batch: RoutedReadings
 async def rate_batch(
     conn: psycopg.AsyncConnection[Any],
     records: Sequence[AccountReadings] | RoutedReadings,
-    book: TariffBook,
+    tariffs: Tariffs,
     rejected: Sequence[tuple[str, str]] = (),
 ) -> BatchResult:
-    """Price ``records`` (Kafka records, or the same readings as columns) and book them, all
-    in one transaction on ``conn``. ``rejected`` are (reason, payload) to dead-letter with
-    them (records that did not parse)."""
+    """Price ``records`` (Kafka records, or the same readings as columns) by ``tariffs``
+    (``load_tariffs``) and book them, all in one transaction on ``conn``. ``rejected`` are
+    (reason, payload) to dead-letter with them (records that did not parse)."""
     batch = records if isinstance(records, RoutedReadings) else RoutedReadings.of(records)
     result = BatchResult(readings=len(batch))
     dead: list[tuple[str, str]] = list(rejected)
@@ -244,7 +258,12 @@ async def rate_batch(
     async with conn.transaction():
         owned = await owned_readings(conn, batch, dead)
         state_ts, state_value = await load_state(conn, keys)
-        priced = price_batch(batch, series, owned, state_ts, state_value, book)
+        # intervals start at the registers' last readings: their months' volumes count
+        starts = np.concatenate([state_ts[state_ts != NO_STATE], batch.ts])
+        earliest = from_micros(int(starts.min())) if len(starts) else from_micros(0)
+        since = (earliest - timedelta(days=1)).date()  # in whatever time zone
+        priced = price_batch(batch, series, owned, state_ts, state_value,
+                             await batch_tariffs(conn, tariffs, batch, since))
         dead += [(reason, batch.reading(i).model_dump_json()) for reason, i in priced.dead]
         await book_charges(conn, batch, priced.lines, result)
 

@@ -1,9 +1,11 @@
 """Pricing a batch of readings: pure functions over arrays, no Faust, Kafka or database.
 
 ``RoutedReadings`` is the batch as columns (one element per reading in each). ``price_batch``
-takes it with the registers' last accepted readings and the tariff book, and returns the charge
+takes it with the registers' last accepted readings and its accounts' tariffs
+(``BatchTariffs``: tracks and monthly volumes, see ``rating.tariffs``), and returns the charge
 lines to book, the readings to dead-letter with their reasons, and the new register state.
-Booking them is ``rating.ledger``'s job; this module decides every number.
+Booking them is ``rating.ledger``'s job; this module decides every number. The tariff pricing
+itself (zones, months, versions, bands) is the kernel's ``meterline.tariffs.pricing``.
 
 Quantities are integers in micro-units, prices micro-roubles per unit, amounts exact integers
 in pico-roubles, timestamps integers in microseconds: nothing is rounded here.
@@ -20,9 +22,9 @@ import numpy.typing as npt
 
 from meterline.contracts import AccountReadings, Reading
 from meterline.money import from_micro, to_micro
+from meterline.tariffs.pricing import NO_RATE, BandState, TariffSet, Track, Usage
 from meterline.units import SERVICE_OF_UTILITY, Register, Unit, Utility
 from rating.core import consumption_intervals, from_micros, micros
-from rating.tariffs import NO_TARIFF, TariffBook, price
 
 I64 = npt.NDArray[np.int64]
 BOOL = npt.NDArray[np.bool_]
@@ -74,15 +76,33 @@ class RoutedReadings:
 
 
 @dataclass(frozen=True)
+class BatchTariffs:
+    """The tariffs of one batch's accounts (``rating.tariffs.batch_tariffs`` reads them)."""
+
+    set: TariffSet  # every plan, compiled
+    version_ids: I64  # per rate of ``set``: the stored tariff version
+    tracks: Sequence[Track]
+    track: I64  # per reading: its account's track for the reading's service, -1 for none
+    key: I64  # per reading: its (account, provider, service), whose monthly volume bands count
+    volumes: BandState  # volume priced before, per key and month
+
+
+@dataclass(frozen=True)
 class ChargeLines:
-    """What a batch charges: one line per interval and tariff part. The key of a line is
-    (meter, register, interval end, part): the meter and register of ``reading``, its time."""
+    """What a batch charges: a line per part of an interval that a time-of-use zone, a month,
+    a tariff version or a volume band limit cuts off. A line covers ``[start, end)``, its
+    share of the interval closed by ``reading``; its key is (meter, register, end, part), the
+    part naming its zone and band ("night/0")."""
 
     reading: I64  # the reading that closes the interval (index into the batch)
-    start: I64  # interval start, microseconds (the interval ends at the reading's time)
-    part: Sequence[str]  # tariff part ("" for a flat tariff)
+    start: I64  # microseconds
+    end: I64
+    part: Sequence[str]
     quantity: I64  # micro-units
-    tariff_id: I64
+    version_id: I64  # the tariff version that priced it
+    zone: Sequence[str]
+    band: I64
+    group: Sequence[str]  # the consumer group whose price it is
     unit_price: I64  # micro-roubles per unit
     amount: Sequence[int]  # pico-roubles, exact
 
@@ -112,42 +132,57 @@ def _plain(value: Decimal) -> str:
 
 def price_batch(
     batch: RoutedReadings, series: I64, owned: BOOL, state_ts: I64, state_value: I64,
-    book: TariffBook,
+    tariffs: BatchTariffs,
 ) -> Priced:
     """Price the owned readings of ``batch``. ``state_ts``/``state_value`` hold, per series
     id, the last accepted reading (``NO_STATE`` when there is none).
 
-    A reading with no tariff in force is refused and held back (the next priced reading
-    covers its consumption); one below the register's highest accepted value went backwards
-    and is refused; every other reading after the first of its series closes an interval."""
+    A reading with no tariff in force (no plan for its account's service, none in force at
+    its time, or one priced in another unit) is refused and held back (the next priced reading
+    covers its consumption), and so is one whose interval crosses a time with no tariff; one
+    below the register's highest accepted value went backwards and is refused; every other
+    reading after the first of its series closes an interval, priced by its account's track."""
     n = len(batch)
     dead: list[tuple[str, int]] = []
-    tariff_id = np.full(n, NO_TARIFF, dtype=np.int64)
-    unit_price = np.zeros(n, dtype=np.int64)
-    groups: dict[tuple[str, str, str], list[int]] = {}
-    for i, key in enumerate(zip(batch.provider, batch.utility, batch.unit, strict=True)):
-        groups.setdefault(key, []).append(i)
-    for (provider, utility, unit), members in groups.items():
-        at = np.array(members, dtype=np.int64)
-        tariff_id[at], unit_price[at] = book.lookup(provider, utility, unit, batch.ts[at])
-
-    priced = owned & (tariff_id != NO_TARIFF)
+    prices = tariffs.set
+    rate = np.full(n, NO_RATE, dtype=np.int64)
+    planned = np.flatnonzero(tariffs.track >= 0)
+    rate[planned] = prices.rates_at(tariffs.tracks, tariffs.track[planned], batch.ts[planned])
+    priced = owned & (rate != NO_RATE)
+    priced[priced] &= prices.rate_basis[rate[priced]] == np.asarray(batch.unit,
+                                                                   dtype=object)[priced]
     for i in np.flatnonzero(owned & ~priced).tolist():
         r = batch.reading(i)
         dead.append((f"no {r.utility} tariff of provider {r.provider} in {r.unit} at {r.ts}", i))
 
-    at = np.flatnonzero(priced)
-    out = consumption_intervals(series[at], batch.ts[at], batch.value[at], state_ts, state_value)
+    while True:
+        at = np.flatnonzero(priced)
+        out = consumption_intervals(series[at], batch.ts[at], batch.value[at], state_ts,
+                                    state_value)
+        charged = at[out.charged]
+        charges = prices.price(Usage(
+            tracks=tariffs.tracks, track=tariffs.track[charged], band_key=tariffs.key[charged],
+            start=out.start_ts, end=batch.ts[charged], quantity=out.quantity,
+            used=tariffs.volumes))
+        if not len(charges.unpriced):
+            break
+        for i in charged[charges.unpriced].tolist():  # rare: a gap between tariff versions
+            r = batch.reading(i)
+            dead.append((f"no {r.utility} tariff of provider {r.provider} in force over the "
+                         f"whole interval ending at {r.ts}", i))
+            priced[i] = False
     for i, previous in zip(at[out.backwards].tolist(), out.previous_value.tolist(), strict=True):
         dead.append((
             f"register went backwards: {_plain(from_micro(int(batch.value[i])))} "
             f"{batch.unit[i]} < {from_micro(previous)} {batch.unit[i]} accepted before", i))
 
-    charged = at[out.charged]
+    zone = prices.zone_names(charges.rate, charges.zone).tolist()
+    band = charges.band
     lines = ChargeLines(
-        reading=charged, start=out.start_ts, part=[""] * len(charged), quantity=out.quantity,
-        tariff_id=tariff_id[charged], unit_price=unit_price[charged],
-        amount=price(out.quantity, unit_price[charged]),
+        reading=charged[charges.interval], start=charges.start, end=charges.end,
+        part=[f"{z}/{b}" for z, b in zip(zone, band.tolist(), strict=True)],
+        quantity=charges.quantity, version_id=tariffs.version_ids[charges.rate], zone=zone,
+        band=band, group=prices.rate_group[charges.rate].tolist(),
+        unit_price=charges.unit_price, amount=charges.amount.tolist(),
     )
     return Priced(lines, dead, out.state_series, out.state_ts, out.state_value)
-

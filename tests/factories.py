@@ -364,22 +364,30 @@ async def set_balance(conn: psycopg.AsyncConnection[Any], account_id: str, provi
 async def charge(conn: psycopg.AsyncConnection[Any], meter_id: str, start: datetime,
                  end: datetime, quantity: str, amount: str) -> None:
     """A priced interval of a meter's active_import register, booked as rating books it (a
-    charge line and its usage entry) at the meter's tariff, with the ``amount`` given."""
+    charge line and its usage entry) at its provider's default plan, with the ``amount``
+    given."""
     cur = await conn.execute(
-        """SELECT m.account_id, m.provider_id, m.utility, t.id, t.price
-             FROM meters m JOIN tariffs t ON t.provider_id = m.provider_id
-            WHERE m.id = %s ORDER BY t.valid_from DESC LIMIT 1""", (meter_id,))
+        """SELECT m.account_id, m.provider_id, m.utility, v.id, p.zone, p.price
+             FROM meters m
+             JOIN tariff_plans pl ON pl.provider_id = m.provider_id AND pl.is_default
+                  AND pl.utility = m.utility
+             JOIN tariff_versions v ON v.plan_id = pl.id
+             JOIN tariff_prices p ON p.version_id = v.id AND p.band = 0
+                  AND p.consumer_group = 'urban'
+            WHERE m.id = %s ORDER BY v.valid_from DESC LIMIT 1""", (meter_id,))
     row = await cur.fetchone()
     assert row is not None, f"meter {meter_id} has no tariff"
-    account, provider, utility, tariff_id, price = row
+    account, provider, utility, version_id, zone, price = row
     batch = RoutedReadings(
         account=[account], meter=[meter_id], register=[Register.ACTIVE_IMPORT.value],
         unit=[Unit.KWH.value], provider=[provider], utility=[utility],
         ts=np.array([micros(end)], dtype=np.int64), value=np.zeros(1, dtype=np.int64))
     lines = ChargeLines(
         reading=np.zeros(1, dtype=np.int64), start=np.array([micros(start)], dtype=np.int64),
-        part=[""], quantity=np.array([to_micro(Decimal(quantity))], dtype=np.int64),
-        tariff_id=np.array([tariff_id], dtype=np.int64),
+        end=np.array([micros(end)], dtype=np.int64), part=[f"{zone}/0"],
+        quantity=np.array([to_micro(Decimal(quantity))], dtype=np.int64),
+        version_id=np.array([version_id], dtype=np.int64), zone=[zone],
+        band=np.zeros(1, dtype=np.int64), group=["urban"],
         unit_price=np.array([to_micro(price)], dtype=np.int64),
         amount=[int(Decimal(amount).scaleb(12))])
     async with conn.transaction():
@@ -642,3 +650,17 @@ async def house_meter(conn: psycopg.AsyncConnection[Any], house: Housing, utilit
                       register="heat_energy" if utility == "heat" else
                       "active_import" if utility == "electricity" else "volume")
     return meter
+
+
+async def grant_benefit(conn: psycopg.AsyncConnection[Any], account_id: str, rule: str,
+                        service: str, valid_from: date, valid_to: date | None = None,
+                        *, area: str | None = None, residents: int | None = None) -> None:
+    """A benefit granted to an account (``account_benefits``, category = the rule's code), and
+    the account's area and registered residents when given."""
+    await conn.execute(
+        "INSERT INTO account_benefits (account_id, category, service, share, valid_from, "
+        "valid_to) VALUES (%s, %s, %s, 1, %s, %s)",
+        (account_id, rule, service, valid_from, valid_to))
+    await conn.execute(
+        "UPDATE accounts SET area = coalesce(%s, area), residents = coalesce(%s, residents) "
+        "WHERE id = %s", (area, residents, account_id))

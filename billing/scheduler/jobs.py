@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,6 +16,8 @@ from billing.billrun.run import bill
 from meterline.bill_runs import Selection
 from meterline.errors import DomainError, NotFound
 from meterline.settings import Settings
+from meterline.tariffs.benefit_entries import book_benefits
+from meterline.tariffs.standing import book_standing_charges
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,26 @@ async def bill_previous_month(ctx: JobContext) -> str:
     return f"bill run {run.id} of {period:%Y-%m}: {run.accounts} accounts"
 
 
+async def standing_charges_of_yesterday(ctx: JobContext) -> str:
+    """Book the standing charges of the day before the slot (a run after midnight charges the
+    day just ended)."""
+    day = ctx.due_at.astimezone(ZoneInfo(ctx.settings.scheduler_time_zone)).date()
+    booked = await book_standing_charges(ctx.conn, day - timedelta(days=1))
+    return f"standing charges of {booked.day}: {booked.charges}, {booked.amount:.2f} RUB"
+
+
+async def benefits_of_previous_month(ctx: JobContext) -> str:
+    """Book the benefits of the month before the slot (before the bill run shows them)."""
+    period = month_before(ctx.due_at, ctx.settings.scheduler_time_zone)
+    booked = await book_benefits(ctx.conn, period)
+    changed = sum(1 for b in booked if b.action in ("posted", "corrected"))
+    return f"benefits of {period:%Y-%m}: {len(booked)} grants, {changed} booked"
+
+
 JOBS: dict[str, Job] = {
     "billrun": bill_previous_month,
+    "standing-charges": standing_charges_of_yesterday,
+    "benefits": benefits_of_previous_month,
 }
 
 

@@ -50,6 +50,7 @@ from meterline.tariffs.model import (
     ALL_DAY,
     UTILITY_OF_SERVICE,
     Basis,
+    BenefitCode,
     BenefitRule,
     Book,
     Code,
@@ -118,7 +119,7 @@ class _Plan(_File):
 
 
 class _Benefit(_File):
-    code: Code
+    code: BenefitCode
     name: str = Field(min_length=1)
     service: Service
     percent: Decimal = Field(gt=0, le=100, allow_inf_nan=False)

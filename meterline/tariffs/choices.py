@@ -183,3 +183,28 @@ async def choose_plan(
     choice = AccountPlan(provider_id=provider, service=Service(service), plan_code=code,
                          plan_name=name, consumer_group=group, since=start, chosen=True)
     return PlanChoice(account_id=account_id, choice=choice, previous=previous)
+
+
+_ASSIGN = """
+INSERT INTO account_plans (account_id, provider_id, service, valid_from, plan_id,
+                           consumer_group)
+SELECT %(account)s, p.provider_id, p.service, %(day)s, p.id, %(group)s
+  FROM tariff_plans p WHERE p.provider_id = %(provider)s AND p.code = %(plan)s
+ON CONFLICT (account_id, provider_id, service, valid_from) DO UPDATE
+   SET plan_id = excluded.plan_id, consumer_group = excluded.consumer_group
+RETURNING service
+"""
+
+
+async def assign_plan(conn: psycopg.AsyncConnection[Any], account_id: str, provider_id: str,
+                      plan_code: str, since: date,
+                      consumer_group: ConsumerGroup = ConsumerGroup.URBAN) -> None:
+    """Put an account on a plan from ``since``, as the account's registration or an operator
+    does (a subscriber's choice waits for the next period: ``choose_plan``). Idempotent."""
+    await _time_zone(conn, account_id)
+    cur = await conn.execute(_ASSIGN, {"account": account_id, "provider": provider_id,
+                                       "plan": plan_code, "day": since,
+                                       "group": consumer_group})
+    if await cur.fetchone() is None:
+        raise Invalid(f"provider {provider_id} has no plan {plan_code}", field=("plan",),
+                      error_type="unknown_plan")

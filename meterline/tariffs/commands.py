@@ -1,8 +1,10 @@
-"""`meterline tariffs ...`: load, check and list tariff books."""
+"""`meterline tariffs ...`: load, check and list tariff books; book standing charges and
+benefits."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
@@ -11,12 +13,15 @@ import psycopg
 import typer
 
 from meterline.errors import DomainError
+from meterline.money import kopecks
 from meterline.settings import get_settings
+from meterline.tariffs.benefit_entries import BookedBenefit, book_benefits
 from meterline.tariffs.books import read_book
+from meterline.tariffs.standing import Booked, book_standing_charges
 from meterline.tariffs.store import LoadReport, StoredPlan, load_book, read_plans
 from meterline.units import Utility
 
-app = typer.Typer(help="Tariff books: load them from TOML files, check them, list them.",
+app = typer.Typer(help="Tariff books (load, check, list); standing charges and benefits.",
                   no_args_is_help=True)
 
 Files = Annotated[list[Path], typer.Argument(help="Tariff book files (TOML).", exists=True,
@@ -92,6 +97,68 @@ def _describe(stored: StoredPlan) -> list[str]:
         lines.append(f"  from {version.valid_from}{f' to {until}' if until else ''}: "
                      f"{zones}{bands}")
     return lines
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{text!r} is not a date (YYYY-MM-DD)") from exc
+
+
+@app.command("standing-charges")
+def standing_charges(
+    day: Annotated[date, typer.Option(parser=_day, metavar="YYYY-MM-DD",
+                                      help="The local day to charge.")],
+) -> None:
+    """Book the standing charges of a day: every account taking a service whose plan charges
+    one, once per account, provider, service and day (running it again books nothing twice)."""
+    url = get_settings().database_url
+
+    async def book() -> Booked:
+        async with await psycopg.AsyncConnection.connect(url) as conn:
+            booked = await book_standing_charges(conn, day)
+            await conn.commit()
+            return booked
+
+    booked = asyncio.run(book())
+    if not booked.charges:
+        typer.echo(f"{day}: nothing to book (no standing charge owed, or booked already)")
+    else:
+        typer.echo(f"{day}: {booked.charges} standing charges booked, "
+                   f"{kopecks(booked.amount):,} RUB (entry {booked.entry_id})")
+
+
+def _month(text: str) -> date:
+    try:
+        return date.fromisoformat(f"{text}-01")
+    except ValueError as exc:
+        raise typer.BadParameter(f"{text!r} is not a month (YYYY-MM)") from exc
+
+
+@app.command()
+def benefits(
+    period: Annotated[date, typer.Option(parser=_month, metavar="YYYY-MM",
+                                         help="The billing month.")],
+) -> None:
+    """Book the benefits of a billing month as their own ledger lines: every grant held in it,
+    by its rule's percent and norm. Running it again changes nothing; a benefit whose charges
+    changed since is reversed and posted again."""
+    url = get_settings().database_url
+
+    async def book() -> list[BookedBenefit]:
+        async with await psycopg.AsyncConnection.connect(url) as conn:
+            booked = await book_benefits(conn, period)
+            await conn.commit()
+            return booked
+
+    booked = asyncio.run(book())
+    for b in booked:
+        typer.echo(f"{b.account_id} {b.provider_id} {b.service} {b.rule}: "
+                   f"{kopecks(b.amount)} RUB ({b.action})")
+    counts = {action: sum(1 for b in booked if b.action == action)
+              for action in ("posted", "corrected", "unchanged", "nothing")}
+    typer.echo(f"{period:%Y-%m}: " + ", ".join(f"{n} {a}" for a, n in counts.items()))
 
 
 @app.command("list")

@@ -35,6 +35,8 @@ MICRO = Decimal("0.000001")
 
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 ZoneName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+# a benefit's code is the category of the grants (account_benefits.category) that use it
+BenefitCode = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,32}$")]
 
 
 class Basis(StrEnum):
@@ -158,7 +160,7 @@ class BenefitRule(Frozen):
     service's metered volume)."""
 
     provider_id: Code
-    code: Code
+    code: BenefitCode
     name: str
     service: Service
     percent: Decimal = Field(gt=0, le=100)

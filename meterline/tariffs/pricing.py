@@ -30,7 +30,7 @@ import numpy.typing as npt
 
 from meterline.instants import from_micros
 from meterline.money import to_micro
-from meterline.tariffs.model import ConsumerGroup, TariffPlan
+from meterline.tariffs.model import Basis, ConsumerGroup, TariffPlan
 from meterline.tariffs.zones import day_template, local_instant, time_zone
 
 I64 = npt.NDArray[np.int64]
@@ -84,6 +84,7 @@ class Rate:
 
     plan: int
     version: int  # index into the plan's versions
+    basis: Basis  # the plan's: what one unit of its prices is
     group: ConsumerGroup
     residents: int | None
     zones: tuple[str, ...]
@@ -163,7 +164,8 @@ class TariffSet:
                     for residents in norms:
                         self._row[(key, v, group, residents)] = len(self.rates)
                         self.rates.append(Rate(
-                            plan=key, version=v, group=group, residents=residents,
+                            plan=key, version=v, basis=plan.basis, group=group,
+                            residents=residents,
                             zones=tuple(z.name for z in version.zones),
                             limits=tuple(to_micro(x) for x in version.band_limits(residents)),
                             prices=tuple(
@@ -171,6 +173,12 @@ class TariffSet:
                                       for b in range(version.band_count))
                                 for z in range(len(version.zones))),
                         ))
+        # per rate, for callers labelling lines without a loop: basis, group, zone names
+        self.rate_basis = np.array([r.basis.value for r in self.rates], dtype=object)
+        self.rate_group = np.array([r.group.value for r in self.rates], dtype=object)
+        zones_each = np.array([len(r.zones) for r in self.rates], dtype=np.int64)
+        self._zone_offset = np.concatenate([[0], np.cumsum(zones_each)[:-1]]).astype(np.int64)
+        self._zone_names = np.array([z for r in self.rates for z in r.zones], dtype=object)
         widest = max((len(r.limits) for r in self.rates), default=0)
         nbands = np.array([len(r.limits) + 1 for r in self.rates], dtype=np.int64)
         self._nbands = nbands
@@ -296,6 +304,24 @@ class TariffSet:
             amount=_product(quantity, unit_price), month=month, unpriced=np.sort(order[blind]),
             used=used,
         )
+
+    def zone_names(self, rate: I64, zone: I64) -> npt.NDArray[np.object_]:
+        """The name of each (rate, zone index) pair: "night", "peak", "all_day"."""
+        names: npt.NDArray[np.object_] = self._zone_names[self._offset_of_zone(rate) + zone]
+        return names
+
+    def _offset_of_zone(self, rate: I64) -> I64:
+        offsets: I64 = self._zone_offset[rate]
+        return offsets
+
+    def rates_at(self, tracks: Sequence[Track], track: I64, at: I64) -> I64:
+        """The rate of an interval ending at each instant ``at`` on its track (the one in force
+        just before it); ``NO_RATE`` where none is."""
+        rates = np.full(len(at), NO_RATE, dtype=np.int64)
+        if len(at):
+            where, _, _, rate, _, _ = self._cut(tracks, track, at - 1, at)
+            rates[where] = rate
+        return rates
 
     def _cut(self, tracks: Sequence[Track], track: I64, start: I64,
              end: I64) -> tuple[I64, ...]:

@@ -30,11 +30,13 @@ from meterline.tariffs.model import (
     BenefitRule,
     Book,
     ConsumerGroup,
+    ProviderInfo,
     TariffPlan,
     TariffVersion,
     Zone,
 )
-from meterline.units import Service, Utility
+from meterline.tariffs.zones import FLAT
+from meterline.units import SERVICE_OF_UTILITY, Service, Utility
 
 
 class BookConflict(Conflict):
@@ -308,6 +310,29 @@ async def _load_benefit(conn: psycopg.AsyncConnection[Any], rule: BenefitRule,
     elif tuple(row) != (rule.name, rule.service, rule.percent, rule.norm, rule.norm_basis):
         problems.append((f"benefit {rule.code}", "differs from the stored rule; a benefit rule "
                                                  "once loaded is never edited: give it a new code"))
+
+
+_DEFAULT_CODE = """
+SELECT code FROM tariff_plans WHERE provider_id = %s AND service = %s AND is_default
+"""
+
+
+async def register_flat_rate(conn: psycopg.AsyncConnection[Any], provider: ProviderInfo,
+                             utility: Utility, price: Decimal, valid_from: date) -> None:
+    """A one-rate plan ``flat-<utility>`` of the provider's metered utility from
+    ``valid_from``: its default for the service unless another plan (a tariff book's) is.
+    Registering the same rate again changes nothing; another price for the same day is a
+    ``BookConflict``, and a later day adds a version."""
+    service = SERVICE_OF_UTILITY[utility]
+    code = "flat-" + utility.value.replace("_", "-")
+    cur = await conn.execute(_DEFAULT_CODE, (provider.id, service))
+    row = await cur.fetchone()
+    unit = {Utility.ELECTRICITY: Basis.KWH, Utility.HEAT: Basis.GCAL}.get(utility, Basis.M3)
+    plan = TariffPlan(
+        provider_id=provider.id, code=code, name="Flat rate", service=service, utility=utility,
+        basis=unit, default=row is None or row[0] == code,
+        versions=(TariffVersion(valid_from=valid_from, zones=FLAT, prices=((price,),)),))
+    await load_book(conn, Book(provider=provider, plans=(plan,)))
 
 
 async def read_benefits(conn: psycopg.AsyncConnection[Any],

@@ -52,23 +52,23 @@ _TRACKS = """
 WITH k AS (
     SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]) WITH ORDINALITY
            AS k(account_id, provider_id, service, n)
+), chosen AS (
+    SELECT c.account_id, c.provider_id, c.service,
+           array_agg(c.valid_from ORDER BY c.valid_from) AS days,
+           array_agg(c.plan_id ORDER BY c.valid_from) AS plans,
+           array_agg(c.consumer_group ORDER BY c.valid_from) AS groups
+      FROM account_plans c
+     WHERE c.account_id IN (SELECT account_id FROM k)
+     GROUP BY 1, 2, 3
 )
-SELECT k.n, ad.time_zone, a.residents,
-       (SELECT p.id FROM tariff_plans p
-         WHERE p.provider_id = k.provider_id AND p.service = k.service AND p.is_default),
-       (SELECT coalesce(array_agg(c.valid_from ORDER BY c.valid_from), '{}')
-          FROM account_plans c
-         WHERE (c.account_id, c.provider_id, c.service) = (k.account_id, k.provider_id, k.service)),
-       (SELECT coalesce(array_agg(c.plan_id ORDER BY c.valid_from), '{}')
-          FROM account_plans c
-         WHERE (c.account_id, c.provider_id, c.service) = (k.account_id, k.provider_id, k.service)),
-       (SELECT coalesce(array_agg(c.consumer_group ORDER BY c.valid_from), '{}')
-          FROM account_plans c
-         WHERE (c.account_id, c.provider_id, c.service) = (k.account_id, k.provider_id, k.service))
+SELECT k.n, ad.time_zone, a.residents, d.id, c.days, c.plans, c.groups
   FROM k
   JOIN accounts a ON a.id = k.account_id
   JOIN addresses ad ON ad.id = a.address_id
- ORDER BY k.n
+  LEFT JOIN tariff_plans d
+         ON d.provider_id = k.provider_id AND d.service = k.service AND d.is_default
+  LEFT JOIN chosen c
+         ON (c.account_id, c.provider_id, c.service) = (k.account_id, k.provider_id, k.service)
 """
 
 
@@ -85,7 +85,8 @@ async def load_tracks(conn: psycopg.AsyncConnection[Any],
         if default is not None:
             steps.append(PlanStep(None, default))
         steps += [PlanStep(day, plan, ConsumerGroup(group))
-                  for day, plan, group in zip(days, plans, groups, strict=True)]
+                  for day, plan, group in zip(days or (), plans or (), groups or (),
+                                              strict=True)]
         if steps:
             tracks[n - 1] = Track(zone, tuple(steps), residents or None)
     return tracks

@@ -120,7 +120,10 @@ async def test_a_subscriber_chooses_for_their_own_account_and_tariffs_need_a_log
     assert_problem(await anonymous.get("/tariffs"), 401)
     listed = await anonymous.get("/tariffs", params={"provider_id": made.provider_id},
                                  headers=bearer(owner))
-    assert len(listed.json()) == 5
+    # the book's five plans, and the flat rate the account's registration gave its provider
+    assert {(p["code"], p["default"]) for p in listed.json()} >= {
+        ("household-flat", True), ("flat-electricity", False)}
+    assert len(listed.json()) == 6
     chosen = await anonymous.post(f"/accounts/{made.account_id}/plans", headers=bearer(owner),
                                   json={"plan": "household-2zone"})
     assert chosen.status_code == 200, chosen.text

@@ -1,52 +1,45 @@
-"""Tariff lookup by validity period, and exact pricing."""
+"""What rating reads of the tariff books for one batch: tracks and monthly volumes."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
+import psycopg
 
-from meterline.money import from_pico, to_micro
-from rating.tariffs import NO_TARIFF, Tariff, TariffBook, price
-
-JAN = datetime(2026, 1, 1, tzinfo=UTC)
-JUL = datetime(2026, 7, 1, tzinfo=UTC)
-
-
-def us(moment: datetime) -> int:
-    return int(moment.timestamp() * 1_000_000)
+from meterline.tariffs.tracks import add_volumes
+from rating.pricing import RoutedReadings
+from rating.tariffs import batch_tariffs, load_tariffs
+from tests.factories import book_customer, customer
 
 
-def book() -> TariffBook:
-    return TariffBook([
-        Tariff(2, "sbyt", "electricity", "kWh", Decimal("6.170000"), JUL),
-        Tariff(1, "sbyt", "electricity", "kWh", Decimal("5.470000"), JAN, JUL),
-        Tariff(3, "vodokanal", "cold_water", "m3", Decimal("48.12"), JAN),
-    ])
+def readings(*rows: tuple[str, str, str]) -> RoutedReadings:
+    """(account, provider, utility) per reading."""
+    n = len(rows)
+    return RoutedReadings(
+        account=[a for a, _, _ in rows], meter=[f"m{i}" for i in range(n)],
+        register=["active_import"] * n, unit=["kWh"] * n, provider=[p for _, p, _ in rows],
+        utility=[u for _, _, u in rows], ts=np.zeros(n, dtype=np.int64),
+        value=np.zeros(n, dtype=np.int64))
 
 
-def test_the_tariff_in_force_at_the_interval_end_is_chosen() -> None:
-    ts = np.array([us(JAN) + 1, us(JUL), us(JUL) + 1, us(JAN) - 1], dtype=np.int64)
-    ids, prices = book().lookup("sbyt", "electricity", "kWh", ts)
-    assert ids.tolist() == [1, 1, 2, NO_TARIFF]
-    assert prices.tolist() == [5_470_000, 5_470_000, 6_170_000, 0]
-
-
-def test_unknown_provider_or_other_unit_has_no_tariff() -> None:
-    ts = np.array([us(JUL) + 1], dtype=np.int64)
-    assert book().lookup("nobody", "electricity", "kWh", ts)[0].tolist() == [NO_TARIFF]
-    assert book().lookup("vodokanal", "cold_water", "kWh", ts)[0].tolist() == [NO_TARIFF]
-
-
-def test_price_is_exact_to_the_pico_rouble() -> None:
-    quantity = np.array([to_micro(Decimal("1.234567")), 1], dtype=np.int64)
-    prices = np.array([to_micro(Decimal("5.47")), to_micro(Decimal("5.47"))], dtype=np.int64)
-    charges = [from_pico(p) for p in price(quantity, prices)]
-    assert charges == [Decimal("1.234567") * Decimal("5.47"), Decimal("0.00000547")]
-
-
-def test_price_falls_back_to_python_integers_past_int64() -> None:
-    quantity = np.array([10**13], dtype=np.int64)
-    prices = np.array([10**8], dtype=np.int64)
-    assert price(quantity, prices) == [10**21]
+async def test_each_reading_gets_its_account_s_track_and_band_key(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    planned = await book_customer(conn)
+    unplanned = await customer(conn, "0")  # its provider has a flat rate from the factory
+    await add_volumes(conn, [(planned.account_id, planned.provider_id, "electricity",
+                              date(2026, 11, 1), Decimal("12.5"))])
+    batch = readings((planned.account_id, planned.provider_id, "electricity"),
+                     (unplanned.account_id, unplanned.provider_id, "electricity"),
+                     (planned.account_id, planned.provider_id, "electricity"),
+                     (planned.account_id, planned.provider_id, "gas"))
+    got = await batch_tariffs(conn, await load_tariffs(conn), batch, date(2026, 11, 5))
+    assert got.key.tolist() == [0, 1, 0, 2]
+    assert got.track[0] == got.track[2] and got.track[0] != got.track[1]
+    assert got.track[3] == -1  # no gas plan anywhere
+    plans = {got.set.plans[t.steps[0].plan].code for t in got.tracks}
+    assert plans == {"household-flat", "flat-electricity"}
+    assert (got.volumes.key.tolist(), got.volumes.volume.tolist()) == ([0], [12_500_000])

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from meterline.errors import Invalid, NotFound
-from meterline.tariffs.choices import account_plans, choose_plan
+from meterline.tariffs.choices import account_plans, assign_plan, choose_plan
 from meterline.tariffs.model import ConsumerGroup
 from meterline.units import Service
 from tests.factories import book_customer, customer, provider, stored_book, tariff_book
@@ -104,3 +104,19 @@ price = 5
     made = await customer(conn, "0", seller=seller)
     with pytest.raises(Invalid, match="plan old has no tariff in force from 2026-12-01"):
         await choose_plan(conn, made.account_id, "old", now=NOV_15)
+
+
+async def test_an_operator_assigns_a_plan_from_a_given_day(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    made = await book_customer(conn)
+    await assign_plan(conn, made.account_id, made.provider_id, "household-3zone",
+                      date(2026, 11, 10), ConsumerGroup.RURAL)
+    await assign_plan(conn, made.account_id, made.provider_id, "household-3zone",
+                      date(2026, 11, 10), ConsumerGroup.RURAL)  # again: nothing new
+    current, _ = await account_plans(conn, made.account_id, NOV_15)
+    assert [(p.plan_code, p.since, p.consumer_group) for p in current] == [
+        ("household-3zone", date(2026, 11, 10), ConsumerGroup.RURAL)]
+    with pytest.raises(Invalid, match="has no plan night-owl"):
+        await assign_plan(conn, made.account_id, made.provider_id, "night-owl",
+                          date(2026, 11, 10))

@@ -70,3 +70,12 @@ def test_check_reads_every_example_book() -> None:
     result = runner.invoke(app, ["tariffs", "check", *books])
     assert result.exit_code == 0, result.output
     assert result.output.count(": fine") == 4
+
+
+def test_standing_charges_of_a_day_with_nothing_owed(database: None) -> None:
+    result = runner.invoke(app, ["tariffs", "standing-charges", "--day", "1999-01-01"])
+    assert result.exit_code == 0, result.output
+    assert result.output == "1999-01-01: nothing to book (no standing charge owed, or booked " \
+                            "already)\n"
+    bad = runner.invoke(app, ["tariffs", "standing-charges", "--day", "yesterday"])
+    assert bad.exit_code == 2 and "'yesterday' is not a date (YYYY-MM-DD)" in bad.output

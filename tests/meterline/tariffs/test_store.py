@@ -178,5 +178,5 @@ async def test_benefit_rules_are_stored_once_and_never_edited(
     assert await read_benefits(conn, book.provider.id) == list(book.benefits)
     changed = book.model_copy(update={"benefits": (
         book.benefits[0].model_copy(update={"percent": Decimal(30)}),)})
-    with pytest.raises(BookConflict, match="benefit veteran-heating"):
+    with pytest.raises(BookConflict, match="benefit veteran_heating"):
         await load_book(conn, changed)

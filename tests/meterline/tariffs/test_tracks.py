@@ -37,8 +37,10 @@ async def test_an_account_s_track_is_its_default_plan_then_its_choices(
 
 
 async def test_no_track_without_a_plan(conn: psycopg.AsyncConnection[Any]) -> None:
-    made = await customer(conn, "0")  # its provider has no tariff book
-    assert await load_tracks(conn, [(made.account_id, made.provider_id, "electricity"),
+    made = await customer(conn, "0")  # its provider has the fleet's flat electricity rate only
+    flat = await load_tracks(conn, [(made.account_id, made.provider_id, "electricity")])
+    assert flat != [None]
+    assert await load_tracks(conn, [(made.account_id, made.provider_id, "gas"),
                                     ("NO-SUCH", made.provider_id, "electricity")]) == [None, None]
 
 
