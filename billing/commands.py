@@ -19,6 +19,7 @@ from billing.accounts.town import Town, TownSpec, generate_town
 from billing.billrun.run import bill
 from billing.documents.bulk import Written, export_selection, render_selection, renderers
 from billing.scheduler.jobs import run_job
+from meterline import periods
 from meterline.bill_runs import Selection, parse_period
 from meterline.errors import DomainError
 from meterline.settings import Settings
@@ -163,3 +164,28 @@ def run_job_now(settings: Settings, name: str) -> None:
         typer.echo(f"refused: {exc.detail}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(f"{name}: {detail}")
+
+
+def close_period(settings: Settings, period: str, provider: str | None) -> None:
+    """Close a billed period for its providers (or one): it is never billed again."""
+
+    async def main() -> list[str]:
+        month = parse_period(period)
+        async with await psycopg.AsyncConnection.connect(
+            settings.database_url, application_name="meterline-close-period"
+        ) as conn:
+            cur = await conn.execute("""
+                SELECT DISTINCT provider_id FROM bill_lines
+                 WHERE period = %s AND (%s::text IS NULL OR provider_id = %s::text)
+                 ORDER BY 1""", (month, provider, provider))
+            providers = [p for (p,) in await cur.fetchall()]
+            closed = [p for p in providers if await periods.close_period(conn, p, month)]
+            await conn.commit()
+            return closed
+
+    try:
+        closed = asyncio.run(main())
+    except DomainError as exc:
+        typer.echo(f"refused: {exc.detail}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"{period} closed for {', '.join(closed) or 'no provider (closed already)'}")

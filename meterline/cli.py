@@ -522,6 +522,18 @@ def export(
     run(_settings(), period, _selection(region, city, house, provider, account), format, out)
 
 
+@app.command("close-period")
+def close_period(
+    period: Annotated[str, typer.Option(help="The month closed, YYYY-MM.")],
+    provider: ProviderOption = None,
+) -> None:
+    """Close a billed period for every provider billed in it (or one): it is never billed
+    again; a correction goes into the next period."""
+    from billing.commands import close_period as run
+
+    run(_settings(), period, provider)
+
+
 @app.command()
 def scheduler() -> None:
     """Run the scheduler service: jobs on their schedules (setting `schedules`), bill runs

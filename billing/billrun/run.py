@@ -25,6 +25,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from billing.billrun.booking import CLOSED, book_changes
 from billing.billrun.lines import CHUNK, PREPARE, SUBSTITUTED, UNPRICED, execute_all
 from meterline.bill_runs import Selection, check_period
 from meterline.errors import Conflict, DomainError, Invalid, NotFound
@@ -160,6 +161,11 @@ async def _start(conn: psycopg.AsyncConnection[Any], period: date, selection: Se
         sizes = [n for (n,) in await cur.fetchall()]
         if not sizes:
             raise NotFound(f"no housing account matches {selection.as_json() or 'the run'}")
+        cur = await conn.execute(CLOSED, {**params, "run": run_id})
+        closed = [provider for (provider,) in await cur.fetchall()]
+        if closed:
+            raise Conflict(f"the period {period:%Y-%m} is closed for {', '.join(closed)}: a "
+                           "correction goes into the next period", code="period-closed")
         cur = await conn.execute(UNPRICED, {**params, "run": run_id})
         unpriced = [f"{service} of {provider}" for provider, service in await cur.fetchall()]
         if unpriced:
@@ -291,6 +297,7 @@ async def bill_chunk(conn: psycopg.AsyncConnection[Any], run: Run,
         params = {**_params(run.selection, run.period), "run": run.id, "chunk": chunk}
         await execute_all(conn, CHUNK, params)
         await conn.execute(_CHANGED, params)
+        await book_changes(conn, run.period, run.id, chunk)
         await conn.execute(_DROP_OLD, params)
         await conn.execute(_PUT_NEW, params)
         await conn.execute(_DROP_SUBSTITUTED, params)

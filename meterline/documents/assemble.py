@@ -2,14 +2,17 @@
 bill lines, the payees' details, the readings the lines rest on, the houses' common volumes,
 the norms. A batch of accounts costs one query per kind, not one per account.
 
-Debt brought forward, payments received, penalties and instalments are the journal's
-(the money-model and payments issues); until the journal is there they are zero.
+Debt brought forward, payments received and penalties are the journal's, per provider and
+per service: the debt is what the subscriber postings of earlier periods leave (payments
+booked before the period only), payments are those booked during the period, penalties
+those of the period. Instalments are not in the journal yet: zero.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -114,6 +117,33 @@ SELECT h.house_id, hm.utility AS service, ends.value - starts.value AS house_vol
        ORDER BY ts DESC LIMIT 1) starts
 """
 
+# What the journal holds for each account, provider and service around the period.
+_MONEY = """
+SELECT p.account_id, p.provider_id, p.service,
+       coalesce(sum(p.amount) FILTER (WHERE w.before), 0) AS before,
+       coalesce(sum(p.amount) FILTER (WHERE w.paid), 0) AS paid,
+       coalesce(-sum(p.amount) FILTER (WHERE e.kind = 'penalty'
+                                        AND p.period = %(period)s), 0) AS penalties
+  FROM postings p
+  JOIN entries e ON e.id = p.entry_id
+  JOIN accounts a ON a.id = p.account_id
+  JOIN addresses ad ON ad.id = a.address_id
+  CROSS JOIN LATERAL (
+      SELECT %(period)s::timestamp AT TIME ZONE ad.time_zone AS starts,
+             %(next)s::timestamp AT TIME ZONE ad.time_zone AS ends) m
+  CROSS JOIN LATERAL (
+      SELECT e.kind IN ('payment', 'topup') AND e.booked_at >= m.starts
+                 AND e.booked_at < m.ends AS paid) q
+  CROSS JOIN LATERAL (
+      SELECT q.paid,
+             NOT q.paid
+             AND (e.kind NOT IN ('payment', 'topup') OR e.booked_at < m.starts)
+             AND coalesce(p.period, date_trunc('month', e.booked_at AT TIME ZONE ad.time_zone)
+                                    ::date) < %(period)s AS before) w
+ WHERE p.book = 'subscriber' AND p.account_id = ANY(%(accounts)s)
+ GROUP BY p.account_id, p.provider_id, p.service
+"""
+
 _NORMS = """
 SELECT DISTINCT ON (region_code, service, scope) region_code, service, scope, quantity, unit
   FROM consumption_norms
@@ -154,7 +184,8 @@ async def payment_documents(
 ) -> list[PaymentDocument]:
     """The documents of ``account_ids`` for ``period``, for the accounts that were billed
     (in the order given)."""
-    params = {"period": period, "accounts": list(account_ids), "cutoff": CUTOFF_DAY}
+    params = {"period": period, "accounts": list(account_ids), "cutoff": CUTOFF_DAY,
+              "next": date(period.year + period.month // 12, period.month % 12 + 1, 1)}
     accounts = {r["id"]: r for r in await _rows(conn, _ACCOUNTS, params)}
     lines: dict[str, list[Line]] = defaultdict(list)
     for row in await _rows(conn, _LINES, params):
@@ -187,6 +218,12 @@ async def payment_documents(
         norms[r["region_code"]].append(
             (Service(r["service"]), r["scope"], r["quantity"], UNITS.get(r["unit"], r["unit"])))
 
+    money: dict[tuple[str, str], dict[str | None, tuple[Decimal, Decimal, Decimal]]] = (
+        defaultdict(dict))
+    for r in await _rows(conn, _MONEY, params):
+        money[(r["account_id"], r["provider_id"])][r["service"]] = (
+            -r["before"], r["paid"], r["penalties"])
+
     documents = []
     for account_id in account_ids:
         account, own = accounts.get(account_id), lines.get(account_id)
@@ -195,10 +232,8 @@ async def payment_documents(
         sellers = sorted({line.provider_id for line in own})
         issuer = next((payees[line.provider_id] for line in own
                        if line.service == Service.MAINTENANCE), payees[sellers[0]])
-        totals = tuple(
-            PayeeTotal(payees[p], sum((line.total for line in own if line.provider_id == p),
-                                      ZERO))
-            for p in sellers)
+        totals = tuple(_total(payees[p], own, money[(account_id, p)]) for p in sellers)
+        own = [_with_money(line, money[(account_id, line.provider_id)]) for line in own]
         services = {line.service for line in own}
         documents.append(PaymentDocument(
             account_id=account_id, els=account["els"], period=period,
@@ -210,6 +245,23 @@ async def payment_documents(
             norms=tuple(n for n in norms.get(account["region_code"], ()) if n[0] in services),
             due_on=due_date(period)))
     return documents
+
+
+def _total(payee: Payee, lines: list[Line],
+           money: dict[str | None, tuple[Decimal, Decimal, Decimal]]) -> PayeeTotal:
+    return PayeeTotal(
+        payee, sum((line.total for line in lines if line.provider_id == payee.provider_id), ZERO),
+        debt=sum((m[0] for m in money.values()), ZERO),
+        paid=sum((m[1] for m in money.values()), ZERO),
+        penalties=sum((m[2] for m in money.values()), ZERO))
+
+
+def _with_money(line: Line, money: dict[str | None, tuple[Decimal, Decimal, Decimal]]) -> Line:
+    """The service's own debt and penalties on its individual line."""
+    if line.common or line.service.value not in money:
+        return line
+    debt, _, penalties = money[line.service.value]
+    return replace(line, debt=debt, penalties=penalties)
 
 
 async def payment_document(conn: psycopg.AsyncConnection[Any], period: date,

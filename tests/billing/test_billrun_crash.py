@@ -1,4 +1,5 @@
-"""A bill run killed half-way and resumed bills the same as one that was never interrupted.
+"""A bill run killed half-way and resumed bills and posts the same as one that was never
+interrupted.
 
 Two towns drawn alike (same seed): one billed in one go on one connection, the other by a
 `meterline billrun` process (two workers, the default) killed with SIGKILL while its last
@@ -35,6 +36,16 @@ async def normalised_lines(conn: psycopg.AsyncConnection[Any], made: Town) -> li
                recalculation, recalculation_reason, benefit
           FROM bill_lines WHERE period = %(period)s AND account_id LIKE %(p)s || '%%'
          ORDER BY 1, 2, 3""", {"p": prefix, "period": PERIOD})
+    return await cur.fetchall()
+
+
+async def normalised_balances(conn: psycopg.AsyncConnection[Any], made: Town) -> list[Any]:
+    """The town's balances (what the journal posted) with its own prefixes taken off."""
+    cur = await conn.execute("""
+        SELECT substr(account_id, length(%(p)s) + 1), substr(provider_id, length(%(p)s) + 1),
+               amount
+          FROM balances WHERE account_id LIKE %(p)s || '%%' ORDER BY 1, 2""",
+        {"p": made.spec.prefix})
     return await cur.fetchall()
 
 
@@ -95,5 +106,7 @@ async def test_killed_half_way_and_resumed_bills_the_same(
     assert resumed.returncode == 0, output.decode()
     assert f"bill run {run_id} of 2026-03: 240 accounts billed".encode() in output
     assert await normalised_lines(conn, subject) == expected
+    assert await normalised_balances(conn, subject) == await normalised_balances(conn, reference)
+    assert any(amount for *_, amount in await normalised_balances(conn, subject))
     cur = await conn.execute("SELECT status, billed FROM bill_runs WHERE id = %s", (run_id,))
     assert await cur.fetchone() == ("done", 240)

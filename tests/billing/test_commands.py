@@ -60,3 +60,21 @@ def test_town_says_what_it_made() -> None:
     assert first.exit_code == 0, first.output
     assert f"town Берёзовск ({prefix}): 30 new accounts in" in first.output
     assert "0 new accounts" in runner.invoke(app, args).output
+
+
+def test_billrun_then_close_period_then_billing_it_again_is_refused() -> None:
+    prefix = unique("K").upper()
+    region = prefix[-8:]
+    assert runner.invoke(app, ["town", "--accounts", "24", "--prefix", prefix, "--region",
+                               region, "--months", "1"]).exit_code == 0
+    billed = runner.invoke(app, ["billrun", "--period", "2026-01", "--region", region,
+                                 "--no-progress"])
+    assert billed.exit_code == 0, billed.output
+    assert "24 accounts billed, 24 bills changed" in billed.output
+    closed = runner.invoke(app, ["close-period", "--period", "2026-01",
+                                 "--provider", f"{prefix.lower()}-uk"])
+    assert closed.output.strip() == f"2026-01 closed for {prefix.lower()}-uk"
+    again = runner.invoke(app, ["billrun", "--period", "2026-01", "--region", region,
+                                "--no-progress"])
+    assert again.exit_code == 2
+    assert f"the period 2026-01 is closed for {prefix.lower()}-uk" in again.output

@@ -1,0 +1,88 @@
+"""A chunk's changed bills posted to the journal ledger (meterline.ledger), in the chunk's
+transaction, through the ledger's bulk path: staged in ``ledger_lines`` by set-based SQL, each
+kind of amount posted as one entry of the chunk.
+
+For every account and provider whose bill changed, what the stored bill had posted is
+reversed (charges: ``subscriber +x, revenue -x``; benefits: ``subscriber -d, discounts +d``)
+and the new bill is posted (charges ``subscriber -x, revenue +x``, recalculations with them;
+benefits ``subscriber +d, discounts -d``), all with the bill's period: corrections are
+reversal and repost, never edits. An unchanged bill posts nothing. Entry keys name the period,
+the run and the chunk (``bill:2026-03:<run>:<chunk>:charges``), so a chunk is posted once.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, LiteralString
+
+import psycopg
+
+from meterline.ledger import Book, EntryKind, lines_table, post_lines
+
+# What the stored bill of each changed account and provider posted, to reverse it.
+_OLD_CHARGES = """
+INSERT INTO ledger_lines (account_id, provider_id, service, period, amount)
+SELECT l.account_id, l.provider_id, l.service, l.period, sum(l.charged + l.recalculation)
+  FROM bill_lines l JOIN changed_bills c USING (account_id, provider_id)
+ WHERE l.period = %(period)s
+ GROUP BY l.account_id, l.provider_id, l.service, l.period
+HAVING sum(l.charged + l.recalculation) <> 0
+"""
+
+_OLD_BENEFITS = """
+INSERT INTO ledger_lines (account_id, provider_id, service, period, amount)
+SELECT l.account_id, l.provider_id, l.service, l.period, -sum(l.benefit)
+  FROM bill_lines l JOIN changed_bills c USING (account_id, provider_id)
+ WHERE l.period = %(period)s
+ GROUP BY l.account_id, l.provider_id, l.service, l.period
+HAVING sum(l.benefit) <> 0
+"""
+
+# The new bill of each changed account and provider.
+_NEW_CHARGES = """
+INSERT INTO ledger_lines (account_id, provider_id, service, period, amount)
+SELECT n.account_id, n.provider_id, n.service, %(period)s, -sum(n.charged + n.recalculation)
+  FROM new_lines n JOIN changed_bills c USING (account_id, provider_id)
+ GROUP BY n.account_id, n.provider_id, n.service
+HAVING sum(n.charged + n.recalculation) <> 0
+"""
+
+_NEW_BENEFITS = """
+INSERT INTO ledger_lines (account_id, provider_id, service, period, amount)
+SELECT n.account_id, n.provider_id, n.service, %(period)s, sum(n.benefit)
+  FROM new_lines n JOIN changed_bills c USING (account_id, provider_id)
+ GROUP BY n.account_id, n.provider_id, n.service
+HAVING sum(n.benefit) <> 0
+"""
+
+POSTINGS: tuple[tuple[LiteralString, EntryKind, Book, str], ...] = (
+    (_OLD_CHARGES, EntryKind.REVERSAL, Book.REVENUE, "charges-reversed"),
+    (_OLD_BENEFITS, EntryKind.REVERSAL, Book.DISCOUNTS, "benefits-reversed"),
+    (_NEW_CHARGES, EntryKind.CHARGE, Book.REVENUE, "charges"),
+    (_NEW_BENEFITS, EntryKind.BENEFIT, Book.DISCOUNTS, "benefits"),
+)
+
+
+async def book_changes(conn: psycopg.AsyncConnection[Any], period: date, run_id: int,
+                       chunk: int) -> None:
+    """Post the reversal of the changed bills' stored lines and their new lines (the
+    tables ``changed_bills`` and ``new_lines`` of the chunk's transaction)."""
+    await lines_table(conn)
+    key = f"bill:{period:%Y-%m}:{run_id}:{chunk}"
+    reason = f"bill run {run_id} of {period:%Y-%m}, chunk {chunk}"
+    for stage, kind, counter, what in POSTINGS:
+        await conn.execute(stage, {"period": period})
+        await post_lines(conn, kind=kind, key=f"{key}:{what}", counter=counter,
+                         reason=f"{reason}: {what.replace('-', ' ')}")
+
+
+# Providers whose period is closed: a bill run of it is refused.
+CLOSED = """
+SELECT DISTINCT bp.provider_id
+  FROM billing_periods bp
+  JOIN account_services s ON s.provider_id = bp.provider_id
+  JOIN bill_run_chunks c ON c.run_id = %(run)s AND s.account_id = ANY(c.accounts)
+ WHERE bp.period = %(period)s AND bp.closed_at IS NOT NULL
+   AND (%(providers)s::text[] IS NULL OR bp.provider_id = ANY(%(providers)s::text[]))
+ ORDER BY 1
+"""
