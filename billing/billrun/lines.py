@@ -159,7 +159,9 @@ SELECT m.meter_id, m.account_id, m.service, k.method,
 CREATE INDEX ON run_meter_volumes (account_id)
 """
 
-# Individual volumes per account and service: metered, or by the norm with no meter.
+# Individual volumes per account and service: metered by people, or by the norm with no
+# meter at all. A service metered behind a gateway is rated (and posted) by rating: it gets
+# no line here.
 RUN_VOLUMES = """
 CREATE TABLE run_volumes AS
 SELECT account_id, service,
@@ -177,8 +179,8 @@ SELECT s.account_id, s.service, coalesce(n.quantity, 0) * r.residents, 0, 0, NUL
   LEFT JOIN run_norms n ON n.region_code = r.region_code AND n.service = s.service
                        AND n.scope = 'individual'
  WHERE s.service IN ('cold_water', 'hot_water', 'electricity', 'gas')
-   AND NOT EXISTS (SELECT 1 FROM run_meters m
-                    WHERE m.account_id = s.account_id AND m.service = s.service);
+   AND NOT EXISTS (SELECT 1 FROM meters m
+                    WHERE m.account_id = s.account_id AND m.utility = s.service);
 CREATE INDEX ON run_volumes (account_id)
 """
 

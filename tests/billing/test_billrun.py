@@ -264,3 +264,18 @@ async def test_one_run_of_a_period_at_a_time(conn: psycopg.AsyncConnection[Any],
         await other.execute("SELECT pg_advisory_lock(%s, %s)", (0x62696C6C, 2026 * 12 + 11))
         with pytest.raises(Conflict, match="a bill run of 2026-11 is running"):
             await bill_month(conn, house, 11)
+
+
+async def test_a_service_metered_behind_a_gateway_is_left_to_rating(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    house = await housing(conn, [("50", 2)], services=(Service.ELECTRICITY, Service.WASTE),
+                          metered=())
+    (flat,) = house.accounts
+    await conn.execute("""
+        INSERT INTO meters (id, account_id, provider_id, utility, model, gateway_id)
+        VALUES (%s, %s, %s, 'electricity', 'SDM120', 'gw-1')""",
+        (f"{flat}-smart", flat, house.providers[Service.ELECTRICITY]))
+    lines = await bill_month(conn, house, 1)
+    # rating charges the apartment's electricity; common property's is the bill run's
+    assert set(lines) == {(flat, "waste", False), (flat, "electricity", True)}
