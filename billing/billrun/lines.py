@@ -21,7 +21,9 @@ one line per service of each selected account (and provider), one more per commo
   apartments' volumes, capped at the norm × the house's common area, split by area; no house
   meter: the norm volume.
 - Maintenance and capital repair per m², waste per registered resident.
-- Benefits: the account's share of a service's charge.
+- Benefits: the account's share of a service's charge, for grants without a benefit rule (a
+  grant whose category is a rule's code is the tariffs' benefits job's: ``meterline tariffs
+  benefits`` prices and posts it).
 
 Readings are looked at over 14 months before the period (the history an average needs).
 Prices come from ``bill_prices(period)`` only.
@@ -159,7 +161,9 @@ SELECT m.meter_id, m.account_id, m.service, k.method,
 CREATE INDEX ON run_meter_volumes (account_id)
 """
 
-# Individual volumes per account and service: metered, or by the norm with no meter.
+# Individual volumes per account and service: metered by people, or by the norm with no
+# meter at all. A service metered behind a gateway is rated (and posted) by rating: it gets
+# no line here.
 RUN_VOLUMES = """
 CREATE TABLE run_volumes AS
 SELECT account_id, service,
@@ -177,8 +181,8 @@ SELECT s.account_id, s.service, coalesce(n.quantity, 0) * r.residents, 0, 0, NUL
   LEFT JOIN run_norms n ON n.region_code = r.region_code AND n.service = s.service
                        AND n.scope = 'individual'
  WHERE s.service IN ('cold_water', 'hot_water', 'electricity', 'gas')
-   AND NOT EXISTS (SELECT 1 FROM run_meters m
-                    WHERE m.account_id = s.account_id AND m.service = s.service);
+   AND NOT EXISTS (SELECT 1 FROM meters m
+                    WHERE m.account_id = s.account_id AND m.utility = s.service);
 CREATE INDEX ON run_volumes (account_id)
 """
 
@@ -290,12 +294,15 @@ SELECT q.account_id, q.service, q.common, q.provider_id, p.unit, q.volume,
   FROM bill_quantities q
   JOIN run_accounts c ON c.account_id = q.account_id
   JOIN run_prices p ON p.provider_id = q.provider_id AND p.service = q.service
-  LEFT JOIN (SELECT account_id, service, sum(share) AS share FROM account_benefits
-              WHERE account_id IN (SELECT account_id FROM run_accounts
-                                    WHERE chunk = %(chunk)s)
-                AND valid_from <= %(period)s
-                AND (valid_to IS NULL OR valid_to > %(period)s)
-              GROUP BY account_id, service) b
+  LEFT JOIN (SELECT g.account_id, g.service, sum(g.share) AS share FROM account_benefits g
+              WHERE g.account_id IN (SELECT account_id FROM run_accounts
+                                      WHERE chunk = %(chunk)s)
+                AND g.valid_from <= %(period)s
+                AND (g.valid_to IS NULL OR g.valid_to > %(period)s)
+                -- a grant with a benefit rule is priced and posted by the tariffs' benefits
+                AND NOT EXISTS (SELECT 1 FROM benefit_rules r
+                                 WHERE r.code = g.category AND r.service = g.service)
+              GROUP BY g.account_id, g.service) b
          ON b.account_id = q.account_id AND b.service = q.service AND NOT q.common
   CROSS JOIN LATERAL (SELECT round(q.volume * p.price, 2) AS charged,
                              round(q.recalculated * p.price, 2) AS recalculation) l

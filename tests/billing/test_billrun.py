@@ -264,3 +264,35 @@ async def test_one_run_of_a_period_at_a_time(conn: psycopg.AsyncConnection[Any],
         await other.execute("SELECT pg_advisory_lock(%s, %s)", (0x62696C6C, 2026 * 12 + 11))
         with pytest.raises(Conflict, match="a bill run of 2026-11 is running"):
             await bill_month(conn, house, 11)
+
+
+async def test_a_service_metered_behind_a_gateway_is_left_to_rating(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    house = await housing(conn, [("50", 2)], services=(Service.ELECTRICITY, Service.WASTE),
+                          metered=())
+    (flat,) = house.accounts
+    await conn.execute("""
+        INSERT INTO meters (id, account_id, provider_id, utility, model, gateway_id)
+        VALUES (%s, %s, %s, 'electricity', 'SDM120', 'gw-1')""",
+        (f"{flat}-smart", flat, house.providers[Service.ELECTRICITY]))
+    lines = await bill_month(conn, house, 1)
+    # rating charges the apartment's electricity; common property's is the bill run's
+    assert set(lines) == {(flat, "waste", False), (flat, "electricity", True)}
+
+
+async def test_a_benefit_with_a_rule_is_left_to_the_tariffs_benefits(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    house = await housing(conn, [("50", 2)], services=(Service.MAINTENANCE,), metered=())
+    (flat,) = house.accounts
+    code = f"rule_{house.region.lower()[-8:]}"
+    await conn.execute("""
+        INSERT INTO benefit_rules (provider_id, code, name, service, percent, norm, norm_basis)
+        VALUES (%s, %s, 'Ветеран труда', 'maintenance', 50, 18, 'm2')""",
+        (house.providers[Service.MAINTENANCE], code))
+    await conn.execute("""
+        INSERT INTO account_benefits (account_id, category, service, share, valid_from)
+        VALUES (%s, %s, 'maintenance', 0.5, '2026-01-01')""", (flat, code))
+    line = (await bill_month(conn, house, 1))[(flat, "maintenance", False)]
+    assert (line["charged"], line["benefit"]) == (D("1710.00"), 0)
