@@ -654,13 +654,14 @@ async def house_meter(conn: psycopg.AsyncConnection[Any], house: Housing, utilit
 
 async def grant_benefit(conn: psycopg.AsyncConnection[Any], account_id: str, rule: str,
                         service: str, valid_from: date, valid_to: date | None = None,
-                        *, area: str | None = None, residents: int | None = None) -> None:
-    """A benefit granted to an account (``account_benefits``, category = the rule's code), and
-    the account's area and registered residents when given."""
+                        *, area: str | None = None, residents: int | None = None,
+                        beneficiaries: int = 1) -> None:
+    """A benefit granted to ``beneficiaries`` of an account's residents (``account_benefits``,
+    category = the rule's code), and the account's area and registered residents when given."""
     await conn.execute(
         "INSERT INTO account_benefits (account_id, category, service, share, valid_from, "
-        "valid_to) VALUES (%s, %s, %s, 1, %s, %s)",
-        (account_id, rule, service, valid_from, valid_to))
+        "valid_to, beneficiaries) VALUES (%s, %s, %s, 1, %s, %s, %s)",
+        (account_id, rule, service, valid_from, valid_to, beneficiaries))
     await conn.execute(
         "UPDATE accounts SET area = coalesce(%s, area), residents = coalesce(%s, residents) "
         "WHERE id = %s", (area, residents, account_id))

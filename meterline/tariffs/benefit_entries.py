@@ -37,12 +37,9 @@ from meterline.tariffs.pricing import month_id, month_start
 from meterline.tariffs.zones import time_zone
 from meterline.units import Service
 
-# beneficiaries: billrun's column when it is there, one otherwise
 _GRANTS = """
 SELECT g.account_id, r.provider_id, g.service, r.code, r.name, r.percent, r.norm, r.norm_basis,
-       g.valid_from, g.valid_to,
-       coalesce((to_jsonb(g) ->> 'beneficiaries')::integer, 1), a.residents, a.area,
-       ad.time_zone
+       g.valid_from, g.valid_to, g.beneficiaries, a.residents, a.area, ad.time_zone
   FROM account_benefits g
   JOIN benefit_rules r ON r.code = g.category AND r.service = g.service
   JOIN balances b ON b.account_id = g.account_id AND b.provider_id = r.provider_id

@@ -87,6 +87,20 @@ async def test_the_worked_example_is_booked_once_and_corrected_by_reversal(
     assert await check(conn, made.account_id) == []
 
 
+async def test_two_beneficiaries_of_a_larger_flat_are_capped_at_the_norm_each(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    seller = provider()
+    await stored_book(conn, example_book("teploset", seller))
+    made = await customer(conn, "0", seller=seller)
+    await grant_benefit(conn, made.account_id, "veteran_heating", "heating", date(2026, 1, 1),
+                        area="75", residents=3, beneficiaries=2)
+    # 75 m2 for 3 residents: 25 m2 each, 18 within the norm; 2 beneficiaries: 36 m2 of 75.
+    # Charged 75 x 42.30 = 3,172.50; benefit 50 % x 3,172.50 x 36 / 75 = 761.40
+    await charge_heating(conn, made, "3172.50")
+    assert of(await book_benefits(conn, NOVEMBER), made) == [(Decimal("761.40"), "posted")]
+
+
 async def test_a_benefit_starting_mid_month_counts_for_the_days_held(
     conn: psycopg.AsyncConnection[Any],
 ) -> None:
