@@ -17,9 +17,9 @@ from fastapi import APIRouter, Query
 from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.amounts import Exact
+from api.amounts import Exact, ReadingValue
 from api.auth.callers import Desk
-from api.ids import MeterPath
+from api.ids import PRINTABLE, MeterPath
 from api.problems import problem_responses
 from api.state import Pool
 from meterline.audit import record
@@ -100,7 +100,7 @@ async def search_accounts(conn: psycopg.AsyncConnection[Any],
     return [FoundAccount.model_validate(r) for r in await cur.fetchall()]
 
 
-Part = Annotated[str, Query(max_length=100)]
+Part = Annotated[str, Query(max_length=100, pattern=PRINTABLE)]
 
 
 @router.get("/desk/accounts", response_model=list[FoundAccount], summary="Find accounts",
@@ -122,13 +122,14 @@ async def find_accounts(
 class Correction(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    value: Decimal = Field(ge=0, allow_inf_nan=False, max_digits=20, decimal_places=6)
-    reason: str = Field(min_length=1, max_length=1000, description="Why: kept in the audit log.")
+    value: ReadingValue
+    reason: str = Field(min_length=1, max_length=1000, pattern=PRINTABLE,
+                        description="Why: kept in the audit log.")
 
 
 class Corrected(BaseModel):
     meter_id: str
-    register: str
+    register: str = Field(description="Register code, e.g. volume.")
     ts: Timestamp
     before: Exact
     after: Exact
