@@ -56,7 +56,7 @@ async def admin(view: View, pool: Pool) -> Response:
 
 @router.post("/admin/users")
 async def add_user(view: View, pool: Pool, username: Text, password: Text, role: Text,
-                   accounts: Text, reason: Text, csrf: Text) -> Response:
+                   reason: Text, csrf: Text, accounts: Text = "") -> Response:
     view.check_csrf(csrf)
     if not _admin(view):
         return view.render("missing.html", status=404, account_id="")

@@ -11,7 +11,9 @@ from typing import Any
 import psycopg
 from playwright.async_api import Page, expect
 
-from tests.pages.conftest import Site, log_in, screenshot
+from meterline.users import Role
+from tests.factories import person
+from tests.pages.conftest import PASSWORD, Site, log_in, screenshot
 
 OpenPage = Callable[..., Awaitable[Page]]
 
@@ -116,3 +118,23 @@ async def test_the_cabinet_speaks_russian(site: Site, open_page: OpenPage) -> No
     await page.get_by_role("link", name="English").click()
     await expect(page.get_by_role("heading", name="Log in")).to_be_visible()
     assert await page.get_attribute("html", "lang") == "en"
+
+
+async def test_an_admin_gives_a_user_a_role_with_a_reason(
+    site: Site, open_page: OpenPage, conn: psycopg.AsyncConnection[Any],
+) -> None:
+    admin = await person(conn, Role.ADMIN, password=PASSWORD)
+    page = await open_page()
+    await log_in(page, site, admin)
+    await expect(page).to_have_url(f"{site.url}/admin")
+    await page.get_by_label("User name or account number").fill("new-operator")
+    await page.get_by_label("Password").fill("a long enough password")
+    await page.locator("#new-role").select_option("operator")
+    await page.locator("#new-reason").fill("joined the back office")
+    await page.get_by_role("button", name="Create a user").click()
+    await expect(page.get_by_role("status")).to_have_text("User created.")
+    await screenshot(page, "admin")
+    cur = await conn.execute("SELECT u.role, a.reason FROM users u JOIN audit_log a"
+                             " ON a.subject = 'user ' || u.username WHERE u.username = %s",
+                             ("new-operator",))
+    assert await cur.fetchall() == [("operator", "joined the back office")]
