@@ -4,6 +4,7 @@ payments, audit log); reading corrections with a mandatory reason."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
@@ -13,11 +14,18 @@ from fastapi.responses import Response
 from psycopg.rows import dict_row
 
 from api.accounts import load_account
-from api.desk import SearchParts, correct_reading, search_accounts
+from api.desk import (
+    AdjustmentRequest,
+    SearchParts,
+    book_adjustment,
+    correct_reading,
+    search_accounts,
+)
 from api.pages.session import Page, page
 from api.state import Pool
 from api.texts import catalogue
 from meterline.errors import DomainError
+from meterline.units import Service
 from meterline.users import Scope
 
 router = APIRouter(include_in_schema=False)
@@ -57,6 +65,8 @@ _CARD = {
                 " ORDER BY created_at DESC LIMIT 10",
     "audit": "SELECT at, username, action, subject, reason, before, after FROM audit_log"
              " WHERE account_id = %s ORDER BY at DESC LIMIT 30",
+    "events": "SELECT occurred_at, kind, meter_id, payload FROM events WHERE account_id = %s"
+              " ORDER BY id DESC LIMIT 20",
 }
 
 
@@ -75,7 +85,9 @@ async def card(account_id: str, view: View, pool: Pool) -> Response:
             sections[name] = await cur.fetchall()
     return view.render("card.html", account=account, ledger=sections["ledger"],
                        readings=sections["readings"], commands=sections["commands"],
-                       payments=sections["payments"], audit=sections["audit"])
+                       payments=sections["payments"], audit=sections["audit"],
+                       events=sections["events"], services=[s.value for s in Service],
+                       adjustment_id=uuid.uuid4())
 
 
 @router.post("/desk/accounts/{account_id}/corrections")
@@ -100,3 +112,26 @@ async def correction(account_id: str, view: View, pool: Pool, meter_id: Text,
     except DomainError as exc:
         view.flash(catalogue(view.lang)["refusal"].get(exc.code, exc.detail))
     return view.redirect(f"/desk/accounts/{account_id}")
+
+
+@router.post("/desk/accounts/{account_id}/adjustments")
+async def adjustment(account_id: str, view: View, pool: Pool, adjustment_id: Text,
+                     provider_id: Text, service: Text, amount: Text, reason: Text,
+                     csrf: Text) -> Response:
+    view.check_csrf(csrf)
+    if not _desk(view):
+        return view.render("missing.html", status=404, account_id=account_id)
+    try:
+        body = AdjustmentRequest(id=uuid.UUID(adjustment_id), provider_id=provider_id,
+                                 service=Service(service),
+                                 amount=Decimal(amount.replace(",", ".").replace("\u2212", "-")),
+                                 reason=reason)
+        async with pool.connection() as conn, conn.transaction():
+            await book_adjustment(conn, view.viewer, account_id, body)
+        view.flash(view.t("adjusted"))
+    except (InvalidOperation, ValueError) as exc:
+        view.flash(f"{view.t('amount')}: {exc}")
+    except DomainError as exc:
+        view.flash(exc.detail)
+    return view.redirect(f"/desk/accounts/{account_id}")
+

@@ -76,7 +76,7 @@ async def test_a_subscriber_cannot_open_anothers_account(site: Site,
     assert desk is not None and desk.status == 404
 
 
-async def test_an_operator_finds_an_account_by_address_and_corrects_a_reading(
+async def test_an_operator_finds_an_account_by_address_corrects_a_reading_and_adjusts(
     site: Site, open_page: OpenPage, conn: psycopg.AsyncConnection[Any],
 ) -> None:
     await conn.execute("INSERT INTO readings (meter_id, register, ts, value, source)"
@@ -98,17 +98,33 @@ async def test_an_operator_finds_an_account_by_address_and_corrects_a_reading(
     await expect(page.get_by_role("heading", name=f"Account card {site.household.account_id}"))\
         .to_be_visible()
 
-    await page.get_by_label("New value").first.fill("12.5")
-    await page.get_by_label("Reason").first.fill("typed 1250 for 12.50 on the phone")
-    await page.get_by_role("button", name="Apply").first.click()
+    readings = page.get_by_role("region", name="Readings")
+    await readings.get_by_label("New value").first.fill("12.5")
+    await readings.get_by_label("Reason").first.fill("typed 1250 for 12.50 on the phone")
+    await readings.get_by_role("button", name="Apply").first.click()
     await expect(page.get_by_role("status")).to_have_text("Reading corrected.")
     audit = page.get_by_role("region", name="Audit log")
     await expect(audit).to_contain_text("typed 1250 for 12.50 on the phone")
     await expect(audit).to_contain_text(site.operator.username)
-    await screenshot(page, "desk-card")
     cur = await conn.execute("SELECT value, source FROM readings WHERE meter_id = %s",
                              (site.water_meter,))
     assert await cur.fetchall() == [(Decimal("12.5"), "operator")]
+
+    # a manual adjustment with its reason: a ledger entry, the balance, the audit log
+    adjustment = page.get_by_role("region", name="Balance adjustment")
+    await adjustment.get_by_label("Amount, RUB (+ / -)").fill("100")
+    await adjustment.get_by_label("Reason").fill("meter was not read in October, credit agreed")
+    await adjustment.get_by_role("button", name="Apply").click()
+    await expect(page.get_by_role("status")).to_have_text("Adjustment booked.")
+    await expect(page.get_by_test_id(f"balance-{site.household.provider_id}"))\
+        .to_have_text("97.50 ₽")
+    await expect(audit).to_contain_text("meter was not read in October, credit agreed")
+    await screenshot(page, "desk-card")
+    cur = await conn.execute("SELECT kind, amount, entry_key FROM ledger WHERE account_id = %s",
+                             (site.household.account_id,))
+    rows = await cur.fetchall()
+    assert [(kind, amount) for kind, amount, _ in rows if kind == "adjustment"] == [
+        ("adjustment", Decimal("100"))]
 
 
 async def test_the_cabinet_speaks_russian(site: Site, open_page: OpenPage) -> None:
