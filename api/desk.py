@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import psycopg
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Header, Path, Query
 from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,12 +22,12 @@ from api.amounts import Exact, ReadingValue
 from api.auth.access import account_with
 from api.auth.callers import Desk
 from api.ids import PRINTABLE, MeterPath
-from api.problems import problem_responses
+from api.problems import ProblemError, problem_responses
 from api.state import Pool
 from meterline.adjustments import adjust
 from meterline.audit import record
 from meterline.contracts import ProviderId, Timestamp
-from meterline.meter_readings import correct
+from meterline.meter_readings import StaleReading, correct
 from meterline.units import Service
 from meterline.users import Scope
 
@@ -143,11 +143,11 @@ class Corrected(BaseModel):
 
 async def correct_reading(
     conn: psycopg.AsyncConnection[Any], caller: Any, meter_id: str, register: str,
-    ts: datetime, value: Decimal, reason: str,
+    ts: datetime, value: Decimal, reason: str, if_version: str | None = None,
 ) -> Corrected:
     """Correct the reading and log it (who, what, when, before, after, why) in one go; the
     caller's transaction."""
-    before, source = await correct(conn, meter_id, register, ts, value)
+    before, source = await correct(conn, meter_id, register, ts, value, if_version=if_version)
     cur = await conn.execute("SELECT account_id FROM meters WHERE id = %s", (meter_id,))
     row = await cur.fetchone()
     audit_id = await record(
@@ -162,16 +162,26 @@ async def correct_reading(
 
 @router.put("/meters/{meter_id}/readings/{register}/{ts}", response_model=Corrected,
             summary="Correct a reading people submitted",
-            responses=problem_responses(401, 403, 404, 409, 422))
-async def put_correction(meter_id: MeterPath, register: str, ts: Timestamp, body: Correction,
-                         caller: Desk, pool: Pool) -> Corrected:
+            responses=problem_responses(401, 403, 404, 409, 412, 422))
+async def put_correction(
+    meter_id: MeterPath, register: Annotated[str, Path(max_length=64, pattern=r"^[a-z_]+$")],
+    ts: Timestamp, body: Correction, caller: Desk, pool: Pool,
+    if_match: Annotated[str | None, Header(
+        max_length=100, description="The reading's `etag` (from GET /meters/{id}/readings): "
+        "412 when it changed since.")] = None,
+) -> Corrected:
     """A typing slip in a reading submitted by app, web, phone or an operator: the value is
     replaced (it must lie between the readings before and after it), the source becomes
     `operator`, and the audit log keeps who, when, before, after and the reason. A gateway's
     reading is not corrected by hand (409)."""
-    async with pool.connection() as conn, conn.transaction():
-        return await correct_reading(conn, caller, meter_id, register, ts, body.value,
-                                     body.reason)
+    version = if_match.strip().removeprefix("W/").strip('"') if if_match else None
+    try:
+        async with pool.connection() as conn, conn.transaction():
+            return await correct_reading(conn, caller, meter_id, register, ts, body.value,
+                                         body.reason, version)
+    except StaleReading as exc:
+        raise ProblemError(412, exc.detail, slug=exc.code,
+                           title="Precondition failed") from exc
 
 
 class AdjustmentRequest(BaseModel):

@@ -20,7 +20,7 @@ from api.problems import problem_responses
 from api.state import Pool
 from api.topups import exact_body
 from meterline.contracts import Timestamp
-from meterline.meter_readings import Accepted, submit
+from meterline.meter_readings import Accepted, submit, version_of
 from meterline.units import Register
 from meterline.users import Scope
 
@@ -76,6 +76,8 @@ class ReadingRow(BaseModel):
     value: Exact
     ts: Timestamp
     source: Literal["gateway", "app", "web", "phone", "operator"]
+    etag: str = Field(description="The reading's version: send it as `If-Match` when "
+                      "correcting it, so two operators cannot overwrite each other.")
 
 
 @router.post("/{meter_id}/readings", status_code=201, response_model=ReadingAnswer,
@@ -115,4 +117,5 @@ async def list_readings(
             " AND (%s::timestamptz IS NULL OR ts < %s) ORDER BY ts DESC LIMIT %s",
             (meter_id, before, before, limit))
         rows = await cur.fetchall()
-    return [ReadingRow(register=r[0], value=r[1], ts=r[2], source=r[3]) for r in rows]
+    return [ReadingRow(register=r[0], value=r[1], ts=r[2], source=r[3],
+                       etag=f'"{version_of(r[1], r[3])}"') for r in rows]

@@ -12,6 +12,7 @@ with a machine-readable code and a reason a person can act on.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -204,9 +205,20 @@ SELECT (SELECT value FROM readings WHERE meter_id = %(m)s AND register = %(r)s A
 """
 
 
+class StaleReading(Conflict):
+    """The reading changed since the version the correction was made against."""
+
+    code = "reading-changed"
+
+
+def version_of(value: Decimal, source: str) -> str:
+    """A stored reading's version (its ETag): changes whenever its value or source does."""
+    return hashlib.sha256(f"{_plain(value)}|{source}".encode()).hexdigest()[:16]
+
+
 async def correct(
     conn: psycopg.AsyncConnection[Any], meter_id: str, register: str, ts: datetime,
-    value: Decimal,
+    value: Decimal, *, if_version: str | None = None,
 ) -> tuple[Decimal, str]:
     """An operator's correction of a reading people submitted (a typing slip): the value
     changes in place and the source becomes ``operator``; it must stay between the readings
@@ -218,6 +230,9 @@ async def correct(
     row = await cur.fetchone()
     if row is None:
         raise NotFound(f"No reading of meter {meter_id} {register} at {ts.isoformat()}")
+    if if_version is not None and if_version != version_of(row[0], row[1]):
+        raise StaleReading(f"the reading is now {_plain(row[0])} ({row[1]}); look again "
+                           "before correcting it")
     if row[1] == "gateway":
         raise Conflict("a gateway's reading was priced as it came; it is corrected by a "
                        "later reading, not by hand", code="reading-from-gateway")

@@ -111,6 +111,10 @@ SELECT m.id, m.utility, r.unit, last.value, last.ts
  ORDER BY m.id
 """
 
+_EVENTS = """
+SELECT occurred_at, kind, meter_id FROM events WHERE account_id = %s ORDER BY id DESC LIMIT 10
+"""
+
 _PAYMENTS = """
 SELECT id, amount, status, created_at FROM online_payments
  WHERE account_id = %s ORDER BY created_at DESC LIMIT 5
@@ -164,12 +168,15 @@ async def account_page(account_id: str, view: View, pool: Pool) -> Response:
         people_meters = await dcur.fetchall()
         await dcur.execute(_PAYMENTS, (account_id,))
         payments = await dcur.fetchall()
+        await dcur.execute(_EVENTS, (account_id,))
+        events = await dcur.fetchall()
     balances = [{"provider": b.provider_name, "amount": kopecks(b.amount),
                  "days": days_left(b.amount, spent.get(b.provider_id))}
                 for b in account.balances]
     return view.render("account.html", account=account, balances=balances,
                        bars=chart(daily), people_meters=people_meters,
-                       payments=payments, can_pay=Scope.PAYMENTS in view.viewer.scopes)
+                       payments=payments, events=events,
+                       can_pay=Scope.PAYMENTS in view.viewer.scopes)
 
 
 @router.post("/cabinet/accounts/{account_id}/topup")

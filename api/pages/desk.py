@@ -25,6 +25,7 @@ from api.pages.session import Page, page
 from api.state import Pool
 from api.texts import catalogue
 from meterline.errors import DomainError
+from meterline.meter_readings import version_of
 from meterline.units import Service
 from meterline.users import Scope
 
@@ -83,6 +84,8 @@ async def card(account_id: str, view: View, pool: Pool) -> Response:
         for name, query in _CARD.items():
             await cur.execute(query, (account_id,))
             sections[name] = await cur.fetchall()
+    for reading in sections["readings"]:  # the form corrects the version the operator saw
+        reading["version"] = version_of(reading["value"], reading["source"])
     return view.render("card.html", account=account, ledger=sections["ledger"],
                        readings=sections["readings"], commands=sections["commands"],
                        payments=sections["payments"], audit=sections["audit"],
@@ -92,8 +95,8 @@ async def card(account_id: str, view: View, pool: Pool) -> Response:
 
 @router.post("/desk/accounts/{account_id}/corrections")
 async def correction(account_id: str, view: View, pool: Pool, meter_id: Text,
-                     reading_register: Text, ts: Text, value: Text, reason: Text,
-                     csrf: Text) -> Response:
+                     reading_register: Text, ts: Text, version: Text, value: Text,
+                     reason: Text, csrf: Text) -> Response:
     view.check_csrf(csrf)
     if not _desk(view):
         return view.render("missing.html", status=404, account_id=account_id)
@@ -105,7 +108,7 @@ async def correction(account_id: str, view: View, pool: Pool, meter_id: Text,
             if await cur.fetchone() is None:
                 return view.render("missing.html", status=404, account_id=account_id)
             await correct_reading(conn, view.viewer, meter_id, reading_register,
-                                  datetime.fromisoformat(ts), number, reason)
+                                  datetime.fromisoformat(ts), number, reason, version)
         view.flash(view.t("corrected"))
     except (InvalidOperation, ValueError) as exc:
         view.flash(f"{view.t('new_value')}: {exc}")

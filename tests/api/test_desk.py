@@ -79,3 +79,22 @@ async def test_a_reading_correction_keeps_before_and_after(
         f"/meters/{acc.meter_id}/readings/active_import/{first['submitted_at']}",
         json={"value": "1", "reason": "x"})
     assert_problem(gateway, 404)
+
+
+async def test_two_operators_cannot_overwrite_each_others_correction(
+    client: httpx.AsyncClient, conn: psycopg.AsyncConnection[Any],
+) -> None:
+    meter = await meter_read_by_people(conn, await customer(conn, "0"))
+    await client.post(f"/meters/{meter}/readings", json={"value": "100"})
+    (seen,) = (await client.get(f"/meters/{meter}/readings")).json()
+    url = f"/meters/{meter}/readings/volume/{seen['ts']}"
+    first = await client.put(url, json={"value": "10", "reason": "a zero too many"},
+                             headers={"If-Match": seen["etag"]})
+    assert first.status_code == 200, first.text
+    late = await client.put(url, json={"value": "1", "reason": "two zeros too many"},
+                            headers={"If-Match": seen["etag"]})
+    body = assert_problem(late, 412)
+    assert "now 10 (operator)" in body["detail"]
+    (now,) = (await client.get(f"/meters/{meter}/readings")).json()
+    assert (now["value"], now["etag"] != seen["etag"]) == ("10", True)
+
