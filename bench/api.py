@@ -26,12 +26,13 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from decimal import Decimal
 from pathlib import Path
 
 import httpx
+import psutil
 import psycopg
 
 from api.auth.tokens import access_token
@@ -83,9 +84,38 @@ async def prepare(settings: Settings) -> tuple[str, str, int]:
     return access_token(settings, user, ROLE_SCOPES[Role.SUBSCRIBER]), key.key, subscriber
 
 
+class Server:
+    """A running API: its URL, and the CPU time its processes and its database sessions used."""
+
+    def __init__(self, url: str, proc: subprocess.Popen[bytes], database: str) -> None:
+        self.url, self.proc, self.database = url, proc, database
+
+    def cpu_seconds(self) -> tuple[float, float]:
+        """(uvicorn processes, PostgreSQL backends of this database), user + system."""
+        api = psutil.Process(self.proc.pid)
+        processes = [api, *api.children(recursive=True)]
+        with psycopg.connect(_admin_url(), autocommit=True) as conn:
+            pids = [pid for (pid,) in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s", (self.database,))]
+        return _cpu(processes), _cpu(psutil.Process(pid) for pid in pids)
+
+
+def _cpu(processes: Iterable[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        with suppress(psutil.Error):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def _admin_url() -> str:
+    return os.environ.get("METERLINE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
 @contextmanager
 def api_server(settings: Settings, app: str, workers: int,
-               extra_env: dict[str, str]) -> Iterator[str]:
+               extra_env: dict[str, str]) -> Iterator[Server]:
     url = f"http://127.0.0.1:{settings.api_port}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port",
@@ -103,9 +133,23 @@ def api_server(settings: Settings, app: str, workers: int,
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError(f"{app} did not start")
             time.sleep(0.2)
-        yield url
+        yield Server(url, proc, settings.database_url.rsplit("/", 1)[1])
     finally:
         stop_process(proc)
+
+
+Measured = tuple[float, float, str, float, float]  # req/s, p99 ms, summary, CPU ms/request
+
+
+def measured(server: Server, run: Callable[[], tuple[float, float, str]],
+             seconds: int) -> Measured:
+    """The run's figures and the CPU milliseconds per request its API and database used."""
+    api_before, db_before = server.cpu_seconds()
+    rps, p99, out = run()
+    api_after, db_after = server.cpu_seconds()
+    served = rps * seconds
+    return (rps, p99, out, (api_after - api_before) * 1000 / served,
+            (db_after - db_before) * 1000 / served)
 
 
 def hey(url: str, seconds: int, rate: int, headers: dict[str, str]) -> tuple[float, float, str]:
@@ -153,37 +197,42 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    admin_url = os.environ.get("METERLINE_TEST_PG",
-                               "postgresql://postgres@127.0.0.1:5432/postgres")
-    database = admin_url.rsplit("/", 1)[0] + f"/meterline_bench_api_{uuid.uuid4().hex[:8]}"
+    database = _admin_url().rsplit("/", 1)[0] + f"/meterline_bench_api_{uuid.uuid4().hex[:8]}"
     settings = Settings(_env_file=None, database_url=database, api_port=free_port())
     token, key, user_id = asyncio.run(prepare(settings))
-    results = []
+    results: list[tuple[str, Measured]] = []
+    seconds, balance = args.seconds, "/accounts/BA-0/balances"
+    bearer = {"Authorization": f"Bearer {token}"}
+    print(f"load average before: {os.getloadavg()}")
     try:
-        balance = "/accounts/BA-0/balances"
-        with api_server(settings, "api.asgi:app", args.workers, {}) as url:
-            hey(url + balance, 3, args.rate, {"Authorization": f"Bearer {token}"})  # warm-up
-            auth = hey(url + balance, args.seconds, args.rate,
-                       {"Authorization": f"Bearer {token}"})
+        with api_server(settings, "api.asgi:app", args.workers, {}) as server:
+            hey(server.url + balance, 3, args.rate, bearer)  # warm-up
+            results.append(("GET balance, authenticated (JWT)", measured(
+                server, lambda: hey(server.url + balance, seconds, args.rate, bearer),
+                seconds)))
         with api_server(settings, "bench.api_unauthenticated:app", args.workers,
-                        {"BENCH_USER_ID": str(user_id)}) as url:
-            hey(url + balance, 3, args.rate, {})
-            open_ = hey(url + balance, args.seconds, args.rate, {})
-        with api_server(settings, "api.asgi:app", args.workers, {}) as url:
-            topups = wrk_topups(url, args.seconds, args.topup_rate, key)
-        for name, (rps, p99, out) in (("GET balance, authenticated (JWT)", auth),
-                                      ("GET balance, unauthenticated", open_),
-                                      ("POST top-up (API key)", topups)):
-            print(f"\n### {name}\n{out}")
-            results.append((name, rps, p99))
+                        {"BENCH_USER_ID": str(user_id)}) as server:
+            hey(server.url + balance, 3, args.rate, {})
+            results.append(("GET balance, unauthenticated", measured(
+                server, lambda: hey(server.url + balance, seconds, args.rate, {}), seconds)))
+        with api_server(settings, "api.asgi:app", args.workers, {}) as server:
+            results.append(("POST top-up (API key)", measured(
+                server, lambda: wrk_topups(server.url, seconds, args.topup_rate, key),
+                seconds)))
     finally:
         asyncio.run(db.drop_database(settings.database_url))
-    print(f"\n## API, {args.workers} uvicorn workers, {args.seconds}s each")
-    print(f"{'':36} {'req/s':>8} {'p99 ms':>8}")
-    for name, rps, p99 in results:
-        print(f"{name:36} {rps:8.0f} {p99:8.1f}")
-    auth_p99, open_p99 = results[0][2], results[1][2]
-    print(f"authentication costs {auth_p99 - open_p99:+.1f} ms at p99")
+    for name, (_, _, out, _, _) in results:
+        print(f"\n### {name}\n{out}")
+    print(f"load average after: {os.getloadavg()}")
+    print(f"\n## API, {args.workers} uvicorn workers, {seconds}s each "
+          f"(GET offered {args.rate}/s, top-ups {args.topup_rate}/s)")
+    print(f"{'':34} {'req/s':>7} {'p99 ms':>8} {'CPU ms/req: api':>16} {'postgres':>9} "
+          f"{'fits 2 cores':>13}")
+    for name, (rps, p99, _, api_ms, db_ms) in results:
+        print(f"{name:34} {rps:7.0f} {p99:8.1f} {api_ms:16.2f} {db_ms:9.2f} "
+              f"{2000 / (api_ms + db_ms):11.0f}/s")
+    auth, open_ = results[0][1], results[1][1]
+    print(f"authentication costs {auth[3] - open_[3]:+.2f} ms of API CPU per request")
 
 
 if __name__ == "__main__":
