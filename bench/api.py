@@ -4,9 +4,9 @@ same run, and top-up POSTs, with compiled load generators on loopback.
     python -m bench.api [--rate 1000] [--topup-rate 300] [--seconds 15] [--workers 2]
 
 - GET ``/accounts/{id}/balances`` as a subscriber (JWT), held at ``--rate`` requests/s by
-  Debian's ``hey`` (``-q`` per worker x ``-c`` workers); then the same GET on the same API
-  with authentication taken out (`bench.api_unauthenticated`: no token decoded, no scope
-  checked; the account scoping query still runs), to show what authentication costs.
+  Debian's ``hey`` (``-q`` per worker x ``-c`` workers); then the same GET without
+  authentication (`bench.api_unauthenticated`: the same scoping query and endpoint function,
+  no token read, no scope checked), to show what authentication costs.
 - POST ``/accounts/{id}/topups`` with an agent's API key, every request a new Idempotency-Key
   and the accounts taken in turn, by ``wrk`` (a Lua script; hey cannot vary a header) on a
   stated number of connections, each pausing so that together they offer ``--topup-rate``.
@@ -212,9 +212,10 @@ def main() -> None:
                 seconds)))
         with api_server(settings, "bench.api_unauthenticated:app", args.workers,
                         {"BENCH_USER_ID": str(user_id)}) as server:
-            hey(server.url + balance, 3, args.rate, {})
+            hey(server.url + "/open" + balance, 3, args.rate, {})
             results.append(("GET balance, unauthenticated", measured(
-                server, lambda: hey(server.url + balance, seconds, args.rate, {}), seconds)))
+                server, lambda: hey(server.url + "/open" + balance, seconds, args.rate, {}),
+                seconds)))
         with api_server(settings, "api.asgi:app", args.workers, {}) as server:
             results.append(("POST top-up (API key)", measured(
                 server, lambda: wrk_topups(server.url, seconds, args.topup_rate, key),
