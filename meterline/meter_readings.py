@@ -19,9 +19,11 @@ from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import psycopg
 
 from meterline.errors import Conflict, Invalid, NotFound
+from meterline.telemetry import ReadingColumns, epoch_us, micro_units, write_readings
 from meterline.units import Utility
 
 Source = Literal["app", "web", "phone", "operator"]
@@ -87,10 +89,6 @@ _LAST = """
 SELECT value, ts FROM readings WHERE meter_id = %s AND register = %s ORDER BY ts DESC LIMIT 1
 """
 
-_STORE = """
-INSERT INTO readings (meter_id, register, ts, value, gateway_id, source)
-VALUES (%s, %s, %s, %s, NULL, %s)
-"""
 
 
 async def submit(
@@ -128,7 +126,14 @@ async def submit(
     if previous is not None:
         _check_against(previous, value, now, Utility(utility), registers[register],
                        strict=source != "operator")
-    await conn.execute(_STORE, (meter_id, register, now, value, source))
+    # through the telemetry writer, like every reading: it flags a reading of a closed period
+    # and logs a late one for the rollups
+    stored = await write_readings(conn, ReadingColumns(
+        meter=[meter_id], register=register, ts=np.array([epoch_us(now)], dtype=np.int64),
+        value=np.array([micro_units(value)], dtype=np.int64), gateway=None, source=source))
+    if stored == 0:
+        raise Conflict(f"meter {meter_id} already has a reading at {now.isoformat()}",
+                       code="reading-exists")
     counts_for, late = period_of(now, time_zone, submission_day)
     return Accepted(meter_id, register, registers[register], value, now, source, counts_for,
                     late, submission_day, previous)
@@ -197,6 +202,12 @@ async def register_meter_read_by_people(
 
 
 
+_INVALIDATE = """
+INSERT INTO readings_invalidations (meter_id, register, lo, hi)
+SELECT %(m)s, %(r)s, %(ts)s, %(ts)s
+ WHERE %(ts)s < (SELECT watermark FROM readings_rollups WHERE name = '15m' FOR SHARE)
+"""
+
 _NEIGHBOURS = """
 SELECT (SELECT value FROM readings WHERE meter_id = %(m)s AND register = %(r)s AND ts < %(ts)s
          ORDER BY ts DESC LIMIT 1),
@@ -225,14 +236,18 @@ async def correct(
     before and after it. Returns (value before, source before); the caller writes the audit log."""
     _check_shape(value)
     cur = await conn.execute(
-        "SELECT value, source FROM readings WHERE meter_id = %s AND register = %s AND ts = %s"
-        " FOR UPDATE", (meter_id, register, ts))
+        "SELECT value, source, period_closed FROM readings"
+        " WHERE meter_id = %s AND register = %s AND ts = %s FOR UPDATE", (meter_id, register, ts))
     row = await cur.fetchone()
     if row is None:
         raise NotFound(f"No reading of meter {meter_id} {register} at {ts.isoformat()}")
     if if_version is not None and if_version != version_of(row[0], row[1]):
         raise StaleReading(f"the reading is now {_plain(row[0])} ({row[1]}); look again "
                            "before correcting it")
+    if row[2]:
+        raise Conflict("the reading's billing period is closed: its bill stands; submit a new "
+                       "reading, and the next bill accounts for the difference",
+                       code="period-closed")
     if row[1] == "gateway":
         raise Conflict("a gateway's reading was priced as it came; it is corrected by a "
                        "later reading, not by hand", code="reading-from-gateway")
@@ -246,4 +261,7 @@ async def correct(
     await conn.execute(
         "UPDATE readings SET value = %s, source = 'operator'"
         " WHERE meter_id = %s AND register = %s AND ts = %s", (value, meter_id, register, ts))
+    # a value changed under the rollups' watermark: their buckets are recomputed (plain
+    # PostgreSQL; TimescaleDB's own invalidation log sees the update)
+    await conn.execute(_INVALIDATE, {"m": meter_id, "r": register, "ts": ts})
     return row[0], row[1]
