@@ -23,7 +23,8 @@ import numpy as np
 import psycopg
 
 from meterline.errors import Conflict, Invalid, NotFound
-from meterline.telemetry import ReadingColumns, epoch_us, micro_units, write_readings
+from meterline.instants import micros
+from meterline.telemetry import ReadingColumns, micro_units, write_readings
 from meterline.units import Utility
 
 Source = Literal["app", "web", "phone", "operator"]
@@ -129,7 +130,7 @@ async def submit(
     # through the telemetry writer, like every reading: it flags a reading of a closed period
     # and logs a late one for the rollups
     stored = await write_readings(conn, ReadingColumns(
-        meter=[meter_id], register=register, ts=np.array([epoch_us(now)], dtype=np.int64),
+        meter=[meter_id], register=register, ts=np.array([micros(now)], dtype=np.int64),
         value=np.array([micro_units(value)], dtype=np.int64), gateway=None, source=source))
     if stored == 0:
         raise Conflict(f"meter {meter_id} already has a reading at {now.isoformat()}",
