@@ -24,6 +24,7 @@ from api.desk import (
 from api.pages.session import Page, page
 from api.state import Pool
 from api.texts import catalogue
+from meterline.bill_runs import Selection, parse_period, queue
 from meterline.errors import DomainError
 from meterline.meter_readings import version_of
 from meterline.units import Service
@@ -50,7 +51,38 @@ async def desk(view: View, pool: Pool, region: str = "", city: str = "", street:
                         meter=meter[:100], holder=holder[:100])
     async with pool.connection() as conn:
         found = await search_accounts(conn, parts)
-    return view.render("desk.html", parts=parts, found=found, searched=parts.given())
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(_RECENT_RUNS)
+        runs = await cur.fetchall()
+    running = any(r["status"] in ("queued", "running") for r in runs)
+    return view.render("desk.html", parts=parts, found=found, searched=parts.given(),
+                       runs=runs, refresh=running)
+
+
+_RECENT_RUNS = """
+SELECT id, to_char(period, 'YYYY-MM') AS period, status, accounts, billed, started_by,
+       started_at
+  FROM bill_runs ORDER BY id DESC LIMIT 10
+"""
+
+
+@router.post("/desk/billruns")
+async def start_bill_run(view: View, pool: Pool, period: Text, csrf: Text,
+                         region: Text = "") -> Response:
+    """Queue a bill run (the scheduler service makes it); the desk shows its progress."""
+    view.check_csrf(csrf)
+    if not _desk(view):
+        return view.render("missing.html", status=404, account_id="")
+    try:
+        selection = Selection(region=region.strip() or None)
+        async with pool.connection() as conn, conn.transaction():
+            await queue(conn, parse_period(period.strip()), selection,
+                        f"desk:{view.viewer.username}")
+        view.flash(view.t("bill_run_queued"))
+    except DomainError as exc:
+        view.flash(exc.detail)
+    # no #fragment: the page's self-refresh must load it again, not scroll within it
+    return view.redirect("/desk")
 
 
 _CARD = {

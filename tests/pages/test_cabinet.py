@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Awaitable, Callable
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,11 @@ from typing import Any
 import psycopg
 from playwright.async_api import Page, expect
 
+from billing.billrun.run import bill
+from meterline.bill_runs import Selection
+from meterline.units import Service
 from meterline.users import Role
-from tests.factories import person
+from tests.factories import housing, person
 from tests.pages.conftest import PASSWORD, Site, log_in, screenshot
 
 OpenPage = Callable[..., Awaitable[Page]]
@@ -154,3 +158,43 @@ async def test_an_admin_gives_a_user_a_role_with_a_reason(
                              " ON a.subject = 'user ' || u.username WHERE u.username = %s",
                              ("new-operator",))
     assert await cur.fetchall() == [("operator", "joined the back office")]
+
+
+async def test_a_subscriber_downloads_the_payment_document_of_a_billed_month(
+    site: Site, open_page: OpenPage, conn: psycopg.AsyncConnection[Any], tmp_path: Path,
+) -> None:
+    house = await housing(conn, [("50", 2)], services=(Service.MAINTENANCE,), metered=())
+    (flat,) = house.accounts
+    await bill(conn, date(2026, 1, 1), Selection(region=house.region), "test")
+    tenant = await person(conn, Role.SUBSCRIBER, accounts=[flat], password=PASSWORD)
+    page = await open_page()
+    await log_in(page, site, tenant)
+    async with page.expect_download() as download_info:
+        await page.get_by_role("link", name="Payment document for 2026-01 (PDF)").click()
+    download = await download_info.value
+    saved = tmp_path / download.suggested_filename
+    await download.save_as(saved)
+    assert saved.read_bytes().startswith(b"%PDF")
+
+
+async def test_an_operator_starts_a_bill_run_and_watches_it(
+    site: Site, open_page: OpenPage, conn: psycopg.AsyncConnection[Any],
+) -> None:
+    house = await housing(conn, [("50", 2)], services=(Service.MAINTENANCE,), metered=())
+    page = await open_page()
+    await log_in(page, site, site.operator)
+    runs = page.get_by_role("region", name="Bill runs")
+    await runs.get_by_label("Month (YYYY-MM)").fill("2026-02")
+    await runs.get_by_label("Region (optional)").fill(house.region)
+    await runs.get_by_role("button", name="Start a bill run").click()
+    await expect(page.get_by_role("status")).to_have_text("Bill run queued.")
+    cur = await conn.execute("SELECT id FROM bill_runs WHERE started_by = %s",
+                             (f"desk:{site.operator.username}",))
+    row = await cur.fetchone()
+    assert row is not None
+    run = page.get_by_test_id(f"billrun-{row[0]}")
+    await expect(run).to_contain_text("2026-02: queued")
+    # what the scheduler service does with the queued run; the desk refreshes itself
+    await bill(conn, date(2026, 2, 1), Selection(region=house.region), "scheduler",
+               queued=row[0])
+    await expect(run).to_contain_text("2026-02: done, 1 of 1 accounts (100%)", timeout=15_000)
