@@ -59,6 +59,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.bridge
 	$(BIN)/python -m bench.tariffs
 	$(BIN)/python -m bench.telemetry writer
+	$(BIN)/python -m bench.api
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

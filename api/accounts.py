@@ -99,3 +99,24 @@ async def get_account(account_id: ReadableAccount, pool: Pool) -> Account:
     if account is None:
         raise not_found(f"No account {account_id}")
     return account
+
+
+class Balances(BaseModel):
+    account_id: str
+    balances: list[Balance]
+
+
+@router.get(
+    "/{account_id}/balances",
+    response_model=Balances,
+    responses=problem_responses(401, 403, 404, 422),
+    summary="An account's balance with each provider",
+)
+async def get_balances(account_id: ReadableAccount, pool: Pool) -> Balances:
+    """Just the balances (exact, and rounded to kopecks): the cheap read an app polls."""
+    async with pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(_BALANCES, (account_id,))
+        rows = await cur.fetchall()
+    return Balances(account_id=account_id, balances=[Balance.model_validate(r) for r in rows])
+

@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import PlainSerializer, WithJsonSchema
+from pydantic import Field, PlainSerializer, WithJsonSchema
 
 from meterline.money import kopecks
 
@@ -41,6 +41,24 @@ Exact = Annotated[
             "pattern": r"^-?\d+(\.\d+)?$",
             "description": "Exact decimal, as stored.",
             "examples": ["1234.567891234567"],
+        }
+    ),
+]
+
+# A register reading given to the API: a decimal string (preferred) or a JSON number, 0 or
+# more, at most 14 digits before the point and 6 after (NUMERIC(20, 6)).
+ReadingValue = Annotated[
+    Decimal,
+    Field(ge=0, allow_inf_nan=False, max_digits=20, decimal_places=6),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^[0-9]{1,14}(\.[0-9]{1,6})?$"},
+                {"type": "number", "minimum": 0, "maximum": 99999999999999,
+                 "multipleOf": 0.000001},
+            ],
+            "description": "The register's reading, as on the meter's display.",
+            "examples": ["12345.678"],
         }
     ),
 ]

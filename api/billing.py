@@ -28,7 +28,8 @@ from meterline.errors import Invalid, NotFound
 
 router = APIRouter(tags=["billing"])
 
-Month = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
+# years 1000-9999: a year 0000 is no date at all
+Month = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{3}-(0[1-9]|1[0-2])$")]
 
 
 def month(text: str) -> date:

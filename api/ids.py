@@ -9,5 +9,8 @@ from fastapi import Path
 
 from meterline.contracts import AccountId, MeterId
 
+# free text that reaches the database: no control characters (PostgreSQL refuses NUL)
+PRINTABLE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f]*$"
+
 AccountPath = Annotated[AccountId, Path(description="Personal account id.", examples=["A-1001"])]
 MeterPath = Annotated[MeterId, Path(description="Meter serial number.", examples=["10000001"])]

@@ -8,20 +8,19 @@ admin's reading is stored with the source ``operator``.
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.amounts import Exact
+from api.amounts import Exact, ReadingValue
 from api.auth.access import ReadableMeter, meter_with
 from api.auth.callers import AnyCaller
 from api.problems import problem_responses
 from api.state import Pool
 from api.topups import exact_body
 from meterline.contracts import Timestamp
-from meterline.meter_readings import Accepted, submit
+from meterline.meter_readings import Accepted, submit, version_of
 from meterline.units import Register
 from meterline.users import Scope
 
@@ -33,9 +32,7 @@ ReadingMeter = Annotated[str, Depends(meter_with(Scope.READINGS))]
 class ReadingRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    value: Decimal = Field(ge=0, allow_inf_nan=False, max_digits=20, decimal_places=6,
-                           description="The register's reading, as on the meter's display.",
-                           examples=["12345.678"])
+    value: ReadingValue
     register: Register | None = Field(None, description="Which register; may be left out "
                                       "when the meter has one.")
     channel: Literal["web", "app"] = Field("web", description="Where it was typed.")
@@ -43,7 +40,7 @@ class ReadingRequest(BaseModel):
 
 class ReadingAnswer(BaseModel):
     meter_id: str
-    register: str
+    register: str = Field(description="Register code, e.g. volume.")
     unit: str
     value: Exact
     submitted_at: Timestamp
@@ -75,10 +72,12 @@ def answer(accepted: Accepted) -> ReadingAnswer:
 
 
 class ReadingRow(BaseModel):
-    register: str
+    register: str = Field(description="Register code, e.g. volume.")
     value: Exact
     ts: Timestamp
     source: Literal["gateway", "app", "web", "phone", "operator"]
+    etag: str = Field(description="The reading's version: send it as `If-Match` when "
+                      "correcting it, so two operators cannot overwrite each other.")
 
 
 @router.post("/{meter_id}/readings", status_code=201, response_model=ReadingAnswer,
@@ -118,4 +117,5 @@ async def list_readings(
             " AND (%s::timestamptz IS NULL OR ts < %s) ORDER BY ts DESC LIMIT %s",
             (meter_id, before, before, limit))
         rows = await cur.fetchall()
-    return [ReadingRow(register=r[0], value=r[1], ts=r[2], source=r[3]) for r in rows]
+    return [ReadingRow(register=r[0], value=r[1], ts=r[2], source=r[3],
+                       etag=f'"{version_of(r[1], r[3])}"') for r in rows]

@@ -23,8 +23,10 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import httpx
-import segno
+import numpy as np
+import zxingcpp
 from fastapi import APIRouter, Depends, Header, Path, Request, Response
+from PIL import Image
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field, ValidationError
 
@@ -51,7 +53,7 @@ PaymentPath = Annotated[UUID, Path(description="The online payment's id.")]
 
 class OnlinePaymentRequest(TopupRequest):
     return_url: str | None = Field(
-        None, max_length=2000, pattern=r"^https?://",
+        None, max_length=2000, pattern=r"^https?://[^\x00-\x20]*$",
         description="Where the acquirer sends the payer back after paying; must be on the "
         "API's own public URL (no open redirects). Default: none.",
     )
@@ -213,8 +215,10 @@ async def online_payment_qr(account_id: ReadableAccount, payment_id: PaymentPath
     row = await _payment(pool, account_id, payment_id)
     if row["confirmation_url"] is None:
         raise NotFound(f"Online payment {payment_id} has no confirmation URL yet")
+    code = zxingcpp.create_barcode(row["confirmation_url"].encode(),
+                                   zxingcpp.BarcodeFormat.QRCode, ec_level="M")
     out = io.BytesIO()
-    segno.make(row["confirmation_url"], error="m").save(out, kind="png", scale=6, border=4)
+    Image.fromarray(np.asarray(code.to_image(scale=6, add_quiet_zones=True))).save(out, "PNG")
     return Response(out.getvalue(), media_type="image/png")
 
 
@@ -249,18 +253,21 @@ _LOCK_PAYMENT = "SELECT * FROM online_payments WHERE acquirer_payment_id = %s FO
 
 @router.post("/acquirer/webhook", response_model=WebhookAnswer,
              summary="The payment provider's signed events",
-             responses=problem_responses(404, 422))
+             responses=problem_responses(401, 404, 422))
 async def acquirer_webhook(
     request: Request, pool: Pool, settings: AppSettings,
     signature: Annotated[str | None, Header(alias=HEADER, description="`t=<unix time>,"
                                             "v1=<hex HMAC-SHA256 of '<t>.' + body>`")] = None,
 ) -> WebhookAnswer:
-    """Called by the acquirer, not by people: authenticated by its HMAC signature (422 when
+    """Called by the acquirer, not by people: authenticated by its HMAC signature (401 when
     missing, wrong, or more than `webhook_tolerance` seconds off). An event id seen before is
     answered 200 with `taken: false` and changes nothing."""
     raw = await request.body()
-    verify(settings.acquirer_webhook_secret.get_secret_value(), raw, signature,
-           settings.webhook_tolerance)
+    try:
+        verify(settings.acquirer_webhook_secret.get_secret_value(), raw, signature,
+               settings.webhook_tolerance)
+    except Invalid as exc:  # the signature is the acquirer's credential
+        raise ProblemError(401, exc.detail, slug=exc.code, title="Not authenticated") from exc
     try:
         event = AcquirerEvent.model_validate_json(raw)
     except ValidationError as exc:

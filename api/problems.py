@@ -17,10 +17,11 @@ from typing import Any
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from psycopg_pool import PoolTimeout
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from meterline.errors import Conflict, DomainError, Invalid, NotFound
 
@@ -211,11 +212,17 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _on_client_gone(request: Request, exc: Exception) -> Response:
+    # the client closed the connection while sending its body: nobody reads this answer
+    return Response(status_code=400)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _on_problem)
     app.add_exception_handler(DomainError, _on_domain)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(ClientDisconnect, _on_client_gone)
     app.add_exception_handler(PoolTimeout, _on_database_down)
     app.add_exception_handler(psycopg.OperationalError, _on_database_down)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -100,9 +100,10 @@ def amount_schema(max_topup: Decimal) -> dict[str, Any]:
 
 def state_limits(openapi: dict[str, Any], max_topup: Decimal) -> dict[str, Any]:
     """Put this app's top-up limit into its OpenAPI document."""
-    operation = openapi["paths"]["/accounts/{account_id}/topups"]["post"]
-    body = operation["requestBody"]["content"]["application/json"]["schema"]
-    body["properties"]["amount"] = amount_schema(max_topup)
+    for path in ("/accounts/{account_id}/topups", "/accounts/{account_id}/online-payments"):
+        operation = openapi["paths"][path]["post"]
+        body = operation["requestBody"]["content"]["application/json"]["schema"]
+        body["properties"]["amount"] = amount_schema(max_topup)
     return openapi
 
 

@@ -12,15 +12,19 @@ with a machine-readable code and a reason a person can act on.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import psycopg
 
 from meterline.errors import Conflict, Invalid, NotFound
+from meterline.instants import micros
+from meterline.telemetry import ReadingColumns, micro_units, write_readings
 from meterline.units import Utility
 
 Source = Literal["app", "web", "phone", "operator"]
@@ -86,10 +90,6 @@ _LAST = """
 SELECT value, ts FROM readings WHERE meter_id = %s AND register = %s ORDER BY ts DESC LIMIT 1
 """
 
-_STORE = """
-INSERT INTO readings (meter_id, register, ts, value, gateway_id, source)
-VALUES (%s, %s, %s, %s, NULL, %s)
-"""
 
 
 async def submit(
@@ -127,7 +127,14 @@ async def submit(
     if previous is not None:
         _check_against(previous, value, now, Utility(utility), registers[register],
                        strict=source != "operator")
-    await conn.execute(_STORE, (meter_id, register, now, value, source))
+    # through the telemetry writer, like every reading: it flags a reading of a closed period
+    # and logs a late one for the rollups
+    stored = await write_readings(conn, ReadingColumns(
+        meter=[meter_id], register=register, ts=np.array([micros(now)], dtype=np.int64),
+        value=np.array([micro_units(value)], dtype=np.int64), gateway=None, source=source))
+    if stored == 0:
+        raise Conflict(f"meter {meter_id} already has a reading at {now.isoformat()}",
+                       code="reading-exists")
     counts_for, late = period_of(now, time_zone, submission_day)
     return Accepted(meter_id, register, registers[register], value, now, source, counts_for,
                     late, submission_day, previous)
@@ -196,6 +203,12 @@ async def register_meter_read_by_people(
 
 
 
+_INVALIDATE = """
+INSERT INTO readings_invalidations (meter_id, register, lo, hi)
+SELECT %(m)s, %(r)s, %(ts)s, %(ts)s
+ WHERE %(ts)s < (SELECT watermark FROM readings_rollups WHERE name = '15m' FOR SHARE)
+"""
+
 _NEIGHBOURS = """
 SELECT (SELECT value FROM readings WHERE meter_id = %(m)s AND register = %(r)s AND ts < %(ts)s
          ORDER BY ts DESC LIMIT 1),
@@ -204,20 +217,38 @@ SELECT (SELECT value FROM readings WHERE meter_id = %(m)s AND register = %(r)s A
 """
 
 
+class StaleReading(Conflict):
+    """The reading changed since the version the correction was made against."""
+
+    code = "reading-changed"
+
+
+def version_of(value: Decimal, source: str) -> str:
+    """A stored reading's version (its ETag): changes whenever its value or source does."""
+    return hashlib.sha256(f"{_plain(value)}|{source}".encode()).hexdigest()[:16]
+
+
 async def correct(
     conn: psycopg.AsyncConnection[Any], meter_id: str, register: str, ts: datetime,
-    value: Decimal,
+    value: Decimal, *, if_version: str | None = None,
 ) -> tuple[Decimal, str]:
     """An operator's correction of a reading people submitted (a typing slip): the value
     changes in place and the source becomes ``operator``; it must stay between the readings
     before and after it. Returns (value before, source before); the caller writes the audit log."""
     _check_shape(value)
     cur = await conn.execute(
-        "SELECT value, source FROM readings WHERE meter_id = %s AND register = %s AND ts = %s"
-        " FOR UPDATE", (meter_id, register, ts))
+        "SELECT value, source, period_closed FROM readings"
+        " WHERE meter_id = %s AND register = %s AND ts = %s FOR UPDATE", (meter_id, register, ts))
     row = await cur.fetchone()
     if row is None:
         raise NotFound(f"No reading of meter {meter_id} {register} at {ts.isoformat()}")
+    if if_version is not None and if_version != version_of(row[0], row[1]):
+        raise StaleReading(f"the reading is now {_plain(row[0])} ({row[1]}); look again "
+                           "before correcting it")
+    if row[2]:
+        raise Conflict("the reading's billing period is closed: its bill stands; submit a new "
+                       "reading, and the next bill accounts for the difference",
+                       code="period-closed")
     if row[1] == "gateway":
         raise Conflict("a gateway's reading was priced as it came; it is corrected by a "
                        "later reading, not by hand", code="reading-from-gateway")
@@ -231,4 +262,7 @@ async def correct(
     await conn.execute(
         "UPDATE readings SET value = %s, source = 'operator'"
         " WHERE meter_id = %s AND register = %s AND ts = %s", (value, meter_id, register, ts))
+    # a value changed under the rollups' watermark: their buckets are recomputed (plain
+    # PostgreSQL; TimescaleDB's own invalidation log sees the update)
+    await conn.execute(_INVALIDATE, {"m": meter_id, "r": register, "ts": ts})
     return row[0], row[1]

@@ -71,6 +71,8 @@ async def current_caller(
     key: Annotated[str | None, Depends(api_key_header)],
 ) -> Caller:
     """The authenticated caller, holding every scope the endpoint declares."""
+    if token and key:
+        raise unauthorized("Send a bearer token or an API key, not both.")
     if token:
         caller = caller_of_token(settings, token)
     elif key:

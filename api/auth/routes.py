@@ -28,6 +28,7 @@ from api.auth.tokens import (
     revoke_refresh_token,
     rotate_refresh_token,
 )
+from api.ids import PRINTABLE
 from api.problems import ProblemError, problem_responses
 from api.state import AppSettings, Pool
 from meterline.contracts import Timestamp
@@ -216,7 +217,8 @@ async def me(caller: AnyCaller, pool: Pool) -> Me:
 # --- API keys
 
 class ApiKeyRequest(BaseModel):
-    name: str = Field(min_length=1, max_length=100, examples=["meter data export"])
+    name: str = Field(min_length=1, max_length=100, pattern=PRINTABLE,
+                      examples=["meter data export"])
     scopes: list[Scope] = Field(min_length=1, max_length=len(Scope),
                                 description="Among your own scopes.",
                                 examples=[["accounts:read", "usage:export"]])

@@ -8,6 +8,7 @@ account is a 404 page saying only that there is no such account.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import uuid
@@ -29,6 +30,9 @@ from api.pages.session import REFRESH, Page, home_of, page
 from api.problems import ProblemError
 from api.state import AppSettings, Pool
 from api.texts import catalogue, month_name
+from meterline.bill_runs import parse_period
+from meterline.documents.assemble import payment_document
+from meterline.documents.pdf import file_name, render_pdf
 from meterline.errors import DomainError
 from meterline.meter_readings import submit
 from meterline.money import kopecks
@@ -111,6 +115,14 @@ SELECT m.id, m.utility, r.unit, last.value, last.ts
  ORDER BY m.id
 """
 
+_DOCUMENTS = """
+SELECT DISTINCT period FROM bill_lines WHERE account_id = %s ORDER BY period DESC LIMIT 12
+"""
+
+_EVENTS = """
+SELECT occurred_at, kind, meter_id FROM events WHERE account_id = %s ORDER BY id DESC LIMIT 10
+"""
+
 _PAYMENTS = """
 SELECT id, amount, status, created_at FROM online_payments
  WHERE account_id = %s ORDER BY created_at DESC LIMIT 5
@@ -164,12 +176,17 @@ async def account_page(account_id: str, view: View, pool: Pool) -> Response:
         people_meters = await dcur.fetchall()
         await dcur.execute(_PAYMENTS, (account_id,))
         payments = await dcur.fetchall()
+        await dcur.execute(_EVENTS, (account_id,))
+        events = await dcur.fetchall()
+        cur = await conn.execute(_DOCUMENTS, (account_id,))
+        documents = [period.strftime("%Y-%m") for (period,) in await cur.fetchall()]
     balances = [{"provider": b.provider_name, "amount": kopecks(b.amount),
                  "days": days_left(b.amount, spent.get(b.provider_id))}
                 for b in account.balances]
     return view.render("account.html", account=account, balances=balances,
                        bars=chart(daily), people_meters=people_meters,
-                       payments=payments, can_pay=Scope.PAYMENTS in view.viewer.scopes)
+                       payments=payments, events=events, documents=documents,
+                       can_pay=Scope.PAYMENTS in view.viewer.scopes)
 
 
 @router.post("/cabinet/accounts/{account_id}/topup")
@@ -246,3 +263,21 @@ async def statement(account_id: str, view: View, pool: Pool) -> Response:
     return view.finish(Response(
         out.getvalue(), media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="statement-{account_id}.csv"'}))
+
+
+@router.get("/cabinet/accounts/{account_id}/documents/{period}.pdf")
+async def payment_document_pdf(account_id: str, period: str, view: View,
+                               pool: Pool) -> Response:
+    """The single payment document of a billed month, as the bill run stored it."""
+    async with pool.connection() as conn:
+        if not await _visible(view, conn, account_id):
+            return view.render("missing.html", status=404, account_id=account_id)
+        try:
+            wanted = parse_period(period)
+            doc = await payment_document(conn, wanted, account_id)
+        except DomainError:
+            return view.render("missing.html", status=404, account_id=account_id)
+    pdf = await asyncio.to_thread(render_pdf, doc)
+    return view.finish(Response(pdf, media_type="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="{file_name(doc)}"'}))
+

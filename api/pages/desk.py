@@ -4,6 +4,7 @@ payments, audit log); reading corrections with a mandatory reason."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
@@ -13,11 +14,20 @@ from fastapi.responses import Response
 from psycopg.rows import dict_row
 
 from api.accounts import load_account
-from api.desk import SearchParts, correct_reading, search_accounts
+from api.desk import (
+    AdjustmentRequest,
+    SearchParts,
+    book_adjustment,
+    correct_reading,
+    search_accounts,
+)
 from api.pages.session import Page, page
 from api.state import Pool
 from api.texts import catalogue
+from meterline.bill_runs import Selection, parse_period, queue
 from meterline.errors import DomainError
+from meterline.meter_readings import version_of
+from meterline.units import Service
 from meterline.users import Scope
 
 router = APIRouter(include_in_schema=False)
@@ -41,7 +51,38 @@ async def desk(view: View, pool: Pool, region: str = "", city: str = "", street:
                         meter=meter[:100], holder=holder[:100])
     async with pool.connection() as conn:
         found = await search_accounts(conn, parts)
-    return view.render("desk.html", parts=parts, found=found, searched=parts.given())
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(_RECENT_RUNS)
+        runs = await cur.fetchall()
+    running = any(r["status"] in ("queued", "running") for r in runs)
+    return view.render("desk.html", parts=parts, found=found, searched=parts.given(),
+                       runs=runs, refresh=running)
+
+
+_RECENT_RUNS = """
+SELECT id, to_char(period, 'YYYY-MM') AS period, status, accounts, billed, started_by,
+       started_at
+  FROM bill_runs ORDER BY id DESC LIMIT 10
+"""
+
+
+@router.post("/desk/billruns")
+async def start_bill_run(view: View, pool: Pool, period: Text, csrf: Text,
+                         region: Text = "") -> Response:
+    """Queue a bill run (the scheduler service makes it); the desk shows its progress."""
+    view.check_csrf(csrf)
+    if not _desk(view):
+        return view.render("missing.html", status=404, account_id="")
+    try:
+        selection = Selection(region=region.strip() or None)
+        async with pool.connection() as conn, conn.transaction():
+            await queue(conn, parse_period(period.strip()), selection,
+                        f"desk:{view.viewer.username}")
+        view.flash(view.t("bill_run_queued"))
+    except DomainError as exc:
+        view.flash(exc.detail)
+    # no #fragment: the page's self-refresh must load it again, not scroll within it
+    return view.redirect("/desk")
 
 
 _CARD = {
@@ -57,6 +98,8 @@ _CARD = {
                 " ORDER BY created_at DESC LIMIT 10",
     "audit": "SELECT at, username, action, subject, reason, before, after FROM audit_log"
              " WHERE account_id = %s ORDER BY at DESC LIMIT 30",
+    "events": "SELECT occurred_at, kind, meter_id, payload FROM events WHERE account_id = %s"
+              " ORDER BY id DESC LIMIT 20",
 }
 
 
@@ -73,15 +116,19 @@ async def card(account_id: str, view: View, pool: Pool) -> Response:
         for name, query in _CARD.items():
             await cur.execute(query, (account_id,))
             sections[name] = await cur.fetchall()
+    for reading in sections["readings"]:  # the form corrects the version the operator saw
+        reading["version"] = version_of(reading["value"], reading["source"])
     return view.render("card.html", account=account, ledger=sections["ledger"],
                        readings=sections["readings"], commands=sections["commands"],
-                       payments=sections["payments"], audit=sections["audit"])
+                       payments=sections["payments"], audit=sections["audit"],
+                       events=sections["events"], services=[s.value for s in Service],
+                       adjustment_id=uuid.uuid4())
 
 
 @router.post("/desk/accounts/{account_id}/corrections")
 async def correction(account_id: str, view: View, pool: Pool, meter_id: Text,
-                     reading_register: Text, ts: Text, value: Text, reason: Text,
-                     csrf: Text) -> Response:
+                     reading_register: Text, ts: Text, version: Text, value: Text,
+                     reason: Text, csrf: Text) -> Response:
     view.check_csrf(csrf)
     if not _desk(view):
         return view.render("missing.html", status=404, account_id=account_id)
@@ -93,10 +140,33 @@ async def correction(account_id: str, view: View, pool: Pool, meter_id: Text,
             if await cur.fetchone() is None:
                 return view.render("missing.html", status=404, account_id=account_id)
             await correct_reading(conn, view.viewer, meter_id, reading_register,
-                                  datetime.fromisoformat(ts), number, reason)
+                                  datetime.fromisoformat(ts), number, reason, version)
         view.flash(view.t("corrected"))
     except (InvalidOperation, ValueError) as exc:
         view.flash(f"{view.t('new_value')}: {exc}")
     except DomainError as exc:
         view.flash(catalogue(view.lang)["refusal"].get(exc.code, exc.detail))
     return view.redirect(f"/desk/accounts/{account_id}")
+
+
+@router.post("/desk/accounts/{account_id}/adjustments")
+async def adjustment(account_id: str, view: View, pool: Pool, adjustment_id: Text,
+                     provider_id: Text, service: Text, amount: Text, reason: Text,
+                     csrf: Text) -> Response:
+    view.check_csrf(csrf)
+    if not _desk(view):
+        return view.render("missing.html", status=404, account_id=account_id)
+    try:
+        body = AdjustmentRequest(id=uuid.UUID(adjustment_id), provider_id=provider_id,
+                                 service=Service(service),
+                                 amount=Decimal(amount.replace(",", ".").replace("\u2212", "-")),
+                                 reason=reason)
+        async with pool.connection() as conn, conn.transaction():
+            await book_adjustment(conn, view.viewer, account_id, body)
+        view.flash(view.t("adjusted"))
+    except (InvalidOperation, ValueError) as exc:
+        view.flash(f"{view.t('amount')}: {exc}")
+    except DomainError as exc:
+        view.flash(exc.detail)
+    return view.redirect(f"/desk/accounts/{account_id}")
+

@@ -146,12 +146,12 @@ async def test_forged_stale_and_unsigned_webhooks_are_refused(
     event = {"id": unique("evt"), "type": "payment.succeeded",
              "payment": {"id": acquirer_id, "status": "succeeded", "amount": "500.00"}}
 
-    forged = assert_problem(await _webhook(stack, event, "not the shared secret"), 422)
+    forged = assert_problem(await _webhook(stack, event, "not the shared secret"), 401)
     assert forged["type"] == "urn:meterline:problem:bad-signature"
-    stale = assert_problem(await _webhook(stack, event, at=int(time.time()) - 3600), 422)
+    stale = assert_problem(await _webhook(stack, event, at=int(time.time()) - 3600), 401)
     assert stale["type"] == "urn:meterline:problem:stale-signature"
     unsigned = await stack.api.post("/acquirer/webhook", json=event)
-    assert_problem(unsigned, 422)
+    assert_problem(unsigned, 401)
     assert await balance_of(conn, stack.account.account_id, stack.account.provider_id) == \
         Decimal("-2.50")
 

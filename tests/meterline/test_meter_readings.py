@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from meterline.errors import Conflict, Invalid
-from meterline.meter_readings import period_of, submit
+from meterline.meter_readings import correct, period_of, submit
 from tests.factories import customer, meter_read_by_people
 
 T0 = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
@@ -87,3 +87,29 @@ async def test_malformed_values_are_refused(conn: psycopg.AsyncConnection[Any],
     with pytest.raises(Invalid) as refused:
         await submit(conn, meter, Decimal(value), "web")
     assert refused.value.code == "reading-invalid"
+
+
+async def test_a_reading_of_a_closed_period_is_not_corrected_in_place(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    meter = await meter_read_by_people(conn, await customer(conn, "0"))
+    taken = await submit(conn, meter, Decimal("10"), "web", at=T0)
+    await conn.execute("UPDATE readings SET period_closed = true WHERE meter_id = %s", (meter,))
+    with pytest.raises(Conflict) as refused:
+        await correct(conn, meter, taken.register, T0, Decimal("9"))
+    assert refused.value.code == "period-closed"
+
+
+async def test_a_corrected_reading_below_the_rollups_watermark_is_recomputed(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    meter = await meter_read_by_people(conn, await customer(conn, "0"))
+    taken = await submit(conn, meter, Decimal("10"), "web", at=T0)
+    cur = await conn.execute("SELECT watermark > %s FROM readings_rollups WHERE name = '15m'",
+                             (T0,))
+    below = (await cur.fetchone() or (False,))[0]
+    await conn.execute("DELETE FROM readings_invalidations WHERE meter_id = %s", (meter,))
+    await correct(conn, meter, taken.register, T0, Decimal("9.5"))
+    cur = await conn.execute("SELECT lo, hi FROM readings_invalidations WHERE meter_id = %s",
+                             (meter,))
+    assert await cur.fetchall() == ([(T0, T0)] if below else [])

@@ -95,4 +95,4 @@ async def log_in(page: Page, site: Site, who: Person) -> None:
 
 async def screenshot(page: Page, name: str) -> None:
     if SCREENSHOTS:  # Playwright makes the folder
-        await page.screenshot(path=os.path.join(SCREENSHOTS, f"{name}.png"), full_page=True)
+        await page.screenshot(path=os.path.join(SCREENSHOTS, f"{name}.png"))

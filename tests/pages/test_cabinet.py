@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Awaitable, Callable
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,12 @@ from typing import Any
 import psycopg
 from playwright.async_api import Page, expect
 
-from tests.pages.conftest import Site, log_in, screenshot
+from billing.billrun.run import bill
+from meterline.bill_runs import Selection
+from meterline.units import Service
+from meterline.users import Role
+from tests.factories import housing, person
+from tests.pages.conftest import PASSWORD, Site, log_in, screenshot
 
 OpenPage = Callable[..., Awaitable[Page]]
 
@@ -74,7 +80,7 @@ async def test_a_subscriber_cannot_open_anothers_account(site: Site,
     assert desk is not None and desk.status == 404
 
 
-async def test_an_operator_finds_an_account_by_address_and_corrects_a_reading(
+async def test_an_operator_finds_an_account_by_address_corrects_a_reading_and_adjusts(
     site: Site, open_page: OpenPage, conn: psycopg.AsyncConnection[Any],
 ) -> None:
     await conn.execute("INSERT INTO readings (meter_id, register, ts, value, source)"
@@ -96,17 +102,33 @@ async def test_an_operator_finds_an_account_by_address_and_corrects_a_reading(
     await expect(page.get_by_role("heading", name=f"Account card {site.household.account_id}"))\
         .to_be_visible()
 
-    await page.get_by_label("New value").first.fill("12.5")
-    await page.get_by_label("Reason").first.fill("typed 1250 for 12.50 on the phone")
-    await page.get_by_role("button", name="Apply").first.click()
+    readings = page.get_by_role("region", name="Readings")
+    await readings.get_by_label("New value").first.fill("12.5")
+    await readings.get_by_label("Reason").first.fill("typed 1250 for 12.50 on the phone")
+    await readings.get_by_role("button", name="Apply").first.click()
     await expect(page.get_by_role("status")).to_have_text("Reading corrected.")
     audit = page.get_by_role("region", name="Audit log")
     await expect(audit).to_contain_text("typed 1250 for 12.50 on the phone")
     await expect(audit).to_contain_text(site.operator.username)
-    await screenshot(page, "desk-card")
     cur = await conn.execute("SELECT value, source FROM readings WHERE meter_id = %s",
                              (site.water_meter,))
     assert await cur.fetchall() == [(Decimal("12.5"), "operator")]
+
+    # a manual adjustment with its reason: a ledger entry, the balance, the audit log
+    adjustment = page.get_by_role("region", name="Balance adjustment")
+    await adjustment.get_by_label("Amount, RUB (+ / -)").fill("100")
+    await adjustment.get_by_label("Reason").fill("meter was not read in October, credit agreed")
+    await adjustment.get_by_role("button", name="Apply").click()
+    await expect(page.get_by_role("status")).to_have_text("Adjustment booked.")
+    await expect(page.get_by_test_id(f"balance-{site.household.provider_id}"))\
+        .to_have_text("97.50 ₽")
+    await expect(audit).to_contain_text("meter was not read in October, credit agreed")
+    await screenshot(page, "desk-card")
+    cur = await conn.execute("SELECT kind, amount, entry_key FROM ledger WHERE account_id = %s",
+                             (site.household.account_id,))
+    rows = await cur.fetchall()
+    assert [(kind, amount) for kind, amount, _ in rows if kind == "adjustment"] == [
+        ("adjustment", Decimal("100"))]
 
 
 async def test_the_cabinet_speaks_russian(site: Site, open_page: OpenPage) -> None:
@@ -116,3 +138,63 @@ async def test_the_cabinet_speaks_russian(site: Site, open_page: OpenPage) -> No
     await page.get_by_role("link", name="English").click()
     await expect(page.get_by_role("heading", name="Log in")).to_be_visible()
     assert await page.get_attribute("html", "lang") == "en"
+
+
+async def test_an_admin_gives_a_user_a_role_with_a_reason(
+    site: Site, open_page: OpenPage, conn: psycopg.AsyncConnection[Any],
+) -> None:
+    admin = await person(conn, Role.ADMIN, password=PASSWORD)
+    page = await open_page()
+    await log_in(page, site, admin)
+    await expect(page).to_have_url(f"{site.url}/admin")
+    await page.get_by_label("User name or account number").fill("new-operator")
+    await page.get_by_label("Password").fill("a long enough password")
+    await page.locator("#new-role").select_option("operator")
+    await page.locator("#new-reason").fill("joined the back office")
+    await page.get_by_role("button", name="Create a user").click()
+    await expect(page.get_by_role("status")).to_have_text("User created.")
+    await screenshot(page, "admin")
+    cur = await conn.execute("SELECT u.role, a.reason FROM users u JOIN audit_log a"
+                             " ON a.subject = 'user ' || u.username WHERE u.username = %s",
+                             ("new-operator",))
+    assert await cur.fetchall() == [("operator", "joined the back office")]
+
+
+async def test_a_subscriber_downloads_the_payment_document_of_a_billed_month(
+    site: Site, open_page: OpenPage, conn: psycopg.AsyncConnection[Any], tmp_path: Path,
+) -> None:
+    house = await housing(conn, [("50", 2)], services=(Service.MAINTENANCE,), metered=())
+    (flat,) = house.accounts
+    await bill(conn, date(2026, 1, 1), Selection(region=house.region), "test")
+    tenant = await person(conn, Role.SUBSCRIBER, accounts=[flat], password=PASSWORD)
+    page = await open_page()
+    await log_in(page, site, tenant)
+    async with page.expect_download() as download_info:
+        await page.get_by_role("link", name="Payment document for 2026-01 (PDF)").click()
+    download = await download_info.value
+    saved = tmp_path / download.suggested_filename
+    await download.save_as(saved)
+    assert saved.read_bytes().startswith(b"%PDF")
+
+
+async def test_an_operator_starts_a_bill_run_and_watches_it(
+    site: Site, open_page: OpenPage, conn: psycopg.AsyncConnection[Any],
+) -> None:
+    house = await housing(conn, [("50", 2)], services=(Service.MAINTENANCE,), metered=())
+    page = await open_page()
+    await log_in(page, site, site.operator)
+    runs = page.get_by_role("region", name="Bill runs")
+    await runs.get_by_label("Month (YYYY-MM)").fill("2026-02")
+    await runs.get_by_label("Region (optional)").fill(house.region)
+    await runs.get_by_role("button", name="Start a bill run").click()
+    await expect(page.get_by_role("status")).to_have_text("Bill run queued.")
+    cur = await conn.execute("SELECT id FROM bill_runs WHERE started_by = %s",
+                             (f"desk:{site.operator.username}",))
+    row = await cur.fetchone()
+    assert row is not None
+    run = page.get_by_test_id(f"billrun-{row[0]}")
+    await expect(run).to_contain_text("2026-02: queued")
+    # what the scheduler service does with the queued run; the desk refreshes itself
+    await bill(conn, date(2026, 2, 1), Selection(region=house.region), "scheduler",
+               queued=row[0])
+    await expect(run).to_contain_text("2026-02: done, 1 of 1 accounts (100%)", timeout=15_000)
