@@ -62,7 +62,7 @@ async def site(make_settings: Callable[..., Settings],
     subscriber = await person(conn, Role.SUBSCRIBER, accounts=[household.account_id],
                               password=PASSWORD)
     operator = await person(conn, Role.OPERATOR, password=PASSWORD)
-    stranger = await customer(conn, "999")
+    stranger = await customer(conn, "987654.32")  # a balance no page of ours may show
     async with (serving(create_app(settings), api_sock),
                 serving(create_acquirer_app(settings), acquirer_sock)):
         yield Site(url_of(api_sock), settings, household, water, subscriber, operator,
