@@ -22,7 +22,7 @@ from meterline.money import kopecks
 from meterline.periods import close_period
 from meterline.tariffs.benefit_entries import book_benefits
 from meterline.units import Service
-from tests.factories import housing, reading, town
+from tests.factories import grant_benefit, housing, reading, town
 
 D = Decimal
 PERIOD = date(2026, 3, 1)
@@ -166,3 +166,29 @@ async def test_documents_carry_the_debt_brought_forward_and_payments_received(
     line = next(line for line in doc.lines if line.service == Service.MAINTENANCE)
     assert line.debt == D("1710.00")
 
+
+async def test_a_benefit_rests_on_the_bill_as_corrected_not_on_every_bill_posted(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    house = await housing(conn, [("50", 1)], services=(Service.MAINTENANCE,), metered=())
+    (flat,) = house.accounts
+    await grant_benefit(conn, flat, "veteran_maintenance", "maintenance", PERIOD)
+    await bill(conn, PERIOD, Selection(region=house.region), "test")
+    (first,) = await book_benefits_of(conn, flat)
+    assert first.amount == D("307.80")  # 50 % of 18 m² of 50 at 34.20 (1,710.00)
+
+    await conn.execute("UPDATE accounts SET area = 60 WHERE id = %s", (flat,))
+    await bill(conn, PERIOD, Selection(region=house.region), "area corrected")
+    (again,) = await book_benefits_of(conn, flat)
+    # the bill is reversed and reposted (2,052.00); the benefit rests on it alone: 50 % of
+    # 18 m² of 60 is the same 307.80 (counting the reversed bill too would give 564.30)
+    assert (again.action, again.amount) == ("unchanged", D("307.80"))
+    cur = await conn.execute("""
+        SELECT sum(p.amount) FROM postings p JOIN entries e ON e.id = p.entry_id
+         WHERE p.account_id = %s AND p.book = 'subscriber' AND p.period = %s""",
+        (flat, PERIOD))
+    assert await cur.fetchone() == (D("-2052.00") + D("307.80"),)
+
+
+async def book_benefits_of(conn: psycopg.AsyncConnection[Any], account: str) -> list[Any]:
+    return [b for b in await book_benefits(conn, PERIOD) if b.account_id == account]
