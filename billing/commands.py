@@ -23,6 +23,7 @@ from meterline import periods
 from meterline.bill_runs import Selection, parse_period
 from meterline.errors import DomainError
 from meterline.settings import Settings
+from meterline.tariffs.benefit_entries import book_benefits
 
 
 def import_file(settings: Settings, kind: str, path: Path, *, check: bool,
@@ -93,6 +94,9 @@ def billrun(settings: Settings, period: str, selection: Selection, *, started_by
             accounts, changed = await cur.fetchone() or (0, 0)
             typer.echo(f"bill run {run.id} of {period}: {accounts} accounts billed, "
                        f"{changed} bills changed")
+            booked = await book_benefits(conn, month)
+            typer.echo(f"benefits of {period}: "
+                       f"{sum(b.action in ('posted', 'corrected') for b in booked)} booked")
 
     try:
         asyncio.run(main())

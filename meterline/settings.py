@@ -179,11 +179,12 @@ class Settings(BaseSettings):
         2, ge=1, le=16, description="Connections a bill run bills chunks on at once."
     )
     schedules: dict[str, str] = Field(
-        {"billrun": "0 3 1 * *", "standing-charges": "30 0 * * *", "benefits": "0 2 1 * *"},
+        {"billrun": "0 3 1 * *", "standing-charges": "30 0 * * *", "benefits": "0 2 1 * *",
+         "penalties": "0 1 * * *", "reminders": "0 10 * * *"},
         description="The scheduler's jobs and when they run: JSON of job name -> cron "
-        "expression in scheduler_time_zone. Jobs: billrun (bills the month before), "
-        "standing-charges (books the day before's), benefits (books the month before's, "
-        "before the bill run).",
+        "expression in scheduler_time_zone. Jobs: billrun (bills the month before, then books "
+        "its benefits), standing-charges (books the day before's), benefits (books the month "
+        "before's), penalties (accrues them to the day before), reminders (one reminder run).",
     )
     scheduler_time_zone: str = Field("Europe/Moscow", description="Time zone of schedules.")
     scheduler_catch_up: float = Field(

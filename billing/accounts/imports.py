@@ -305,6 +305,13 @@ async def _house_meter(conn: Conn, r: HouseMeterRecord) -> Status:
 
 async def _benefit(conn: Conn, r: BenefitRecord) -> Status:
     await _account_exists(conn, r.account_id)
+    # the tariffs' benefits job prices a grant by its rule: one must be there to apply
+    await _require(conn, f"benefit rule {r.category} for {r.service} in the tariff book of a "
+                         f"provider selling it to account {r.account_id}", """
+        SELECT 1 FROM benefit_rules b
+          JOIN account_services s ON s.provider_id = b.provider_id AND s.service = b.service
+         WHERE b.code = %s AND b.service = %s AND s.account_id = %s""",
+                   (r.category, r.service, r.account_id))
     return _changed(await _one(conn, """
         INSERT INTO account_benefits AS b (account_id, category, service, share, valid_from,
                                            valid_to, beneficiaries)

@@ -4,11 +4,12 @@ One region with a town and two settlements (a second town goes in another region
 of houses of 24 to 108 apartments; one personal account per apartment with its area and
 registered residents; the providers of a Russian town (management company, capital repair
 fund, waste operator, water utility, heat network, electricity and gas retailers) and the
-services they sell on each account; meters read by people with monthly readings (some
-months missing, as in life); house meters with their monthly readings; the region's
-consumption norms; a few beneficiaries.
+services they sell on each account, with their tariff books; meters read by people with
+monthly readings (some months missing, as in life); house meters with their monthly
+readings; the region's consumption norms; a few beneficiaries of the books' benefit rules.
 
-Everything is made by set-based SQL in one transaction, pseudo-random but deterministic:
+Everything is made by set-based SQL in one transaction (the books through
+``meterline.tariffs``), pseudo-random but deterministic:
 each draw is a hash of the town's seed and the thing drawn for, so the same spec gives the
 same town, and generating it again adds nothing.
 """
@@ -17,11 +18,24 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import date
+from decimal import Decimal
 from typing import Any, LiteralString
 
 import psycopg
 
-from meterline.units import Service
+from meterline.documents.model import SERVICE_NAMES
+from meterline.tariffs.model import (
+    UTILITY_OF_SERVICE,
+    Basis,
+    BenefitRule,
+    Book,
+    ProviderInfo,
+    TariffPlan,
+    TariffVersion,
+)
+from meterline.tariffs.store import load_book, read_plans
+from meterline.tariffs.zones import FLAT
+from meterline.units import Service, Utility
 
 STREETS = (
     "ул. Ленина", "ул. Гагарина", "ул. Мира", "ул. Советская", "ул. Победы", "ул. Молодёжная",
@@ -312,39 +326,63 @@ SELECT %(region)s, service, scope, basis, quantity::numeric, unit, %(norms_from)
 ON CONFLICT DO NOTHING
 """
 
-# Prices of the town's providers from the first month: per meter unit in rating's tariffs
-# (the same tariff prices a gateway meter), the rest in service_prices.
-PRICES: dict[Service, tuple[str, str]] = {
-    Service.COLD_WATER: ("m3", "52.30"), Service.HOT_WATER: ("m3", "245.60"),
-    Service.ELECTRICITY: ("kWh", "6.83"), Service.GAS: ("m3", "8.92"),
-    Service.HEATING: ("Gcal", "2930.50"), Service.SEWERAGE: ("m3", "41.80"),
-    Service.MAINTENANCE: ("m2", "34.20"), Service.CAPITAL_REPAIR: ("m2", "18.90"),
-    Service.WASTE: ("person", "165.40"),
+# Prices of the town's providers from the first month: each provider's tariff book, one
+# default flat plan per service it sells (meterline.tariffs: the same books rating prices
+# gateway meters with); sewerage is priced per m³ of the cold and hot water used.
+PRICES: dict[Service, tuple[Basis, str]] = {
+    Service.COLD_WATER: (Basis.M3, "52.30"), Service.HOT_WATER: (Basis.M3, "245.60"),
+    Service.ELECTRICITY: (Basis.KWH, "6.83"), Service.GAS: (Basis.M3, "8.92"),
+    Service.HEATING: (Basis.GCAL, "2930.50"), Service.SEWERAGE: (Basis.M3, "41.80"),
+    Service.MAINTENANCE: (Basis.M2, "34.20"), Service.CAPITAL_REPAIR: (Basis.M2, "18.90"),
+    Service.WASTE: (Basis.RESIDENT, "165.40"),
 }
-METERED = {Service.COLD_WATER: "cold_water", Service.HOT_WATER: "hot_water",
-           Service.ELECTRICITY: "electricity", Service.GAS: "gas", Service.HEATING: "heat"}
+# Benefits of the town's veterans (the tariffs' benefits job prices and posts them): half of
+# maintenance and of heating, within 18 m² of area each.
+BENEFITS: tuple[tuple[str, Service, str, str], ...] = (
+    ("veteran_maintenance", Service.MAINTENANCE, "50", "18"),
+    ("veteran_heating", Service.HEATING, "50", "18"),
+)
 
-_PRICES = """
-INSERT INTO tariffs (provider_id, utility, unit, price, valid_from)
-SELECT p.provider_id, p.utility, p.unit, p.price::numeric, %(first_month)s::timestamp
-                                                      AT TIME ZONE %(time_zone)s
-  FROM unnest(%(t_provider)s::text[], %(t_utility)s::text[], %(t_unit)s::text[],
-              %(t_price)s::text[]) AS p(provider_id, utility, unit, price)
- WHERE NOT EXISTS (SELECT 1 FROM tariffs t WHERE t.provider_id = p.provider_id
-                      AND t.utility = p.utility);
-INSERT INTO service_prices (provider_id, service, unit, price, valid_from)
-SELECT provider_id, service, unit, price::numeric, %(first_month)s
-  FROM unnest(%(s_provider)s::text[], %(s_service)s::text[], %(s_unit)s::text[],
-              %(s_price)s::text[]) AS p(provider_id, service, unit, price)
-ON CONFLICT DO NOTHING
-"""
+
+def town_books(spec: TownSpec) -> list[Book]:
+    """The tariff book of each of the town's providers."""
+    providers = provider_ids(spec.prefix)
+    books = []
+    for role, name, services in PROVIDERS:
+        provider = f"{spec.prefix.lower()}-{role}"
+        plans = tuple(TariffPlan(
+            provider_id=provider, code=service.value.replace("_", "-"),
+            name=SERVICE_NAMES[service], service=service,
+            utility=UTILITY_OF_SERVICE.get(service) if PRICES[service][0].unit else None,
+            basis=PRICES[service][0], default=True,
+            derived_from=(Utility.COLD_WATER, Utility.HOT_WATER)
+            if service == Service.SEWERAGE else (),
+            versions=(TariffVersion(valid_from=spec.first_month, zones=FLAT,
+                                    prices=((Decimal(PRICES[service][1]),),)),),
+        ) for service in services)
+        rules = tuple(BenefitRule(
+            provider_id=provider, code=code, name="Ветераны труда", service=service,
+            percent=Decimal(percent), norm=Decimal(norm), norm_basis=Basis.M2,
+        ) for code, service, percent, norm in BENEFITS if providers[service] == provider)
+        books.append(Book(provider=ProviderInfo(id=provider, name=name), plans=plans,
+                          benefits=rules))
+    return books
+
+
+async def load_town_books(conn: psycopg.AsyncConnection[Any], spec: TownSpec) -> None:
+    """Load the town's books; a provider's service priced already keeps its plans."""
+    for book in town_books(spec):
+        priced = {s.plan.service for s in await read_plans(conn, provider=book.provider.id)}
+        await load_book(conn, book.model_copy(update={
+            "plans": tuple(p for p in book.plans if p.service not in priced)}))
+
 
 _BENEFITS = """
 INSERT INTO account_benefits (account_id, category, service, share, valid_from)
-SELECT s.account_id, 'veteran', s.service, 0.5, %(first_month)s
+SELECT s.account_id, 'veteran_' || s.service, s.service, 0.5, %(first_month)s
   FROM town_services s
  WHERE pg_temp.town_rand(%(seed)s, 'veteran' || s.n) < 0.05
-   AND s.service IN ('cold_water', 'hot_water', 'sewerage', 'heating', 'electricity', 'gas')
+   AND s.service IN ('maintenance', 'heating')
 """
 
 _COUNTS = """
@@ -374,19 +412,14 @@ def _params(spec: TownSpec) -> dict[str, Any]:
         "n_service": [n[0] for n in NORMS], "n_scope": [n[1] for n in NORMS],
         "n_basis": [n[2] for n in NORMS], "n_quantity": [n[3] for n in NORMS],
         "n_unit": [n[4] for n in NORMS],
-        "t_provider": [providers[s] for s in METERED], "t_utility": list(METERED.values()),
-        "t_unit": [PRICES[s][0] for s in METERED], "t_price": [PRICES[s][1] for s in METERED],
-        "s_provider": [providers[s] for s in PRICES if s not in METERED],
-        "s_service": [str(s) for s in PRICES if s not in METERED],
-        "s_unit": [PRICES[s][0] for s in PRICES if s not in METERED],
-        "s_price": [PRICES[s][1] for s in PRICES if s not in METERED],
     }
 
 
 async def put_prices_and_norms(conn: psycopg.AsyncConnection[Any], spec: TownSpec) -> None:
-    """The town's prices (for its providers, from its first month) and its region's norms;
-    what exists already is left as it is."""
-    await _execute(conn, (_NORMS, _PRICES), _params(spec))
+    """The town's prices (its providers' tariff books, from its first month) and its region's
+    norms; what exists already is left as it is."""
+    await _execute(conn, (_NORMS,), _params(spec))
+    await load_town_books(conn, spec)
 
 
 async def _execute(conn: psycopg.AsyncConnection[Any], steps: tuple[LiteralString, ...],
@@ -402,10 +435,11 @@ async def generate_town(conn: psycopg.AsyncConnection[Any], spec: TownSpec) -> T
     params = _params(spec)
     steps: tuple[LiteralString, ...] = (
         _HOUSES, _CITIES, _ACCOUNTS, _PROVIDERS, _SERVICES, _METERS, _HOUSE_METERS, _NORMS,
-        _PRICES, _BENEFITS)
+        _BENEFITS)
     async with conn.transaction():
         await conn.execute(_RAND)
         await _execute(conn, steps, params)
+        await load_town_books(conn, spec)
         cur = await conn.execute(_COUNTS)
         counts = await cur.fetchone()
         assert counts is not None

@@ -2,11 +2,14 @@
 transaction, through the ledger's bulk path: staged in ``ledger_lines`` by set-based SQL, each
 kind of amount posted as one entry of the chunk.
 
-For every account and provider whose bill changed, what the stored bill had posted is
-reversed (charges: ``subscriber +x, revenue -x``; benefits: ``subscriber -d, discounts +d``)
-and the new bill is posted (charges ``subscriber -x, revenue +x``, recalculations with them;
-benefits ``subscriber +d, discounts -d``), all with the bill's period: corrections are
-reversal and repost, never edits. An unchanged bill posts nothing. Entry keys name the period,
+For every account and provider whose bill's money changed (a bill whose lines changed but
+charge the same, such as a tariff's new name, is stored again and posts nothing), what the
+stored bill had posted is
+reversed (charges: ``subscriber +x, revenue -x``; the benefits bills stored before the
+tariffs' benefits job booked them: ``subscriber -d, discounts +d``) and the new bill is posted
+(charges ``subscriber -x, revenue +x``, recalculations with them), all with the bill's period:
+corrections are reversal and repost, never edits. Benefits are the tariffs' benefits job's
+own entries. An unchanged bill posts nothing. Entry keys name the period,
 the run and the chunk (``bill:2026-03:<run>:<chunk>:charges``), so a chunk is posted once.
 """
 
@@ -24,7 +27,7 @@ _OLD_CHARGES = """
 INSERT INTO ledger_lines (account_id, provider_id, service, period, amount)
 SELECT l.account_id, l.provider_id, l.service, l.period, sum(l.charged + l.recalculation)
   FROM bill_lines l JOIN changed_bills c USING (account_id, provider_id)
- WHERE l.period = %(period)s
+ WHERE l.period = %(period)s AND c.money
  GROUP BY l.account_id, l.provider_id, l.service, l.period
 HAVING sum(l.charged + l.recalculation) <> 0
 """
@@ -33,7 +36,7 @@ _OLD_BENEFITS = """
 INSERT INTO ledger_lines (account_id, provider_id, service, period, amount)
 SELECT l.account_id, l.provider_id, l.service, l.period, -sum(l.benefit)
   FROM bill_lines l JOIN changed_bills c USING (account_id, provider_id)
- WHERE l.period = %(period)s
+ WHERE l.period = %(period)s AND c.money
  GROUP BY l.account_id, l.provider_id, l.service, l.period
 HAVING sum(l.benefit) <> 0
 """
@@ -43,23 +46,15 @@ _NEW_CHARGES = """
 INSERT INTO ledger_lines (account_id, provider_id, service, period, amount)
 SELECT n.account_id, n.provider_id, n.service, %(period)s, -sum(n.charged + n.recalculation)
   FROM new_lines n JOIN changed_bills c USING (account_id, provider_id)
+ WHERE c.money
  GROUP BY n.account_id, n.provider_id, n.service
 HAVING sum(n.charged + n.recalculation) <> 0
-"""
-
-_NEW_BENEFITS = """
-INSERT INTO ledger_lines (account_id, provider_id, service, period, amount)
-SELECT n.account_id, n.provider_id, n.service, %(period)s, sum(n.benefit)
-  FROM new_lines n JOIN changed_bills c USING (account_id, provider_id)
- GROUP BY n.account_id, n.provider_id, n.service
-HAVING sum(n.benefit) <> 0
 """
 
 POSTINGS: tuple[tuple[LiteralString, EntryKind, Book, str], ...] = (
     (_OLD_CHARGES, EntryKind.REVERSAL, Book.REVENUE, "charges-reversed"),
     (_OLD_BENEFITS, EntryKind.REVERSAL, Book.DISCOUNTS, "benefits-reversed"),
     (_NEW_CHARGES, EntryKind.CHARGE, Book.REVENUE, "charges"),
-    (_NEW_BENEFITS, EntryKind.BENEFIT, Book.DISCOUNTS, "benefits"),
 )
 
 

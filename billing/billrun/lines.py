@@ -20,13 +20,20 @@ one line per service of each selected account (and provider), one more per commo
 - Common property (cold and hot water, electricity): the house meter minus the sum of the
   apartments' volumes, capped at the norm × the house's common area, split by area; no house
   meter: the norm volume.
-- Maintenance and capital repair per m², waste per registered resident.
-- Benefits: the account's share of a service's charge, for grants without a benefit rule (a
-  grant whose category is a rule's code is the tariffs' benefits job's: ``meterline tariffs
-  benefits`` prices and posts it).
+- What a line prices is its plan's basis (the tariff books, ``meterline.tariffs``): a
+  metered unit prices the volume above, m² the account's area (maintenance, capital repair,
+  heating by area), a resident the registered residents (waste).
+
+Each (account, provider, service) is on its plan of the books: its own choice in force on the
+period's first day, else the provider's default (``account_plan()``'s rule), at its consumer
+group's price of the version in force (``plan_version()``). A line of one price (one version
+over the whole month, one zone, no bands) is priced here, volume x price; the others (zones,
+bands, a social norm, a version or a choice starting within the month) by
+``billing.billrun.pricing`` with ``meterline.tariffs.pricing``, as rating prices a gateway
+meter. Benefits are not the bill run's: the tariffs' benefits job books them
+(``meterline tariffs benefits``), and documents show them from the journal.
 
 Readings are looked at over 14 months before the period (the history an average needs).
-Prices come from ``bill_prices(period)`` only.
 """
 
 from __future__ import annotations
@@ -67,13 +74,62 @@ SELECT r.house_id, max(h.common_area) AS common_area, max(r.time_zone) AS time_z
  GROUP BY r.house_id
 """
 
+# The service each account takes, from which provider, and the plan it is on: its own choice
+# in force on the period's first day, else the provider's default (account_plan()'s rule,
+# set-based); ``changing`` when a choice takes effect within the month.
 RUN_SERVICES = """
 CREATE TABLE run_services AS
-SELECT DISTINCT ON (s.account_id, s.service) s.account_id, s.service, s.provider_id
-  FROM account_services s JOIN run_accounts r ON r.account_id = s.account_id
- WHERE s.valid_from <= %(period)s AND (s.valid_to IS NULL OR s.valid_to > %(period)s)
- ORDER BY s.account_id, s.service, s.valid_from DESC;
+WITH taken AS (
+    SELECT DISTINCT ON (s.account_id, s.service) s.account_id, s.service, s.provider_id
+      FROM account_services s JOIN run_accounts r ON r.account_id = s.account_id
+     WHERE s.valid_from <= %(period)s AND (s.valid_to IS NULL OR s.valid_to > %(period)s)
+     ORDER BY s.account_id, s.service, s.valid_from DESC
+), choices AS (
+    SELECT c.* FROM account_plans c
+     WHERE c.valid_from < %(next)s AND c.account_id IN (SELECT account_id FROM run_accounts)
+), chosen AS (
+    SELECT DISTINCT ON (account_id, provider_id, service) account_id, provider_id, service,
+           plan_id, consumer_group
+      FROM choices WHERE valid_from <= %(period)s
+     ORDER BY account_id, provider_id, service, valid_from DESC
+)
+SELECT t.account_id, t.service, t.provider_id, coalesce(c.plan_id, d.id) AS plan_id,
+       coalesce(c.consumer_group, 'urban') AS consumer_group,
+       EXISTS (SELECT 1 FROM choices x
+                WHERE (x.account_id, x.provider_id, x.service)
+                      = (t.account_id, t.provider_id, t.service)
+                  AND x.valid_from > %(period)s) AS changing
+  FROM taken t
+  LEFT JOIN chosen c
+         ON (c.account_id, c.provider_id, c.service) = (t.account_id, t.provider_id, t.service)
+  LEFT JOIN tariff_plans d
+         ON d.provider_id = t.provider_id AND d.service = t.service AND d.is_default;
 CREATE INDEX ON run_services (account_id)
+"""
+
+# Each plan and consumer group of the run: its basis, the version in force on the period's
+# first day, and, when one price holds the whole month (that version throughout, one zone, no
+# bands), the price; ``ref`` names it on the bill (plan code @ version, group if not urban).
+RUN_RATES = """
+CREATE TABLE run_rates AS
+SELECT u.plan_id, u.consumer_group, p.basis, p.derived_from, v.id AS version_id,
+       p.code || '@' || v.valid_from
+       || CASE WHEN u.consumer_group <> 'urban' THEN '/' || u.consumer_group ELSE '' END
+           AS ref,
+       CASE WHEN (v.valid_to IS NULL OR v.valid_to >= %(next)s)
+                 AND NOT EXISTS (SELECT 1 FROM tariff_versions o
+                                  WHERE o.plan_id = u.plan_id AND o.valid_from > %(period)s
+                                    AND o.valid_from < %(next)s)
+                 AND jsonb_array_length(v.zones) = 1 AND cardinality(v.band_limits) = 0
+                 AND cardinality(v.social_norm) = 0
+            THEN tp.price END AS price
+  FROM (SELECT DISTINCT plan_id, consumer_group FROM run_services
+         WHERE plan_id IS NOT NULL) u
+  JOIN tariff_plans p ON p.id = u.plan_id
+  LEFT JOIN tariff_versions v ON v.id = plan_version(u.plan_id, %(period)s)
+  LEFT JOIN tariff_prices tp
+         ON tp.version_id = v.id AND tp.zone = v.zones -> 0 ->> 'name' AND tp.band = 0
+        AND tp.consumer_group = u.consumer_group
 """
 
 RUN_NORMS = """
@@ -222,90 +278,88 @@ SELECT h.house_id, u.service, hv.volume AS house_volume,
                        AND n.scope = 'common'
 """
 
-RUN_PRICES = """
-CREATE TABLE run_prices AS SELECT * FROM bill_prices(%(period)s)
-"""
-
 PREPARE: tuple[LiteralString, ...] = (
-    RUN_ACCOUNTS, RUN_HOUSES, RUN_SERVICES, RUN_NORMS, RUN_READINGS, RUN_SUBSTITUTED,
-    RUN_METER_VOLUMES, RUN_VOLUMES, RUN_HOUSE_VOLUMES, RUN_COMMON, RUN_PRICES,
+    RUN_ACCOUNTS, RUN_HOUSES, RUN_SERVICES, RUN_RATES, RUN_NORMS, RUN_READINGS,
+    RUN_SUBSTITUTED, RUN_METER_VOLUMES, RUN_VOLUMES, RUN_HOUSE_VOLUMES, RUN_COMMON,
 )
 
 # --- CHUNK: in each chunk's transaction ----------------------------------------------------
 
-# Every line of the chunk's accounts, before prices.
+# Every line of the chunk's accounts, before prices: what its plan's basis counts.
 QUANTITIES = """
 CREATE TEMP TABLE bill_quantities ON COMMIT DROP AS
-WITH chunk AS (SELECT * FROM run_accounts WHERE chunk = %(chunk)s),
-services AS (
-    SELECT s.* FROM run_services s JOIN chunk c ON c.account_id = s.account_id
+WITH services AS (
+    SELECT s.*, r.basis, r.derived_from, c.area, c.residents, c.house_id, c.region_code
+      FROM run_services s
+      JOIN run_accounts c ON c.account_id = s.account_id AND c.chunk = %(chunk)s
+      JOIN run_rates r ON r.plan_id = s.plan_id AND r.consumer_group = s.consumer_group
      WHERE %(providers)s::text[] IS NULL OR s.provider_id = ANY(%(providers)s::text[])
+), volumes AS (
+    -- a plan per unit of volume: the service's own (meters read by people, or the norm) ...
+    SELECT s.account_id, s.service, v.volume, v.recalculated, v.substituted, v.reconciled_at,
+           v.method
+      FROM services s JOIN run_volumes v USING (account_id, service)
+     WHERE cardinality(s.derived_from) = 0 AND s.service <> 'heating'
+    UNION ALL
+    -- ... the volumes it is derived from (sewerage: cold + hot water) ...
+    SELECT s.account_id, s.service, sum(v.volume + v.recalculated), 0, 0, NULL, 'derived'
+      FROM services s
+      JOIN run_volumes v ON v.account_id = s.account_id AND v.service = ANY(s.derived_from)
+     GROUP BY s.account_id, s.service
+    UNION ALL
+    -- ... heating: the house's meter split by area, or the norm per m²
+    SELECT s.account_id, s.service,
+           CASE WHEN hv.volume IS NOT NULL THEN round(hv.volume * s.area / h.area, 6)
+                ELSE coalesce(n.quantity, 0) * s.area END, 0, 0, NULL,
+           CASE WHEN hv.volume IS NOT NULL THEN 'house_meter' ELSE 'norm' END
+      FROM services s
+      JOIN run_houses h ON h.house_id = s.house_id
+      LEFT JOIN run_house_volumes hv ON hv.house_id = s.house_id AND hv.service = 'heating'
+      LEFT JOIN run_norms n ON n.region_code = s.region_code AND n.service = 'heating'
+                           AND n.scope = 'individual'
+     WHERE s.service = 'heating' AND cardinality(s.derived_from) = 0
 )
-SELECT s.account_id, s.service, false AS common, s.provider_id, v.volume, v.recalculated,
-       v.substituted, v.reconciled_at, v.method
-  FROM services s JOIN run_volumes v USING (account_id, service)
+SELECT s.account_id, s.service, false AS common, s.provider_id, s.plan_id, s.consumer_group,
+       s.changing,
+       CASE s.basis WHEN 'm2' THEN s.area WHEN 'resident' THEN s.residents
+                    ELSE v.volume END AS volume,
+       CASE WHEN s.basis IN ('m2', 'resident') THEN 0 ELSE v.recalculated END AS recalculated,
+       CASE WHEN s.basis IN ('m2', 'resident') THEN 0 ELSE v.substituted END AS substituted,
+       v.reconciled_at,
+       CASE s.basis WHEN 'm2' THEN 'area' WHEN 'resident' THEN 'residents'
+                    ELSE v.method END AS method
+  FROM services s LEFT JOIN volumes v USING (account_id, service)
+ WHERE s.basis IN ('m2', 'resident') OR v.account_id IS NOT NULL
 UNION ALL
-SELECT s.account_id, s.service, false, s.provider_id,
-       sum(v.volume + v.recalculated), 0, 0, NULL, 'derived'
-  FROM services s JOIN run_volumes v
-    ON v.account_id = s.account_id AND v.service IN ('cold_water', 'hot_water')
- WHERE s.service = 'sewerage'
- GROUP BY s.account_id, s.service, s.provider_id
-UNION ALL
-SELECT s.account_id, s.service, false, s.provider_id,
-       CASE WHEN hv.volume IS NOT NULL THEN round(hv.volume * c.area / h.area, 6)
-            ELSE coalesce(n.quantity, 0) * c.area END, 0, 0, NULL,
-       CASE WHEN hv.volume IS NOT NULL THEN 'house_meter' ELSE 'norm' END
-  FROM services s
-  JOIN chunk c ON c.account_id = s.account_id
-  JOIN run_houses h ON h.house_id = c.house_id
-  LEFT JOIN run_house_volumes hv ON hv.house_id = c.house_id AND hv.service = 'heating'
-  LEFT JOIN run_norms n ON n.region_code = c.region_code AND n.service = 'heating'
-                       AND n.scope = 'individual'
- WHERE s.service = 'heating'
-UNION ALL
-SELECT s.account_id, s.service, true, s.provider_id,
+-- common property: by the volume of the service's own plan
+SELECT s.account_id, s.service, true, s.provider_id, s.plan_id, s.consumer_group, s.changing,
        round(CASE WHEN m.house_volume IS NOT NULL
                   THEN least(greatest(m.house_volume - m.individual, 0), m.cap)
-                  ELSE m.cap END * c.area / m.area, 6), 0, 0, NULL,
+                  ELSE m.cap END * s.area / m.area, 6), 0, 0, NULL,
        CASE WHEN m.house_volume IS NOT NULL THEN 'house_meter' ELSE 'norm' END
-  FROM services s
-  JOIN chunk c ON c.account_id = s.account_id
-  JOIN run_common m ON m.house_id = c.house_id AND m.service = s.service
-UNION ALL
-SELECT s.account_id, s.service, false, s.provider_id,
-       CASE WHEN s.service = 'waste' THEN c.residents ELSE c.area END, 0, 0, NULL,
-       CASE WHEN s.service = 'waste' THEN 'residents' ELSE 'area' END
-  FROM services s JOIN chunk c ON c.account_id = s.account_id
- WHERE s.service IN ('maintenance', 'capital_repair', 'waste')
+  FROM services s JOIN run_common m ON m.house_id = s.house_id AND m.service = s.service
+ WHERE s.basis NOT IN ('m2', 'resident')
 """
 
-# Priced and rounded, with benefits.
+# Priced and rounded where one price holds the month; the others are left for
+# billing.billrun.pricing (charged NULL).
 NEW_LINES = """
 CREATE TEMP TABLE new_lines ON COMMIT DROP AS
-SELECT q.account_id, q.service, q.common, q.provider_id, p.unit, q.volume,
-       p.price AS tariff, p.tariff_ref, q.method, l.charged, l.recalculation,
-       CASE WHEN l.recalculation <> 0 THEN format(
+SELECT q.account_id, q.service, q.common, q.provider_id, r.basis AS unit, q.volume,
+       p.price AS tariff, r.ref AS tariff_ref, q.method,
+       round(q.volume * p.price, 2) AS charged, round(q.recalculated * p.price, 2)
+           AS recalculation,
+       CASE WHEN q.recalculated <> 0 THEN format(
            'показания от %%s: расход по счётчику %%s минус %%s, начисленные без показаний',
            to_char(q.reconciled_at AT TIME ZONE c.time_zone, 'DD.MM.YYYY'),
            round(q.recalculated + q.substituted, 3), round(q.substituted, 3))
        ELSE '' END AS recalculation_reason,
-       coalesce(round(l.charged * b.share, 2), 0) AS benefit
+       0::numeric(14, 2) AS benefit, NULL::jsonb AS parts, q.plan_id, q.consumer_group,
+       q.recalculated
   FROM bill_quantities q
   JOIN run_accounts c ON c.account_id = q.account_id
-  JOIN run_prices p ON p.provider_id = q.provider_id AND p.service = q.service
-  LEFT JOIN (SELECT g.account_id, g.service, sum(g.share) AS share FROM account_benefits g
-              WHERE g.account_id IN (SELECT account_id FROM run_accounts
-                                      WHERE chunk = %(chunk)s)
-                AND g.valid_from <= %(period)s
-                AND (g.valid_to IS NULL OR g.valid_to > %(period)s)
-                -- a grant with a benefit rule is priced and posted by the tariffs' benefits
-                AND NOT EXISTS (SELECT 1 FROM benefit_rules r
-                                 WHERE r.code = g.category AND r.service = g.service)
-              GROUP BY g.account_id, g.service) b
-         ON b.account_id = q.account_id AND b.service = q.service AND NOT q.common
-  CROSS JOIN LATERAL (SELECT round(q.volume * p.price, 2) AS charged,
-                             round(q.recalculated * p.price, 2) AS recalculation) l
+  JOIN run_rates r ON r.plan_id = q.plan_id AND r.consumer_group = q.consumer_group
+  CROSS JOIN LATERAL (SELECT CASE WHEN NOT q.changing THEN r.price END AS price) p
 """
 
 # The substituted volumes of the chunk's meters, kept for the periods after.
@@ -317,15 +371,15 @@ SELECT v.meter_id, v.account_id, v.volume, v.method
 
 CHUNK: tuple[LiteralString, ...] = (QUANTITIES, NEW_LINES)
 
-# Services of selected accounts with no price in force: a run refuses to start with any.
+# Services of selected accounts with no plan, or no version of it in force on the period's
+# first day (after PREPARE): a run refuses to start with any.
 UNPRICED = """
 SELECT DISTINCT s.provider_id, s.service
-  FROM account_services s
-  JOIN bill_run_chunks c ON c.run_id = %(run)s AND s.account_id = ANY(c.accounts)
- WHERE s.valid_from <= %(period)s AND (s.valid_to IS NULL OR s.valid_to > %(period)s)
+  FROM run_services s
+  JOIN run_accounts a ON a.account_id = s.account_id AND a.chunk IS NOT NULL
+  LEFT JOIN run_rates r ON r.plan_id = s.plan_id AND r.consumer_group = s.consumer_group
+ WHERE r.version_id IS NULL
    AND (%(providers)s::text[] IS NULL OR s.provider_id = ANY(%(providers)s::text[]))
-   AND NOT EXISTS (SELECT 1 FROM bill_prices(%(period)s) p
-                    WHERE p.provider_id = s.provider_id AND p.service = s.service)
  ORDER BY 1, 2
 """
 

@@ -27,6 +27,7 @@ from psycopg import sql
 
 from billing.billrun.booking import CLOSED, book_changes
 from billing.billrun.lines import CHUNK, PREPARE, SUBSTITUTED, UNPRICED, execute_all
+from billing.billrun.pricing import price_remaining_lines
 from meterline.bill_runs import Selection, check_period
 from meterline.errors import Conflict, DomainError, Invalid, NotFound
 
@@ -166,16 +167,16 @@ async def _start(conn: psycopg.AsyncConnection[Any], period: date, selection: Se
         if closed:
             raise Conflict(f"the period {period:%Y-%m} is closed for {', '.join(closed)}: a "
                            "correction goes into the next period", code="period-closed")
-        cur = await conn.execute(UNPRICED, {**params, "run": run_id})
-        unpriced = [f"{service} of {provider}" for provider, service in await cur.fetchall()]
-        if unpriced:
-            raise Invalid(f"no price in force on {period}: {', '.join(unpriced)}",
-                          code="no-price", field=["period"])
         await conn.execute("UPDATE bill_runs SET accounts = %s WHERE id = %s",
                            (sum(sizes), run_id))
         await conn.execute(sql.SQL("CREATE SCHEMA {}").format(schema(run_id)))
         await enter(conn, run_id)
         await execute_all(conn, PREPARE, {**params, "run": run_id})
+        cur = await conn.execute(UNPRICED, params)
+        unpriced = [f"{service} of {provider}" for provider, service in await cur.fetchall()]
+        if unpriced:
+            raise Invalid(f"no price in force on {period}: {', '.join(unpriced)}",
+                          code="no-price", field=["period"])
         for table in ("run_accounts", "run_services", "run_volumes", "run_common"):
             await conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
     return Run(run_id, period, selection, started_by, sum(sizes), len(sizes))
@@ -206,7 +207,9 @@ async def unfinished(conn: psycopg.AsyncConnection[Any], period: date,
 
 # --- one chunk ----------------------------------------------------------------------------
 
-# (account, provider) pairs of the chunk whose bill differs from the stored one.
+# (account, provider) pairs of the chunk whose bill differs from the stored one (either
+# side of a service that changed provider), and whether its money did: what each service
+# charged (a stored benefit, from before the tariffs' benefits job, is money to reverse).
 _CHANGED = """
 CREATE TEMP TABLE changed_bills ON COMMIT DROP AS
 WITH old AS (
@@ -214,16 +217,37 @@ WITH old AS (
      WHERE l.period = %(period)s
        AND l.account_id IN (SELECT account_id FROM run_accounts WHERE chunk = %(chunk)s)
        AND (%(providers)s::text[] IS NULL OR l.provider_id = ANY(%(providers)s::text[]))
+), differ AS (
+    SELECT n.account_id AS new_account, n.provider_id AS new_provider,
+           o.account_id AS old_account, o.provider_id AS old_provider
+      FROM new_lines n
+      FULL JOIN old o USING (account_id, service, common)
+     WHERE (n.provider_id, n.unit, n.volume, n.tariff, n.tariff_ref, n.method, n.charged,
+            n.recalculation, n.recalculation_reason, n.benefit, n.parts)
+           IS DISTINCT FROM
+           (o.provider_id, o.unit, o.volume, o.tariff, o.tariff_ref, o.method, o.charged,
+            o.recalculation, o.recalculation_reason, o.benefit, o.parts)
+), touched AS (
+    SELECT new_account AS account_id, new_provider AS provider_id FROM differ
+     WHERE new_account IS NOT NULL
+    UNION
+    SELECT old_account, old_provider FROM differ WHERE old_account IS NOT NULL
+), money AS (
+    SELECT account_id, provider_id
+      FROM (SELECT n.account_id, n.provider_id, n.service, n.charged + n.recalculation AS amount,
+                   false AS benefit
+              FROM new_lines n JOIN touched USING (account_id, provider_id)
+            UNION ALL
+            SELECT o.account_id, o.provider_id, o.service, -(o.charged + o.recalculation),
+                   o.benefit <> 0
+              FROM old o JOIN touched USING (account_id, provider_id)) m
+     GROUP BY account_id, provider_id, service
+    HAVING sum(amount) <> 0 OR bool_or(benefit)
 )
-SELECT DISTINCT coalesce(n.account_id, o.account_id) AS account_id,
-       coalesce(n.provider_id, o.provider_id) AS provider_id
-  FROM new_lines n
-  FULL JOIN old o USING (account_id, service, common)
- WHERE (n.provider_id, n.unit, n.volume, n.tariff, n.tariff_ref, n.method, n.charged,
-        n.recalculation, n.recalculation_reason, n.benefit)
-       IS DISTINCT FROM
-       (o.provider_id, o.unit, o.volume, o.tariff, o.tariff_ref, o.method, o.charged,
-        o.recalculation, o.recalculation_reason, o.benefit)
+SELECT t.account_id, t.provider_id,
+       EXISTS (SELECT 1 FROM money m
+                WHERE (m.account_id, m.provider_id) = (t.account_id, t.provider_id)) AS money
+  FROM touched t
 """
 
 _DROP_OLD = """
@@ -234,10 +258,10 @@ DELETE FROM bill_lines l USING changed_bills c
 _PUT_NEW = """
 INSERT INTO bill_lines (period, account_id, service, common, provider_id, run_id, unit,
                         volume, tariff, tariff_ref, method, charged, recalculation,
-                        recalculation_reason, benefit)
+                        recalculation_reason, benefit, parts)
 SELECT %(period)s, n.account_id, n.service, n.common, n.provider_id, %(run)s, n.unit,
        n.volume, n.tariff, n.tariff_ref, n.method, n.charged, n.recalculation,
-       n.recalculation_reason, n.benefit
+       n.recalculation_reason, n.benefit, n.parts
   FROM new_lines n JOIN changed_bills c USING (account_id, provider_id)
 """
 
@@ -296,6 +320,7 @@ async def bill_chunk(conn: psycopg.AsyncConnection[Any], run: Run,
         await enter(conn, run.id)
         params = {**_params(run.selection, run.period), "run": run.id, "chunk": chunk}
         await execute_all(conn, CHUNK, params)
+        await price_remaining_lines(conn, run.period, next_month(run.period))
         await conn.execute(_CHANGED, params)
         await book_changes(conn, run.period, run.id, chunk)
         await conn.execute(_DROP_OLD, params)

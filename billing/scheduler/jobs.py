@@ -13,6 +13,9 @@ from zoneinfo import ZoneInfo
 import psycopg
 
 from billing.billrun.run import bill
+from billing.penalties.journal import accrue
+from billing.penalties.rules import PenaltyRules, load_rules
+from billing.reminders.run import run_reminders
 from meterline.bill_runs import Selection
 from meterline.errors import DomainError, NotFound
 from meterline.settings import Settings
@@ -38,13 +41,17 @@ def month_before(moment: datetime, time_zone: str) -> date:
 
 async def bill_previous_month(ctx: JobContext) -> str:
     """Bill every housing account for the month before the slot (a run of the 1st bills the
-    month just ended)."""
+    month just ended), then book the month's benefits on the bills (the tariffs' benefits:
+    a benefit by area rests on what the bill run charged)."""
     period = month_before(ctx.due_at, ctx.settings.scheduler_time_zone)
     run = await bill(ctx.conn, period, Selection(), ctx.started_by,
                      chunk_accounts=ctx.settings.billrun_chunk_accounts,
                      workers=ctx.settings.billrun_workers,
                      database_url=ctx.settings.database_url)
-    return f"bill run {run.id} of {period:%Y-%m}: {run.accounts} accounts"
+    booked = await book_benefits(ctx.conn, period)
+    changed = sum(1 for b in booked if b.action in ("posted", "corrected"))
+    return (f"bill run {run.id} of {period:%Y-%m}: {run.accounts} accounts; benefits: "
+            f"{changed} booked")
 
 
 async def standing_charges_of_yesterday(ctx: JobContext) -> str:
@@ -63,10 +70,33 @@ async def benefits_of_previous_month(ctx: JobContext) -> str:
     return f"benefits of {period:%Y-%m}: {len(booked)} grants, {changed} booked"
 
 
+async def penalties_to_yesterday(ctx: JobContext) -> str:
+    """Accrue penalties up to the day before the slot (payments' ``penalties accrue``)."""
+    day = ctx.due_at.astimezone(ZoneInfo(ctx.settings.agent_time_zone)).date()
+    done = await accrue(ctx.conn, _penalty_rules(ctx.settings), day - timedelta(days=1),
+                        count_payment_day=ctx.settings.penalty_count_payment_day,
+                        time_zone=ctx.settings.agent_time_zone)
+    return (f"penalties to {day - timedelta(days=1)}: {done.charges} charges changed, "
+            f"{done.amount:.2f} RUB")
+
+
+async def reminders(ctx: JobContext) -> str:
+    """One reminder run at the slot (payments' ``reminders run``)."""
+    done = await run_reminders(ctx.conn, ctx.due_at, _penalty_rules(ctx.settings))
+    return (f"reminders: {done.started} sequences started, {done.restricted} restricted, "
+            f"{done.suspended} suspended, {done.closed} closed, {done.events} notices")
+
+
+def _penalty_rules(settings: Settings) -> PenaltyRules:
+    return load_rules(settings.penalty_rules_file, settings.penalty_rates_file)
+
+
 JOBS: dict[str, Job] = {
     "billrun": bill_previous_month,
     "standing-charges": standing_charges_of_yesterday,
     "benefits": benefits_of_previous_month,
+    "penalties": penalties_to_yesterday,
+    "reminders": reminders,
 }
 
 

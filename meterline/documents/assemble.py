@@ -2,17 +2,18 @@
 bill lines, the payees' details, the readings the lines rest on, the houses' common volumes,
 the norms. A batch of accounts costs one query per kind, not one per account.
 
-Debt brought forward, payments received and penalties are the journal's, per provider and
-per service: the debt is what the subscriber postings of earlier periods leave (payments
-booked before the period only), payments are those booked during the period, penalties
-those of the period. Instalments are not in the journal yet: zero.
+Debt brought forward, payments received, penalties and benefits are the journal's, per
+provider and per service: the debt is what the subscriber postings of earlier periods leave
+(payments booked before the period only), payments are those booked during the period,
+penalties those of the period, benefits the period's entries that move the discounts book
+(the tariffs' benefits job's, net of their corrections).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -24,15 +25,18 @@ from meterline.documents.model import (
     ZERO,
     CommonVolume,
     Line,
+    LinePart,
     MeterReading,
     Payee,
     PayeeTotal,
     PaymentDocument,
 )
 from meterline.errors import NotFound
+from meterline.money import kopecks
 from meterline.units import Service
 
-UNITS = {"m3": "м³", "kWh": "кВт·ч", "Gcal": "Гкал", "m2": "м²", "person": "чел."}
+UNITS = {"m3": "м³", "kWh": "кВт·ч", "Gcal": "Гкал", "m2": "м²", "person": "чел.",
+         "resident": "чел."}
 CUTOFF_DAY = 25
 DUE_DAY = 10  # the charge for a month is due on the 10th of the next (DOMAIN §1)
 
@@ -123,7 +127,10 @@ SELECT p.account_id, p.provider_id, p.service,
        coalesce(sum(p.amount) FILTER (WHERE w.before), 0) AS before,
        coalesce(sum(p.amount) FILTER (WHERE w.paid), 0) AS paid,
        coalesce(-sum(p.amount) FILTER (WHERE e.kind = 'penalty'
-                                        AND p.period = %(period)s), 0) AS penalties
+                                        AND p.period = %(period)s), 0) AS penalties,
+       coalesce(sum(p.amount) FILTER (WHERE p.period = %(period)s AND EXISTS (
+           SELECT 1 FROM postings d
+            WHERE d.entry_id = p.entry_id AND d.book = 'discounts')), 0) AS benefits
   FROM postings p
   JOIN entries e ON e.id = p.entry_id
   JOIN accounts a ON a.id = p.account_id
@@ -164,8 +171,11 @@ def _line(row: dict[str, Any]) -> Line:
                 unit=UNITS.get(row["unit"], row["unit"]), volume=row["volume"],
                 tariff=row["tariff"], charged=row["charged"],
                 recalculation=row["recalculation"],
-                recalculation_reason=row["recalculation_reason"], benefit=row["benefit"],
-                method=row["method"])
+                recalculation_reason=row["recalculation_reason"],
+                method=row["method"],
+                parts=tuple(LinePart(p["zone"], p["band"], Decimal(p["volume"]),
+                                     Decimal(p["tariff"]), Decimal(p["charged"]))
+                            for p in row["parts"] or ()))
 
 
 async def _rows(conn: psycopg.AsyncConnection[Any], query: Any,
@@ -190,7 +200,13 @@ async def payment_documents(
     lines: dict[str, list[Line]] = defaultdict(list)
     for row in await _rows(conn, _LINES, params):
         lines[row["account_id"]].append(_line(row))
+    money: dict[tuple[str, str], dict[str | None, Money]] = defaultdict(dict)
+    for r in await _rows(conn, _MONEY, params):
+        money[(r["account_id"], r["provider_id"])][r["service"]] = Money(
+            -r["before"], r["paid"], r["penalties"], kopecks(r["benefits"]))
+
     providers = {line.provider_id for found in lines.values() for line in found}
+    providers |= {p for _, p in money}
     payees = {r["id"]: _payee(r) for r in await _rows(
         conn, _PROVIDERS, {"providers": sorted(providers)})}
     readings: dict[str, list[MeterReading]] = defaultdict(list)
@@ -218,22 +234,16 @@ async def payment_documents(
         norms[r["region_code"]].append(
             (Service(r["service"]), r["scope"], r["quantity"], UNITS.get(r["unit"], r["unit"])))
 
-    money: dict[tuple[str, str], dict[str | None, tuple[Decimal, Decimal, Decimal]]] = (
-        defaultdict(dict))
-    for r in await _rows(conn, _MONEY, params):
-        money[(r["account_id"], r["provider_id"])][r["service"]] = (
-            -r["before"], r["paid"], r["penalties"])
-
     documents = []
     for account_id in account_ids:
         account, own = accounts.get(account_id), lines.get(account_id)
         if account is None or not own:
             continue
+        own = _with_money(own, money, account_id)
         sellers = sorted({line.provider_id for line in own})
         issuer = next((payees[line.provider_id] for line in own
                        if line.service == Service.MAINTENANCE), payees[sellers[0]])
         totals = tuple(_total(payees[p], own, money[(account_id, p)]) for p in sellers)
-        own = [_with_money(line, money[(account_id, line.provider_id)]) for line in own]
         services = {line.service for line in own}
         documents.append(PaymentDocument(
             account_id=account_id, els=account["els"], period=period,
@@ -247,21 +257,44 @@ async def payment_documents(
     return documents
 
 
-def _total(payee: Payee, lines: list[Line],
-           money: dict[str | None, tuple[Decimal, Decimal, Decimal]]) -> PayeeTotal:
+@dataclass(frozen=True)
+class Money:
+    """What the journal holds for one account, provider and service around the period."""
+
+    debt: Decimal  # brought forward (negative: an advance)
+    paid: Decimal  # in the period
+    penalties: Decimal  # of the period
+    benefits: Decimal  # of the period, in kopecks
+
+
+def _total(payee: Payee, lines: list[Line], money: dict[str | None, Money]) -> PayeeTotal:
     return PayeeTotal(
         payee, sum((line.total for line in lines if line.provider_id == payee.provider_id), ZERO),
-        debt=sum((m[0] for m in money.values()), ZERO),
-        paid=sum((m[1] for m in money.values()), ZERO),
-        penalties=sum((m[2] for m in money.values()), ZERO))
+        debt=sum((m.debt for m in money.values()), ZERO),
+        paid=sum((m.paid for m in money.values()), ZERO),
+        penalties=sum((m.penalties for m in money.values()), ZERO))
 
 
-def _with_money(line: Line, money: dict[str | None, tuple[Decimal, Decimal, Decimal]]) -> Line:
-    """The service's own debt and penalties on its individual line."""
-    if line.common or line.service.value not in money:
-        return line
-    debt, _, penalties = money[line.service.value]
-    return replace(line, debt=debt, penalties=penalties)
+def _with_money(lines: list[Line], money: dict[tuple[str, str], dict[str | None, Money]],
+                account_id: str) -> list[Line]:
+    """Each service's own debt, penalties and benefits on its individual line (a line of its
+    own when the service has none this period but a benefit)."""
+    out: list[Line] = []
+    seen: set[tuple[str, str]] = set()
+    for line in lines:
+        m = money[(account_id, line.provider_id)].get(line.service.value)
+        if line.common or m is None or (line.provider_id, line.service) in seen:
+            out.append(line)
+            continue
+        seen.add((line.provider_id, line.service))
+        out.append(replace(line, debt=m.debt, penalties=m.penalties, benefit=m.benefits))
+    for (account, provider), services in sorted(money.items()):
+        if account != account_id:
+            continue
+        for service, m in sorted(services.items(), key=lambda x: x[0] or ""):
+            if service is not None and m.benefits and (provider, service) not in seen:
+                out.append(Line(Service(service), provider, benefit=m.benefits))
+    return out
 
 
 async def payment_document(conn: psycopg.AsyncConnection[Any], period: date,

@@ -57,6 +57,28 @@ class Payee:
     website: str | None = None
 
 
+ZONE_NAMES = {"day": "день", "night": "ночь", "peak": "пик", "semi_peak": "полупик",
+              "all_day": "круглосуточно"}
+
+
+@dataclass(frozen=True)
+class LinePart:
+    """A part of a line priced at one price of its plan: a time-of-use zone, a monthly volume
+    band (0 = the first), or the days of one tariff version."""
+
+    zone: str
+    band: int
+    volume: Decimal
+    tariff: Decimal
+    charged: Decimal
+
+    @property
+    def name(self) -> str:
+        zone = "" if self.zone == "all_day" else f"зона «{ZONE_NAMES.get(self.zone, self.zone)}»"
+        band = f"диапазон {self.band + 1}" if self.band else ""
+        return ", ".join(x for x in (zone, band) if x) or "по тарифу"
+
+
 @dataclass(frozen=True)
 class Line:
     """One line of the calculation (section 3): a service, individual or common-property."""
@@ -74,6 +96,7 @@ class Line:
     method: str = ""  # how the volume was found: meter, average, norm, house meter
     debt: Decimal = ZERO  # of the service, for earlier periods (the ledger's subscriber book)
     penalties: Decimal = ZERO  # of the service, accrued to the period
+    parts: tuple[LinePart, ...] = ()  # when more than one price made the charge
 
     @property
     def total(self) -> Decimal:

@@ -203,6 +203,11 @@ def _calculation(page: _Page, doc: PaymentDocument) -> None:
             line.name[:44], line.unit, quantity(line.volume),
             "" if line.tariff is None else money(line.tariff), money(line.charged),
             money(line.recalculation), money(line.benefit), money(line.total)), strict=True)])
+        if len(line.parts) > 1:
+            for part in line.parts:
+                page.row([(x, t, r) for (x, r), t in zip(CALC[:5], (
+                    f"   в т. ч. {part.name}"[:48], line.unit, quantity(part.volume),
+                    money(part.tariff), money(part.charged)), strict=True)], size=6.5)
     page.rule()
     page.y -= 3
     for total in doc.payees:

@@ -50,7 +50,10 @@ SELECT g.account_id, r.provider_id, g.service, r.code, r.name, r.percent, r.norm
 """
 
 # what the service charged in the period: metered lines of the month (by the local time of
-# their end, reversals included) and the bill run's charges (and their reversals)
+# their end, reversals included) and the bill run's charges net of their corrections. A
+# correction of charges is a reversal that moves revenue back, whether it names the entry it
+# reverses or, as the bill run's bulk reversals do, corrects many bills at once; reversals of
+# benefits (discounts) or payments (clearing) are not charges.
 _PERIOD_CHARGES = """
 SELECT coalesce((SELECT sum(c.amount) FROM charges c
                   WHERE c.account_id = %(account)s AND c.provider_id = %(provider)s
@@ -61,8 +64,9 @@ SELECT coalesce((SELECT sum(c.amount) FROM charges c
                     AND p.provider_id = %(provider)s AND p.service = %(service)s
                     AND p.period = %(period)s
                     AND (e.kind = 'charge' OR (e.kind = 'reversal' AND EXISTS (
-                         SELECT 1 FROM entries o WHERE o.id = e.reverses
-                            AND o.kind = 'charge')))), 0)
+                         SELECT 1 FROM postings r
+                          WHERE r.entry_id = e.id AND r.book = 'revenue'
+                            AND r.provider_id = p.provider_id AND r.service = p.service)))), 0)
 """
 
 _LINES_HELD = """

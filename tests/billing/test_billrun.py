@@ -1,9 +1,10 @@
 """The bill run's rules (DOMAIN.md §3), each written from the rule on a house built for it.
 
-Prices of the test town (billing.accounts.town.PRICES): cold water 52.30/m³, hot water
-245.60/m³, sewerage 41.80/m³, heating 2930.50/Gcal, maintenance 34.20/m², capital repair
-18.90/m², waste 165.40/person. Norms: cold water 6.935 m³ a resident, common-property cold
-water 0.03 m³ per m² of common area, heating 0.0156 Gcal per m².
+Prices of the test town's tariff books (billing.accounts.town.PRICES): cold water 52.30/m³,
+hot water 245.60/m³, sewerage 41.80/m³, electricity 6.83/kWh, heating 2930.50/Gcal,
+maintenance 34.20/m², capital repair 18.90/m², waste 165.40/resident. Norms: cold water 6.935
+m³ a resident, common-property cold water 0.03 m³ per m² of common area, heating 0.0156 Gcal
+per m².
 """
 
 from __future__ import annotations
@@ -17,9 +18,22 @@ import pytest
 
 from billing.billrun.run import bill
 from meterline.bill_runs import Selection
+from meterline.documents.assemble import payment_document
 from meterline.errors import Conflict, Invalid
+from meterline.fleet import Provider
+from meterline.tariffs.benefit_entries import book_benefits
+from meterline.tariffs.choices import assign_plan
+from meterline.tariffs.model import ConsumerGroup
+from meterline.tariffs.store import load_book
 from meterline.units import Service
-from tests.factories import Housing, house_meter, housing, reading
+from tests.factories import (
+    Housing,
+    grant_benefit,
+    house_meter,
+    housing,
+    reading,
+    tariff_book,
+)
 
 D = Decimal
 Lines = dict[tuple[str, str, bool], dict[str, Any]]
@@ -204,16 +218,6 @@ async def test_heating_splits_the_house_meter_by_area_or_takes_the_norm_by_area(
                                                                  D("2285.79"))
 
 
-async def test_a_benefit_is_its_share_of_the_charge(conn: psycopg.AsyncConnection[Any]) -> None:
-    house = await housing(conn, [("50", 2)], services=(Service.MAINTENANCE,), metered=())
-    (flat,) = house.accounts
-    await conn.execute("""
-        INSERT INTO account_benefits (account_id, category, service, share, valid_from)
-        VALUES (%s, 'veteran', 'maintenance', 0.5, '2026-01-01')""", (flat,))
-    line = (await bill_month(conn, house, 1))[(flat, "maintenance", False)]
-    assert (line["charged"], line["benefit"]) == (D("1710.00"), D("855.00"))
-
-
 async def test_billing_again_changes_nothing_and_a_late_reading_rebills_only_its_account(
     conn: psycopg.AsyncConnection[Any],
 ) -> None:
@@ -250,7 +254,7 @@ async def test_a_selection_by_account_or_provider_bills_only_that(
 
 async def test_a_run_refuses_services_without_a_price(conn: psycopg.AsyncConnection[Any]) -> None:
     house = await housing(conn, [("50", 2)], services=(Service.GAS,), metered=())
-    await conn.execute("DELETE FROM tariffs WHERE provider_id = %s",
+    await conn.execute("UPDATE tariff_plans SET is_default = false WHERE provider_id = %s",
                        (house.providers[Service.GAS],))
     with pytest.raises(Invalid, match=f"no price in force on 2026-01-01: gas of "
                                       f"{house.providers[Service.GAS]}"):
@@ -281,18 +285,127 @@ async def test_a_service_metered_behind_a_gateway_is_left_to_rating(
     assert set(lines) == {(flat, "waste", False), (flat, "electricity", True)}
 
 
-async def test_a_benefit_with_a_rule_is_left_to_the_tariffs_benefits(
+async def test_benefits_are_the_tariffs_benefits_jobs_and_documents_show_them(
     conn: psycopg.AsyncConnection[Any],
 ) -> None:
-    house = await housing(conn, [("50", 2)], services=(Service.MAINTENANCE,), metered=())
+    house = await housing(conn, [("54", 3)], services=(Service.MAINTENANCE,), metered=())
     (flat,) = house.accounts
-    code = f"rule_{house.region.lower()[-8:]}"
-    await conn.execute("""
-        INSERT INTO benefit_rules (provider_id, code, name, service, percent, norm, norm_basis)
-        VALUES (%s, %s, 'Ветеран труда', 'maintenance', 50, 18, 'm2')""",
-        (house.providers[Service.MAINTENANCE], code))
-    await conn.execute("""
-        INSERT INTO account_benefits (account_id, category, service, share, valid_from)
-        VALUES (%s, %s, 'maintenance', 0.5, '2026-01-01')""", (flat, code))
+    await grant_benefit(conn, flat, "veteran_maintenance", "maintenance", date(2026, 1, 1))
     line = (await bill_month(conn, house, 1))[(flat, "maintenance", False)]
-    assert (line["charged"], line["benefit"]) == (D("1710.00"), 0)
+    assert (line["charged"], line["benefit"]) == (D("1846.80"), 0)  # 54 m² x 34.20
+    await book_benefits(conn, date(2026, 1, 1))
+    doc = await payment_document(conn, date(2026, 1, 1), flat)
+    (maintenance,) = doc.lines
+    # the town's rule: 50 % within 18 m² a beneficiary; 54 m² / 3 = 18 m² each
+    assert (maintenance.benefit, maintenance.total) == (D("307.80"), D("1539.00"))
+    assert doc.to_pay == D("1539.00")
+
+
+# --- prices of the tariff books (meterline.tariffs) -----------------------------------------
+
+async def test_a_meter_read_by_people_on_a_zoned_plan_is_priced_by_zone_as_rating_would(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    house = await housing(conn, [("50", 2)], services=(Service.ELECTRICITY,),
+                          metered=(Service.ELECTRICITY,))
+    (flat,) = house.accounts
+    seller = house.providers[Service.ELECTRICITY]
+    await load_book(conn, tariff_book("""
+[[plans]]
+code = "day-night"
+name = "Day and night"
+service = "electricity"
+basis = "kWh"
+
+  [[plans.versions]]
+  valid_from = 2026-01-01
+  zones = { day = ["07:00-23:00"], night = ["23:00-07:00"] }
+  prices = { day = [7.38], night = [2.85] }
+""", Provider(seller, "Энергосбыт")))
+    await assign_plan(conn, flat, seller, "day-night", date(2026, 1, 1))
+    await reading(conn, house.meter(flat, Service.ELECTRICITY), "2026-01-20T10:00+03:00", "300")
+    line = (await bill_month(conn, house, 1))[(flat, "electricity", False)]
+    # 300 kWh over January at a steady rate: 16 hours a day are day, 8 night
+    assert (line["volume"], line["tariff"], line["charged"]) == (D("300"), None, D("1761.00"))
+    assert line["parts"] == [
+        {"zone": "day", "band": 0, "volume": "200", "tariff": "7.38", "charged": "1476.00"},
+        {"zone": "night", "band": 0, "volume": "100", "tariff": "2.85", "charged": "285.00"}]
+    assert line["tariff_ref"] == "day-night@2026-01-01"
+    doc = await payment_document(conn, date(2026, 1, 1), flat)
+    (individual,) = [x for x in doc.lines if not x.common]
+    assert [(p.zone, p.volume, p.charged) for p in individual.parts] == [
+        ("day", D("200"), D("1476.00")), ("night", D("100"), D("285.00"))]
+
+
+async def test_monthly_volume_bands_and_a_version_from_mid_month_split_a_line(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    house = await housing(conn, [("50", 2)], services=(Service.ELECTRICITY, Service.MAINTENANCE),
+                          metered=(Service.ELECTRICITY,))
+    (flat,) = house.accounts
+    power, uk = house.providers[Service.ELECTRICITY], house.providers[Service.MAINTENANCE]
+    await load_book(conn, tariff_book("""
+[[plans]]
+code = "tiers"
+name = "Tiers"
+service = "electricity"
+basis = "kWh"
+
+  [[plans.versions]]
+  valid_from = 2026-01-01
+  bands = [100]
+  groups = { rural = 0.7 }
+  prices = { all_day = [5.00, 10.00] }
+""", Provider(power, "Энергосбыт")))
+    await load_book(conn, tariff_book("""
+[[plans]]
+code = "maintenance"
+name = "Содержание жилого помещения"
+service = "maintenance"
+basis = "m2"
+default = true
+
+  [[plans.versions]]
+  valid_from = 2026-01-01
+  price = 34.20
+
+  [[plans.versions]]
+  valid_from = 2026-01-16
+  price = 40.00
+""", Provider(uk, "УК")))
+    await assign_plan(conn, flat, power, "tiers", date(2026, 1, 1), ConsumerGroup.RURAL)
+    await reading(conn, house.meter(flat, Service.ELECTRICITY), "2026-01-20T10:00+03:00", "300")
+    lines = await bill_month(conn, house, 1)
+    power_line = lines[(flat, "electricity", False)]
+    # rural: 0.7 of the base; the first 100 kWh at 3.50, the next 200 at 7.00
+    assert (power_line["charged"], power_line["tariff_ref"]) == (D("1750.00"),
+                                                                 "tiers@2026-01-01/rural")
+    assert [(p["band"], p["volume"], p["charged"]) for p in power_line["parts"]] == [
+        (0, "100", "350.00"), (1, "200", "1400.00")]
+    # 50 m² at 34.20 for 15 days of 31, at 40.00 for 16
+    maintenance = lines[(flat, "maintenance", False)]
+    assert maintenance["charged"] == D("827.42") + D("1032.26")
+    assert [p["tariff"] for p in maintenance["parts"]] == ["34.2", "40"]
+
+
+async def test_heating_on_a_plan_per_square_metre_is_its_area(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    house = await housing(conn, [("50", 2)], services=(Service.HEATING,), metered=())
+    (flat,) = house.accounts
+    heat = house.providers[Service.HEATING]
+    await load_book(conn, tariff_book("""
+[[plans]]
+code = "heating-by-area"
+name = "Heating per m2"
+service = "heating"
+basis = "m2"
+
+  [[plans.versions]]
+  valid_from = 2025-07-01
+  price = 42.30
+""", Provider(heat, "Теплосеть")))
+    await assign_plan(conn, flat, heat, "heating-by-area", date(2026, 1, 1))
+    line = (await bill_month(conn, house, 1))[(flat, "heating", False)]
+    assert (line["unit"], line["volume"], line["tariff"], line["charged"], line["method"]) == (
+        "m2", D("50"), D("42.3"), D("2115.00"), "area")

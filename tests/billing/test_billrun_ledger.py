@@ -18,9 +18,11 @@ from meterline.bill_runs import Selection
 from meterline.documents.assemble import payment_document, payment_documents
 from meterline.errors import Conflict
 from meterline.ledger import Book, Entry, EntryKind, Posting
+from meterline.money import kopecks
 from meterline.periods import close_period
+from meterline.tariffs.benefit_entries import book_benefits
 from meterline.units import Service
-from tests.factories import housing, reading, town
+from tests.factories import grant_benefit, housing, reading, town
 
 D = Decimal
 PERIOD = date(2026, 3, 1)
@@ -58,17 +60,33 @@ async def test_a_towns_bill_reconciles_with_the_journal_and_billing_again_posts_
                 benefits[(line.provider_id, line.service)] += line.benefit
     providers = sorted(set(made.providers.values()))
     assert await bill_postings(conn, providers, "revenue") == dict(charged)
-    assert await bill_postings(conn, providers, "discounts") == {
-        k: -v for k, v in benefits.items()}
-    assert benefits  # the town has beneficiaries
+    assert not benefits  # the tariffs' benefits job books them, not the bill run
+    booked = await book_benefits(conn, PERIOD)
+    assert {b.rule for b in booked if b.amount} == {"veteran_maintenance", "veteran_heating"}
+    docs = await payment_documents(conn, PERIOD, accounts)
+    cur = await conn.execute("""
+        SELECT p.provider_id, p.service, sum(p.amount) FROM postings p
+          JOIN entries e ON e.id = p.entry_id
+         WHERE e.kind = 'benefit' AND p.book = 'subscriber' AND p.account_id = ANY(%s)
+         GROUP BY 1, 2""", (accounts,))
+    journal = {(p, s): amount for p, s, amount in await cur.fetchall()}
+    shown: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for doc in docs:
+        for line in doc.lines:
+            if line.benefit:
+                shown[(line.provider_id, line.service)] += line.benefit
+    assert set(shown) == set(journal)
+    for key, amount in journal.items():  # each document shows its benefit in kopecks
+        assert abs(shown[key] - amount) <= D("0.005") * len(docs)
     # each account's balance with each provider is minus what its document asks
     cur = await conn.execute("""
         SELECT account_id, provider_id, amount FROM balances WHERE account_id = ANY(%s)""",
         (accounts,))
     balances = {(a, p): amount for a, p, amount in await cur.fetchall()}
-    for doc in docs:
+    for doc in docs:  # (a benefit is booked to the ledger's 12 decimals, shown in kopecks)
         for total in doc.payees:
-            assert balances[(doc.account_id, total.payee.provider_id)] == -total.charged
+            owed = -balances[(doc.account_id, total.payee.provider_id)]
+            assert abs(kopecks(owed) - total.charged) <= D("0.01")
     assert await ledger.check(conn, accounts[0]) == []
 
     cur = await conn.execute("SELECT count(*) FROM entries WHERE key LIKE 'bill:2026-03:%%'")
@@ -147,3 +165,30 @@ async def test_documents_carry_the_debt_brought_forward_and_payments_received(
     assert maintenance.to_pay == D("2420.00")
     line = next(line for line in doc.lines if line.service == Service.MAINTENANCE)
     assert line.debt == D("1710.00")
+
+
+async def test_a_benefit_rests_on_the_bill_as_corrected_not_on_every_bill_posted(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    house = await housing(conn, [("50", 1)], services=(Service.MAINTENANCE,), metered=())
+    (flat,) = house.accounts
+    await grant_benefit(conn, flat, "veteran_maintenance", "maintenance", PERIOD)
+    await bill(conn, PERIOD, Selection(region=house.region), "test")
+    (first,) = await book_benefits_of(conn, flat)
+    assert first.amount == D("307.80")  # 50 % of 18 m² of 50 at 34.20 (1,710.00)
+
+    await conn.execute("UPDATE accounts SET area = 60 WHERE id = %s", (flat,))
+    await bill(conn, PERIOD, Selection(region=house.region), "area corrected")
+    (again,) = await book_benefits_of(conn, flat)
+    # the bill is reversed and reposted (2,052.00); the benefit rests on it alone: 50 % of
+    # 18 m² of 60 is the same 307.80 (counting the reversed bill too would give 564.30)
+    assert (again.action, again.amount) == ("unchanged", D("307.80"))
+    cur = await conn.execute("""
+        SELECT sum(p.amount) FROM postings p JOIN entries e ON e.id = p.entry_id
+         WHERE p.account_id = %s AND p.book = 'subscriber' AND p.period = %s""",
+        (flat, PERIOD))
+    assert await cur.fetchone() == (D("-2052.00") + D("307.80"),)
+
+
+async def book_benefits_of(conn: psycopg.AsyncConnection[Any], account: str) -> list[Any]:
+    return [b for b in await book_benefits(conn, PERIOD) if b.account_id == account]

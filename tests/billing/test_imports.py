@@ -199,9 +199,22 @@ async def test_benefits_name_their_beneficiaries(
     conn: psycopg.AsyncConnection[Any], ids: dict[str, str]
 ) -> None:
     await put_accounts(conn, ids)
+    await load(conn, "services", "account_id,service,provider_id,valid_from",
+               f"{ids['a1']},heating,{ids['p']},2026-01-01",
+               f"{ids['a1']},cold_water,{ids['p']},2026-01-01")
     header = "account_id,category,service,share,valid_from,beneficiaries"
     rows = (f"{ids['a1']},veteran,heating,0.5,2026-01-01,1",
             f"{ids['a1']},large_family,cold_water,0.3,2026-01-01,")
+    report = await load(conn, "benefits", header, *rows)
+    assert [(r.status, r.reason) for r in report.rows] == [
+        ("refused", f"no benefit rule veteran for heating in the tariff book of a provider "
+                    f"selling it to account {ids['a1']}"),
+        ("refused", f"no benefit rule large_family for cold_water in the tariff book of a "
+                    f"provider selling it to account {ids['a1']}")]
+    await conn.execute("""
+        INSERT INTO benefit_rules (provider_id, code, name, service, percent, norm, norm_basis)
+        VALUES (%(p)s, 'veteran', 'Ветераны', 'heating', 50, 18, 'm2'),
+               (%(p)s, 'large_family', 'Многодетные', 'cold_water', 30, 6, 'm3')""", ids)
     assert statuses(await load(conn, "benefits", header, *rows)) == ["created", "created"]
     assert statuses(await load(conn, "benefits", header, *rows)) == ["unchanged", "unchanged"]
     report = await load(conn, "benefits", header, f"{ids['a1']},veteran,heating,0.5,2026-01-01,2")

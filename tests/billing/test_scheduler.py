@@ -105,3 +105,26 @@ async def test_the_service_process_is_ready_and_stops_on_sigterm(
         assert "meterline_scheduler_jobs" in metrics
         child.proc.terminate()
         assert child.proc.wait(timeout=30) == 0
+
+
+class RolledBack(Exception):
+    """Ends a transaction whose work other tests must not see."""
+
+
+async def test_payments_daily_jobs_accrue_penalties_and_run_reminders(
+    conn: psycopg.AsyncConnection[Any], make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings()
+    slot = datetime(2026, 5, 2, 1, 0, tzinfo=UTC)
+    # the jobs work on every account of the database (other tests' too): rolled back after
+    with pytest.raises(RolledBack):
+        async with conn.transaction():
+            penalties = await run_job(conn, settings, "penalties", slot, "cli:test")
+            assert penalties is not None and penalties.startswith("penalties to 2026-05-01: ")
+            reminders = await run_job(conn, settings, "reminders", slot, "cli:test")
+            assert reminders is not None and reminders.startswith("reminders: ")
+            cur = await conn.execute(
+                "SELECT job, status FROM scheduled_runs WHERE due_at = %s "
+                "AND job IN ('penalties', 'reminders') ORDER BY job", (slot,))
+            assert await cur.fetchall() == [("penalties", "done"), ("reminders", "done")]
+            raise RolledBack
