@@ -183,15 +183,23 @@ async def account_page(account_id: str, view: View, pool: Pool) -> Response:
     balances = [{"provider": b.provider_name, "amount": kopecks(b.amount),
                  "days": days_left(b.amount, spent.get(b.provider_id))}
                 for b in account.balances]
+    # a postpaid account pays what it owes, split over its bill; a prepaid one tops up a
+    # provider's balance (which one, when it buys from several)
+    owed = -sum((b.amount for b in account.balances if b.amount < 0), Decimal(0))
     return view.render("account.html", account=account, balances=balances,
                        bars=chart(daily), people_meters=people_meters,
                        payments=payments, events=events, documents=documents,
-                       can_pay=Scope.PAYMENTS in view.viewer.scopes)
+                       can_pay=Scope.PAYMENTS in view.viewer.scopes,
+                       postpaid=account.billing_mode == "postpaid",
+                       owed=kopecks(owed) if owed > 0 else None)
 
 
 @router.post("/cabinet/accounts/{account_id}/topup")
 async def top_up(account_id: str, view: View, pool: Pool, settings: AppSettings,
-                 amount: Text, csrf: Text) -> Response:
+                 amount: Text, csrf: Text, provider_id: Text = "",
+                 period: Text = "") -> Response:
+    """Pay through the payment provider: a prepaid account tops up a provider's balance, a
+    postpaid account pays its bill (a month of it, if chosen)."""
     view.check_csrf(csrf)
     caller = view.viewer
     async with pool.connection() as conn:
@@ -205,8 +213,14 @@ async def top_up(account_id: str, view: View, pool: Pool, settings: AppSettings,
         view.flash(view.t("amount") + ": " + amount)
         return view.redirect(f"/cabinet/accounts/{account_id}")
     back = f"{settings.api_base_url}/cabinet/accounts/{account_id}"
-    row, _ = await start_payment(pool, view.request.app.state.acquirer, settings, account_id,
-                                 value, None, f"web-{uuid.uuid4()}", caller.user_id, back)
+    try:
+        row, _ = await start_payment(
+            pool, view.request.app.state.acquirer, settings, account_id, value,
+            provider_id or None, f"web-{uuid.uuid4()}", caller.user_id, back,
+            parse_period(period) if period else None)
+    except DomainError as exc:
+        view.flash(exc.detail)
+        return view.redirect(f"/cabinet/accounts/{account_id}")
     return view.redirect(row["confirmation_url"])
 
 

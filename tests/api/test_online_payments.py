@@ -1,5 +1,7 @@
-"""Online top-ups end to end over real HTTP: the API and the local test acquirer each served
-on a port of their own; the acquirer calls the API's webhook as a payment provider would."""
+"""Online payments end to end over real HTTP: the API and the local test acquirer each served
+on a port of their own; the acquirer calls the API's webhook as a payment provider would.
+A prepaid account tops up a provider's balance; a postpaid account's payment is received and
+split over its bill (DOMAIN §2)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ import psycopg
 import pytest
 
 from api.app import create_app
+from meterline.ledger import check
 from meterline.settings import Settings
 from meterline.signatures import HEADER, sign
 from meterline.users import Role
@@ -26,7 +30,7 @@ from simulators.acquirer import create_acquirer_app
 from tests.api.checks import assert_problem, balance_of
 from tests.api.conftest import Bearer
 from tests.conftest import unique
-from tests.factories import Customer, customer, person
+from tests.factories import Customer, charge_month, customer, housing_account, person
 from tests.http_servers import listening, serving
 
 
@@ -36,6 +40,7 @@ class Stack:
     acquirer: httpx.AsyncClient  # as the payer's browser, and as the shop (basic auth)
     settings: Settings
     account: Customer
+    bearer: Bearer
 
 
 @pytest.fixture
@@ -58,7 +63,7 @@ async def stack(
         httpx.AsyncClient(base_url=api_url, headers=headers) as api,
         httpx.AsyncClient(base_url=acquirer_url, auth=shop) as acquirer,
     ):
-        yield Stack(api, acquirer, settings, account)
+        yield Stack(api, acquirer, settings, account, bearer)
 
 
 async def create(stack: Stack, amount: str = "250.00", key: str | None = None,
@@ -205,3 +210,96 @@ async def test_an_unreachable_acquirer_is_a_502_and_the_same_key_goes_on_later(
 @asynccontextmanager
 async def _nothing() -> AsyncIterator[None]:
     yield
+
+
+# --- postpaid accounts: the payment is received and split over the bill
+
+JAN, FEB = date(2025, 1, 1), date(2025, 2, 1)
+
+
+async def _subscriber_of(stack: Stack, conn: psycopg.AsyncConnection[Any],
+                         account_id: str) -> dict[str, str]:
+    owner = await person(conn, Role.SUBSCRIBER, accounts=[account_id])
+    return stack.bearer(owner)
+
+
+async def _pay(stack: Stack, account_id: str, headers: dict[str, str],
+               **body: Any) -> dict[str, Any]:
+    """Create the payment, pay it on the acquirer's page; the payment as the API shows it."""
+    made = await stack.api.post(f"/accounts/{account_id}/online-payments", json=body,
+                                headers={**headers, "Idempotency-Key": unique("pay")})
+    assert made.status_code == 201, made.text
+    await stack.acquirer.post(f"{made.json()['confirmation_url']}/confirm")
+    paid = await stack.api.get(f"/accounts/{account_id}/online-payments/{made.json()['id']}",
+                               headers=headers)
+    result: dict[str, Any] = paid.json()
+    return result
+
+
+async def test_a_postpaid_payment_is_split_over_the_bill_earliest_month_first(
+    stack: Stack, conn: psycopg.AsyncConnection[Any],
+) -> None:
+    a = await housing_account(conn)
+    await charge_month(conn, a, JAN, {"maintenance": "500.00", "electricity": "300.00",
+                                      "cold_water": "200.00"})
+    await charge_month(conn, a, FEB, {"maintenance": "500.00", "electricity": "250.00",
+                                      "cold_water": "250.00"})
+    headers = await _subscriber_of(stack, conn, a.account_id)
+
+    paid = await _pay(stack, a.account_id, headers, amount="1500.00")
+
+    # January whole, then 500.00 of February in proportion 500 : 250 : 250
+    assert paid["status"] == "succeeded" and paid["provider_id"] is None
+    uk, sbyt, voda = (a.provider(s) for s in ("maintenance", "electricity", "cold_water"))
+    assert {(s["provider_id"], s["service"], s["period"], s["amount"])
+            for s in paid["shares"]} == {
+        (uk, "maintenance", "2025-01", "500.00"), (sbyt, "electricity", "2025-01", "300.00"),
+        (voda, "cold_water", "2025-01", "200.00"), (uk, "maintenance", "2025-02", "250.00"),
+        (sbyt, "electricity", "2025-02", "125.00"), (voda, "cold_water", "2025-02", "125.00"),
+    }
+    assert await balance_of(conn, a.account_id, uk) == Decimal("-250.00")
+    cur = await conn.execute("SELECT channel, amount FROM payments WHERE account_id = %s",
+                             (a.account_id,))
+    assert await cur.fetchall() == [("online", Decimal("1500.00"))]
+    assert await check(conn, a.account_id) == []
+
+    # the acquirer delivers the event again: received once
+    acquirer_id = paid["confirmation_url"].rsplit("/", 1)[1]
+    again = (await stack.acquirer.post(f"/v1/payments/{acquirer_id}/redeliver")).json()
+    assert again["status"] == 200
+    cur = await conn.execute("SELECT count(*) FROM payments WHERE account_id = %s",
+                             (a.account_id,))
+    assert await cur.fetchone() == (1,)
+    assert await balance_of(conn, a.account_id, uk) == Decimal("-250.00")
+
+
+async def test_a_postpaid_payment_naming_a_month_pays_that_month_first(
+    stack: Stack, conn: psycopg.AsyncConnection[Any],
+) -> None:
+    a = await housing_account(conn)
+    await charge_month(conn, a, JAN, {"maintenance": "100.00", "electricity": "100.00"})
+    await charge_month(conn, a, FEB, {"maintenance": "300.00", "electricity": "100.00"})
+    headers = await _subscriber_of(stack, conn, a.account_id)
+
+    paid = await _pay(stack, a.account_id, headers, amount="200.00", period="2025-02")
+
+    assert paid["period"] == "2025-02"
+    assert {(s["service"], s["period"], s["amount"]) for s in paid["shares"]} == {
+        ("maintenance", "2025-02", "150.00"), ("electricity", "2025-02", "50.00")}
+
+
+async def test_each_billing_mode_refuses_what_it_does_not_take(
+    stack: Stack, conn: psycopg.AsyncConnection[Any],
+) -> None:
+    a = await housing_account(conn)
+    headers = await _subscriber_of(stack, conn, a.account_id)
+    postpaid = await stack.api.post(
+        f"/accounts/{a.account_id}/online-payments",
+        json={"amount": "10.00", "provider_id": a.provider("electricity")},
+        headers={**headers, "Idempotency-Key": unique("pay")})
+    assert assert_problem(postpaid, 422)["errors"][0]["loc"] == ["body", "provider_id"]
+    prepaid = await create(stack, "10.00", period="2025-01")
+    assert assert_problem(prepaid, 422)["errors"][0]["loc"] == ["body", "period"]
+    cur = await conn.execute("SELECT count(*) FROM online_payments WHERE account_id = ANY(%s)",
+                             ([a.account_id, stack.account.account_id],))
+    assert await cur.fetchone() == (0,)

@@ -161,7 +161,7 @@ async def test_an_admin_gives_a_user_a_role_with_a_reason(
     assert await cur.fetchall() == [("operator", "joined the back office")]
 
 
-async def test_a_subscriber_downloads_the_payment_document_of_a_billed_month(
+async def test_a_postpaid_subscriber_downloads_the_bill_of_a_month_and_pays_it(
     site: Site, open_page: OpenPage, conn: psycopg.AsyncConnection[Any], tmp_path: Path,
 ) -> None:
     house = await housing(conn, [("50", 2)], services=(Service.MAINTENANCE,), metered=())
@@ -176,6 +176,23 @@ async def test_a_subscriber_downloads_the_payment_document_of_a_billed_month(
     saved = tmp_path / download.suggested_filename
     await download.save_as(saved)
     assert saved.read_bytes().startswith(b"%PDF")
+
+    # the bill through the payment provider: what is owed is offered, the month chosen
+    cur = await conn.execute("SELECT -amount FROM balances WHERE account_id = %s", (flat,))
+    (owed,) = [a for (a,) in await cur.fetchall()]
+    assert owed > 0
+    pay = page.get_by_role("region", name="Pay the bill")
+    await expect(pay).to_contain_text(f"To pay: {owed:.2f} ₽.")
+    await expect(pay.get_by_label("Amount, RUB")).to_have_value(f"{owed:.2f}")
+    await pay.get_by_label("Month to pay first").select_option("2026-01")
+    await pay.get_by_role("button", name="Pay").click()
+    await page.wait_for_url(f"{site.settings.acquirer_base_url}/pay/*")
+    await page.get_by_role("button", name="Pay").click()
+    await page.wait_for_url(f"{site.url}/cabinet/accounts/{flat}")
+    await expect(page.get_by_test_id("balance")).to_have_text("0.00 ₽")
+    cur = await conn.execute("SELECT channel, amount, period FROM payments WHERE account_id = %s",
+                             (flat,))
+    assert await cur.fetchall() == [("online", owed, date(2026, 1, 1))]
 
 
 async def test_an_operator_starts_a_bill_run_and_watches_it(
