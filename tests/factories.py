@@ -500,6 +500,18 @@ async def housing_account(
     return HousingAccount(account, dict(services))
 
 
+async def relay_meter(conn: psycopg.AsyncConnection[Any], account_id: str, provider_id: str,
+                      utility: str = "electricity", *, relay: bool = True) -> str:
+    """A meter of ``utility`` on an account (a housing account's provider), behind a gateway,
+    with a relay fitted (or not), connected."""
+    meter = unique("relay")
+    await conn.execute(
+        "INSERT INTO meters (id, account_id, provider_id, utility, model, gateway_id, has_relay)"
+        " VALUES (%s, %s, %s, %s, 'SDM120', %s, %s)",
+        (meter, account_id, provider_id, utility, unique("gw"), relay))
+    return meter
+
+
 async def charge_month(
     conn: psycopg.AsyncConnection[Any], account: HousingAccount, period: date,
     amounts: dict[str, str], *, booked_at: datetime | None = None,
