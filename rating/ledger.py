@@ -14,7 +14,10 @@ calls the pure ``rating.pricing.price_batch``, and books the result:
 - the money of the lines actually inserted as ONE journal entry (``meterline.ledger``'s bulk
   path): ``subscriber -x`` per (account, provider, service, period), ``revenue +x`` per
   (provider, service, period); balances move with it (the postings trigger);
-- the register state, the dead letters and the relay commands the new balances call for.
+- the register state (``rating.core``'s register policy: rollovers, reset candidates), a
+  ``register_reset`` event per reset confirmed, the dead letters and the relay commands the
+  new balances call for; a meter commanded open that still consumes is commanded again, with a
+  ``tamper`` event (``meterline.tamper``).
 
 A batch delivered again inserts no line, so it posts nothing: every reading is charged once.
 """
@@ -42,6 +45,7 @@ from meterline.ledger import Book, EntryKind, lines_table, post_lines
 from meterline.money import from_micro, to_micro
 from meterline.registers import counter_span_micro
 from meterline.relay import decide_relays
+from meterline.tamper import confirm_relays
 from rating.core import NO_STATE, from_micros, micros
 from rating.pricing import ChargeLines, Priced, RoutedReadings, price_batch, services
 from rating.tariffs import Tariffs, batch_tariffs, load_tariffs
@@ -59,6 +63,7 @@ class BatchResult:
     entry_id: int | None = None  # the journal entry of the batch's money, if it charged
     relay_commands: list[tuple[str, str]] = field(default_factory=list)
     resets: int = 0  # register resets confirmed (a ``register_reset`` event each)
+    tampers: int = 0  # meters commanded open found consuming (a ``tamper`` event each)
     balances: dict[tuple[str, str], Decimal] = field(default_factory=dict)
 
 
@@ -352,4 +357,17 @@ async def rate_batch(
         if result.balances:
             accounts = sorted({account for account, _ in result.balances})
             result.relay_commands = await decide_relays(conn, accounts)
+        await confirm_disconnects(conn, batch, priced.lines, result)
     return result
+
+
+async def confirm_disconnects(conn: psycopg.AsyncConnection[Any], batch: RoutedReadings,
+                              lines: ChargeLines, result: BatchResult) -> None:
+    """A meter commanded open that the batch shows consuming is commanded again, with a
+    ``tamper`` event (``meterline.tamper``)."""
+    if not len(lines):
+        return
+    meters = {batch.meter[i] for i in np.unique(lines.reading).tolist()}
+    tampers = await confirm_relays(conn, meters)
+    result.relay_commands += [(t.meter_id, "disconnect") for t in tampers]
+    result.tampers = len(tampers)
