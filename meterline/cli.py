@@ -239,9 +239,10 @@ def demo(
 # --- the back office (billing/)
 
 def _selection(region: str | None, city: str | None, house: int | None,
-               provider: str | None, account: list[str] | None) -> Selection:
+               provider: str | None, account: list[str] | None,
+               group: str | None = None) -> Selection:
     return Selection(region=region, city=city, house=house, provider=provider,
-                     accounts=tuple(account or ()))
+                     accounts=tuple(account or ()), group=group)
 
 
 Region = Annotated[str | None, typer.Option(help="Only this region (code).")]
@@ -251,6 +252,8 @@ ProviderOption = Annotated[str | None, typer.Option("--provider",
                                                     help="Only this provider's services.")]
 Accounts = Annotated[list[str] | None, typer.Option("--account",
                                                     help="Only these accounts (repeat).")]
+Group = Annotated[str | None, typer.Option(
+    help="Only the accounts of this saved group (`meterline group save`).")]
 
 
 @app.command("import")
@@ -492,7 +495,7 @@ def town(
 def billrun(
     period: Annotated[str, typer.Option(help="The month billed, YYYY-MM.")],
     region: Region = None, city: City = None, house: House = None,
-    provider: ProviderOption = None, account: Accounts = None,
+    provider: ProviderOption = None, account: Accounts = None, group: Group = None,
     chunk_accounts: Annotated[int | None, typer.Option(
         min=1, help="Accounts a transaction bills (whole houses); default: the setting.")]
     = None,
@@ -509,7 +512,7 @@ def billrun(
     from billing.commands import billrun as run
 
     settings = _settings()
-    run(settings, period, _selection(region, city, house, provider, account),
+    run(settings, period, _selection(region, city, house, provider, account, group),
         started_by=started_by or f"cli:{getpass.getuser()}",
         chunk_accounts=chunk_accounts or settings.billrun_chunk_accounts,
         workers=workers or settings.billrun_workers, progress=progress)
@@ -520,7 +523,7 @@ def documents(
     period: Annotated[str, typer.Option(help="The month billed, YYYY-MM.")],
     out: Annotated[Path, typer.Option(help="Folder the PDFs are written to.")],
     region: Region = None, city: City = None, house: House = None,
-    provider: ProviderOption = None, account: Accounts = None,
+    provider: ProviderOption = None, account: Accounts = None, group: Group = None,
     processes: Annotated[int, typer.Option(min=1, help="Rendering processes.")] = 2,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
@@ -528,7 +531,7 @@ def documents(
     period, or of a selection of them."""
     from billing.commands import documents as run
 
-    run(_settings(), period, _selection(region, city, house, provider, account), out,
+    run(_settings(), period, _selection(region, city, house, provider, account, group), out,
         processes=processes, progress=progress)
 
 
@@ -539,13 +542,47 @@ def export(
     format: Annotated[str, typer.Option(help="csv or json (print shops), gis (ГИС ЖКХ).")]
     = "csv",
     region: Region = None, city: City = None, house: House = None,
-    provider: ProviderOption = None, account: Accounts = None,
+    provider: ProviderOption = None, account: Accounts = None, group: Group = None,
 ) -> None:
     """Export the payment documents of a period for print shops (CSV, JSON) or for the state
     housing information system (gis: its attribute set, billing/documents/GIS_ZHKH.md)."""
     from billing.commands import export as run
 
-    run(_settings(), period, _selection(region, city, house, provider, account), format, out)
+    run(_settings(), period, _selection(region, city, house, provider, account, group),
+        format, out)
+
+
+group_app = typer.Typer(help="Saved groups of accounts a bill run, documents and exports "
+                        "select by name (--group).", no_args_is_help=True)
+app.add_typer(group_app, name="group")
+
+
+@group_app.command("save")
+def group_save(
+    name: Annotated[str, typer.Argument(help="The group's name.")],
+    account: Accounts = None,
+    file: Annotated[Path | None, typer.Option(
+        exists=True, dir_okay=False, help="A file of account ids, one a line.")] = None,
+    region: Region = None, city: City = None, house: House = None,
+    description: Annotated[str, typer.Option(help="What the group is for.")] = "",
+) -> None:
+    """Save a group (replacing its members): the accounts named, those of a file, or those of
+    a region, city or house now. An account that does not exist refuses the group whole."""
+    from billing.commands import save_group as run
+
+    accounts = list(account or ())
+    if file is not None:
+        accounts += file.read_text(encoding="utf-8-sig").split()
+    run(_settings(), name, accounts, _selection(region, city, house, None, None),
+        description=description)
+
+
+@group_app.command("list")
+def group_list() -> None:
+    """The saved groups and how many accounts each holds."""
+    from billing.commands import list_groups as run
+
+    run(_settings())
 
 
 @app.command("close-period")
