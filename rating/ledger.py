@@ -45,9 +45,11 @@ from meterline.ledger import Book, EntryKind, lines_table, post_lines
 from meterline.money import from_micro, to_micro
 from meterline.registers import counter_span_micro
 from meterline.relay import decide_relays
+from meterline.replacements import Replacement
 from meterline.tamper import confirm_relays
 from rating.core import NO_STATE, from_micros, micros
 from rating.pricing import ChargeLines, Priced, RoutedReadings, price_batch, services
+from rating.replacements import apply_replacements, reported
 from rating.tariffs import Tariffs, batch_tariffs, load_tariffs
 
 __all__ = ["BatchResult", "book_charges", "load_tariffs", "parse_records", "rate_batch"]
@@ -64,6 +66,7 @@ class BatchResult:
     relay_commands: list[tuple[str, str]] = field(default_factory=list)
     resets: int = 0  # register resets confirmed (a ``register_reset`` event each)
     tampers: int = 0  # meters commanded open found consuming (a ``tamper`` event each)
+    replacements: int = 0  # meter replacements recorded (a ``meter_replaced`` event each)
     balances: dict[tuple[str, str], Decimal] = field(default_factory=dict)
 
 
@@ -168,7 +171,10 @@ ON CONFLICT (meter_id, register) DO UPDATE
        < greatest(excluded.last_ts, excluded.pending_ts)
 """
 
-_OWNERS = "SELECT id, account_id, provider_id, profile FROM meters WHERE id = ANY(%s)"
+_OWNERS = """
+SELECT id, account_id, provider_id, profile, replaced_by, removed_at FROM meters
+ WHERE id = ANY(%s)
+"""
 
 def parse_records(payloads: Iterable[bytes]) -> tuple[list[AccountReadings], list[tuple[str, str]]]:
     """Kafka values -> records; the ones that do not parse come back as (reason, payload)."""
@@ -190,14 +196,24 @@ async def owned_readings(conn: psycopg.AsyncConnection[Any], batch: RoutedReadin
     ``profiles`` is filled with each known meter's device profile."""
     cur = await conn.execute(_OWNERS, (sorted(set(batch.meter)),))
     rows = await cur.fetchall()
-    owners = {meter: (account, provider) for meter, account, provider, _ in rows}
+    owners = {meter: (account, provider) for meter, account, provider, *_ in rows}
     if profiles is not None:
-        profiles.update({meter: profile for meter, _, _, profile in rows})
+        profiles.update({meter: profile for meter, _, _, profile, *_ in rows})
     owned = np.fromiter(
         (owners.get(m) == (a, p)
          for m, a, p in zip(batch.meter, batch.account, batch.provider, strict=True)),
         dtype=bool, count=len(batch))
-    for i in np.flatnonzero(~owned).tolist():
+    removed = {meter: (by, micros(at)) for meter, _, _, _, by, at in rows if by is not None}
+    if removed:
+        after = np.fromiter((m in removed and t > removed[m][1]
+                             for m, t in zip(batch.meter, batch.ts.tolist(), strict=True)),
+                            dtype=bool, count=len(batch))
+        for i in np.flatnonzero(owned & after).tolist():
+            by, at = removed[batch.meter[i]]
+            dead.append((f"meter {batch.meter[i]} was replaced by {by} at {from_micros(at)}",
+                         batch.reading(i).model_dump_json()))
+        owned &= ~after
+    for i in np.flatnonzero(~owned & ~after if removed else ~owned).tolist():
         meter, owner = batch.meter[i], owners.get(batch.meter[i])
         payload = batch.reading(i).model_dump_json()
         if owner is None:
@@ -324,16 +340,26 @@ async def rate_batch(
     records: Sequence[AccountReadings] | RoutedReadings,
     tariffs: Tariffs,
     rejected: Sequence[tuple[str, str]] = (),
+    replacements: Sequence[Replacement] = (),
 ) -> BatchResult:
     """Price ``records`` (Kafka records, or the same readings as columns) by ``tariffs``
     (``load_tariffs``) and book them, all in one transaction on ``conn``. ``rejected`` are
-    (reason, payload) to dead-letter with them (records that did not parse)."""
+    (reason, payload) to dead-letter with them (records that did not parse). Meter
+    ``replacements`` (and those of ``records``, when they are Kafka records) are recorded
+    first, and their old meters' closing readings priced with the batch."""
     batch = records if isinstance(records, RoutedReadings) else RoutedReadings.of(records)
+    if not isinstance(records, RoutedReadings):
+        replacements = [*replacements, *(reported(r) for rec in records
+                                          for r in rec.replacements)]
     result = BatchResult(readings=len(batch))
     dead: list[tuple[str, str]] = list(rejected)
-    series, keys = batch.series()
 
     async with conn.transaction():
+        if replacements:
+            replaced, closing = await apply_replacements(conn, replacements, dead)
+            result.replacements = sum(r.new for r in replaced)
+            batch = RoutedReadings.concat([batch, closing])
+        series, keys = batch.series()
         profiles: dict[str, str | None] = {}
         owned = await owned_readings(conn, batch, dead, profiles)
         states = await load_state(conn, keys, profiles)

@@ -81,6 +81,24 @@ class RoutedReadings:
             flags=np.array([flag_bits(r.flags) for _, r in rows], dtype=np.int64),
         )
 
+    @classmethod
+    def concat(cls, parts: Sequence[RoutedReadings]) -> RoutedReadings:
+        """The readings of ``parts`` as one batch, in order."""
+        if len(parts) == 1:
+            return parts[0]
+
+        def joined(name: str) -> list[str]:
+            return [x for part in parts for x in getattr(part, name)]
+
+        return cls(
+            account=joined("account"), meter=joined("meter"), register=joined("register"),
+            unit=joined("unit"), provider=joined("provider"), utility=joined("utility"),
+            ts=np.concatenate([p.ts for p in parts]) if parts else np.empty(0, np.int64),
+            value=np.concatenate([p.value for p in parts]) if parts else np.empty(0, np.int64),
+            flags=(np.concatenate([p.flag_bits() for p in parts])
+                   if any(p.flags is not None for p in parts) else None),
+        )
+
     def flag_bits(self) -> I64:
         """The flags of every reading (zeros when the batch carries none)."""
         return np.zeros(len(self), dtype=np.int64) if self.flags is None else self.flags
