@@ -64,7 +64,8 @@ async def login(view: View, pool: Pool, settings: AppSettings,
                 password: Annotated[str, Form(max_length=1024)], csrf: Text) -> Response:
     view.check_csrf(csrf)
     try:
-        user = await authenticate(pool, settings, username, password)
+        user = await authenticate(pool, settings, username, password,
+                                  view.request.client.host if view.request.client else None)
     except ProblemError as exc:
         retry = (exc.headers or {}).get("Retry-After")
         error = view.t("locked", seconds=retry) if retry else view.t("bad_login")
