@@ -64,11 +64,13 @@ async def test_password_login_gives_tokens_that_work(
     body = answer.json()
     assert body["token_type"] == "bearer"
     assert body["expires_in"] == app.state.settings.access_token_ttl
-    assert body["scope"] == "accounts:read payments:create plans:choose readings:submit"
+    assert body["scope"] == ("accounts:read payments:create plans:choose preferences:write "
+                             "readings:submit")
     me = await anonymous.get("/auth/me", headers=bearer_of(answer))
     assert me.json() == {
         "user_id": who.id, "username": who.username, "role": "subscriber", "via": "token",
-        "scopes": ["accounts:read", "payments:create", "plans:choose", "readings:submit"],
+        "scopes": ["accounts:read", "payments:create", "plans:choose", "preferences:write",
+                   "readings:submit"],
         "accounts": [account],
     }
     own = await anonymous.get(f"/accounts/{account}", headers=bearer_of(answer))
