@@ -23,6 +23,7 @@ from api import (
     meter_readings,
     meters,
     metrics,
+    notices,
     online_payments,
     tariffs,
     topups,
@@ -63,7 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_problem_handlers(app)
     install_request_metrics(app)
     for module in (health, metrics, auth, accounts, usage, topups, online_payments, meters,
-                   meter_readings, ivr, desk, tariffs, billing):
+                   meter_readings, ivr, desk, tariffs, billing, notices):
         app.include_router(module.router)
     install_pages(app)
 
