@@ -380,6 +380,32 @@ def reminders_run(
     run_once(_settings(), months=Decimal(months), least=Decimal(least), provider=provider)
 
 
+@reminders_app.command("work-orders")
+def reminders_work_orders(
+    provider: Annotated[str | None, typer.Option(help="One provider only.")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Done and cancelled ones too, and the "
+                                                      "relay commands.")] = False,
+) -> None:
+    """The technician's open work orders to restrict, suspend or reconnect a service (one per
+    line: id, ordered, action, status, provider, account, service, how, address)."""
+    from billing.reminders.commands import list_work_orders
+
+    list_work_orders(_settings(), provider=provider, every=every)
+
+
+@reminders_app.command("work-done")
+def reminders_work_done(
+    order: Annotated[int, typer.Argument(help="The work order's id.")],
+    by: Annotated[str, typer.Option(help="Who carried it out.")],
+    note: Annotated[str, typer.Option(help="What was done.")] = "",
+    cancel: Annotated[bool, typer.Option(help="Cancelled, not done.")] = False,
+) -> None:
+    """Mark a technician's work order carried out (or cancelled)."""
+    from billing.reminders.commands import close_work_order
+
+    close_work_order(_settings(), order, by=by, note=note, cancelled=cancel)
+
+
 reports_app = typer.Typer(help="Reports: turnover sheet, debtors, penalties register "
                           "(CSV or PDF).", no_args_is_help=True)
 app.add_typer(reports_app, name="reports")

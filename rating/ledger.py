@@ -37,11 +37,13 @@ from pydantic import ValidationError
 from meterline.contracts import AccountReadings
 from meterline.db import copy_rows
 from meterline.dead_letters import dead_letter
+from meterline.events import Event, EventKind, emit
 from meterline.ledger import Book, EntryKind, lines_table, post_lines
-from meterline.money import to_micro
+from meterline.money import from_micro, to_micro
+from meterline.registers import counter_span_micro
 from meterline.relay import decide_relays
 from rating.core import NO_STATE, from_micros, micros
-from rating.pricing import ChargeLines, RoutedReadings, price_batch, services
+from rating.pricing import ChargeLines, Priced, RoutedReadings, price_batch, services
 from rating.tariffs import Tariffs, batch_tariffs, load_tariffs
 
 __all__ = ["BatchResult", "book_charges", "load_tariffs", "parse_records", "rate_batch"]
@@ -56,6 +58,7 @@ class BatchResult:
     dead_letters: int = 0
     entry_id: int | None = None  # the journal entry of the batch's money, if it charged
     relay_commands: list[tuple[str, str]] = field(default_factory=list)
+    resets: int = 0  # register resets confirmed (a ``register_reset`` event each)
     balances: dict[tuple[str, str], Decimal] = field(default_factory=dict)
 
 
@@ -137,24 +140,30 @@ SELECT b.account_id, b.provider_id, b.amount
 """
 
 _LOAD_STATE = """
-SELECT s.meter_id, s.register, s.last_ts, s.last_value
+SELECT s.meter_id, s.register, s.last_ts, s.last_value, s.pending_ts, s.pending_value
   FROM register_state s
   JOIN unnest(%s::text[], %s::text[]) AS k(meter_id, register)
     ON s.meter_id = k.meter_id AND s.register = k.register
    FOR UPDATE OF s
 """
 
+# The state moves only forward: the latest reading it has seen (its level's or its reset
+# candidate's) is later than the stored one's.
 _SAVE_STATE = """
-INSERT INTO register_state (meter_id, register, last_ts, last_value)
-SELECT meter_id, register, timestamptz_of_micros(ts), value * 0.000001
-  FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[])
-       AS s(meter_id, register, ts, value)
+INSERT INTO register_state (meter_id, register, last_ts, last_value, pending_ts, pending_value)
+SELECT meter_id, register, timestamptz_of_micros(ts), value * 0.000001,
+       timestamptz_of_micros(nullif(pending_ts, %s)),
+       CASE WHEN pending_ts = %s THEN NULL ELSE pending_value * 0.000001 END
+  FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[])
+       AS s(meter_id, register, ts, value, pending_ts, pending_value)
 ON CONFLICT (meter_id, register) DO UPDATE
-   SET last_ts = excluded.last_ts, last_value = excluded.last_value
- WHERE register_state.last_ts < excluded.last_ts
+   SET last_ts = excluded.last_ts, last_value = excluded.last_value,
+       pending_ts = excluded.pending_ts, pending_value = excluded.pending_value
+ WHERE greatest(register_state.last_ts, register_state.pending_ts)
+       < greatest(excluded.last_ts, excluded.pending_ts)
 """
 
-_OWNERS = "SELECT id, account_id, provider_id FROM meters WHERE id = ANY(%s)"
+_OWNERS = "SELECT id, account_id, provider_id, profile FROM meters WHERE id = ANY(%s)"
 
 def parse_records(payloads: Iterable[bytes]) -> tuple[list[AccountReadings], list[tuple[str, str]]]:
     """Kafka values -> records; the ones that do not parse come back as (reason, payload)."""
@@ -169,11 +178,16 @@ def parse_records(payloads: Iterable[bytes]) -> tuple[list[AccountReadings], lis
 
 
 async def owned_readings(conn: psycopg.AsyncConnection[Any], batch: RoutedReadings,
-                 dead: list[tuple[str, str]]) -> npt.NDArray[np.bool_]:
+                         dead: list[tuple[str, str]],
+                         profiles: dict[str, str | None] | None = None) -> npt.NDArray[np.bool_]:
     """Which readings come from a registered meter of the account and provider they name;
-    the others are dead-lettered (a meter unknown here, or moved to another account)."""
+    the others are dead-lettered (a meter unknown here, or moved to another account).
+    ``profiles`` is filled with each known meter's device profile."""
     cur = await conn.execute(_OWNERS, (sorted(set(batch.meter)),))
-    owners = {meter: (account, provider) for meter, account, provider in await cur.fetchall()}
+    rows = await cur.fetchall()
+    owners = {meter: (account, provider) for meter, account, provider, _ in rows}
+    if profiles is not None:
+        profiles.update({meter: profile for meter, _, _, profile in rows})
     owned = np.fromiter(
         (owners.get(m) == (a, p)
          for m, a, p in zip(batch.meter, batch.account, batch.provider, strict=True)),
@@ -189,19 +203,78 @@ async def owned_readings(conn: psycopg.AsyncConnection[Any], batch: RoutedReadin
     return owned
 
 
-async def load_state(conn: psycopg.AsyncConnection[Any],
-                      keys: Sequence[tuple[str, str]]) -> tuple[npt.NDArray[np.int64],
-                                                                 npt.NDArray[np.int64]]:
-    """The last accepted reading of each series (locked until the batch commits)."""
+@dataclass(frozen=True)
+class RegisterStates:
+    """Per series id: the level (last accepted reading; ``NO_STATE`` when none), the reset
+    candidate (``NO_STATE`` when none) and the counter's span (0: not known)."""
+
+    ts: npt.NDArray[np.int64]
+    value: npt.NDArray[np.int64]
+    pending_ts: npt.NDArray[np.int64]
+    pending_value: npt.NDArray[np.int64]
+    wrap: npt.NDArray[np.int64]
+
+
+async def load_state(conn: psycopg.AsyncConnection[Any], keys: Sequence[tuple[str, str]],
+                     profiles: dict[str, str | None] | None = None) -> RegisterStates:
+    """The state of each series (locked until the batch commits); ``profiles`` (meter ->
+    device profile) give the counters' spans."""
     index = {key: i for i, key in enumerate(keys)}
-    state_ts = np.full(len(keys), NO_STATE, dtype=np.int64)
-    state_value = np.zeros(len(keys), dtype=np.int64)
+    states = RegisterStates(
+        ts=np.full(len(keys), NO_STATE, dtype=np.int64), value=np.zeros(len(keys), np.int64),
+        pending_ts=np.full(len(keys), NO_STATE, dtype=np.int64),
+        pending_value=np.zeros(len(keys), np.int64),
+        wrap=np.fromiter((counter_span_micro((profiles or {}).get(meter), register)
+                          for meter, register in keys), dtype=np.int64, count=len(keys)))
     cur = await conn.execute(_LOAD_STATE, ([k[0] for k in keys], [k[1] for k in keys]))
-    for meter, register, last_ts, last_value in await cur.fetchall():
+    for meter, register, last_ts, last_value, pending_ts, pending_value in await cur.fetchall():
         sid = index[(meter, register)]
-        state_ts[sid] = micros(last_ts)
-        state_value[sid] = to_micro(last_value)
-    return state_ts, state_value
+        states.ts[sid] = micros(last_ts)
+        states.value[sid] = to_micro(last_value)
+        if pending_ts is not None:
+            states.pending_ts[sid] = micros(pending_ts)
+            states.pending_value[sid] = to_micro(pending_value)
+    return states
+
+
+async def save_state(conn: psycopg.AsyncConnection[Any], keys: Sequence[tuple[str, str]],
+                     priced: Priced) -> None:
+    """Move the registers' state on to where the batch left it."""
+    if not len(priced.state_series):
+        return
+    assert priced.state_pending_ts is not None and priced.state_pending_value is not None
+    series = priced.state_series.tolist()
+    await conn.execute(_SAVE_STATE, (
+        NO_STATE, NO_STATE, [keys[s][0] for s in series], [keys[s][1] for s in series],
+        priced.state_ts.tolist(), priced.state_value.tolist(),
+        priced.state_pending_ts.tolist(), priced.state_pending_value.tolist(),
+    ))
+
+
+async def emit_resets(conn: psycopg.AsyncConnection[Any], batch: RoutedReadings,
+                      keys: Sequence[tuple[str, str]], priced: Priced) -> int:
+    """One ``register_reset`` event per confirmed reset, keyed by the register and the time
+    of the reading that dropped (a batch delivered again writes none)."""
+    resets = priced.resets
+    if resets is None or not len(resets):
+        return 0
+    events = []
+    for sid, confirmed, at, level, value in zip(
+            resets.series.tolist(), resets.confirmed_by.tolist(), resets.at.tolist(),
+            resets.level.tolist(), resets.value.tolist(), strict=True):
+        meter, register = keys[sid]
+        when = from_micros(at)
+        events.append(Event(
+            EventKind.REGISTER_RESET, account_id=batch.account[confirmed],
+            provider_id=batch.provider[confirmed], meter_id=meter,
+            key=f"register_reset:{meter}:{register}:{when.isoformat()}", occurred_at=when,
+            payload={"register": register, "unit": batch.unit[confirmed],
+                     "level_before": from_micro(level).normalize(),
+                     "new_level": from_micro(value).normalize(),
+                     "confirmed_at": from_micros(int(batch.ts[confirmed])),
+                     "uncharged": "consumption between the last reading before the reset "
+                                  "and the reset is not known and was not charged"}))
+    return await emit(conn, events)
 
 
 async def book_charges(conn: psycopg.AsyncConnection[Any], batch: RoutedReadings,
@@ -256,23 +329,22 @@ async def rate_batch(
     series, keys = batch.series()
 
     async with conn.transaction():
-        owned = await owned_readings(conn, batch, dead)
-        state_ts, state_value = await load_state(conn, keys)
+        profiles: dict[str, str | None] = {}
+        owned = await owned_readings(conn, batch, dead, profiles)
+        states = await load_state(conn, keys, profiles)
+        state_ts = states.ts
         # intervals start at the registers' last readings: their months' volumes count
         starts = np.concatenate([state_ts[state_ts != NO_STATE], batch.ts])
         earliest = from_micros(int(starts.min())) if len(starts) else from_micros(0)
         since = (earliest - timedelta(days=1)).date()  # in whatever time zone
-        priced = price_batch(batch, series, owned, state_ts, state_value,
-                             await batch_tariffs(conn, tariffs, batch, since))
+        priced = price_batch(batch, series, owned, state_ts, states.value,
+                             await batch_tariffs(conn, tariffs, batch, since),
+                             wrap=states.wrap, pending_ts=states.pending_ts,
+                             pending_value=states.pending_value)
         dead += [(reason, batch.reading(i).model_dump_json()) for reason, i in priced.dead]
         await book_charges(conn, batch, priced.lines, result)
-
-        if len(priced.state_series):
-            await conn.execute(_SAVE_STATE, (
-                [keys[s][0] for s in priced.state_series.tolist()],
-                [keys[s][1] for s in priced.state_series.tolist()],
-                priced.state_ts.tolist(), priced.state_value.tolist(),
-            ))
+        await save_state(conn, keys, priced)
+        result.resets = await emit_resets(conn, batch, keys, priced)
         if dead:
             async with conn.cursor() as cur:
                 await dead_letter(cur, "rating", dead)

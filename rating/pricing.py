@@ -20,14 +20,38 @@ from decimal import Decimal
 import numpy as np
 import numpy.typing as npt
 
-from meterline.contracts import AccountReadings, Reading
+from meterline.contracts import AccountReadings, Reading, ReadingFlag
 from meterline.money import from_micro, to_micro
 from meterline.tariffs.pricing import NO_RATE, BandState, TariffSet, Track, Usage
 from meterline.units import SERVICE_OF_UTILITY, Register, Unit, Utility
-from rating.core import consumption_intervals, from_micros, micros
+from rating.core import (
+    FLAG_RESET,
+    FLAG_ROLLOVER,
+    NO_STATE,
+    Resets,
+    consumption_intervals,
+    from_micros,
+    micros,
+)
 
 I64 = npt.NDArray[np.int64]
 BOOL = npt.NDArray[np.bool_]
+
+
+_BITS = {ReadingFlag.ROLLOVER: FLAG_ROLLOVER, ReadingFlag.RESET: FLAG_RESET}
+
+
+def flag_bits(flags: Sequence[ReadingFlag]) -> int:
+    """The register-policy flags of a reading as rating's bits (the others do not change what
+    is charged)."""
+    bits = 0
+    for flag in flags:
+        bits |= _BITS.get(flag, 0)
+    return bits
+
+
+def flags_of(bits: int) -> tuple[ReadingFlag, ...]:
+    return tuple(flag for flag, bit in _BITS.items() if bits & bit)
 
 
 @dataclass(frozen=True)
@@ -43,6 +67,7 @@ class RoutedReadings:
     utility: Sequence[str]
     ts: I64  # microseconds since the epoch
     value: I64  # cumulative register value, micro-units
+    flags: I64 | None = None  # per reading: FLAG_ROLLOVER | FLAG_RESET bits the gateway set
 
     @classmethod
     def of(cls, records: Sequence[AccountReadings]) -> RoutedReadings:
@@ -53,17 +78,23 @@ class RoutedReadings:
             provider=[r.provider for _, r in rows], utility=[r.utility.value for _, r in rows],
             ts=np.array([micros(r.ts) for _, r in rows], dtype=np.int64),
             value=np.array([to_micro(r.value) for _, r in rows], dtype=np.int64),
+            flags=np.array([flag_bits(r.flags) for _, r in rows], dtype=np.int64),
         )
+
+    def flag_bits(self) -> I64:
+        """The flags of every reading (zeros when the batch carries none)."""
+        return np.zeros(len(self), dtype=np.int64) if self.flags is None else self.flags
 
     def __len__(self) -> int:
         return len(self.meter)
 
     def reading(self, i: int) -> Reading:
         """Reading ``i`` as the contract spells it (for dead letters)."""
+        bits = int(self.flags[i]) if self.flags is not None else 0
         return Reading(meter=self.meter[i], register=Register(self.register[i]),
                        unit=Unit(self.unit[i]), value=from_micro(int(self.value[i])),
                        ts=from_micros(int(self.ts[i])), provider=self.provider[i],
-                       utility=Utility(self.utility[i]))
+                       utility=Utility(self.utility[i]), flags=flags_of(bits))
 
     def series(self) -> tuple[I64, list[tuple[str, str]]]:
         """A series id per reading (one per meter and register) and the (meter, register)
@@ -117,6 +148,11 @@ class Priced:
     state_series: I64  # series whose last accepted reading moves on ...
     state_ts: I64  # ... to this time
     state_value: I64  # ... and this value
+    state_pending_ts: I64 | None = None  # ... with this reset candidate (NO_STATE: none)
+    state_pending_value: I64 | None = None
+    resets: Resets | None = None  # confirmed resets; ``reading``/``confirmed_by`` index the batch
+    late: I64 | None = None  # readings before their register's state (batch indices)
+    rolled_over: I64 | None = None  # charged readings whose counter wrapped (batch indices)
 
 
 def services(utilities: Sequence[str]) -> list[str]:
@@ -132,16 +168,20 @@ def _plain(value: Decimal) -> str:
 
 def price_batch(
     batch: RoutedReadings, series: I64, owned: BOOL, state_ts: I64, state_value: I64,
-    tariffs: BatchTariffs,
+    tariffs: BatchTariffs, *, wrap: I64 | None = None, pending_ts: I64 | None = None,
+    pending_value: I64 | None = None,
 ) -> Priced:
     """Price the owned readings of ``batch``. ``state_ts``/``state_value`` hold, per series
-    id, the last accepted reading (``NO_STATE`` when there is none).
+    id, the last accepted reading (``NO_STATE`` when there is none); ``wrap`` the counter's
+    span, ``pending_ts``/``pending_value`` a reset candidate (``rating.core``'s register
+    policy).
 
     A reading with no tariff in force (no plan for its account's service, none in force at
     its time, or one priced in another unit) is refused and held back (the next priced reading
-    covers its consumption), and so is one whose interval crosses a time with no tariff; one
-    below the register's highest accepted value went backwards and is refused; every other
-    reading after the first of its series closes an interval, priced by its account's track."""
+    covers its consumption), and so is one whose interval crosses a time with no tariff; a
+    drop below the register's level is a rollover, a reset or a glitch by ``rating.core``'s
+    register policy (only a glitch is refused); every other reading after the first of its
+    series closes an interval, priced by its account's track."""
     n = len(batch)
     dead: list[tuple[str, int]] = []
     prices = tariffs.set
@@ -158,7 +198,8 @@ def price_batch(
     while True:
         at = np.flatnonzero(priced)
         out = consumption_intervals(series[at], batch.ts[at], batch.value[at], state_ts,
-                                    state_value)
+                                    state_value, flags=batch.flag_bits()[at], wrap=wrap,
+                                    pending_ts=pending_ts, pending_value=pending_value)
         charged = at[out.charged]
         charges = prices.price(Usage(
             tracks=tariffs.tracks, track=tariffs.track[charged], band_key=tariffs.key[charged],
@@ -174,7 +215,8 @@ def price_batch(
     for i, previous in zip(at[out.backwards].tolist(), out.previous_value.tolist(), strict=True):
         dead.append((
             f"register went backwards: {_plain(from_micro(int(batch.value[i])))} "
-            f"{batch.unit[i]} < {from_micro(previous)} {batch.unit[i]} accepted before", i))
+            f"{batch.unit[i]} < {from_micro(previous)} {batch.unit[i]} accepted before, and the "
+            "next reading came back to it: a glitch, not used", i))
 
     zone = prices.zone_names(charges.rate, charges.zone).tolist()
     band = charges.band
@@ -185,4 +227,18 @@ def price_batch(
         band=band, group=prices.rate_group[charges.rate].tolist(),
         unit_price=charges.unit_price, amount=charges.amount.tolist(),
     )
-    return Priced(lines, dead, out.state_series, out.state_ts, out.state_value)
+    found = out.resets
+    assert found is not None and out.late is not None and out.rolled_over is not None
+    resets = Resets(series=found.series,
+                    reading=np.where(found.reading >= 0, at[np.maximum(found.reading, 0)], -1)
+                    if len(found) else found.reading,
+                    confirmed_by=at[found.confirmed_by], at=found.at, level=found.level,
+                    value=found.value)
+    no_pending = np.full(len(out.state_series), NO_STATE, dtype=np.int64)
+    return Priced(lines, dead, out.state_series, out.state_ts, out.state_value,
+                  state_pending_ts=(out.state_pending_ts if out.state_pending_ts is not None
+                                    else no_pending),
+                  state_pending_value=(out.state_pending_value
+                                       if out.state_pending_value is not None
+                                       else np.zeros(len(out.state_series), dtype=np.int64)),
+                  resets=resets, late=at[out.late], rolled_over=at[out.rolled_over])

@@ -7,10 +7,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import ValidationError
 
 from meterline.contracts import AccountReadings, ReadingsRecord
-from rating.pricing import RoutedReadings
+from rating.pricing import RoutedReadings, flag_bits
 
 Rejected = tuple[str, str]  # (reason, payload)
 
@@ -37,7 +38,7 @@ def routed(records: Sequence[ReadingsRecord | AccountReadings]) -> RoutedReading
         RoutedReadings(account=r.account, meter=r.meter, register=r.register, unit=r.unit,
                        provider=r.provider, utility=r.utility,
                        ts=np.asarray(r.ts, dtype=np.int64),
-                       value=np.asarray(r.value, dtype=np.int64))
+                       value=np.asarray(r.value, dtype=np.int64), flags=_flags(r))
         if isinstance(r, ReadingsRecord) else RoutedReadings.of([r])
         for r in records
     ]
@@ -52,4 +53,16 @@ def routed(records: Sequence[ReadingsRecord | AccountReadings]) -> RoutedReading
         unit=joined("unit"), provider=joined("provider"), utility=joined("utility"),
         ts=np.concatenate([p.ts for p in parts]) if parts else np.empty(0, np.int64),
         value=np.concatenate([p.value for p in parts]) if parts else np.empty(0, np.int64),
+        flags=(np.concatenate([p.flag_bits() for p in parts])
+               if any(p.flags is not None for p in parts) else None),
     )
+
+
+def _flags(record: ReadingsRecord) -> npt.NDArray[np.int64] | None:
+    """The record's reading flags as rating's bits, or None when it has none."""
+    if not record.flagged:
+        return None
+    bits = np.zeros(len(record), dtype=np.int64)
+    for i, flags in record.flagged:
+        bits[i] |= flag_bits(flags)
+    return bits

@@ -536,6 +536,18 @@ async def housing_account(
     return HousingAccount(account, dict(services))
 
 
+async def relay_meter(conn: psycopg.AsyncConnection[Any], account_id: str, provider_id: str,
+                      utility: str = "electricity", *, relay: bool = True) -> str:
+    """A meter of ``utility`` on an account (a housing account's provider), behind a gateway,
+    with a relay fitted (or not), connected."""
+    meter = unique("relay")
+    await conn.execute(
+        "INSERT INTO meters (id, account_id, provider_id, utility, model, gateway_id, has_relay)"
+        " VALUES (%s, %s, %s, %s, 'SDM120', %s, %s)",
+        (meter, account_id, provider_id, utility, unique("gw"), relay))
+    return meter
+
+
 async def charge_month(
     conn: psycopg.AsyncConnection[Any], account: HousingAccount, period: date,
     amounts: dict[str, str], *, booked_at: datetime | None = None,
@@ -701,3 +713,27 @@ async def grant_benefit(conn: psycopg.AsyncConnection[Any], account_id: str, rul
     await conn.execute(
         "UPDATE accounts SET area = coalesce(%s, area), residents = coalesce(%s, residents) "
         "WHERE id = %s", (area, residents, account_id))
+
+
+# --- register policy (issue 5): meters whose counters roll over ---------------------------------
+
+async def pulse_counter_meter(
+    conn: psycopg.AsyncConnection[Any], balance: str = "100", *,
+    profile: str = "pulse-counter-16", reading: Decimal | None = None,
+    read_at: datetime | None = None,
+) -> Customer:
+    """An account of a new water provider (the example book ``vodokanal``: cold water per m3)
+    whose one meter is a cold-water meter read through a pulse-counter module (``profile``)
+    behind a gateway, its register at ``reading`` m3 at ``read_at`` when given."""
+    made = await book_customer(conn, "vodokanal", balance)
+    serial = unique("pc")
+    await conn.execute(
+        "INSERT INTO meters (id, account_id, provider_id, utility, model, profile, gateway_id,"
+        " has_relay) VALUES (%s, %s, %s, 'cold_water', 'PCM', %s, %s, false)",
+        (serial, made.account_id, made.provider_id, profile, made.gateway_id))
+    await conn.execute("INSERT INTO registers (meter_id, code, unit) VALUES (%s, 'volume', 'm3')",
+                       (serial,))
+    if reading is not None and read_at is not None:
+        await conn.execute("INSERT INTO register_state (meter_id, register, last_ts, last_value)"
+                           " VALUES (%s, 'volume', %s, %s)", (serial, read_at, reading))
+    return Customer(made.account_id, made.provider_id, [serial], made.gateway_id)

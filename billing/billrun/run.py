@@ -83,7 +83,6 @@ RETURNING cardinality(accounts)
 """
 
 
-CUTOFF_DAY = 25  # readings up to the 25th count for the month (DOMAIN §3)
 HISTORY_MONTHS = 14  # of readings a run looks at: the average's six months and more
 
 
@@ -97,7 +96,7 @@ def _params(selection: Selection, period: date) -> dict[str, Any]:
             "provider": selection.provider,
             "providers": [selection.provider] if selection.provider else None,
             "accounts": list(selection.accounts) or None, "period": period,
-            "next": next_month(period), "cutoff_day": CUTOFF_DAY,
+            "next": next_month(period),
             # bounds in UTC around the window, a day wider than any time zone shifts them
             "history_from": months_before(period, HISTORY_MONTHS) - timedelta(days=1),
             "history_to": next_month(period) + timedelta(days=1)}
@@ -237,10 +236,12 @@ WITH old AS (
       FROM (SELECT n.account_id, n.provider_id, n.service, n.charged + n.recalculation AS amount,
                    false AS benefit
               FROM new_lines n JOIN touched USING (account_id, provider_id)
+             WHERE n.method <> 'rating'
             UNION ALL
             SELECT o.account_id, o.provider_id, o.service, -(o.charged + o.recalculation),
                    o.benefit <> 0
-              FROM old o JOIN touched USING (account_id, provider_id)) m
+              FROM old o JOIN touched USING (account_id, provider_id)
+             WHERE o.method <> 'rating') m
      GROUP BY account_id, provider_id, service
     HAVING sum(amount) <> 0 OR bool_or(benefit)
 )

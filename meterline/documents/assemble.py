@@ -37,7 +37,6 @@ from meterline.units import Service
 
 UNITS = {"m3": "м³", "kWh": "кВт·ч", "Gcal": "Гкал", "m2": "м²", "person": "чел.",
          "resident": "чел."}
-CUTOFF_DAY = 25
 DUE_DAY = 10  # the charge for a month is due on the 10th of the next (DOMAIN §1)
 
 _ACCOUNTS = """
@@ -71,11 +70,14 @@ SELECT m.id AS meter_id, m.account_id, m.utility, cur.ts AS cur_ts, cur.value AS
   FROM meters m
   JOIN accounts a ON a.id = m.account_id
   JOIN addresses ad ON ad.id = a.address_id
+  JOIN providers pr ON pr.id = m.provider_id
   CROSS JOIN LATERAL (
-      SELECT (%(period)s::date - interval '1 month' + make_interval(days => %(cutoff)s))
-                 ::timestamp AT TIME ZONE ad.time_zone AS opens,
-             (%(period)s::date + make_interval(days => %(cutoff)s))::timestamp
-                 AT TIME ZONE ad.time_zone AS closes) w
+      SELECT reading_window_end(%(previous)s, pr.reading_submission_day)::timestamp
+                 AT TIME ZONE ad.time_zone AS opens,
+             least(reading_window_end(%(period)s, pr.reading_submission_day)::timestamp
+                       AT TIME ZONE ad.time_zone,
+                   (least(m.out_of_order_since, m.verification_due)::timestamp
+                       AT TIME ZONE ad.time_zone)) AS closes) w
   LEFT JOIN LATERAL (
       SELECT ts, value, source FROM readings r
        WHERE r.meter_id = m.id AND r.ts >= w.opens AND r.ts < w.closes
@@ -194,7 +196,8 @@ async def payment_documents(
 ) -> list[PaymentDocument]:
     """The documents of ``account_ids`` for ``period``, for the accounts that were billed
     (in the order given)."""
-    params = {"period": period, "accounts": list(account_ids), "cutoff": CUTOFF_DAY,
+    previous = date(period.year - (period.month == 1), (period.month - 2) % 12 + 1, 1)
+    params = {"period": period, "accounts": list(account_ids), "previous": previous,
               "next": date(period.year + period.month // 12, period.month % 12 + 1, 1)}
     accounts = {r["id"]: r for r in await _rows(conn, _ACCOUNTS, params)}
     lines: dict[str, list[Line]] = defaultdict(list)
