@@ -17,6 +17,7 @@ from meterline.emergency_credit import (
     take_emergency_credit,
 )
 from meterline.ledger import check
+from meterline.payments import Payment, receive_many
 from meterline.relay import decide_relays
 from meterline.topups import top_up
 from tests.conftest import unique
@@ -108,4 +109,19 @@ async def test_a_top_up_repays_a_households_debt(conn: psycopg.AsyncConnection[A
     # the debt is in the wallet: the top-up pays it off whole, the rest is credit
     assert done.balance == Decimal("79.60")
     assert await owed(conn, c.account_id) == 0
+    assert await check(conn, c.account_id) == []
+
+
+async def test_a_prepaid_payment_repays_emergency_credit_like_a_top_up(
+        conn: psycopg.AsyncConnection[Any]) -> None:
+    c = await customer(conn, "0", contract_type="prepay_cutoff")
+    async with conn.transaction():
+        await take_emergency_credit(conn, c.account_id)
+    key = unique("payment:online")
+    paid = [Payment(key, "online", c.account_id, Decimal("80.00"),
+                    datetime(2026, 11, 25, 8, tzinfo=ZoneInfo("UTC")), provider_id=c.provider_id)]
+    await receive_many(conn, paid)
+    await receive_many(conn, paid)  # delivered again: nothing repaid twice
+    assert await owed(conn, c.account_id) == Decimal(180)
+    assert await balance(conn, c.account_id, c.provider_id) == Decimal(260)
     assert await check(conn, c.account_id) == []
