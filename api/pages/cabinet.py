@@ -193,6 +193,8 @@ async def account_page(account_id: str, view: View, pool: Pool) -> Response:
                        bars=chart(daily), people_meters=people_meters,
                        payments=payments, events=events, documents=documents,
                        can_pay=Scope.PAYMENTS in view.viewer.scopes,
+                       can_export=Scope.USAGE_EXPORT in view.viewer.scopes,
+                       can_keys=Scope.KEYS in view.viewer.scopes,
                        postpaid=account.billing_mode == "postpaid",
                        owed=kopecks(owed) if owed > 0 else None, unopened=unopened)
 
