@@ -129,6 +129,40 @@ async def customer(
     return one
 
 
+@dataclass(frozen=True)
+class UtilityMeter:
+    """A gateway-read meter of any utility: its serial, whose account it is on, the provider
+    selling the utility and that provider's flat price per unit (kWh, m3, Gcal)."""
+
+    serial: str
+    account_id: str
+    utility: Utility
+    profile: str
+    seller: Provider
+    price: Decimal
+
+
+async def utility_meters(
+    conn: psycopg.AsyncConnection[Any], meters: Sequence[UtilityMeter], *, gateway_id: str,
+    balances: dict[tuple[str, str], Decimal],
+) -> None:
+    """Put a mixed fleet on the books: accounts with meters of several utilities behind one
+    gateway, each utility sold by its provider at its flat price, each (account, provider)
+    opening at ``balances[account, provider]``. One `register_fleet` per provider, utility
+    and profile, as an operator would register them."""
+    groups: dict[tuple[Provider, Utility, str, Decimal], list[UtilityMeter]] = {}
+    for m in meters:
+        groups.setdefault((m.seller, m.utility, m.profile, m.price), []).append(m)
+    for (seller, utility, profile, price), members in groups.items():
+        await register_fleet(conn, Fleet(
+            gateway_id=gateway_id, provider=seller, utility=utility, profile=profile,
+            price=price, meters=[
+                FleetMeter(serial=m.serial, account_id=m.account_id,
+                           opening_balance=balances[m.account_id, seller.id],
+                           address=f"Moscow, Test street 1, apt {m.account_id}")
+                for m in members]))
+
+
 async def town(conn: psycopg.AsyncConnection[Any], accounts: int = 60, **spec: Any) -> Town:
     """A generated town of the test's own: its own region, account prefix and providers
     (``spec``: more `TownSpec` fields, e.g. ``services``, ``months``, ``seed``)."""
@@ -500,6 +534,18 @@ async def housing_account(
     return HousingAccount(account, dict(services))
 
 
+async def relay_meter(conn: psycopg.AsyncConnection[Any], account_id: str, provider_id: str,
+                      utility: str = "electricity", *, relay: bool = True) -> str:
+    """A meter of ``utility`` on an account (a housing account's provider), behind a gateway,
+    with a relay fitted (or not), connected."""
+    meter = unique("relay")
+    await conn.execute(
+        "INSERT INTO meters (id, account_id, provider_id, utility, model, gateway_id, has_relay)"
+        " VALUES (%s, %s, %s, %s, 'SDM120', %s, %s)",
+        (meter, account_id, provider_id, utility, unique("gw"), relay))
+    return meter
+
+
 async def charge_month(
     conn: psycopg.AsyncConnection[Any], account: HousingAccount, period: date,
     amounts: dict[str, str], *, booked_at: datetime | None = None,
@@ -665,3 +711,27 @@ async def grant_benefit(conn: psycopg.AsyncConnection[Any], account_id: str, rul
     await conn.execute(
         "UPDATE accounts SET area = coalesce(%s, area), residents = coalesce(%s, residents) "
         "WHERE id = %s", (area, residents, account_id))
+
+
+# --- register policy (issue 5): meters whose counters roll over ---------------------------------
+
+async def pulse_counter_meter(
+    conn: psycopg.AsyncConnection[Any], balance: str = "100", *,
+    profile: str = "pulse-counter-16", reading: Decimal | None = None,
+    read_at: datetime | None = None,
+) -> Customer:
+    """An account of a new water provider (the example book ``vodokanal``: cold water per m3)
+    whose one meter is a cold-water meter read through a pulse-counter module (``profile``)
+    behind a gateway, its register at ``reading`` m3 at ``read_at`` when given."""
+    made = await book_customer(conn, "vodokanal", balance)
+    serial = unique("pc")
+    await conn.execute(
+        "INSERT INTO meters (id, account_id, provider_id, utility, model, profile, gateway_id,"
+        " has_relay) VALUES (%s, %s, %s, 'cold_water', 'PCM', %s, %s, false)",
+        (serial, made.account_id, made.provider_id, profile, made.gateway_id))
+    await conn.execute("INSERT INTO registers (meter_id, code, unit) VALUES (%s, 'volume', 'm3')",
+                       (serial,))
+    if reading is not None and read_at is not None:
+        await conn.execute("INSERT INTO register_state (meter_id, register, last_ts, last_value)"
+                           " VALUES (%s, 'volume', %s, %s)", (serial, read_at, reading))
+    return Customer(made.account_id, made.provider_id, [serial], made.gateway_id)

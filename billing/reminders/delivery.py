@@ -31,7 +31,7 @@ from billing.reminders.channels import Channel, ChannelFailed, Sent
 from billing.reminders.channels.email import send_email
 from billing.reminders.channels.phone import Call
 from billing.reminders.channels.sms import send_sms
-from billing.reminders.quiet_hours import QuietHours
+from billing.reminders.quiet_hours import CountryCalendar, QuietHours
 from billing.reminders.templates import Rendered, Templates
 from meterline.metrics import NOTIFIER_NOTICES, NOTIFIER_PASS_SECONDS, NOTIFIER_UNDELIVERABLE
 from meterline.notices import Proof, reach, record_receipt
@@ -141,7 +141,8 @@ class Notifier:
         self.settings = settings
         self.http = http
         self.templates = templates or Templates()
-        self.quiet = quiet or QuietHours()
+        self.quiet = quiet or QuietHours(
+            calendar=CountryCalendar(settings.notifier_holiday_country))
 
     async def deliver(self, conn: psycopg.AsyncConnection[Any], now: datetime,
                       *, limit: int = 500) -> Pass:

@@ -192,6 +192,21 @@ async def test_quiet_hours_hold_sms_until_morning_in_the_accounts_time_zone(
     assert morning.sent == 1 and rig.gateway.sent[-1]["to"] == "+79161230000"
 
 
+async def test_a_public_holiday_keeps_the_notifier_quiet_until_nine(
+    rig: Rig, conn: psycopg.AsyncConnection[Any],
+) -> None:
+    holiday = datetime(2025, 6, 12, 5, 30, tzinfo=UTC)  # Russia Day, a Thursday, 08:30 Moscow
+    c = await customer(conn)
+    await notice_preferences(conn, c.account_id, channels=["sms"], phone="+79161230001")
+    key = await notice(conn, c.account_id, c.provider_id)
+    await rig.notifier.deliver(conn, holiday)
+    assert await state(conn, key) == ("pending", None, {"sms": "queued"})
+    cur = await conn.execute(
+        """SELECT a.not_before FROM notice_attempts a JOIN notices n ON n.id = a.notice_id
+            WHERE n.key = %s""", (key,))
+    assert await cur.fetchone() == (datetime(2025, 6, 12, 6, tzinfo=UTC),)  # 09:00 Moscow
+
+
 async def test_no_proof_in_time_tries_the_next_channel_and_no_channel_left_is_undeliverable(
     rig: Rig, conn: psycopg.AsyncConnection[Any],
 ) -> None:
