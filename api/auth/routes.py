@@ -34,15 +34,16 @@ from api.ids import PRINTABLE
 from api.problems import ProblemError, problem_responses
 from api.state import AppSettings, Pool
 from meterline.contracts import Timestamp
-from meterline.errors import NotFound
 from meterline.settings import Settings
 from meterline.users import (
     ROLE_SCOPES,
     Role,
     Scope,
     User,
+    api_keys,
     create_api_key,
     password_matches,
+    revoke_api_key,
 )
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -287,12 +288,6 @@ class NewApiKeyAnswer(ApiKey):
     key: str = Field(description="The key itself, shown only now: send it as `X-API-Key`.")
 
 
-_KEYS = """
-SELECT id, name, scopes, created_at, revoked_at FROM api_keys
- WHERE user_id = %s ORDER BY created_at, id
-"""
-
-
 def _person(caller: AnyCaller) -> None:
     if caller.via != "token":
         raise ProblemError(403, "API keys are managed by a person who logged in, not by a key.",
@@ -319,9 +314,8 @@ async def create_key(body: ApiKeyRequest, caller: KeyManager, pool: Pool) -> New
             responses=problem_responses(401, 403))
 async def list_keys(caller: KeyManager, pool: Pool) -> list[ApiKey]:
     async with pool.connection() as conn:
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(_KEYS, (caller.user_id,))
-        return [ApiKey.model_validate(r) for r in await cur.fetchall()]
+        return [ApiKey(id=k.id, name=k.name, scopes=list(k.scopes), created_at=k.created_at,
+                       revoked_at=k.revoked_at) for k in await api_keys(conn, caller.user_id)]
 
 
 @router.delete("/api-keys/{key_id}", status_code=204, summary="Revoke an API key",
@@ -332,9 +326,4 @@ async def revoke_key(
     """The key stops working at once."""
     _person(caller)
     async with pool.connection() as conn:
-        cur = await conn.execute(
-            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) "
-            "WHERE id = %s AND user_id = %s RETURNING id", (key_id, caller.user_id))
-        if await cur.fetchone() is None:
-            raise NotFound(f"No API key {key_id}")
-
+        await revoke_api_key(conn, caller.user_id, key_id)
