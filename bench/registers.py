@@ -16,6 +16,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import numpy.typing as npt
@@ -114,8 +115,8 @@ def main() -> None:
         batch = fleet(args.meters, args.per_meter, share)
         if vectorised(batch) != plain(*batch):
             raise SystemExit(f"{name}: the vectorised core and the plain one disagree")
-        fast = median_seconds(lambda b=batch: consumption_intervals(*b), args.repeats)
-        slow = median_seconds(lambda b=batch: plain(*b), args.repeats)
+        fast = median_seconds(partial(consumption_intervals, *batch), args.repeats)
+        slow = median_seconds(partial(plain, *batch), args.repeats)
         print(f"{name:>20}: core {n / fast:>12,.0f} readings/s   plain {n / slow:>10,.0f} "
               f"readings/s   ratio {slow / fast:6.1f}x")
 
