@@ -37,7 +37,9 @@ from meterline.documents.model import PaymentDocument, period_name
 from meterline.documents.pdf import FONT, money, register_fonts, render_pdf
 
 PERIOD = date(2026, 3, 1)
-DATABASE = "postgresql://postgres@127.0.0.1:5432/meterline_bench_documents"
+# its own database (METERLINE_BENCH_DATABASE: another, so that two benchmarks do not share one)
+DATABASE = os.environ.get("METERLINE_BENCH_DATABASE",
+                          "postgresql://postgres@127.0.0.1:5432/meterline_bench_documents")
 
 
 def render_text(doc: PaymentDocument) -> bytes:
