@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Awaitable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -224,6 +224,70 @@ def ledger_check(
     typer.echo(f"the books of account {account} balance" if account else "the books balance")
 
 
+meters_app = typer.Typer(help="Meters on accounts.", no_args_is_help=True)
+app.add_typer(meters_app, name="meters")
+
+
+def _register_readings(texts: list[str], at: datetime) -> tuple[Any, ...]:
+    from decimal import Decimal, InvalidOperation
+
+    from meterline.replacements import RegisterReading
+
+    readings = []
+    for text in texts:
+        register, _, value = text.partition("=")
+        try:
+            readings.append(RegisterReading(register.strip(), Decimal(value.strip()), at))
+        except InvalidOperation as exc:
+            raise typer.BadParameter(f"{text!r} is not REGISTER=VALUE") from exc
+    return tuple(readings)
+
+
+@meters_app.command("replace")
+def meters_replace(
+    old: Annotated[str, typer.Argument(help="The serial of the meter taken out.")],
+    new: Annotated[str, typer.Argument(help="The serial of the meter put in its place.")],
+    at: Annotated[datetime, typer.Option(help="When it was replaced (ISO, with its offset).")],
+    closing: Annotated[list[str], typer.Option(
+        help="The old meter's closing reading, REGISTER=VALUE (repeat per register).")],
+    opening: Annotated[list[str] | None, typer.Option(
+        help="The new meter's opening reading, REGISTER=VALUE (default: its first reading "
+             "is its baseline).")] = None,
+    profile: Annotated[str | None, typer.Option(help="The new meter's device profile "
+                                                     "(default: the old one's).")] = None,
+    reason: Annotated[str, typer.Option(help="Why, for the record.")] = "",
+) -> None:
+    """Register a meter replacement an operator made: the old meter is charged up to its
+    closing readings and closed, the new one opened on the same account (a meter_replaced
+    event). Exits 2 with the reason when it cannot be recorded."""
+    from meterline.errors import DomainError
+    from meterline.replacements import Replacement
+    from rating.commands import register_replacement
+
+    if at.tzinfo is None:
+        raise typer.BadParameter("--at needs its UTC offset, e.g. 2026-10-05T09:00+03:00")
+    replacement = Replacement(old_meter=old, new_meter=new, at=at, source="operator",
+                              closing=_register_readings(closing, at),
+                              opening=_register_readings(opening or [], at), profile=profile,
+                              reason=reason)
+    settings = _settings()
+
+    async def main() -> str:
+        async with await psycopg.AsyncConnection.connect(settings.database_url) as conn:
+            replaced, result = await register_replacement(conn, replacement)
+            await conn.commit()
+        if not replaced.new:
+            return f"meter {old} was replaced by {new} already: nothing changed"
+        return (f"meter {old} replaced by {new} on account {replaced.account_id}; "
+                f"{result.charges} charge line(s) up to its closing reading")
+
+    try:
+        typer.echo(asyncio.run(main()))
+    except DomainError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+
+
 @app.command()
 def demo(
     meters: Annotated[int, typer.Option(help="Simulated meters (Modbus unit ids 1..N).")] = 20,
@@ -381,6 +445,32 @@ def reminders_run(
     from billing.reminders.commands import run_once
 
     run_once(_settings(), months=Decimal(months), least=Decimal(least), provider=provider)
+
+
+@reminders_app.command("work-orders")
+def reminders_work_orders(
+    provider: Annotated[str | None, typer.Option(help="One provider only.")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Done and cancelled ones too, and the "
+                                                      "relay commands.")] = False,
+) -> None:
+    """The technician's open work orders to restrict, suspend or reconnect a service (one per
+    line: id, ordered, action, status, provider, account, service, how, address)."""
+    from billing.reminders.commands import list_work_orders
+
+    list_work_orders(_settings(), provider=provider, every=every)
+
+
+@reminders_app.command("work-done")
+def reminders_work_done(
+    order: Annotated[int, typer.Argument(help="The work order's id.")],
+    by: Annotated[str, typer.Option(help="Who carried it out.")],
+    note: Annotated[str, typer.Option(help="What was done.")] = "",
+    cancel: Annotated[bool, typer.Option(help="Cancelled, not done.")] = False,
+) -> None:
+    """Mark a technician's work order carried out (or cancelled)."""
+    from billing.reminders.commands import close_work_order
+
+    close_work_order(_settings(), order, by=by, note=note, cancelled=cancel)
 
 
 reports_app = typer.Typer(help="Reports: turnover sheet, debtors, penalties register "

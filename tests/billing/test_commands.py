@@ -80,6 +80,15 @@ def test_billrun_then_close_period_then_billing_it_again_is_refused() -> None:
     assert f"the period 2026-01 is closed for {prefix.lower()}-uk" in again.output
 
 
+def test_work_orders_are_listed_and_a_wrong_one_refused_clearly() -> None:
+    listed = runner.invoke(app, ["reminders", "work-orders", "--provider", unique("nobody")])
+    assert listed.exit_code == 0
+    assert listed.output.strip().endswith("0 work order(s)")
+    refused = runner.invoke(app, ["reminders", "work-done", "999999999", "--by", "Сидоров"])
+    assert refused.exit_code == 2
+    assert "no work order 999999999" in refused.output
+
+
 def test_a_group_saved_from_a_file_is_billed_by_name(tmp_path: Path) -> None:
     prefix = unique("G").upper()
     region = prefix[-8:]
