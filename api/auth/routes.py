@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import uuid
 from typing import Annotated, Any, Literal
 
 import psycopg
@@ -217,8 +218,9 @@ async def token(
         user = await authenticate(pool, settings, username, password,
                                   request.client.host if request.client else None)
         granted = _scopes(user, scope)
+        session = uuid.uuid4()
         async with pool.connection() as conn:
-            refresh = await issue_refresh_token(conn, settings, user.id)
+            refresh = await issue_refresh_token(conn, settings, user.id, session)
     else:
         if not refresh_token:
             raise invalid_grant("grant_type=refresh_token needs refresh_token.")
@@ -227,10 +229,10 @@ async def token(
             await conn.commit()  # a revocation on reuse must stay
         if isinstance(rotated, str):
             raise invalid_grant(rotated)
-        user, refresh = rotated
+        user, refresh, session = rotated
         granted = _scopes(user, scope)
     return TokenAnswer(
-        access_token=access_token(settings, user, granted),
+        access_token=access_token(settings, user, granted, session),
         expires_in=settings.access_token_ttl, refresh_token=refresh,
         scope=" ".join(sorted(granted)),
     )
@@ -239,9 +241,9 @@ async def token(
 @router.post("/revoke", status_code=200, summary="Log out: revoke a refresh token",
              responses=problem_responses(422))
 async def revoke(pool: Pool, token: Annotated[str, Form(min_length=1, max_length=256)]) -> None:
-    """Revokes the refresh token and every other token of the same login. Answers 200 for an
-    unknown token too (RFC 7009 §2.2). Access tokens already issued stay valid until they
-    expire (at most `access_token_ttl`)."""
+    """Revokes the refresh token and every other token of the same login, access tokens
+    included: they are refused from now on. Answers 200 for an unknown token too (RFC 7009
+    §2.2)."""
     async with pool.connection() as conn:
         await revoke_refresh_token(conn, token)
 

@@ -72,9 +72,11 @@ async def login(view: View, pool: Pool, settings: AppSettings,
         error = view.t("locked", seconds=retry) if retry else view.t("bad_login")
         return view.render("login.html", status=400 if not retry else 429, error=error,
                            username=username)
+    session = uuid.uuid4()
     async with pool.connection() as conn:
-        refresh = await issue_refresh_token(conn, settings, user.id)
-    view.sign_in(settings, access_token(settings, user, ROLE_SCOPES[user.role]), refresh)
+        refresh = await issue_refresh_token(conn, settings, user.id, session)
+    view.sign_in(settings, access_token(settings, user, ROLE_SCOPES[user.role], session),
+                 refresh)
     return view.redirect(home_of(user.role))
 
 

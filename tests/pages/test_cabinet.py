@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 from playwright.async_api import Page, expect
 
@@ -234,3 +235,22 @@ async def test_a_subscriber_sees_payments_of_every_channel(
     await expect(history).to_contain_text("2026-02-03")
     await expect(history).to_contain_text("cash desk")
     await expect(history).to_contain_text("300.00")
+
+
+async def test_logging_out_ends_the_pages_tokens_at_once(
+    site: Site, open_page: OpenPage,
+) -> None:
+    page = await open_page()
+    await log_in(page, site, site.subscriber)
+    cookies = {c["name"]: c["value"] for c in await page.context.cookies()}
+    stolen = {"Authorization": f"Bearer {cookies['ml_access']}"}
+    url = f"/accounts/{site.household.account_id}"
+    async with httpx.AsyncClient(base_url=site.url) as http:
+        assert (await http.get(url, headers=stolen)).status_code == 200
+        await page.get_by_role("button", name=f"Log out ({site.subscriber.username})").click()
+        await page.wait_for_url(f"{site.url}/login")
+        assert (await http.get(url, headers=stolen)).status_code == 401
+        # nor does the refresh cookie bring the login back
+        refreshed = await http.post("/auth/token", data={
+            "grant_type": "refresh_token", "refresh_token": cookies["ml_refresh"]})
+        assert refreshed.status_code == 400
