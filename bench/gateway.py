@@ -5,9 +5,9 @@ with block reads (one request per meter) against one request per value, in one r
     python -m bench.gateway [--servers 4] [--meters 247] [--seconds 10] [--repeats 3]
                             [--queued 100000] [--against responders|simulators]
 
-``--servers`` Modbus TCP servers of ``--meters`` SDM120s each: minimal responders answering
-from register images, all in one process (default: so the gateway, not the servers, is
-measured), or a simulator process per server (``meterline simulators``, pymodbus servers
+``--servers`` Modbus TCP servers of ``--meters`` SDM120s each, a process per server: minimal
+responders answering from register images (default: so the gateway, not the servers, is
+measured), or meter simulators (``meterline simulators``, pymodbus servers
 computing each meter's load profile: on a small machine they are what limits the run). One
 ``meterline gateway`` process polls them all, one TCP line per server, cycles back to back,
 publishing to the machine's Mosquitto. Measured from the gateway's own /metrics over a window
@@ -107,15 +107,14 @@ class Responder(asyncio.Protocol):
         return bytes((function, len(data))) + data
 
 
-async def respond(ports: list[int], meters: int) -> None:
-    """Responders on ``ports`` in this one process (fewer processes on a small machine); the
-    meters behind the n-th have serials SIM_SERIAL_BASE + n * 1000 + unit."""
+async def respond(port: int, meters: int, index: int) -> None:
+    """The responder of server ``index`` on ``port``: its meters have serials
+    SIM_SERIAL_BASE + index * 1000 + unit, as the simulators would give them."""
     loop = asyncio.get_running_loop()
-    servers = [await loop.create_server(
-        lambda n=n: Responder(meters, SIM_SERIAL_BASE + n * 1000),  # type: ignore[misc]
-        "127.0.0.1", port) for n, port in enumerate(ports)]
+    server = await loop.create_server(
+        lambda: Responder(meters, SIM_SERIAL_BASE + index * 1000), "127.0.0.1", port)
     print("ready", flush=True)
-    await asyncio.gather(*(server.serve_forever() for server in servers))
+    await server.serve_forever()
 
 
 def simulator_config(port: int, meters: int, seed: int) -> str:
@@ -264,14 +263,17 @@ async def main(args: argparse.Namespace) -> None:
                 simulators.append(Child("simulators", work / "log", {
                     "METERLINE_SIM_CONFIG": str(config),
                     "METERLINE_SIM_METRICS_PORT": str(free_port())}, label=f"simulators-{n}"))
-        else:  # one process serves every port
-            server = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bench.gateway", "--serve", ",".join(map(str, ports)),
-                "--meters", str(args.meters), stdout=asyncio.subprocess.PIPE)
-            servers.append(server)
-            assert server.stdout is not None
-            if (await server.stdout.readline()).strip() != b"ready":
-                raise RuntimeError("the Modbus responders did not start")
+        else:  # a process per server, as separate devices would be (and the scheduler
+            # of a shared machine gives each process its share)
+            for n, port in enumerate(ports):
+                server = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "bench.gateway", "--serve", str(port),
+                    "--index", str(n), "--meters", str(args.meters),
+                    stdout=asyncio.subprocess.PIPE)
+                servers.append(server)
+                assert server.stdout is not None
+                if (await server.stdout.readline()).strip() != b"ready":
+                    raise RuntimeError(f"the Modbus responder on port {port} did not start")
         for child in simulators:
             await asyncio.to_thread(child.wait_ready, 120)
         runs: dict[bool, list[Run]] = {True: [], False: []}
@@ -320,11 +322,13 @@ def cli() -> None:
         "--against", choices=("responders", "simulators"), default="responders",
         help="the Modbus TCP servers polled: minimal responders answering from memory "
              "(the gateway's own ceiling), or the meter simulators (pymodbus servers)")
-    parser.add_argument("--serve", metavar="PORT,...",
-                        help="(internal) run responders on these ports")
+    parser.add_argument("--serve", type=int, metavar="PORT",
+                        help="(internal) run a responder on PORT")
+    parser.add_argument("--index", type=int, default=0,
+                        help="(internal) the responder's server number (its serials)")
     args = parser.parse_args()
     if args.serve:
-        asyncio.run(respond([int(p) for p in args.serve.split(",")], args.meters))
+        asyncio.run(respond(args.serve, args.meters, args.index))
     else:
         asyncio.run(main(args))
 
