@@ -161,8 +161,8 @@ async def skeleton_rate_batch(conn: psycopg.AsyncConnection[Any], batch: RoutedR
     dead: list[tuple[str, str]] = []
     async with conn.transaction():
         owned = await owned_readings(conn, batch, dead)
-        state_ts, state_value = await load_state(conn, keys)
-        priced = price_batch(batch, series, owned, state_ts, state_value,
+        states = await load_state(conn, keys)
+        priced = price_batch(batch, series, owned, states.ts, states.value,
                              skeleton_tariffs(batch))
         lines = priced.lines
         await conn.execute(_SKELETON_STAGING)

@@ -1,17 +1,33 @@
 """Cumulative register readings -> consumption intervals, over whole batches at once.
 
 A *series* is one register of one meter. Readings are cumulative (a meter's energy total), so
-consumption over an interval is the difference of two readings. The rules:
+consumption over an interval is the difference of two readings. The register policy:
 
-- A reading at or before the last one already priced for its series (``state``) is late or
-  redelivered: it is skipped, never charged twice.
+- A reading at or before the last one seen for its series (``state``) is late or redelivered:
+  it is not priced here, never charged twice (a late one, strictly inside a priced interval, is
+  reported in ``late`` for re-rating).
 - The first reading of a series with no state is its baseline: it is not charged.
-- A reading below the highest accepted value before it went *backwards*: it is rejected
-  (the caller dead-letters it) and the next reading is measured from the last accepted one.
-- Otherwise the reading closes an interval ``(previous accepted ts, ts]`` whose quantity is
-  the difference of values.
+- A reading at or above the series' *level* (its last accepted reading) closes an interval
+  ``(level ts, ts]`` whose quantity is the difference of values.
+- A reading below the level that the counter's width explains (``wrap``, from the meter's
+  profile: a 16-bit pulse counter wraps after 65,536 pulses) rolled over: its consumption is
+  ``value + wrap - level``, never negative. It counts as a rollover when the gateway flagged it
+  so, or, unflagged, when the wrapped difference is under half the counter's span; a reading
+  flagged ``reset`` never does.
+- Any other drop (flagged ``reset``, or unflagged: an older gateway, a reading typed by a
+  person) is a *candidate* new level, held in the series' ``pending`` state, charged nothing and
+  not dead-lettered. The next reading decides:
 
-Quantities are integers in micro-units (1e-6 kWh), timestamps integers in microseconds.
+  * below the candidate: it is the new candidate (the register dropped again);
+  * back at or above the old level while the candidate was below it: the candidate was a
+    glitch; it is refused (``backwards``) and the reading is measured from the old level;
+  * otherwise the reset is confirmed (``resets``): the series re-baselines at the candidate,
+    and the reading is charged from it. What the meter counted between the old level and the
+    reset is unknown and not charged.
+
+Quantities are integers in micro-units (1e-6 kWh), timestamps integers in microseconds. The
+common case (no drop, nothing pending) is computed with array operations; only the series of a
+batch that hold a drop or a pending candidate are walked reading by reading.
 """
 
 from __future__ import annotations
@@ -28,7 +44,27 @@ BOOL = npt.NDArray[np.bool_]
 
 NO_STATE = np.iinfo(np.int64).min
 
-__all__ = ["NO_STATE", "Intervals", "consumption_intervals", "from_micros", "micros"]
+# reading flags as rating's arrays hold them (meterline.contracts.ReadingFlag)
+FLAG_ROLLOVER = 1
+FLAG_RESET = 2
+
+__all__ = ["FLAG_RESET", "FLAG_ROLLOVER", "NO_STATE", "Intervals", "Resets",
+           "consumption_intervals", "from_micros", "micros"]
+
+
+@dataclass(frozen=True)
+class Resets:
+    """Confirmed register resets, one element per reset."""
+
+    series: I64
+    reading: I64  # the reading that dropped (input index), -1 when it came in an earlier batch
+    confirmed_by: I64  # the reading that confirmed it (input index)
+    at: I64  # time of the reading that dropped
+    level: I64  # the value accepted before the drop
+    value: I64  # the new level (the value of the reading that dropped)
+
+    def __len__(self) -> int:
+        return len(self.series)
 
 
 @dataclass(frozen=True)
@@ -36,91 +72,184 @@ class Intervals:
     """What a batch of readings amounts to. Indices point into the input arrays."""
 
     charged: I64  # readings that close an interval with consumption > 0
-    start_ts: I64  # per charged reading: start of its interval (the previous accepted ts)
+    start_ts: I64  # per charged reading: start of its interval (the level's ts)
     quantity: I64  # per charged reading: consumption in micro-units
-    backwards: I64  # readings rejected because the register went backwards
-    previous_value: I64  # per backwards reading: the accepted value it fell below
+    backwards: I64  # readings refused: a drop the next reading showed to be a glitch
+    previous_value: I64  # per backwards reading: the level it fell below
     state_series: I64  # series whose state moves on ...
-    state_ts: I64  # ... to this reading time
-    state_value: I64  # ... and this value
+    state_ts: I64  # ... to this level time
+    state_value: I64  # ... and this level value
+    state_pending_ts: I64 | None = None  # ... with this candidate (NO_STATE: none)
+    state_pending_value: I64 | None = None
+    resets: Resets | None = None
+    rolled_over: I64 | None = None  # charged readings (input indices) whose counter wrapped
+    late: I64 | None = None  # readings earlier than the series' state, not a redelivery of it
 
 
 def _empty() -> I64:
     return np.empty(0, dtype=np.int64)
 
 
+def _no_resets() -> Resets:
+    return Resets(*(_empty() for _ in range(6)))
+
+
+def _nothing(late: I64 | None = None) -> Intervals:
+    e = _empty
+    return Intervals(charged=e(), start_ts=e(), quantity=e(), backwards=e(), previous_value=e(),
+                     state_series=e(), state_ts=e(), state_value=e(), state_pending_ts=e(),
+                     state_pending_value=e(), resets=_no_resets(), rolled_over=e(),
+                     late=e() if late is None else late)
+
+
 def consumption_intervals(
-    series: I64, ts: I64, value: I64, state_ts: I64, state_value: I64
+    series: I64, ts: I64, value: I64, state_ts: I64, state_value: I64, *,
+    flags: I64 | None = None, wrap: I64 | None = None,
+    pending_ts: I64 | None = None, pending_value: I64 | None = None,
 ) -> Intervals:
     """Turn a batch of readings into consumption intervals.
 
-    ``series``, ``ts`` and ``value`` describe the readings (one element each, any order);
-    ``state_ts``/``state_value`` are indexed by series id: the last accepted reading of that
-    series, or ``NO_STATE`` in ``state_ts`` when the series has none.
+    ``series``, ``ts``, ``value`` and ``flags`` (``FLAG_ROLLOVER | FLAG_RESET`` bits, default
+    none) describe the readings (one element each, any order). Indexed by series id:
+    ``state_ts``/``state_value``, the level (``NO_STATE`` in ``state_ts`` when the series has
+    none); ``wrap``, the counter's span in micro-units (0: not known); ``pending_ts``/
+    ``pending_value``, a reset candidate (``NO_STATE``: none).
     """
     n = len(series)
+    count = len(state_ts)
+    flags = np.zeros(n, dtype=np.int64) if flags is None else flags
+    wrap = np.zeros(count, dtype=np.int64) if wrap is None else wrap
+    if pending_ts is None or pending_value is None:
+        pending_ts = np.full(count, NO_STATE, dtype=np.int64)
+        pending_value = np.zeros(count, dtype=np.int64)
     if n == 0:
-        return Intervals(*(_empty() for _ in range(8)))
+        return _nothing()
 
-    # 1. order by series then time; drop repeated (series, ts) and readings already priced
+    # 1. order by series then time; drop repeated (series, ts) and readings already seen
+    seen = np.maximum(state_ts, pending_ts)
     order = np.lexsort((ts, series))
-    s, t, v = series[order], ts[order], value[order]
+    s, t, v, f = series[order], ts[order], value[order], flags[order]
     fresh = np.ones(n, dtype=bool)
     fresh[1:] = (s[1:] != s[:-1]) | (t[1:] != t[:-1])
-    fresh &= t > state_ts[s]
-    order, s, t, v = order[fresh], s[fresh], t[fresh], v[fresh]
+    before = t <= seen[s]
+    late = order[fresh & before & (t != state_ts[s]) & (t != pending_ts[s])]
+    fresh &= ~before
+    order, s, t, v, f = order[fresh], s[fresh], t[fresh], v[fresh], f[fresh]
     if len(s) == 0:
-        return Intervals(*(_empty() for _ in range(8)))
+        return _nothing(late)
 
-    # 2. put each series' state in front of its readings as an anchor (input index -1)
+    # 2. put each series' level in front of its readings as an anchor (input index -1)
     anchored = np.unique(s[state_ts[s] != NO_STATE])
     s = np.concatenate([anchored, s])
     t = np.concatenate([state_ts[anchored], t])
     v = np.concatenate([state_value[anchored], v])
+    f = np.concatenate([np.zeros(len(anchored), dtype=np.int64), f])
     idx = np.concatenate([np.full(len(anchored), -1, dtype=np.int64), order])
     resort = np.lexsort((t, s))
-    s, t, v, idx = s[resort], t[resort], v[resort], idx[resort]
+    s, t, v, f, idx = s[resort], t[resort], v[resort], f[resort], idx[resort]
 
     m = len(s)
     first = np.ones(m, dtype=bool)
     first[1:] = s[1:] != s[:-1]
+    last = np.ones(m, dtype=bool)
+    last[:-1] = s[1:] != s[:-1]
 
-    # 3. highest value before each reading within its series: a running maximum that does not
-    #    cross series, computed on ranks offset by series position so it stays exact in int64
-    values_sorted, rank = np.unique(v, return_inverse=True)
-    group = np.cumsum(first) - 1
-    span = np.int64(len(values_sorted))
-    running = np.maximum.accumulate(group * span + rank)
-    running_value = values_sorted[running - group * span]
-    previous_max = np.empty(m, dtype=np.int64)
-    previous_max[0] = 0
-    previous_max[1:] = running_value[:-1]
+    # 3. the common case: every reading at or above the one before it, nothing pending
+    drop = np.zeros(m, dtype=bool)
+    drop[1:] = ~first[1:] & ((v[1:] < v[:-1]) | ((f[1:] & FLAG_RESET) != 0))
+    walked_series = np.union1d(s[drop], s[pending_ts[s] != NO_STATE])
+    walked = np.isin(s, walked_series)
 
-    accepted = ~first & (v >= previous_max)
-    backwards = ~first & ~accepted
+    quantity = np.zeros(m, dtype=np.int64)
+    start = np.zeros(m, dtype=np.int64)
+    charged = np.zeros(m, dtype=bool)
+    plain = ~first & ~walked
+    rows = np.flatnonzero(plain)
+    quantity[rows] = v[rows] - v[rows - 1]
+    start[rows] = t[rows - 1]
+    charged[rows] = quantity[rows] > 0
 
-    # 4. every accepted reading is measured from the last accepted (or first) one before it
-    positions = np.arange(m, dtype=np.int64)
-    last_ok = np.maximum.accumulate(np.where(first | accepted, positions, -1))
-    previous_ok = np.empty(m, dtype=np.int64)
-    previous_ok[0] = 0
-    previous_ok[1:] = last_ok[:-1]
-    quantity = v - v[previous_ok]
-    charged = accepted & (quantity > 0)
+    ends = np.flatnonzero(last & ~walked & (idx >= 0))
+    st_series, st_ts, st_value = [s[ends]], [t[ends]], [v[ends]]
+    st_pts, st_pval = [np.full(len(ends), NO_STATE, dtype=np.int64)], [np.zeros(len(ends),
+                                                                                 np.int64)]
 
-    # 5. the new state of each series: its last accepted (or first) reading, if it is new
-    last_of_series = np.ones(m, dtype=bool)
-    last_of_series[:-1] = s[1:] != s[:-1]
-    ends = last_ok[last_of_series]
-    moved = idx[ends] >= 0
+    # 4. the series with a drop or a candidate, reading by reading
+    refused: list[int] = []
+    refused_level: list[int] = []
+    wrapped: list[int] = []
+    reset_rows: list[tuple[int, int, int, int, int, int]] = []
+    walk_series, walk = [], []
+    for sid in walked_series.tolist():
+        span = int(wrap[sid])
+        lo, hi = int(np.searchsorted(s, sid, "left")), int(np.searchsorted(s, sid, "right"))
+        # the first row is the level (the anchor) or, with no state, the baseline
+        level_ts, level = int(t[lo]), int(v[lo])
+        cand: tuple[int, int, int] | None = None  # (ts, value, input index)
+        if pending_ts[sid] != NO_STATE:
+            cand = (int(pending_ts[sid]), int(pending_value[sid]), -1)
+        for r in range(lo + 1, hi):
+            rt, rv, rf, ri = int(t[r]), int(v[r]), int(f[r]), int(idx[r])
+            if cand is None:
+                if rv >= level and not rf & FLAG_RESET:
+                    quantity[r], start[r], charged[r] = rv - level, level_ts, rv > level
+                    level_ts, level = rt, rv
+                elif (span > 0 and rv < level and not rf & FLAG_RESET
+                      and (rf & FLAG_ROLLOVER or rv + span - level < span // 2)
+                      and rv + span - level >= 0):
+                    quantity[r], start[r], charged[r] = rv + span - level, level_ts, True
+                    wrapped.append(ri)
+                    level_ts, level = rt, rv
+                else:
+                    cand = (rt, rv, ri)
+            elif rv < cand[1]:
+                cand = (rt, rv, ri)  # dropped again
+            elif cand[1] < level <= rv:  # back at the old level: the drop was a glitch
+                if cand[2] >= 0:
+                    refused.append(cand[2])
+                    refused_level.append(level)
+                quantity[r], start[r], charged[r] = rv - level, level_ts, rv > level
+                level_ts, level, cand = rt, rv, None
+            else:  # confirmed: re-baseline at the candidate
+                reset_rows.append((sid, cand[2], ri, cand[0], level, cand[1]))
+                quantity[r], start[r], charged[r] = rv - cand[1], cand[0], rv > cand[1]
+                level_ts, level, cand = rt, rv, None
+        walk_series.append(sid)
+        walk.append((level_ts, level, cand[0] if cand else NO_STATE, cand[1] if cand else 0))
 
+    if walk:
+        st_series.append(np.array(walk_series, dtype=np.int64))
+        columns = np.array(walk, dtype=np.int64).reshape(-1, 4).T
+        st_ts.append(columns[0])
+        st_value.append(columns[1])
+        st_pts.append(columns[2])
+        st_pval.append(columns[3])
+    state_series = np.concatenate(st_series)
+    state_ts_out = np.concatenate(st_ts)
+    state_value_out = np.concatenate(st_value)
+    state_pts = np.concatenate(st_pts)
+    state_pval = np.concatenate(st_pval)
+    if walk:  # a walked series whose state did not move is left out
+        moved = ((state_ts_out != state_ts[state_series]) | (state_pts != pending_ts[state_series])
+                 | (state_pval != pending_value[state_series]))
+        state_series, state_ts_out, state_value_out, state_pts, state_pval = (
+            state_series[moved], state_ts_out[moved], state_value_out[moved], state_pts[moved],
+            state_pval[moved])
+
+    resets = (Resets(*(np.array(c, dtype=np.int64) for c in zip(*reset_rows, strict=True)))
+              if reset_rows else _no_resets())
     return Intervals(
         charged=idx[charged],
-        start_ts=t[previous_ok[charged]],
+        start_ts=start[charged],
         quantity=quantity[charged],
-        backwards=idx[backwards],
-        previous_value=previous_max[backwards],
-        state_series=s[ends][moved],
-        state_ts=t[ends][moved],
-        state_value=v[ends][moved],
+        backwards=np.array(refused, dtype=np.int64),
+        previous_value=np.array(refused_level, dtype=np.int64),
+        state_series=state_series,
+        state_ts=state_ts_out,
+        state_value=state_value_out,
+        state_pending_ts=state_pts,
+        state_pending_value=state_pval,
+        resets=resets,
+        rolled_over=np.array(wrapped, dtype=np.int64),
+        late=late,
     )

@@ -16,18 +16,44 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import pairwise
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from meterline.contracts import AccountReadings, Reading
+from meterline.contracts import AccountReadings, Reading, ReadingFlag
 from meterline.money import from_micro, to_micro
-from meterline.tariffs.pricing import NO_RATE, BandState, TariffSet, Track, Usage
+from meterline.tariffs.pricing import NO_RATE, BandState, Charges, TariffSet, Track, Usage
 from meterline.units import SERVICE_OF_UTILITY, Register, Unit, Utility
-from rating.core import consumption_intervals, from_micros, micros
+from rating.core import (
+    FLAG_RESET,
+    FLAG_ROLLOVER,
+    NO_STATE,
+    Resets,
+    consumption_intervals,
+    from_micros,
+    micros,
+)
 
 I64 = npt.NDArray[np.int64]
 BOOL = npt.NDArray[np.bool_]
+
+
+_BITS = {ReadingFlag.ROLLOVER: FLAG_ROLLOVER, ReadingFlag.RESET: FLAG_RESET}
+
+
+def flag_bits(flags: Sequence[ReadingFlag]) -> int:
+    """The register-policy flags of a reading as rating's bits (the others do not change what
+    is charged)."""
+    bits = 0
+    for flag in flags:
+        bits |= _BITS.get(flag, 0)
+    return bits
+
+
+def flags_of(bits: int) -> tuple[ReadingFlag, ...]:
+    return tuple(flag for flag, bit in _BITS.items() if bits & bit)
 
 
 @dataclass(frozen=True)
@@ -43,6 +69,7 @@ class RoutedReadings:
     utility: Sequence[str]
     ts: I64  # microseconds since the epoch
     value: I64  # cumulative register value, micro-units
+    flags: I64 | None = None  # per reading: FLAG_ROLLOVER | FLAG_RESET bits the gateway set
 
     @classmethod
     def of(cls, records: Sequence[AccountReadings]) -> RoutedReadings:
@@ -53,17 +80,41 @@ class RoutedReadings:
             provider=[r.provider for _, r in rows], utility=[r.utility.value for _, r in rows],
             ts=np.array([micros(r.ts) for _, r in rows], dtype=np.int64),
             value=np.array([to_micro(r.value) for _, r in rows], dtype=np.int64),
+            flags=np.array([flag_bits(r.flags) for _, r in rows], dtype=np.int64),
         )
+
+    @classmethod
+    def concat(cls, parts: Sequence[RoutedReadings]) -> RoutedReadings:
+        """The readings of ``parts`` as one batch, in order."""
+        if len(parts) == 1:
+            return parts[0]
+
+        def joined(name: str) -> list[str]:
+            return [x for part in parts for x in getattr(part, name)]
+
+        return cls(
+            account=joined("account"), meter=joined("meter"), register=joined("register"),
+            unit=joined("unit"), provider=joined("provider"), utility=joined("utility"),
+            ts=np.concatenate([p.ts for p in parts]) if parts else np.empty(0, np.int64),
+            value=np.concatenate([p.value for p in parts]) if parts else np.empty(0, np.int64),
+            flags=(np.concatenate([p.flag_bits() for p in parts])
+                   if any(p.flags is not None for p in parts) else None),
+        )
+
+    def flag_bits(self) -> I64:
+        """The flags of every reading (zeros when the batch carries none)."""
+        return np.zeros(len(self), dtype=np.int64) if self.flags is None else self.flags
 
     def __len__(self) -> int:
         return len(self.meter)
 
     def reading(self, i: int) -> Reading:
         """Reading ``i`` as the contract spells it (for dead letters)."""
+        bits = int(self.flags[i]) if self.flags is not None else 0
         return Reading(meter=self.meter[i], register=Register(self.register[i]),
                        unit=Unit(self.unit[i]), value=from_micro(int(self.value[i])),
                        ts=from_micros(int(self.ts[i])), provider=self.provider[i],
-                       utility=Utility(self.utility[i]))
+                       utility=Utility(self.utility[i]), flags=flags_of(bits))
 
     def series(self) -> tuple[I64, list[tuple[str, str]]]:
         """A series id per reading (one per meter and register) and the (meter, register)
@@ -91,8 +142,12 @@ class BatchTariffs:
 class ChargeLines:
     """What a batch charges: a line per part of an interval that a time-of-use zone, a month,
     a tariff version or a volume band limit cuts off. A line covers ``[start, end)``, its
-    share of the interval closed by ``reading``; its key is (meter, register, end, part), the
-    part naming its zone and band ("night/0")."""
+    share of the interval closed by ``reading``; its key is (meter, register, end, part,
+    revision), the part naming its zone and band ("night/0"). Re-rating reverses a line at the
+    odd revision after its own (negative quantity and amount) and reposts at the next even
+    revision of each key (``NEXT_REPOST``); ``reading`` then only names the meter, register and
+    account, and
+    ``end_value`` and ``reading_end`` the reading interval the line is a part of."""
 
     reading: I64  # the reading that closes the interval (index into the batch)
     start: I64  # microseconds
@@ -105,9 +160,50 @@ class ChargeLines:
     group: Sequence[str]  # the consumer group whose price it is
     unit_price: I64  # micro-roubles per unit
     amount: Sequence[int]  # pico-roubles, exact
+    revision: I64 | None = None  # None: all 0; NEXT_REPOST: the next even one of its key
+    end_value: I64 | None = None  # micro-units; None: the value of ``reading``
+    reading_end: I64 | None = None  # the end of its reading interval; None: ``reading``'s ts
 
     def __len__(self) -> int:
         return len(self.reading)
+
+    def revisions(self) -> I64:
+        return np.zeros(len(self), dtype=np.int64) if self.revision is None else self.revision
+
+    def end_values(self, batch: RoutedReadings) -> I64:
+        return batch.value[self.reading] if self.end_value is None else self.end_value
+
+    def reading_ends(self, batch: RoutedReadings) -> I64:
+        return batch.ts[self.reading] if self.reading_end is None else self.reading_end
+
+    @classmethod
+    def concat(cls, parts: Sequence[ChargeLines], batch: RoutedReadings) -> ChargeLines:
+        parts = [p for p in parts if len(p)]
+        if len(parts) <= 1:
+            return parts[0] if parts else _no_lines()
+
+        def cat(name: str) -> I64:
+            return np.concatenate([getattr(p, name) for p in parts])
+
+        def joined(name: str) -> list[Any]:
+            return [x for p in parts for x in getattr(p, name)]
+
+        return cls(reading=cat("reading"), start=cat("start"), end=cat("end"),
+                   part=joined("part"), quantity=cat("quantity"), version_id=cat("version_id"),
+                   zone=joined("zone"), band=cat("band"), group=joined("group"),
+                   unit_price=cat("unit_price"), amount=joined("amount"),
+                   revision=np.concatenate([p.revisions() for p in parts]),
+                   end_value=np.concatenate([p.end_values(batch) for p in parts]),
+                   reading_end=np.concatenate([p.reading_ends(batch) for p in parts]))
+
+
+NEXT_REPOST = -1  # a reposted line's revision: the next even one of its key, when booked
+
+
+def _no_lines() -> ChargeLines:
+    e = np.empty(0, dtype=np.int64)
+    return ChargeLines(reading=e, start=e, end=e, part=[], quantity=e, version_id=e, zone=[],
+                       band=e, group=[], unit_price=e, amount=[])
 
 
 @dataclass(frozen=True)
@@ -117,6 +213,11 @@ class Priced:
     state_series: I64  # series whose last accepted reading moves on ...
     state_ts: I64  # ... to this time
     state_value: I64  # ... and this value
+    state_pending_ts: I64 | None = None  # ... with this reset candidate (NO_STATE: none)
+    state_pending_value: I64 | None = None
+    resets: Resets | None = None  # confirmed resets; ``reading``/``confirmed_by`` index the batch
+    late: I64 | None = None  # readings before their register's state (batch indices)
+    rolled_over: I64 | None = None  # charged readings whose counter wrapped (batch indices)
 
 
 def services(utilities: Sequence[str]) -> list[str]:
@@ -132,16 +233,20 @@ def _plain(value: Decimal) -> str:
 
 def price_batch(
     batch: RoutedReadings, series: I64, owned: BOOL, state_ts: I64, state_value: I64,
-    tariffs: BatchTariffs,
+    tariffs: BatchTariffs, *, wrap: I64 | None = None, pending_ts: I64 | None = None,
+    pending_value: I64 | None = None,
 ) -> Priced:
     """Price the owned readings of ``batch``. ``state_ts``/``state_value`` hold, per series
-    id, the last accepted reading (``NO_STATE`` when there is none).
+    id, the last accepted reading (``NO_STATE`` when there is none); ``wrap`` the counter's
+    span, ``pending_ts``/``pending_value`` a reset candidate (``rating.core``'s register
+    policy).
 
     A reading with no tariff in force (no plan for its account's service, none in force at
     its time, or one priced in another unit) is refused and held back (the next priced reading
-    covers its consumption), and so is one whose interval crosses a time with no tariff; one
-    below the register's highest accepted value went backwards and is refused; every other
-    reading after the first of its series closes an interval, priced by its account's track."""
+    covers its consumption), and so is one whose interval crosses a time with no tariff; a
+    drop below the register's level is a rollover, a reset or a glitch by ``rating.core``'s
+    register policy (only a glitch is refused); every other reading after the first of its
+    series closes an interval, priced by its account's track."""
     n = len(batch)
     dead: list[tuple[str, int]] = []
     prices = tariffs.set
@@ -158,7 +263,8 @@ def price_batch(
     while True:
         at = np.flatnonzero(priced)
         out = consumption_intervals(series[at], batch.ts[at], batch.value[at], state_ts,
-                                    state_value)
+                                    state_value, flags=batch.flag_bits()[at], wrap=wrap,
+                                    pending_ts=pending_ts, pending_value=pending_value)
         charged = at[out.charged]
         charges = prices.price(Usage(
             tracks=tariffs.tracks, track=tariffs.track[charged], band_key=tariffs.key[charged],
@@ -174,15 +280,139 @@ def price_batch(
     for i, previous in zip(at[out.backwards].tolist(), out.previous_value.tolist(), strict=True):
         dead.append((
             f"register went backwards: {_plain(from_micro(int(batch.value[i])))} "
-            f"{batch.unit[i]} < {from_micro(previous)} {batch.unit[i]} accepted before", i))
+            f"{batch.unit[i]} < {from_micro(previous)} {batch.unit[i]} accepted before, and the "
+            "next reading came back to it: a glitch, not used", i))
 
+    lines = _lines(tariffs, charged, charges)
+    found = out.resets
+    assert found is not None and out.late is not None and out.rolled_over is not None
+    resets = Resets(series=found.series,
+                    reading=np.where(found.reading >= 0, at[np.maximum(found.reading, 0)], -1)
+                    if len(found) else found.reading,
+                    confirmed_by=at[found.confirmed_by], at=found.at, level=found.level,
+                    value=found.value)
+    no_pending = np.full(len(out.state_series), NO_STATE, dtype=np.int64)
+    return Priced(lines, dead, out.state_series, out.state_ts, out.state_value,
+                  state_pending_ts=(out.state_pending_ts if out.state_pending_ts is not None
+                                    else no_pending),
+                  state_pending_value=(out.state_pending_value
+                                       if out.state_pending_value is not None
+                                       else np.zeros(len(out.state_series), dtype=np.int64)),
+                  resets=resets, late=at[out.late], rolled_over=at[out.rolled_over])
+
+
+def _lines(tariffs: BatchTariffs, reading: I64, charges: Charges, revision: I64 | None = None,
+           end_value: I64 | None = None, reading_end: I64 | None = None) -> ChargeLines:
+    """Charge lines of priced intervals; ``reading`` (and ``revision``, ``end_value``,
+    ``reading_end``) per interval priced."""
+    prices = tariffs.set
     zone = prices.zone_names(charges.rate, charges.zone).tolist()
     band = charges.band
-    lines = ChargeLines(
-        reading=charged[charges.interval], start=charges.start, end=charges.end,
+    at = charges.interval
+    return ChargeLines(
+        reading=reading[at], start=charges.start, end=charges.end,
         part=[f"{z}/{b}" for z, b in zip(zone, band.tolist(), strict=True)],
         quantity=charges.quantity, version_id=tariffs.version_ids[charges.rate], zone=zone,
         band=band, group=prices.rate_group[charges.rate].tolist(),
         unit_price=charges.unit_price, amount=charges.amount.tolist(),
+        revision=None if revision is None else revision[at],
+        end_value=None if end_value is None else end_value[at],
+        reading_end=None if reading_end is None else reading_end[at],
     )
-    return Priced(lines, dead, out.state_series, out.state_ts, out.state_value)
+
+
+@dataclass(frozen=True)
+class Reopened:
+    """Intervals priced before that late readings fall strictly inside, one element each:
+    ``(start, end]``, the register's value at ``end``, what their live lines (those not
+    reversed) charged in all."""
+
+    start: I64
+    end: I64
+    end_value: I64
+    quantity: I64
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+
+@dataclass(frozen=True)
+class LatePieces:
+    lines: ChargeLines  # the reposted lines of the re-rated intervals
+    rerated: I64  # the reopened intervals re-rated (their live lines are to be reversed)
+    dead: list[tuple[str, int]]  # (reason, reading index) of late readings not used
+
+
+def late_pieces(batch: RoutedReadings, late: I64, interval: I64, reopened: Reopened,
+                tariffs: BatchTariffs) -> LatePieces:
+    """Re-rate the ``reopened`` intervals that the ``late`` readings (batch indices; the
+    reopened interval each falls inside in ``interval``) cut: each interval becomes the pieces
+    between its start, its late readings and its end, priced again by the account's track
+    (each line at the next even revision of its key). An interval whose late readings do
+    not lie between the values at its ends (a rollover inside it, a corrected value) is left
+    as it was, and its late readings are refused."""
+    dead: list[tuple[str, int]] = []
+    closing: list[int] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    quantity: list[int] = []
+    end_values: list[int] = []
+    group: list[int] = []
+    order = np.lexsort((batch.ts[late], interval))
+    late, interval = late[order], interval[order]
+    cuts = np.flatnonzero(np.diff(interval)) + 1
+    for points in np.split(np.arange(len(late)), cuts) if len(late) else ():
+        j = int(interval[points[0]])
+        idx = late[points].tolist()
+        ts = batch.ts[late[points]].tolist()
+        values = batch.value[late[points]].tolist()
+        v_end = int(reopened.end_value[j])
+        v_start = v_end - int(reopened.quantity[j])
+        chain = [v_start, *values, v_end]
+        if any(b < a for a, b in pairwise(chain)):
+            for i in idx:
+                dead.append((f"late reading {_plain(from_micro(int(batch.value[i])))} "
+                             f"{batch.unit[i]} does not lie between "
+                             f"{_plain(from_micro(v_start))} and {_plain(from_micro(v_end))} "
+                             "read around it: not re-rated", i))
+            continue
+        bounds = [int(reopened.start[j]), *ts, int(reopened.end[j])]
+        for k in range(len(idx) + 1):
+            closing.append(idx[min(k, len(idx) - 1)])
+            starts.append(bounds[k])
+            ends.append(bounds[k + 1])
+            quantity.append(chain[k + 1] - chain[k])
+            end_values.append(chain[k + 1])
+            group.append(j)
+    arr = np.asarray
+    reading, q = arr(closing, dtype=np.int64), arr(quantity, dtype=np.int64)
+    groups = arr(group, dtype=np.int64)
+    keep = q > 0
+    charges = tariffs.set.price(Usage(
+        tracks=tariffs.tracks, track=tariffs.track[reading[keep]],
+        band_key=tariffs.key[reading[keep]], start=arr(starts, dtype=np.int64)[keep],
+        end=arr(ends, dtype=np.int64)[keep], quantity=q[keep], used=tariffs.volumes))
+    failed = np.unique(groups[keep][charges.unpriced])
+    lines = _lines(tariffs, reading[keep], charges,
+                   np.full(int(keep.sum()), NEXT_REPOST, dtype=np.int64),
+                   arr(end_values, dtype=np.int64)[keep], arr(ends, dtype=np.int64)[keep])
+    if len(failed):  # no tariff over a piece: the interval stays as it was
+        fine = ~np.isin(groups[keep][charges.interval], failed)
+        lines = _take(lines, np.flatnonzero(fine))
+        for i in late[np.isin(interval, failed)].tolist():
+            dead.append((f"no tariff in force to re-rate the interval around late reading "
+                         f"at {from_micros(int(batch.ts[i]))}", i))
+    rerated = np.setdiff1d(np.unique(groups), failed)
+    return LatePieces(lines, rerated, dead)
+
+
+def _take(lines: ChargeLines, at: I64) -> ChargeLines:
+    pick = at.tolist()
+    return ChargeLines(
+        reading=lines.reading[at], start=lines.start[at], end=lines.end[at],
+        part=[lines.part[k] for k in pick], quantity=lines.quantity[at],
+        version_id=lines.version_id[at], zone=[lines.zone[k] for k in pick], band=lines.band[at],
+        group=[lines.group[k] for k in pick], unit_price=lines.unit_price[at],
+        amount=[lines.amount[k] for k in pick], revision=lines.revisions()[at],
+        end_value=None if lines.end_value is None else lines.end_value[at],
+        reading_end=None if lines.reading_end is None else lines.reading_end[at])

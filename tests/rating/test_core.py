@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rating.core import NO_STATE, consumption_intervals
+from rating.core import FLAG_RESET, FLAG_ROLLOVER, NO_STATE, consumption_intervals
 
 
 def arr(*values: int) -> np.ndarray:
@@ -51,25 +51,93 @@ def test_duplicates_inside_a_batch_count_once() -> None:
     assert out.quantity.tolist() == [10, 15]
 
 
-def test_a_reading_that_goes_backwards_is_rejected_and_the_next_is_measured_from_the_last_good(
-) -> None:
+def test_a_single_reading_below_the_level_is_a_glitch_when_the_next_comes_back() -> None:
     st, sv = arr(0), arr(1_000)
-    out = consumption_intervals(arr(0, 0, 0, 0), arr(1, 2, 3, 4), arr(1_200, 900, 1_100, 1_300),
+    out = consumption_intervals(arr(0, 0, 0, 0), arr(1, 2, 3, 4), arr(1_200, 900, 1_250, 1_300),
                                 st, sv)
-    assert out.backwards.tolist() == [1, 2]
-    assert out.previous_value.tolist() == [1_200, 1_200]
-    assert out.charged.tolist() == [0, 3]
-    assert out.start_ts.tolist() == [0, 1]
-    assert out.quantity.tolist() == [200, 100]
+    assert out.backwards.tolist() == [1]
+    assert out.previous_value.tolist() == [1_200]
+    assert out.charged.tolist() == [0, 2, 3]
+    assert out.start_ts.tolist() == [0, 1, 3]
+    assert out.quantity.tolist() == [200, 50, 50]
     assert out.quantity.sum() == 1_300 - 1_000
+    assert out.resets is not None and len(out.resets) == 0
     assert out.state_value.tolist() == [1_300]
 
 
-def test_backwards_against_the_stored_state() -> None:
+def test_a_drop_confirmed_by_the_next_reading_re_baselines_and_charges_from_the_new_level(
+) -> None:
+    st, sv = arr(0), arr(1_000)
+    out = consumption_intervals(arr(0, 0, 0, 0), arr(1, 2, 3, 4), arr(1_200, 30, 45, 70), st, sv)
+    assert out.backwards.size == 0
+    assert out.charged.tolist() == [0, 2, 3]
+    assert out.start_ts.tolist() == [0, 2, 3]
+    assert out.quantity.tolist() == [200, 15, 25]
+    assert out.resets is not None
+    assert (out.resets.series.tolist(), out.resets.reading.tolist(),
+            out.resets.confirmed_by.tolist(), out.resets.at.tolist(), out.resets.level.tolist(),
+            out.resets.value.tolist()) == ([0], [1], [2], [2], [1_200], [30])
+    assert out.state_ts.tolist() == [4] and out.state_value.tolist() == [70]
+    assert out.state_pending_ts is not None and out.state_pending_ts.tolist() == [NO_STATE]
+
+
+def test_a_drop_at_the_end_of_a_batch_waits_for_the_next_batch() -> None:
     st, sv = arr(0), arr(5_000)
-    out = consumption_intervals(arr(0), arr(10), arr(4_999), st, sv)
-    assert out.backwards.tolist() == [0] and out.previous_value.tolist() == [5_000]
-    assert out.charged.size == 0 and out.state_series.size == 0
+    out = consumption_intervals(arr(0), arr(10), arr(40), st, sv)
+    assert out.charged.size == 0 and out.backwards.size == 0
+    assert out.state_ts.tolist() == [0] and out.state_value.tolist() == [5_000]
+    assert out.state_pending_ts is not None and out.state_pending_value is not None
+    assert (out.state_pending_ts.tolist(), out.state_pending_value.tolist()) == ([10], [40])
+    # the next batch confirms it (the candidate comes back as the pending state)
+    out = consumption_intervals(arr(0, 0), arr(20, 30), arr(41, 45), st, sv,
+                                pending_ts=arr(10), pending_value=arr(40))
+    assert out.quantity.tolist() == [1, 4] and out.start_ts.tolist() == [10, 20]
+    assert out.resets is not None and out.resets.reading.tolist() == [-1]
+    assert out.state_pending_ts is not None and out.state_pending_ts.tolist() == [NO_STATE]
+    # ... or shows it was a glitch, which then refuses nothing of this batch
+    out = consumption_intervals(arr(0), arr(20), arr(5_010), st, sv,
+                                pending_ts=arr(10), pending_value=arr(40))
+    assert out.quantity.tolist() == [10] and out.start_ts.tolist() == [0]
+    assert out.backwards.size == 0
+
+
+def test_a_reading_flagged_reset_waits_for_confirmation_even_above_the_level() -> None:
+    st, sv = arr(0), arr(1_000)
+    out = consumption_intervals(arr(0, 0), arr(1, 2), arr(9_000, 9_010), st, sv,
+                                flags=arr(FLAG_RESET, 0))
+    assert out.quantity.tolist() == [10] and out.start_ts.tolist() == [1]
+    assert out.resets is not None and out.resets.value.tolist() == [9_000]
+
+
+def test_a_16_bit_counter_rolls_over_by_its_width() -> None:
+    span = 65_536 * 10_000  # 65,536 pulses of 0.01 m3, in micro-units
+    st, sv = arr(0), arr(span - 30_000)
+    out = consumption_intervals(arr(0, 0), arr(1, 2), arr(20_000, 50_000), st, sv,
+                                wrap=arr(span))
+    assert out.quantity.tolist() == [50_000, 30_000]
+    assert out.rolled_over is not None and out.rolled_over.tolist() == [0]
+    assert out.resets is not None and len(out.resets) == 0
+
+
+def test_a_flagged_rollover_of_a_counter_of_unknown_width_is_not_guessed() -> None:
+    st, sv = arr(0), arr(60_000)
+    out = consumption_intervals(arr(0), arr(1), arr(10), st, sv, flags=arr(FLAG_ROLLOVER))
+    assert out.charged.size == 0
+    assert out.state_pending_value is not None and out.state_pending_value.tolist() == [10]
+
+
+def test_a_volatile_counter_back_at_zero_is_a_reset_not_a_rollover() -> None:
+    span = 65_536 * 10_000
+    st, sv = arr(0), arr(300_000_000)  # far from the top: wrapping would be most of the span
+    out = consumption_intervals(arr(0, 0), arr(1, 2), arr(0, 10_000), st, sv, wrap=arr(span))
+    assert out.quantity.tolist() == [10_000]
+    assert out.resets is not None and out.resets.level.tolist() == [300_000_000]
+
+
+def test_readings_before_the_state_are_reported_late_unless_redelivered() -> None:
+    st, sv = arr(300), arr(9_000)
+    out = consumption_intervals(arr(0, 0), arr(200, 300), arr(7_500, 9_000), st, sv)
+    assert out.late is not None and out.late.tolist() == [0]
 
 
 def test_zero_consumption_moves_the_state_without_a_charge() -> None:
