@@ -303,9 +303,10 @@ def demo(
 # --- the back office (billing/)
 
 def _selection(region: str | None, city: str | None, house: int | None,
-               provider: str | None, account: list[str] | None) -> Selection:
+               provider: str | None, account: list[str] | None,
+               group: str | None = None) -> Selection:
     return Selection(region=region, city=city, house=house, provider=provider,
-                     accounts=tuple(account or ()))
+                     accounts=tuple(account or ()), group=group)
 
 
 Region = Annotated[str | None, typer.Option(help="Only this region (code).")]
@@ -315,6 +316,8 @@ ProviderOption = Annotated[str | None, typer.Option("--provider",
                                                     help="Only this provider's services.")]
 Accounts = Annotated[list[str] | None, typer.Option("--account",
                                                     help="Only these accounts (repeat).")]
+Group = Annotated[str | None, typer.Option(
+    help="Only the accounts of this saved group (`meterline group save`).")]
 
 
 @app.command("import")
@@ -444,6 +447,32 @@ def reminders_run(
     run_once(_settings(), months=Decimal(months), least=Decimal(least), provider=provider)
 
 
+@reminders_app.command("work-orders")
+def reminders_work_orders(
+    provider: Annotated[str | None, typer.Option(help="One provider only.")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Done and cancelled ones too, and the "
+                                                      "relay commands.")] = False,
+) -> None:
+    """The technician's open work orders to restrict, suspend or reconnect a service (one per
+    line: id, ordered, action, status, provider, account, service, how, address)."""
+    from billing.reminders.commands import list_work_orders
+
+    list_work_orders(_settings(), provider=provider, every=every)
+
+
+@reminders_app.command("work-done")
+def reminders_work_done(
+    order: Annotated[int, typer.Argument(help="The work order's id.")],
+    by: Annotated[str, typer.Option(help="Who carried it out.")],
+    note: Annotated[str, typer.Option(help="What was done.")] = "",
+    cancel: Annotated[bool, typer.Option(help="Cancelled, not done.")] = False,
+) -> None:
+    """Mark a technician's work order carried out (or cancelled)."""
+    from billing.reminders.commands import close_work_order
+
+    close_work_order(_settings(), order, by=by, note=note, cancelled=cancel)
+
+
 reports_app = typer.Typer(help="Reports: turnover sheet, debtors, penalties register "
                           "(CSV or PDF).", no_args_is_help=True)
 app.add_typer(reports_app, name="reports")
@@ -530,7 +559,7 @@ def town(
 def billrun(
     period: Annotated[str, typer.Option(help="The month billed, YYYY-MM.")],
     region: Region = None, city: City = None, house: House = None,
-    provider: ProviderOption = None, account: Accounts = None,
+    provider: ProviderOption = None, account: Accounts = None, group: Group = None,
     chunk_accounts: Annotated[int | None, typer.Option(
         min=1, help="Accounts a transaction bills (whole houses); default: the setting.")]
     = None,
@@ -547,7 +576,7 @@ def billrun(
     from billing.commands import billrun as run
 
     settings = _settings()
-    run(settings, period, _selection(region, city, house, provider, account),
+    run(settings, period, _selection(region, city, house, provider, account, group),
         started_by=started_by or f"cli:{getpass.getuser()}",
         chunk_accounts=chunk_accounts or settings.billrun_chunk_accounts,
         workers=workers or settings.billrun_workers, progress=progress)
@@ -558,7 +587,7 @@ def documents(
     period: Annotated[str, typer.Option(help="The month billed, YYYY-MM.")],
     out: Annotated[Path, typer.Option(help="Folder the PDFs are written to.")],
     region: Region = None, city: City = None, house: House = None,
-    provider: ProviderOption = None, account: Accounts = None,
+    provider: ProviderOption = None, account: Accounts = None, group: Group = None,
     processes: Annotated[int, typer.Option(min=1, help="Rendering processes.")] = 2,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
@@ -566,7 +595,7 @@ def documents(
     period, or of a selection of them."""
     from billing.commands import documents as run
 
-    run(_settings(), period, _selection(region, city, house, provider, account), out,
+    run(_settings(), period, _selection(region, city, house, provider, account, group), out,
         processes=processes, progress=progress)
 
 
@@ -577,13 +606,47 @@ def export(
     format: Annotated[str, typer.Option(help="csv or json (print shops), gis (ГИС ЖКХ).")]
     = "csv",
     region: Region = None, city: City = None, house: House = None,
-    provider: ProviderOption = None, account: Accounts = None,
+    provider: ProviderOption = None, account: Accounts = None, group: Group = None,
 ) -> None:
     """Export the payment documents of a period for print shops (CSV, JSON) or for the state
     housing information system (gis: its attribute set, billing/documents/GIS_ZHKH.md)."""
     from billing.commands import export as run
 
-    run(_settings(), period, _selection(region, city, house, provider, account), format, out)
+    run(_settings(), period, _selection(region, city, house, provider, account, group),
+        format, out)
+
+
+group_app = typer.Typer(help="Saved groups of accounts a bill run, documents and exports "
+                        "select by name (--group).", no_args_is_help=True)
+app.add_typer(group_app, name="group")
+
+
+@group_app.command("save")
+def group_save(
+    name: Annotated[str, typer.Argument(help="The group's name.")],
+    account: Accounts = None,
+    file: Annotated[Path | None, typer.Option(
+        exists=True, dir_okay=False, help="A file of account ids, one a line.")] = None,
+    region: Region = None, city: City = None, house: House = None,
+    description: Annotated[str, typer.Option(help="What the group is for.")] = "",
+) -> None:
+    """Save a group (replacing its members): the accounts named, those of a file, or those of
+    a region, city or house now. An account that does not exist refuses the group whole."""
+    from billing.commands import save_group as run
+
+    accounts = list(account or ())
+    if file is not None:
+        accounts += file.read_text(encoding="utf-8-sig").split()
+    run(_settings(), name, accounts, _selection(region, city, house, None, None),
+        description=description)
+
+
+@group_app.command("list")
+def group_list() -> None:
+    """The saved groups and how many accounts each holds."""
+    from billing.commands import list_groups as run
+
+    run(_settings())
 
 
 @app.command("close-period")

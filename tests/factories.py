@@ -85,10 +85,17 @@ async def customers(
     installation_reading: Decimal | None = None,
     installed_at: datetime | None = None,
     time_zone: str | None = None,
+    contract_type: str | None = None,
 ) -> list[Customer]:
     """One account per opening balance, each with ``meters_each`` SDM120 meters (relay
     fitted) behind one gateway, buying from one provider at a flat ``price`` per kWh, at an
-    address in ``time_zone`` (default: the schema's, Europe/Moscow)."""
+    address in ``time_zone`` (default: the schema's, Europe/Moscow).
+
+    ``contract_type`` decides what running out of money does; by default a prepay cut-off
+    at any hour (``cut_at_any_hour``), so the pipeline's tests see a cut at zero when it
+    happens; tests of the policy name theirs (``household``, ``prepay_cutoff``, ...)."""
+    if contract_type is None:
+        contract_type = await cut_at_any_hour(conn)
     seller = seller or provider()
     gateway = gateway_id or unique("gw")
     accounts = list(account_ids or [unique("A") for _ in balances])
@@ -110,7 +117,7 @@ async def customers(
         result.append(Customer(account, seller.id, own, gateway))
     await register_fleet(conn, Fleet(
         gateway_id=gateway, meters=meters, price=Decimal(price), provider=seller,
-        billing_mode=billing_mode,
+        billing_mode=billing_mode, contract_type=contract_type,
     ))
     if time_zone is not None:
         await conn.execute(
@@ -121,12 +128,75 @@ async def customers(
     return result
 
 
+CUT_AT_ANY_HOUR = "cut_at_any_hour"
+
+
+async def cut_at_any_hour(conn: psycopg.AsyncConnection[Any]) -> str:
+    """A contract type whose policy cuts at the negative limit at once, day or night, with no
+    warnings (what every prepaid account had before the disconnection policy)."""
+    await conn.execute(
+        "INSERT INTO disconnection_policies (code, rule, working_days_only, description) "
+        "VALUES (%s, 'prepay_cutoff', false, 'tests: cut at the limit at any hour') "
+        "ON CONFLICT DO NOTHING", (CUT_AT_ANY_HOUR,))
+    await conn.execute(
+        "INSERT INTO contract_types (code, name, policy) VALUES (%s, 'Cut at any hour', %s) "
+        "ON CONFLICT DO NOTHING", (CUT_AT_ANY_HOUR, CUT_AT_ANY_HOUR))
+    return CUT_AT_ANY_HOUR
+
+
+async def disconnection_policy(conn: psycopg.AsyncConnection[Any], **columns: Any) -> str:
+    """A policy and a contract type of the test's own (same code), from the columns of
+    ``disconnection_policies`` (``rule`` is required)."""
+    code = unique("policy").replace("-", "_")
+    names = ["code", *columns]
+    await conn.execute(
+        f"INSERT INTO disconnection_policies ({', '.join(names)}) "
+        f"VALUES ({', '.join(['%s'] * len(names))})", [code, *columns.values()])
+    await conn.execute("INSERT INTO contract_types (code, name, policy) VALUES (%s, %s, %s)",
+                       (code, f"Test contract {code}", code))
+    return code
+
+
 async def customer(
     conn: psycopg.AsyncConnection[Any], balance: str | Decimal = "0", **options: Any
 ) -> Customer:
     """One account (see ``customers`` for the options)."""
     (one,) = await customers(conn, [balance], **options)
     return one
+
+
+@dataclass(frozen=True)
+class UtilityMeter:
+    """A gateway-read meter of any utility: its serial, whose account it is on, the provider
+    selling the utility and that provider's flat price per unit (kWh, m3, Gcal)."""
+
+    serial: str
+    account_id: str
+    utility: Utility
+    profile: str
+    seller: Provider
+    price: Decimal
+
+
+async def utility_meters(
+    conn: psycopg.AsyncConnection[Any], meters: Sequence[UtilityMeter], *, gateway_id: str,
+    balances: dict[tuple[str, str], Decimal],
+) -> None:
+    """Put a mixed fleet on the books: accounts with meters of several utilities behind one
+    gateway, each utility sold by its provider at its flat price, each (account, provider)
+    opening at ``balances[account, provider]``. One `register_fleet` per provider, utility
+    and profile, as an operator would register them."""
+    groups: dict[tuple[Provider, Utility, str, Decimal], list[UtilityMeter]] = {}
+    for m in meters:
+        groups.setdefault((m.seller, m.utility, m.profile, m.price), []).append(m)
+    for (seller, utility, profile, price), members in groups.items():
+        await register_fleet(conn, Fleet(
+            gateway_id=gateway_id, provider=seller, utility=utility, profile=profile,
+            price=price, meters=[
+                FleetMeter(serial=m.serial, account_id=m.account_id,
+                           opening_balance=balances[m.account_id, seller.id],
+                           address=f"Moscow, Test street 1, apt {m.account_id}")
+                for m in members]))
 
 
 async def town(conn: psycopg.AsyncConnection[Any], accounts: int = 60, **spec: Any) -> Town:
@@ -498,6 +568,18 @@ async def housing_account(
                 "INSERT INTO account_services (account_id, service, provider_id, valid_from) "
                 "VALUES (%s, %s, %s, %s)", (account, service, provider_id, since))
     return HousingAccount(account, dict(services))
+
+
+async def relay_meter(conn: psycopg.AsyncConnection[Any], account_id: str, provider_id: str,
+                      utility: str = "electricity", *, relay: bool = True) -> str:
+    """A meter of ``utility`` on an account (a housing account's provider), behind a gateway,
+    with a relay fitted (or not), connected."""
+    meter = unique("relay")
+    await conn.execute(
+        "INSERT INTO meters (id, account_id, provider_id, utility, model, gateway_id, has_relay)"
+        " VALUES (%s, %s, %s, %s, 'SDM120', %s, %s)",
+        (meter, account_id, provider_id, utility, unique("gw"), relay))
+    return meter
 
 
 async def charge_month(

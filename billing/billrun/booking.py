@@ -8,9 +8,11 @@ stored bill had posted is
 reversed (charges: ``subscriber +x, revenue -x``; the benefits bills stored before the
 tariffs' benefits job booked them: ``subscriber -d, discounts +d``) and the new bill is posted
 (charges ``subscriber -x, revenue +x``, recalculations with them), all with the bill's period:
-corrections are reversal and repost, never edits. Benefits are the tariffs' benefits job's
-own entries. An unchanged bill posts nothing. Entry keys name the period,
-the run and the chunk (``bill:2026-03:<run>:<chunk>:charges``), so a chunk is posted once.
+corrections are reversal and repost, never edits. Lines of what rating accrued for meters
+behind gateways (method ``rating``) are shown on the bill, never posted: rating posted them.
+Benefits are the tariffs' benefits job's own entries. An unchanged bill posts nothing. Entry
+keys name the period, the run and the chunk (``bill:2026-03:<run>:<chunk>:charges``), so a
+chunk is posted once.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ _OLD_CHARGES = """
 INSERT INTO ledger_lines (account_id, provider_id, service, period, amount)
 SELECT l.account_id, l.provider_id, l.service, l.period, sum(l.charged + l.recalculation)
   FROM bill_lines l JOIN changed_bills c USING (account_id, provider_id)
- WHERE l.period = %(period)s AND c.money
+ WHERE l.period = %(period)s AND c.money AND l.method <> 'rating'
  GROUP BY l.account_id, l.provider_id, l.service, l.period
 HAVING sum(l.charged + l.recalculation) <> 0
 """
@@ -46,7 +48,7 @@ _NEW_CHARGES = """
 INSERT INTO ledger_lines (account_id, provider_id, service, period, amount)
 SELECT n.account_id, n.provider_id, n.service, %(period)s, -sum(n.charged + n.recalculation)
   FROM new_lines n JOIN changed_bills c USING (account_id, provider_id)
- WHERE c.money
+ WHERE c.money AND n.method <> 'rating'
  GROUP BY n.account_id, n.provider_id, n.service
 HAVING sum(n.charged + n.recalculation) <> 0
 """

@@ -147,14 +147,20 @@ SELECT DISTINCT ON (region_code, service, scope) region_code, service, scope, qu
 RUN_READINGS = """
 CREATE TABLE run_meter_list AS
 SELECT m.id AS meter_id, m.account_id, m.utility AS service, r.time_zone, r.residents,
-       r.region_code,
-       CASE m.utility WHEN 'electricity' THEN 'active_import' ELSE 'volume' END AS register
+       r.region_code, p.reading_submission_day AS cutoff_day,
+       CASE m.utility WHEN 'electricity' THEN 'active_import' ELSE 'volume' END AS register,
+       -- out of order, or overdue for verification, from this local midnight on
+       (least(m.out_of_order_since, m.verification_due)::timestamp AT TIME ZONE r.time_zone)
+           AS faulty_from,
+       p.faulty_meter_coefficient AS coefficient
   FROM meters m JOIN run_accounts r ON r.account_id = m.account_id
+  JOIN providers p ON p.id = m.provider_id
  WHERE m.gateway_id IS NULL AND m.utility IN ('cold_water', 'hot_water', 'electricity', 'gas');
 CREATE TABLE run_seen AS
-SELECT m.meter_id, x.ts, x.value, reading_period(x.ts, m.time_zone, %(cutoff_day)s) AS period
+SELECT m.meter_id, x.ts, x.value, reading_period(x.ts, m.time_zone, m.cutoff_day) AS period
   FROM readings x JOIN run_meter_list m ON m.meter_id = x.meter_id AND m.register = x.register
- WHERE x.ts >= %(history_from)s AND x.ts < %(history_to)s;
+ WHERE x.ts >= %(history_from)s AND x.ts < %(history_to)s
+   AND (m.faulty_from IS NULL OR x.ts < m.faulty_from);
 CREATE TABLE run_meters AS
 WITH last AS (
     SELECT meter_id,
@@ -165,7 +171,7 @@ WITH last AS (
            (array_agg(value ORDER BY ts DESC) FILTER (WHERE period < %(period)s))[1]
                AS prev_value,
            max(period) FILTER (WHERE period < %(period)s) AS prev_period,
-           min(ts) AS first_ts
+           min(ts) AS first_ts, (array_agg(value ORDER BY ts))[1] AS first_value
       FROM run_seen WHERE period <= %(period)s GROUP BY meter_id
 ), base AS (
     SELECT DISTINCT ON (s.meter_id) s.meter_id, s.ts AS base_ts, s.value AS base_value,
@@ -174,7 +180,8 @@ WITH last AS (
      WHERE s.period <= (l.prev_period - interval '6 months')::date OR s.ts = l.first_ts
      ORDER BY s.meter_id, s.ts DESC
 )
-SELECT m.*, l.cur_ts, l.cur_value, l.prev_ts, l.prev_value, l.prev_period, b.base_ts,
+SELECT m.*, l.cur_ts, l.cur_value, l.prev_ts, l.prev_value, l.first_value, l.prev_period,
+       b.base_ts,
        b.base_value, b.base_period
   FROM run_meter_list m LEFT JOIN last l USING (meter_id) LEFT JOIN base b USING (meter_id)
 """
@@ -185,7 +192,7 @@ CREATE TABLE run_substituted AS
 SELECT v.meter_id, sum(v.volume) AS volume
   FROM meter_volumes v JOIN run_meters m ON m.meter_id = v.meter_id
  WHERE v.period > m.prev_period AND v.period < %(period)s
-   AND v.method IN ('average', 'norm')
+   AND v.method IN ('average', 'norm', 'norm_raised')
  GROUP BY v.meter_id
 """
 
@@ -194,10 +201,12 @@ RUN_METER_VOLUMES = """
 CREATE TABLE run_meter_volumes AS
 SELECT m.meter_id, m.account_id, m.service, k.method,
        CASE k.method
-           WHEN 'meter' THEN coalesce(m.cur_value - m.prev_value, 0)
+           -- a meter's first period: from its first reading (installation) on
+           WHEN 'meter' THEN m.cur_value - coalesce(m.prev_value, m.first_value)
            WHEN 'reconciliation' THEN m.cur_value - m.prev_value - s.volume
            WHEN 'average' THEN round((m.prev_value - m.base_value) / k.months, 6)
-           ELSE coalesce(n.quantity, 0) * m.residents END AS volume,
+           WHEN 'norm' THEN coalesce(n.quantity, 0) * m.residents
+           ELSE coalesce(n.quantity, 0) * m.residents * m.coefficient END AS volume,
        CASE WHEN k.method IN ('meter', 'reconciliation') THEN m.cur_ts END AS reading_ts,
        coalesce(s.volume, 0) AS substituted
   FROM run_meters m
@@ -213,13 +222,48 @@ SELECT m.meter_id, m.account_id, m.service, k.method,
           WHEN m.cur_ts IS NOT NULL AND m.cur_value >= m.prev_value THEN 'reconciliation'
           WHEN months_between(%(period)s, m.prev_period) <= 3 AND b.months >= 3
                THEN 'average'
+          WHEN m.faulty_from < %(next)s::timestamp AT TIME ZONE m.time_zone
+               THEN 'norm_raised'
           ELSE 'norm' END AS method) k;
 CREATE INDEX ON run_meter_volumes (account_id)
 """
 
-# Individual volumes per account and service: metered by people, or by the norm with no
-# meter at all. A service metered behind a gateway is rated (and posted) by rating: it gets
-# no line here.
+# The services each account has a meter behind a gateway for: rating prices them (and posts
+# their money), so the bill prices none of their individual consumption; and what rating
+# accrued to the period for them: the charge lines of the period (all revisions, so a
+# re-rating's reversal and new lines net out), per account, provider, service and price,
+# each price's part rounded to kopecks once. Consumption is priced once; the bill shows it.
+RUN_RATED = """
+CREATE TABLE run_gateway_services AS
+SELECT DISTINCT m.account_id,
+       CASE m.utility WHEN 'heat' THEN 'heating' ELSE m.utility END AS service
+  FROM meters m JOIN run_accounts r ON r.account_id = m.account_id
+ WHERE m.gateway_id IS NOT NULL;
+CREATE TABLE run_rated AS
+WITH parts AS (
+    SELECT c.account_id, c.provider_id, c.service, c.unit, coalesce(c.zone, 'all_day') AS zone,
+           coalesce(c.band, 0) AS band, c.unit_price, sum(c.quantity) AS volume,
+           sum(c.amount) AS amount
+      FROM charges c
+     WHERE c.period = %(period)s
+       AND c.account_id IN (SELECT account_id FROM run_gateway_services)
+     GROUP BY 1, 2, 3, 4, 5, 6, 7
+    HAVING sum(c.quantity) <> 0 OR sum(c.amount) <> 0
+)
+SELECT account_id, provider_id, service, min(unit) AS unit, sum(volume) AS volume,
+       sum(round(amount, 2)) AS charged,
+       CASE WHEN count(*) = 1 THEN min(unit_price) END AS tariff,
+       CASE WHEN count(*) > 1 THEN jsonb_agg(jsonb_build_object(
+           'zone', zone, 'band', band, 'volume', trim_scale(volume)::text,
+           'tariff', trim_scale(unit_price)::text, 'charged', round(amount, 2)::text)
+           ORDER BY zone, band, unit_price) END AS parts
+  FROM parts GROUP BY account_id, provider_id, service;
+CREATE INDEX ON run_rated (account_id)
+"""
+
+# Individual volumes per account and service: metered by people, by the norm with no meter at
+# all, or rated by rating (a service metered behind a gateway: its volume counts in sewerage
+# and against the house meter, its line is rating's accrual).
 RUN_VOLUMES = """
 CREATE TABLE run_volumes AS
 SELECT account_id, service,
@@ -228,7 +272,8 @@ SELECT account_id, service,
        coalesce(sum(substituted) FILTER (WHERE method = 'reconciliation'), 0) AS substituted,
        max(reading_ts) FILTER (WHERE method = 'reconciliation') AS reconciled_at,
        CASE WHEN bool_or(method IN ('meter', 'reconciliation')) THEN 'meter'
-            WHEN bool_or(method = 'average') THEN 'average' ELSE 'norm' END AS method
+            WHEN bool_or(method = 'average') THEN 'average'
+            WHEN bool_or(method = 'norm_raised') THEN 'norm_raised' ELSE 'norm' END AS method
   FROM run_meter_volumes GROUP BY account_id, service
 UNION ALL
 SELECT s.account_id, s.service, coalesce(n.quantity, 0) * r.residents, 0, 0, NULL, 'norm'
@@ -238,7 +283,10 @@ SELECT s.account_id, s.service, coalesce(n.quantity, 0) * r.residents, 0, 0, NUL
                        AND n.scope = 'individual'
  WHERE s.service IN ('cold_water', 'hot_water', 'electricity', 'gas')
    AND NOT EXISTS (SELECT 1 FROM meters m
-                    WHERE m.account_id = s.account_id AND m.utility = s.service);
+                    WHERE m.account_id = s.account_id AND m.utility = s.service)
+UNION ALL
+SELECT account_id, service, sum(volume), 0, 0, NULL, 'rating'
+  FROM run_rated GROUP BY account_id, service;
 CREATE INDEX ON run_volumes (account_id)
 """
 
@@ -280,7 +328,8 @@ SELECT h.house_id, u.service, hv.volume AS house_volume,
 
 PREPARE: tuple[LiteralString, ...] = (
     RUN_ACCOUNTS, RUN_HOUSES, RUN_SERVICES, RUN_RATES, RUN_NORMS, RUN_READINGS,
-    RUN_SUBSTITUTED, RUN_METER_VOLUMES, RUN_VOLUMES, RUN_HOUSE_VOLUMES, RUN_COMMON,
+    RUN_SUBSTITUTED, RUN_METER_VOLUMES, RUN_RATED, RUN_VOLUMES, RUN_HOUSE_VOLUMES,
+    RUN_COMMON,
 )
 
 # --- CHUNK: in each chunk's transaction ----------------------------------------------------
@@ -300,6 +349,7 @@ WITH services AS (
            v.method
       FROM services s JOIN run_volumes v USING (account_id, service)
      WHERE cardinality(s.derived_from) = 0 AND s.service <> 'heating'
+       AND v.method <> 'rating'
     UNION ALL
     -- ... the volumes it is derived from (sewerage: cold + hot water) ...
     SELECT s.account_id, s.service, sum(v.volume + v.recalculated), 0, 0, NULL, 'derived'
@@ -329,7 +379,9 @@ SELECT s.account_id, s.service, false AS common, s.provider_id, s.plan_id, s.con
        CASE s.basis WHEN 'm2' THEN 'area' WHEN 'resident' THEN 'residents'
                     ELSE v.method END AS method
   FROM services s LEFT JOIN volumes v USING (account_id, service)
- WHERE s.basis IN ('m2', 'resident') OR v.account_id IS NOT NULL
+ WHERE (s.basis IN ('m2', 'resident') OR v.account_id IS NOT NULL)
+   AND NOT EXISTS (SELECT 1 FROM run_gateway_services g
+                    WHERE (g.account_id, g.service) = (s.account_id, s.service))
 UNION ALL
 -- common property: by the volume of the service's own plan
 SELECT s.account_id, s.service, true, s.provider_id, s.plan_id, s.consumer_group, s.changing,
@@ -360,13 +412,19 @@ SELECT q.account_id, q.service, q.common, q.provider_id, r.basis AS unit, q.volu
   JOIN run_accounts c ON c.account_id = q.account_id
   JOIN run_rates r ON r.plan_id = q.plan_id AND r.consumer_group = q.consumer_group
   CROSS JOIN LATERAL (SELECT CASE WHEN NOT q.changing THEN r.price END AS price) p
+UNION ALL
+-- what rating accrued for the meters behind gateways, shown as it is: no price of the bill's
+SELECT r.account_id, r.service, false, r.provider_id, r.unit, r.volume, r.tariff, 'rating',
+       'rating', r.charged, 0, '', 0, r.parts, NULL, NULL, 0
+  FROM run_rated r JOIN run_accounts c ON c.account_id = r.account_id AND c.chunk = %(chunk)s
+ WHERE %(providers)s::text[] IS NULL OR r.provider_id = ANY(%(providers)s::text[])
 """
 
 # The substituted volumes of the chunk's meters, kept for the periods after.
 SUBSTITUTED = """
 SELECT v.meter_id, v.account_id, v.volume, v.method
   FROM run_meter_volumes v JOIN run_accounts c ON c.account_id = v.account_id
- WHERE c.chunk = %(chunk)s AND v.method IN ('average', 'norm')
+ WHERE c.chunk = %(chunk)s AND v.method IN ('average', 'norm', 'norm_raised')
 """
 
 CHUNK: tuple[LiteralString, ...] = (QUANTITIES, NEW_LINES)

@@ -1,8 +1,9 @@
 """The statutory sequence for a debt on one service (DOMAIN.md §7, decree 354 pp. 117–119),
 pure: notice → (20 days after the notice was delivered) restriction → (10 days after the
 restriction) suspension, each step only while the debt is still owed and no repayment
-agreement is kept; never for heating, nor for cold water in an apartment building; never
-while a moratorium on restrictions is in force.
+agreement is kept; never for heating, nor for cold water in an apartment building, nor for
+a service with nothing to cut (`meterline.restrictions`); never while a moratorium on
+restrictions is in force.
 
 Contracts choose their policy (DOMAIN.md §8): ``statutory`` (the sequence above, the default
 for households), ``notice_then_restrict`` (a business: notice, then restriction after a notice
@@ -15,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+
+from meterline.restrictions import never_restricted
 
 
 class Policy(StrEnum):
@@ -66,12 +69,6 @@ class Situation:
     agreement_kept: bool = False  # a repayment (instalment) agreement is being kept
     apartment_building: bool = True
     restrictions_barred: bool = False  # a moratorium on restrictions is in force today
-
-
-def never_restricted(service: str, apartment_building: bool) -> bool:
-    """Heating, and cold water in an apartment building, are never restricted for debt
-    (decree 354 p. 117)."""
-    return service == "heating" or (service == "cold_water" and apartment_building)
 
 
 def next_step(p: Procedure, s: Situation, terms: Terms) -> Step | None:

@@ -7,8 +7,10 @@ A debtor (DOMAIN.md §7) owes a provider for one service more than ``months`` mo
 charges (the average of its last six charged months) and at least ``least`` roubles, overdue,
 with no repayment agreement kept. Heating, and cold water in an apartment building, get a
 reminder only (no restriction threat); prepaid accounts follow the prepaid rule, not this.
-A restriction or suspension is ordered as an event (``restriction_due``, ``suspension_due``)
-for the provider's field staff or the relay policy, after its own notice.
+A restriction or suspension is carried out after its own notice (`meterline.restrictions`):
+the service's relay meters get disconnect commands, a service without one a technician's work
+order; an event (``restriction_due``, ``suspension_due``) tells the provider. A sequence
+closed because the debt was paid or an agreement is kept lifts what its steps did.
 """
 
 from __future__ import annotations
@@ -33,9 +35,9 @@ from billing.reminders.procedure import (
     Stage,
     Step,
     Terms,
-    never_restricted,
     next_step,
 )
+from meterline.restrictions import Action, lift, never_restricted, order_step
 
 logger = logging.getLogger("meterline.reminders")
 
@@ -53,6 +55,8 @@ class RunResult:
     restricted: int = 0
     suspended: int = 0
     closed: int = 0
+    relay_commands: int = 0  # disconnect and reconnect commands ordered
+    work_orders: int = 0  # technician's orders made (restrict, suspend, lift)
     events: int = 0  # rating events turned into notices
     notices: list[str] = field(default_factory=list)
 
@@ -189,6 +193,10 @@ async def advance_sequences(conn: psycopg.AsyncConnection[Any], now: datetime,
                 if situation.agreement_kept else "policy"
             await conn.execute("UPDATE debt_procedures SET stage = 'closed', closed_at = %s, "
                                "closed_why = %s WHERE id = %s", (now, why, p["id"]))
+            if p["stage"] != Stage.NOTICE:
+                lifted = await lift(conn, p["id"], now, why)
+                result.relay_commands += len(lifted.relay)
+                result.work_orders += len(lifted.work_orders)
             result.closed += 1
             continue
         restricted = step is Step.RESTRICT
@@ -199,10 +207,16 @@ async def advance_sequences(conn: psycopg.AsyncConnection[Any], now: datetime,
         await make_notice(conn, key=key, kind=kind, account_id=p["account_id"],
                           provider_id=p["provider_id"], service=p["service"], context=context,
                           at=now)
+        ordered = await order_step(conn, p["id"],
+                                   Action.RESTRICT if restricted else Action.SUSPEND, now)
+        result.relay_commands += len(ordered.relay)
+        result.work_orders += len(ordered.work_orders)
         await conn.execute(_EVENT, (
             "restriction_due" if restricted else "suspension_due", f"{kind}:{p['id']}:event",
             p["account_id"], p["provider_id"],
-            Jsonb({"service": p["service"], "debt": str(p["overdue"]), "procedure": p["id"]}),
+            Jsonb({"service": p["service"], "debt": str(p["overdue"]), "procedure": p["id"],
+                   "relay_meters": [m for m, _ in ordered.relay],
+                   "work_orders": ordered.work_orders}),
             now))
         column = "restricted_at" if restricted else "suspended_at"
         stage = "restricted" if restricted else "suspended"

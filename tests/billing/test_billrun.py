@@ -9,7 +9,7 @@ per m².
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -28,6 +28,7 @@ from meterline.tariffs.store import load_book
 from meterline.units import Service
 from tests.factories import (
     Housing,
+    charge,
     grant_benefit,
     house_meter,
     housing,
@@ -98,6 +99,65 @@ async def test_a_reading_after_the_cutoff_day_counts_for_the_next_month(
     await reading(conn, meter, "2026-01-26T09:00+03:00", "6")  # the 26th: February
     assert (await bill_month(conn, house, 1))[(flat, "cold_water", False)]["volume"] == D("4")
     assert (await bill_month(conn, house, 2))[(flat, "cold_water", False)]["volume"] == D("2")
+
+
+async def test_each_provider_has_its_own_submission_day(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    house = await housing(conn, [("50", 2)], services=(Service.COLD_WATER, Service.HOT_WATER))
+    (flat,) = house.accounts
+    await conn.execute("UPDATE providers SET reading_submission_day = 20 WHERE id = %s",
+                       (house.providers[Service.COLD_WATER],))
+    await conn.execute("UPDATE providers SET reading_submission_day = 31 WHERE id = %s",
+                       (house.providers[Service.HOT_WATER],))
+    cold, hot = (house.meter(flat, s) for s in (Service.COLD_WATER, Service.HOT_WATER))
+    await reading(conn, cold, "2026-01-20T23:00+03:00", "4")  # the 20th: January
+    await reading(conn, cold, "2026-01-21T09:00+03:00", "6")  # past the 20th: February
+    await reading(conn, hot, "2026-01-31T22:00+03:00", "1")  # the 31st: January
+    await reading(conn, hot, "2026-02-28T23:00+03:00", "3")  # the last of February: February
+    await reading(conn, hot, "2026-03-01T09:00+03:00", "5")  # March, though the day is 31
+    jan = await bill_month(conn, house, 1)
+    assert (jan[(flat, "cold_water", False)]["volume"],
+            jan[(flat, "hot_water", False)]["volume"]) == (D("4"), D("1"))
+    feb = await bill_month(conn, house, 2)
+    assert (feb[(flat, "cold_water", False)]["volume"],
+            feb[(flat, "hot_water", False)]["volume"]) == (D("2"), D("2"))
+    mar = await bill_month(conn, house, 3)
+    assert (mar[(flat, "hot_water", False)]["method"],
+            mar[(flat, "hot_water", False)]["volume"]) == ("meter", D("2"))
+    doc = await payment_document(conn, date(2026, 3, 1), flat)
+    (shown,) = (r for r in doc.readings if r.service == Service.HOT_WATER)
+    assert (shown.previous, shown.current) == (D("3"), D("5"))
+
+
+async def test_a_faulty_meter_averages_three_periods_then_the_raised_norm(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    house = await housing(conn, [("50", 2)], services=(Service.COLD_WATER,))
+    (flat,) = house.accounts
+    meter = house.meter(flat, Service.COLD_WATER)
+    for month, value in ((1, "10"), (2, "20"), (3, "30")):
+        await reading(conn, meter, f"2026-{month:02d}-20T10:00+03:00", value)
+    # out of order from April 5th: its April reading is not used, nor any after
+    await conn.execute("UPDATE meters SET out_of_order_since = '2026-04-05' WHERE id = %s",
+                       (meter,))
+    await conn.execute("UPDATE providers SET faulty_meter_coefficient = 1.5 WHERE id = %s",
+                       (house.providers[Service.COLD_WATER],))
+    for month, value in ((4, "45"), (5, "60"), (6, "75"), (7, "90")):
+        await reading(conn, meter, f"2026-{month:02d}-20T10:00+03:00", value)
+    methods = []
+    for month in range(1, 8):
+        line = (await bill_month(conn, house, month))[(flat, "cold_water", False)]
+        methods.append((line["method"], line["volume"]))
+    # 30 m³ over three months since installation: 10 a month for three periods, then the
+    # norm 6.935 m³ x 2 residents x 1.5
+    assert methods == [("meter", D("10"))] * 3 + [("average", D("10"))] * 3 + [
+        ("norm_raised", D("20.805"))]
+    # overdue for verification is the same rule; a healthy meter's norm is not raised
+    await conn.execute("UPDATE meters SET out_of_order_since = NULL, "
+                       "verification_due = '2026-04-05' WHERE id = %s", (meter,))
+    line = (await bill_month(conn, house, 7))[(flat, "cold_water", False)]
+    assert (line["method"], line["volume"]) == ("norm_raised", D("20.805"))
 
 
 async def test_missing_readings_average_three_times_then_norm_then_reconciliation(
@@ -270,19 +330,83 @@ async def test_one_run_of_a_period_at_a_time(conn: psycopg.AsyncConnection[Any],
             await bill_month(conn, house, 11)
 
 
-async def test_a_service_metered_behind_a_gateway_is_left_to_rating(
+async def gateway_meter(conn: psycopg.AsyncConnection[Any], house: Housing, flat: str,
+                        service: Service = Service.ELECTRICITY) -> str:
+    meter = f"{flat}-smart-{service}"
+    await conn.execute("""
+        INSERT INTO meters (id, account_id, provider_id, utility, model, gateway_id)
+        VALUES (%s, %s, %s, %s, 'SDM120', 'gw-1')""",
+        (meter, flat, house.providers[service], service))
+    return meter
+
+
+def msk(day: str) -> datetime:
+    return datetime.fromisoformat(f"{day}+03:00")
+
+
+async def test_a_meter_behind_a_gateway_is_billed_by_what_rating_accrued_and_posted_once(
     conn: psycopg.AsyncConnection[Any],
 ) -> None:
     house = await housing(conn, [("50", 2)], services=(Service.ELECTRICITY, Service.WASTE),
                           metered=())
     (flat,) = house.accounts
-    await conn.execute("""
-        INSERT INTO meters (id, account_id, provider_id, utility, model, gateway_id)
-        VALUES (%s, %s, %s, 'electricity', 'SDM120', 'gw-1')""",
-        (f"{flat}-smart", flat, house.providers[Service.ELECTRICITY]))
+    meter = await gateway_meter(conn, house, flat)
+    # rating's charges: two intervals of January, one of February (another period)
+    await charge(conn, meter, msk("2026-01-10T00:00"), msk("2026-01-10T01:00"), "100", "683.004")
+    await charge(conn, meter, msk("2026-01-20T00:00"), msk("2026-01-20T01:00"), "50", "341.502")
+    await charge(conn, meter, msk("2026-02-01T00:00"), msk("2026-02-01T01:00"), "7", "47.81")
     lines = await bill_month(conn, house, 1)
-    # rating charges the apartment's electricity; common property's is the bill run's
-    assert set(lines) == {(flat, "waste", False), (flat, "electricity", True)}
+    # the apartment's electricity is rating's accrual, shown; common property's is the bill's
+    assert set(lines) == {(flat, "waste", False), (flat, "electricity", False),
+                          (flat, "electricity", True)}
+    line = lines[(flat, "electricity", False)]
+    assert (line["method"], line["volume"], line["tariff"], line["charged"], line["unit"]) == (
+        "rating", D("150"), D("6.83"), D("1024.51"), "kWh")  # 1024.506 once, half-up
+    # priced once and posted once: the journal's January electricity is rating's usage alone
+    cur = await conn.execute("""
+        SELECT e.kind, sum(p.amount) FROM postings p JOIN entries e ON e.id = p.entry_id
+         WHERE p.book = 'subscriber' AND p.account_id = %s AND p.service = 'electricity'
+           AND p.period = '2026-01-01' AND p.amount <> 0
+         GROUP BY e.kind""", (flat,))
+    kinds = dict(await cur.fetchall())
+    assert kinds.keys() <= {"usage", "charge"}
+    assert kinds["usage"] == D("-1024.506")
+    common = lines[(flat, "electricity", True)]
+    assert kinds.get("charge", D(0)) == -common["charged"]
+
+    doc = await payment_document(conn, date(2026, 1, 1), flat)
+    shown = next(x for x in doc.lines if x.service == Service.ELECTRICITY and not x.common)
+    assert (shown.charged, shown.method, shown.unit) == (D("1024.51"), "rating", "кВт·ч")
+    assert doc.to_pay == sum((x.total for x in doc.lines), D(0))
+
+    # billing again changes nothing; a re-rating in the open period shows on the next run
+    assert await bill_month(conn, house, 1) == lines
+    await charge(conn, meter, msk("2026-01-30T00:00"), msk("2026-01-30T01:00"), "10", "68.30")
+    again = (await bill_month(conn, house, 1))[(flat, "electricity", False)]
+    assert (again["volume"], again["charged"]) == (D("160"), D("1092.81"))
+    cur = await conn.execute("""
+        SELECT e.kind, count(*) FROM postings p JOIN entries e ON e.id = p.entry_id
+         WHERE p.account_id = %s AND p.service = 'electricity' AND e.kind <> 'usage'
+         GROUP BY e.kind""", (flat,))
+    # the bill posted its common-property line once, and never reversed anything
+    assert dict(await cur.fetchall()) == {"charge": 1}
+
+
+async def test_a_water_meter_behind_a_gateway_counts_in_sewerage(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    house = await housing(conn, [("50", 2)], services=(
+        Service.COLD_WATER, Service.HOT_WATER, Service.SEWERAGE), metered=(Service.HOT_WATER,))
+    (flat,) = house.accounts
+    meter = await gateway_meter(conn, house, flat, Service.COLD_WATER)
+    await charge(conn, meter, msk("2026-01-10T00:00"), msk("2026-01-10T01:00"), "3", "156.90")
+    await reading(conn, house.meter(flat, Service.HOT_WATER), "2026-01-20T10:00+03:00", "2")
+    lines = await bill_month(conn, house, 1)
+    cold = lines[(flat, "cold_water", False)]
+    assert (cold["method"], cold["volume"], cold["charged"]) == ("rating", D("3"), D("156.90"))
+    # sewerage is the bill's: cold (rated) + hot (read by people) = 5 m³ x 41.80
+    sewerage = lines[(flat, "sewerage", False)]
+    assert (sewerage["volume"], sewerage["charged"]) == (D("5"), D("209.00"))
 
 
 async def test_benefits_are_the_tariffs_benefits_jobs_and_documents_show_them(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from billing.reminders.quiet_hours import QuietHours
+from billing.reminders.quiet_hours import CountryCalendar, QuietHours, Weekends
 
 QUIET = QuietHours(holidays={date(2025, 1, 7)})
 
@@ -36,3 +36,23 @@ def test_the_morning_is_found_across_a_change_of_clocks() -> None:
     # Berlin moves to summer time on 2025-03-30 at 02:00; 23:00 on the 29th (22:00 UTC) waits
     # for Sunday 09:00 CEST = 07:00 UTC.
     assert QUIET.next_allowed(utc(2025, 3, 29, 22), "Europe/Berlin") == utc(2025, 3, 30, 7)
+
+
+def test_the_countrys_holidays_and_moved_days_come_from_the_holiday_calendar() -> None:
+    russia = QuietHours()  # the Russian calendar of the `holidays` library, nothing added
+    # Friday 3 January 2025, a New Year holiday, 08:30 Moscow: quiet until 09:00
+    assert russia.next_allowed(utc(2025, 1, 3, 5, 30), "Europe/Moscow") == utc(2025, 1, 3, 6)
+    # Saturday 1 November 2025 was made a working day: 08:30 Moscow is allowed
+    assert not russia.quiet(utc(2025, 11, 1, 5, 30), "Europe/Moscow")
+    # Monday 3 November 2025 is the day off moved from it: 20:30 Moscow waits for the next
+    # morning, 09:00 as Tuesday 4 November is Unity Day
+    assert russia.next_allowed(utc(2025, 11, 3, 17, 30), "Europe/Moscow") == utc(
+        2025, 11, 4, 6)
+    # the same evening under a plain weekend calendar is a working Monday: allowed
+    plain = QuietHours(calendar=Weekends())
+    assert not plain.quiet(utc(2025, 11, 3, 17, 30), "Europe/Moscow")
+    assert plain.quiet(utc(2025, 11, 1, 5, 30), "Europe/Moscow")
+    # Germany's calendar: 3 October is its holiday, not Russia's
+    germany = QuietHours(calendar=CountryCalendar("DE"))
+    assert germany.quiet(utc(2025, 10, 3, 18, 30), "Europe/Berlin")  # 20:30 local
+    assert not russia.quiet(utc(2025, 10, 3, 17, 30), "Europe/Moscow")

@@ -44,10 +44,10 @@ async def test_a_reminder_run_from_notice_to_suspension(
 ) -> None:
     uk = unique("uk")
     rule = DebtorRule(provider=uk)
-    # a household four months behind on maintenance: a debtor (4,000.00 > 2 × 1,000.00)
-    owing = await housing_account(conn, {"maintenance": uk, "heating": uk})
+    # a household four months behind on electricity: a debtor (4,000.00 > 2 × 1,000.00)
+    owing = await housing_account(conn, {"electricity": uk, "heating": uk})
     for month in MONTHS:
-        await charge_month(conn, owing, month, {"maintenance": "1000.00", "heating": "900.00"})
+        await charge_month(conn, owing, month, {"electricity": "1000.00", "heating": "900.00"})
     await notice_preferences(conn, owing.account_id, channels=["email", "sms"],
                              email="owing@example.org", phone="+79161110000")
     # one month behind: not a debtor
@@ -63,16 +63,16 @@ async def test_a_reminder_run_from_notice_to_suspension(
     await instalment_agreement(conn, agreed.account_id, uk, "4000.00",
                                signed_on=date(2025, 5, 1))
     # SMS only, at night: the notice waits for the morning
-    by_sms = await housing_account(conn, {"maintenance": uk})
+    by_sms = await housing_account(conn, {"electricity": uk})
     for month in MONTHS:
-        await charge_month(conn, by_sms, month, {"maintenance": "500.00"})
+        await charge_month(conn, by_sms, month, {"electricity": "500.00"})
     await notice_preferences(conn, by_sms.account_id, channels=["sms"], phone="+79162220000")
 
     first = await run_reminders(conn, NIGHT, RULES, rule)
-    assert first.started == 3  # owing: maintenance and heating; by_sms: maintenance
+    assert first.started == 3  # owing: electricity and heating; by_sms: electricity
     assert await stage(conn, owing.account_id) == [
-        ("heating", "notice", "debt_reminder", "pending"),  # heating: never restricted
-        ("maintenance", "notice", "debt_notice", "pending")]
+        ("electricity", "notice", "debt_notice", "pending"),
+        ("heating", "notice", "debt_reminder", "pending")]  # heating: never restricted
     assert await stage(conn, late.account_id) == [] == await stage(conn, agreed.account_id)
 
     sent = len(rig.mailbox.messages)
@@ -89,7 +89,7 @@ async def test_a_reminder_run_from_notice_to_suspension(
         return bool((await stage(conn, by_sms.account_id))[0][3] == "delivered")
     await until(reported, what="the SMS delivery report")
 
-    # the subscriber follows the link of the maintenance notice the next day at 10:00
+    # the subscriber follows the link of the electricity notice the next day at 10:00
     delivered = datetime(2025, 5, 21, 7, tzinfo=UTC)
     rig.now = delivered
     notice_mail = next(m for m in rig.mailbox.messages[sent:]
@@ -100,7 +100,7 @@ async def test_a_reminder_run_from_notice_to_suspension(
     cur = await conn.execute(
         """SELECT r.kind, r.proves FROM notice_receipts r JOIN debt_procedures p
              ON p.notice_key = (SELECT key FROM notices WHERE id = r.notice_id)
-            WHERE p.account_id = %s AND p.service = 'maintenance' ORDER BY r.id""",
+            WHERE p.account_id = %s AND p.service = 'electricity' ORDER BY r.id""",
         (owing.account_id,))
     assert await cur.fetchall() == [("smtp_accepted", "sent"), ("link_followed", "delivered")]
 
@@ -118,11 +118,11 @@ async def test_a_reminder_run_from_notice_to_suspension(
     await run_reminders(conn, delivered + timedelta(days=20, seconds=-1), RULES, rule)
     assert (await stage(conn, by_sms.account_id))[0][1] == "restricted"
     assert [s[:2] for s in await stage(conn, owing.account_id)] == [
-        ("heating", "notice"), ("maintenance", "notice")]
+        ("electricity", "notice"), ("heating", "notice")]
     due = await run_reminders(conn, delivered + timedelta(days=20), RULES, rule)
-    assert due.restricted == 1  # maintenance only: heating is never restricted
+    assert due.restricted == 1  # electricity only: heating is never restricted
     assert [s[:2] for s in await stage(conn, owing.account_id)] == [
-        ("heating", "notice"), ("maintenance", "restricted")]
+        ("electricity", "restricted"), ("heating", "notice")]
     cur = await conn.execute("SELECT kind FROM events WHERE account_id = %s",
                              (owing.account_id,))
     assert await cur.fetchall() == [("restriction_due",)]
@@ -133,9 +133,9 @@ async def test_a_reminder_run_from_notice_to_suspension(
     await receive(conn, Payment(unique("payment:online"), "online", owing.account_id,
                                 D("7600.00"), delivered + timedelta(days=31)))
     closed = await run_reminders(conn, delivered + timedelta(days=31, hours=1), RULES, rule)
-    assert closed.closed == 2  # owing's maintenance and heating; by_sms still owes
+    assert closed.closed == 2  # owing's electricity and heating; by_sms still owes
     assert [s[:2] for s in await stage(conn, by_sms.account_id)] == [
-        ("maintenance", "suspended")]
+        ("electricity", "suspended")]
 
 
 async def test_events_of_rating_become_notices_once(
