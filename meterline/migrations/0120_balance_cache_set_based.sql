@@ -14,13 +14,14 @@
 --   providers named by the journal refuse deletion and a change of id (row triggers on those
 --   rare writes, not on postings); balance rows are never deleted.
 -- - balances.amount = the sum of the pair's subscriber postings, moved in the statement that
---   inserts them: updated in (account, provider) order (locked by one ordered SELECT ... FOR
---   UPDATE first, so concurrent posters never deadlock), a missing pair inserted.
+--   inserts them, as before: one upsert of the statement's sums per pair, in (account,
+--   provider) order, so concurrent posters lock balances in one order and never deadlock.
 -- - A direct write of a balance amount is refused, by statement triggers over transition
 --   tables instead of a row trigger.
 -- - The rows rating and the journal rewrite on every batch (balances, register_state,
---   tariff_volumes) leave room on their pages for the new version (fillfactor), so an update
---   stays on its page and writes no index entry (a HOT update).
+--   tariff_volumes, daily_spend) leave room on their pages for the new version (fillfactor),
+--   so an update stays on its page and writes no index entry (a HOT update). Pages written
+--   before this migration get the room when the table is rewritten (VACUUM FULL).
 
 ALTER TABLE postings DROP CONSTRAINT postings_entry_id_fkey,
                      DROP CONSTRAINT postings_provider_id_fkey,
@@ -133,3 +134,4 @@ CREATE TRIGGER providers_named_by_the_journal BEFORE DELETE OR UPDATE OF id ON p
 ALTER TABLE balances SET (fillfactor = 50);
 ALTER TABLE register_state SET (fillfactor = 50);
 ALTER TABLE tariff_volumes SET (fillfactor = 50);
+ALTER TABLE daily_spend SET (fillfactor = 50);
