@@ -14,6 +14,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote, unquote
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -65,10 +66,11 @@ class Page:
         return str(text.get(key, key)).format(**values) if values else str(text.get(key, key))
 
     def flash(self, message: str) -> None:
-        self.cookies[FLASH] = (message, 30)
+        # percent-encoded: a cookie carries latin-1 only, and the pages speak Russian
+        self.cookies[FLASH] = (quote(message, safe=" "), 30)
 
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-        flash = self.request.cookies.get(FLASH)
+        flash = unquote(self.request.cookies.get(FLASH) or "") or None
         response = templates.TemplateResponse(
             self.request, template,
             {"t": self.t, "lang": self.lang, "csrf": self.csrf, "viewer": self.caller,
