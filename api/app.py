@@ -18,11 +18,13 @@ from api import (
     accounts,
     billing,
     desk,
+    emergency_credit,
     health,
     ivr,
     meter_readings,
     meters,
     metrics,
+    notices,
     online_payments,
     tariffs,
     topups,
@@ -62,8 +64,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     install_problem_handlers(app)
     install_request_metrics(app)
-    for module in (health, metrics, auth, accounts, usage, topups, online_payments, meters,
-                   meter_readings, ivr, desk, tariffs, billing):
+    for module in (health, metrics, auth, accounts, usage, topups, emergency_credit,
+                   online_payments, meters, meter_readings, ivr, desk, tariffs, billing, notices):
         app.include_router(module.router)
     install_pages(app)
 

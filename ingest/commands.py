@@ -4,6 +4,10 @@ Rating and the API write a command row in the same transaction as the money move
 it; a trigger NOTIFYs ``relay_commands``. The dispatcher LISTENs, publishes every requested
 command to its meter's gateway (QoS 1) and marks it sent once the broker acknowledged it.
 The gateway answers on its acks topic; ``record_ack`` stores that answer.
+
+The same loop is the disconnection policy's clock: every pass (at most ``_CLOCK`` seconds
+apart) it makes the cuts whose time has come (``meterline.relay.fire_due``: a notice period
+ended, or the friendly hours opened), whose commands it then sends like any other.
 """
 
 from __future__ import annotations
@@ -18,9 +22,12 @@ from pydantic import Field, TypeAdapter
 from meterline.contracts import CommandAck, CommandResult, RelayCommand
 from meterline.metrics import BRIDGE_RELAY_COMMANDS, RELAY_COMMANDS_PENDING
 from meterline.mqtt import MqttError, MqttLink
+from meterline.relay import fire_due
 from meterline.settings import Settings
 
 log = logging.getLogger("meterline.ingest")
+
+_CLOCK = 5.0  # seconds between passes without a NOTIFY
 
 _PENDING = """
 SELECT c.id, c.meter_id, c.action, c.reason, c.requested_at, m.gateway_id
@@ -84,10 +91,17 @@ async def dispatch(settings: Settings, link: MqttLink, ready: asyncio.Event) -> 
         await listener.execute("LISTEN relay_commands")
         ready.set()
         while True:
+            try:
+                fired = await fire_due(conn)
+            except psycopg.Error as exc:  # the next pass tries again; sending goes on
+                log.warning("due disconnections not decided: %s", exc)
+            else:
+                if fired:
+                    log.info("due relay commands requested: %s", fired)
             await send_pending(conn, link, settings)
             await count_pending(listener)
             # wake on the next NOTIFY, or retry unsent commands after a while
-            async for _ in listener.notifies(timeout=5.0, stop_after=1):
+            async for _ in listener.notifies(timeout=_CLOCK, stop_after=1):
                 break
 
 

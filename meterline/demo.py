@@ -61,14 +61,17 @@ _BALANCES = """
 SELECT (SELECT count(*) FROM accounts),
        (SELECT coalesce(sum(amount), 0) FROM balances),
        (SELECT coalesce(min(amount), 0) FROM balances),
-       (SELECT count(*) FROM meters WHERE relay_state = 'disconnected')
+       (SELECT count(*) FROM meters WHERE relay_state = 'disconnected'),
+       (SELECT count(*) FROM disconnections_due)
 """
 
 Scrape = dict[str, dict[str, float]]  # service -> its metrics
 
 
 def demo_fleet(settings: Settings, meters: int) -> Fleet:
-    """Every fourth subscriber starts nearly out of credit, so disconnections show soon."""
+    """Odd-numbered subscribers are on a prepay cut-off contract, even-numbered ones are
+    households on the statutory procedure (warnings and a notice, no cut at zero); two in
+    every four start nearly out of credit (one of each), so both policies show soon."""
     return Fleet(
         gateway_id=settings.gateway_id,
         price=DEMO_PRICE,
@@ -76,7 +79,8 @@ def demo_fleet(settings: Settings, meters: int) -> Fleet:
             FleetMeter(
                 serial=str(settings.sim_serial_base + n - 1),
                 account_id=f"LS-{settings.sim_serial_base + n - 1}",
-                opening_balance=Decimal(20 if n % 4 == 1 else 300 + 50 * n),
+                opening_balance=Decimal(20 if n % 4 in (1, 2) else 300 + 50 * n),
+                contract_type="prepay_cutoff" if n % 2 else "household",
                 address=f"Moscow, Demo street 1, flat {n}",
                 holder_name=f"Subscriber {n}",
             )
@@ -192,7 +196,7 @@ def summary(before: Scrape, after: Scrape, seconds: float, balances: tuple[Any, 
         return (total(after.get(service, {}), name)
                 - total(before.get(service, {}), name)) / seconds
 
-    accounts, amount, lowest, disconnected = balances
+    accounts, amount, lowest, disconnected, waiting = balances
     dead = total(after.get("bridge", {}), "meterline_dead_letters_total") + total(
         after.get("rating", {}), "meterline_dead_letters_total")
     return (
@@ -201,7 +205,7 @@ def summary(before: Scrape, after: Scrape, seconds: float, balances: tuple[Any, 
         f"| lag {total(after.get('rating', {}), 'meterline_rating_consumer_lag'):.0f} "
         f"| outbox {total(after.get('gateway', {}), 'meterline_gateway_outbox_batches'):.0f} "
         f"| accounts {accounts} | balances {amount:,.2f} RUB (lowest {lowest:,.2f}) "
-        f"| disconnected meters {disconnected} | dead letters {dead:.0f}"
+        f"| disconnected meters {disconnected} (cuts waiting {waiting}) | dead letters {dead:.0f}"
     )
 
 

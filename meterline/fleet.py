@@ -44,6 +44,9 @@ class FleetMeter:
     # Without one, the meter's first reading through the pipeline is its baseline.
     installation_reading: Decimal | None = None
     installed_at: datetime | None = None
+    # the account's contract type (``contract_types``): its disconnection policy. None: the
+    # fleet's
+    contract_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,9 @@ class Fleet:
     utility: Utility = Utility.ELECTRICITY  # what the meters measure and the provider sells
     billing_mode: str = "prepaid"
     tariff_from: datetime = datetime(2020, 1, 1, tzinfo=UTC)
+    # the accounts' contract type, unless a meter names one; None: the database's default
+    # (a household, on the statutory procedure: no cut at zero)
+    contract_type: str | None = None
 
 
 async def open_balance(conn: psycopg.AsyncConnection[Any], account_id: str, provider_id: str,
@@ -100,10 +106,11 @@ async def register_fleet(conn: psycopg.AsyncConnection[Any], fleet: Fleet) -> No
                 assert row is not None
                 await conn.execute(
                     """
-                    INSERT INTO accounts (id, address_id, holder_name, billing_mode)
-                    VALUES (%s, %s, %s, %s)
+                    INSERT INTO accounts (id, address_id, holder_name, billing_mode, contract_type)
+                    VALUES (%s, %s, %s, %s, coalesce(%s, 'household'))
                     """,
-                    (m.account_id, row[0], m.holder_name, fleet.billing_mode),
+                    (m.account_id, row[0], m.holder_name, fleet.billing_mode,
+                     m.contract_type or fleet.contract_type),
                 )
             await open_balance(conn, m.account_id, p.id, m.opening_balance)
             installed_at = m.installed_at or datetime.now(UTC)

@@ -61,6 +61,7 @@ class Book(StrEnum):
     PAYABLE = "payable"  # collected for a provider, to be transferred
     COMMISSION = "commission"  # the collecting agent's commission
     OPENING = "opening"  # balances brought in from elsewhere
+    RECOVERY = "recovery"  # owed outside the wallet (emergency credit), repaid from top-ups
 
 
 class EntryKind(StrEnum):
@@ -81,6 +82,8 @@ class EntryKind(StrEnum):
     REVERSAL = "reversal"
     SETTLEMENT = "settlement"
     COMMISSION = "commission"
+    EMERGENCY_CREDIT = "emergency_credit"  # credit a prepaid subscriber took (recovery book)
+    RECOVERY = "recovery"  # a share of a top-up repaying emergency credit
 
 
 @dataclass(frozen=True)

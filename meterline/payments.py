@@ -33,6 +33,7 @@ from meterline.allocation import (
     allocate,
     by_provider,
 )
+from meterline.emergency_credit import recover_from_topup
 from meterline.errors import Conflict, Invalid, NotFound
 from meterline.ledger import Book, Entry, EntryKind, Posting, post
 from meterline.relay import decide_relays
@@ -218,6 +219,14 @@ async def receive_many(conn: psycopg.AsyncConnection[Any],
             [p.line for p, _ in split], [ids[p.key] for p, _ in split],
         ))
         prepaid = [a for a in accounts if books[a].billing_mode == "prepaid"]
+        for p, shares in split:  # a prepaid wallet's payment repays emergency credit too
+            if p.account_id in prepaid:
+                paid: dict[str, Decimal] = {}
+                for s in shares:
+                    paid[s.provider_id] = paid.get(s.provider_id, Decimal(0)) + s.amount
+                for provider, amount in sorted(paid.items()):
+                    await recover_from_topup(conn, p.account_id, provider, amount,
+                                             f"{p.key}:{provider}")
         await decide_relays(conn, prepaid)
     done = {p.key: Received(p, ids[p.key], tuple(s), True) for p, s in split}
     return [done.get(p.key) or await _replay(conn, p) for p in payments]

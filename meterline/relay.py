@@ -1,49 +1,390 @@
-"""Which relays should be open: the prepaid rule, applied inside the caller's transaction.
+"""Which relays should be open, and what subscribers must hear of: the disconnection policy,
+applied inside the caller's transaction.
 
-A prepaid account's meters are disconnected when its balance with the meter's provider is
-zero or less, and connected again when it is positive. The decision is written as rows of
-``relay_commands`` (an outbox) in the same transaction as the money movement that caused it,
-so a command is never lost and never sent for money that was rolled back. The bridge delivers
-the rows to the gateways (a trigger NOTIFYs it on insert).
+Every account has a contract type, and the type a policy (``contract_types``,
+``disconnection_policies``, migration 0011; README "The money model"). A prepaid account's
+balance with a provider is measured against the negative limit of its plan
+(``tariff_negative_limit``; 0 without one):
+
+- ``prepay_cutoff``: at or below the limit the pair's meters are cut, within the friendly
+  hours; a cut due outside them waits in ``disconnections_due`` until the window opens;
+- ``notice_then_restrict`` and ``statutory`` (§7, Russian households): at or below the limit a
+  notice (``disconnection_ahead`` with the day), the cut no earlier than ``notice_days`` later
+  and within the friendly hours, if the balance is still at or below the limit then; under
+  ``statutory`` never of heating, nor of cold water in an apartment building;
+- above the limit, meters cut before are connected again at once, and a waiting cut is dropped.
+
+Warnings (``low_balance`` per threshold, ``credit_days`` from the forecast of days of credit
+left, the notice) are events written once per crossing (``balance_alerts``). Commands are
+rows of ``relay_commands`` (an outbox; the bridge delivers them), events rows of ``events``,
+both in the same transaction as the money movement that caused them, so nothing is lost or told
+for money that was rolled back.
+
+``decide_relays`` runs after every movement of money (rating's booking, top-ups, emergency
+credit); ``fire_due`` runs when time passes (the bridge's relay delivery loop calls it every few
+seconds) and makes the cuts whose time has come.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from enum import StrEnum
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 
-_DECIDE = """
+from meterline.events import Event, EventKind, emit
+from meterline.friendly_hours import Calendar, FriendlyHours
+
+
+class Rule(StrEnum):
+    PREPAY_CUTOFF = "prepay_cutoff"
+    NOTICE_THEN_RESTRICT = "notice_then_restrict"
+    STATUTORY = "statutory"
+
+
+@dataclass(frozen=True)
+class Policy:
+    code: str
+    rule: Rule
+    notice_days: int = 0
+    hours: FriendlyHours = field(default_factory=FriendlyHours)
+    low_balance: tuple[Decimal, ...] = ()
+    credit_days: int | None = None
+    forecast_days: int = 7
+
+
+@dataclass(frozen=True)
+class Meter:
+    id: str
+    utility: str
+    relay_state: str
+
+
+@dataclass
+class Pair:
+    """What one decision about an account's balance with a provider rests on."""
+
+    account_id: str
+    provider_id: str
+    balance: Decimal
+    limit: Decimal
+    policy: Policy
+    time_zone: str
+    calendar: Calendar
+    apartment_building: bool
+    meters: list[Meter]
+    spent: Decimal | None  # charged over the forecast's last full days
+    spent_days: Decimal  # how many days that was (at least 1 when anything was charged)
+    due_since: datetime | None
+    due_not_before: datetime | None
+    alerts: dict[str, tuple[int, bool]]  # alert -> (crossing, armed)
+
+    def days_left(self) -> Decimal | None:
+        """Days of credit left before the limit at the recent average daily charge."""
+        if not self.spent or self.spent <= 0 or self.balance <= self.limit:
+            return None
+        daily = self.spent / self.spent_days
+        return ((self.balance - self.limit) / daily).quantize(Decimal("0.1"))
+
+    def restrictable(self, meter: Meter) -> bool:
+        """Under §7 heating, and cold water in an apartment building, are never restricted."""
+        if self.policy.rule is not Rule.STATUTORY:
+            return True
+        return not (meter.utility == "heat"
+                    or (meter.utility == "cold_water" and self.apartment_building))
+
+
+@dataclass
+class Decisions:
+    """What a decision writes, gathered for all pairs and then written set-based."""
+
+    commands: list[tuple[str, str, str, str, str]] = field(default_factory=list)
+    # (meter, action, reason, account, provider)
+    due: list[tuple[str, str, datetime, datetime, str]] = field(default_factory=list)
+    undue: list[tuple[str, str]] = field(default_factory=list)
+    alerts: list[tuple[str, str, str, int, bool]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+
+def _money(amount: Decimal) -> str:
+    return format(amount.quantize(Decimal("0.01")), "f")
+
+
+def _alert(pair: Pair, out: Decisions, alert: str, below: bool) -> int | None:
+    """Track an alert; the crossing number when it fires now, else None."""
+    crossing, armed = pair.alerts.get(alert, (0, True))
+    if below and armed:
+        out.alerts.append((pair.account_id, pair.provider_id, alert, crossing, False))
+        return crossing
+    if not below and not armed:
+        out.alerts.append((pair.account_id, pair.provider_id, alert, crossing + 1, True))
+    return None
+
+
+def _warnings(pair: Pair, out: Decisions, days_left: Decimal | None) -> None:
+    base = {"balance": _money(pair.balance), "limit": _money(pair.limit),
+            "days_left": None if days_left is None else str(days_left)}
+    key = f"{pair.account_id}:{pair.provider_id}"
+    for threshold in pair.policy.low_balance:
+        name = f"low_balance:{_money(threshold)}"
+        crossing = _alert(pair, out, name, pair.balance < threshold)
+        if crossing is not None:
+            out.events.append(Event(
+                EventKind.LOW_BALANCE, pair.account_id, pair.provider_id,
+                payload={**base, "threshold": _money(threshold)},
+                key=f"{name}:{key}:{crossing}"))
+    if pair.policy.credit_days is not None:
+        short = days_left is not None and days_left <= pair.policy.credit_days
+        crossing = _alert(pair, out, "credit_days", short)
+        if crossing is not None:
+            out.events.append(Event(EventKind.CREDIT_DAYS, pair.account_id, pair.provider_id,
+                                    payload=base, key=f"credit_days:{key}:{crossing}"))
+
+
+def decide(pair: Pair, now: datetime, out: Decisions) -> None:
+    """The policy applied to one account's balance with one provider at ``now``."""
+    days_left = pair.days_left()
+    _warnings(pair, out, days_left)
+    relays = pair.meters
+    exhausted = pair.balance <= pair.limit
+    payload = {"balance": _money(pair.balance), "limit": _money(pair.limit),
+               "rule": pair.policy.rule.value}
+    if not exhausted:
+        _alert(pair, out, "limit", False)
+        if pair.due_since is not None:
+            out.undue.append((pair.account_id, pair.provider_id))
+        for meter in relays:
+            if meter.relay_state == "disconnected":
+                reason = ("balance positive" if pair.balance > 0
+                          else "balance above the negative limit")
+                out.commands.append((meter.id, "connect", reason, pair.account_id,
+                                     pair.provider_id))
+        return
+    to_cut = [m for m in relays if m.relay_state == "connected" and pair.restrictable(m)]
+    policy = pair.policy
+    since = pair.due_since or now
+    not_before = pair.due_not_before
+    if to_cut and not_before is None:
+        not_before = policy.hours.next_open(since + timedelta(days=policy.notice_days),
+                                            pair.time_zone, pair.calendar)
+    crossing = _alert(pair, out, "limit", True)
+    key = f"{pair.account_id}:{pair.provider_id}"
+    if crossing is not None:
+        if to_cut and not_before is not None and not_before > now:
+            local = not_before.astimezone(ZoneInfo(pair.time_zone))
+            out.events.append(Event(
+                EventKind.DISCONNECTION_AHEAD, pair.account_id, pair.provider_id,
+                payload={**payload, "disconnect_on": local.date(), "not_before": not_before},
+                key=f"disconnection_ahead:{key}:{crossing}"))
+        elif not to_cut and not any(m.relay_state == "disconnected" for m in relays):
+            # nothing may be cut (or nothing can be): the notice is a warning at the limit
+            out.events.append(Event(
+                EventKind.LOW_BALANCE, pair.account_id, pair.provider_id,
+                payload={**payload, "threshold": _money(pair.limit), "restriction": False,
+                         "days_left": None},
+                key=f"low_balance:limit:{key}:{crossing}"))
+    if not to_cut:
+        if pair.due_since is not None:
+            out.undue.append((pair.account_id, pair.provider_id))
+        return
+    assert not_before is not None
+    if not_before <= now:
+        opens = policy.hours.next_open(now, pair.time_zone, pair.calendar)
+        if opens == now:
+            reason = ("balance exhausted" if policy.rule is Rule.PREPAY_CUTOFF
+                      else f"restricted {policy.notice_days} days after the notice "
+                           f"({policy.rule.value})")
+            for meter in to_cut:
+                out.commands.append((meter.id, "disconnect", reason, pair.account_id,
+                                     pair.provider_id))
+            if pair.due_since is not None:
+                out.undue.append((pair.account_id, pair.provider_id))
+            return
+        not_before = opens
+    if (pair.due_since, pair.due_not_before) != (since, not_before):
+        out.due.append((pair.account_id, pair.provider_id, since, not_before,
+                        policy.rule.value))
+
+
+# --- loading and writing ---------------------------------------------------------------------
+
+# The accounts' relay meters, locked in id order: decisions about one meter are serialised
+# (rating's booking, top-ups and the timer all come through here), and the state read after the
+# lock is the latest.
+_LOCK = """
+SELECT m.id FROM meters m JOIN accounts a ON a.id = m.account_id
+ WHERE m.account_id = ANY(%(accounts)s) AND a.billing_mode = 'prepaid' AND m.has_relay
+ ORDER BY m.id
+   FOR UPDATE OF m
+"""
+
+_STATE = """
+SELECT b.account_id, b.provider_id, b.amount, ad.time_zone, ad.country, ad.region,
+       a.premises_id IS NOT NULL AS apartment_building,
+       p.code, p.rule, p.notice_days, p.friendly_from, p.friendly_until, p.working_days_only,
+       p.low_balance, p.credit_days, p.forecast_days,
+       coalesce((SELECT max(tariff_negative_limit(b.account_id, b.provider_id,
+                                                  CASE m.utility WHEN 'heat' THEN 'heating'
+                                                                 ELSE m.utility END,
+                                                  (%(now)s AT TIME ZONE ad.time_zone)::date))
+                   FROM meters m
+                  WHERE m.account_id = b.account_id AND m.provider_id = b.provider_id), 0),
+       s.spent, s.first_day,
+       d.since, d.not_before,
+       coalesce((SELECT array_agg(ARRAY[m.id, m.utility, m.relay_state] ORDER BY m.id)
+                   FROM meters m
+                  WHERE m.account_id = b.account_id AND m.provider_id = b.provider_id
+                    AND m.has_relay), '{}'),
+       coalesce((SELECT array_agg(ARRAY[x.alert, x.crossing::text, x.armed::text])
+                   FROM balance_alerts x
+                  WHERE x.account_id = b.account_id AND x.provider_id = b.provider_id), '{}'),
+       coalesce((SELECT array_agg(ARRAY[o.day::text, o.day_off::text])
+                   FROM holiday_overrides o
+                  WHERE o.region = ad.region
+                    AND o.day BETWEEN (%(now)s AT TIME ZONE ad.time_zone)::date - 1
+                                  AND (%(now)s AT TIME ZONE ad.time_zone)::date
+                                      + p.notice_days + 60), '{}')
+  FROM balances b
+  JOIN accounts a ON a.id = b.account_id
+  JOIN addresses ad ON ad.id = a.address_id
+  JOIN contract_types c ON c.code = a.contract_type
+  JOIN disconnection_policies p ON p.code = c.policy
+  LEFT JOIN disconnections_due d
+         ON d.account_id = b.account_id AND d.provider_id = b.provider_id
+  LEFT JOIN LATERAL (
+        SELECT sum(x.amount) AS spent, min(x.day) AS first_day
+          FROM daily_spend x
+         WHERE x.account_id = b.account_id AND x.provider_id = b.provider_id
+           AND x.day >= (%(now)s AT TIME ZONE 'UTC')::date - p.forecast_days
+           AND x.day < (%(now)s AT TIME ZONE 'UTC')::date) s ON true
+ WHERE b.account_id = ANY(%(accounts)s) AND a.billing_mode = 'prepaid'
+ ORDER BY b.account_id, b.provider_id
+"""
+
+_RELAYS = """
 WITH wanted AS (
-    SELECT m.id,
-           CASE WHEN b.amount > 0 THEN 'connected' ELSE 'disconnected' END AS state
-      FROM meters m
-      JOIN accounts a ON a.id = m.account_id
-      JOIN balances b ON b.account_id = m.account_id AND b.provider_id = m.provider_id
-     WHERE m.account_id = ANY(%(accounts)s)
-       AND a.billing_mode = 'prepaid'
-       AND m.has_relay
+    SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
+             AS w(meter_id, action, reason, account_id, provider_id)
 ), changed AS (
-    UPDATE meters m SET relay_state = w.state
+    UPDATE meters m
+       SET relay_state = CASE w.action WHEN 'connect' THEN 'connected' ELSE 'disconnected' END
       FROM wanted w
-     WHERE m.id = w.id AND m.relay_state <> w.state
-    RETURNING m.id, w.state
+     WHERE m.id = w.meter_id
+    RETURNING m.id
 )
 INSERT INTO relay_commands (meter_id, action, reason)
-SELECT id,
-       CASE state WHEN 'connected' THEN 'connect' ELSE 'disconnect' END,
-       CASE state WHEN 'connected' THEN 'balance positive' ELSE 'balance exhausted' END
-  FROM changed
-RETURNING meter_id, action
+SELECT w.meter_id, w.action, w.reason FROM wanted w JOIN changed c ON c.id = w.meter_id
+ ORDER BY w.meter_id
+RETURNING id, meter_id, action
+"""
+
+_DUE = """
+INSERT INTO disconnections_due (account_id, provider_id, since, not_before, rule)
+SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::text[])
+ON CONFLICT (account_id, provider_id)
+   DO UPDATE SET since = excluded.since, not_before = excluded.not_before, rule = excluded.rule
+"""
+
+_UNDUE = """
+DELETE FROM disconnections_due d
+ USING unnest(%s::text[], %s::text[]) AS k(account_id, provider_id)
+ WHERE d.account_id = k.account_id AND d.provider_id = k.provider_id
+"""
+
+_ALERTS = """
+INSERT INTO balance_alerts (account_id, provider_id, alert, crossing, armed)
+SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::boolean[])
+ON CONFLICT (account_id, provider_id, alert)
+   DO UPDATE SET crossing = excluded.crossing, armed = excluded.armed
 """
 
 
+def _pair(row: Sequence[Any], now: datetime) -> Pair:
+    (account, provider, balance, time_zone, country, _region, apartment, code, rule,
+     notice_days, friendly_from, friendly_until, working_days_only, low_balance, credit_days,
+     forecast_days, limit, spent, first_day, since, not_before, meters, alerts,
+     overrides) = row
+    window: tuple[time, time] | None = (
+        None if friendly_from is None else (friendly_from, friendly_until))
+    policy = Policy(code, Rule(rule), notice_days, FriendlyHours(window, working_days_only),
+                    tuple(sorted(low_balance, reverse=True)), credit_days, forecast_days)
+    # the average over the last full days (UTC), or over the days since the first charge
+    spent_days = Decimal(forecast_days)
+    if first_day is not None:
+        spent_days = Decimal(min(forecast_days, (now.astimezone(UTC).date() - first_day).days))
+    return Pair(
+        account, provider, balance, limit, policy, time_zone,
+        Calendar(country, {date.fromisoformat(d): off == "true" for d, off in overrides}),
+        apartment, [Meter(m, u, s) for m, u, s in meters], spent, spent_days, since,
+        not_before, {a: (int(c), armed == "true") for a, c, armed in alerts})
+
+
+async def _write(conn: psycopg.AsyncConnection[Any], out: Decisions) -> list[tuple[str, str]]:
+    if out.undue:
+        await conn.execute(_UNDUE, ([a for a, _ in out.undue], [p for _, p in out.undue]))
+    if out.due:
+        await conn.execute(_DUE, tuple(list(col) for col in zip(*out.due, strict=True)))
+    if out.alerts:
+        await conn.execute(_ALERTS, tuple(list(col) for col in zip(*out.alerts, strict=True)))
+    issued: list[tuple[str, str]] = []
+    if out.commands:
+        cur = await conn.execute(
+            _RELAYS, tuple(list(col) for col in zip(*out.commands, strict=True)))
+        owner = {meter: (account, provider, reason)
+                 for meter, _, reason, account, provider in out.commands}
+        for command_id, meter, action in await cur.fetchall():
+            account, provider, reason = owner[meter]
+            issued.append((meter, action))
+            kind = EventKind.DISCONNECTED if action == "disconnect" else EventKind.RECONNECTED
+            out.events.append(Event(kind, account, provider, meter,
+                                    payload={"reason": reason, "command_id": str(command_id)},
+                                    key=f"{kind.value}:{command_id}"))
+    await emit(conn, out.events)
+    return issued
+
+
 async def decide_relays(
-    conn: psycopg.AsyncConnection[Any], account_ids: Collection[str]
+    conn: psycopg.AsyncConnection[Any], account_ids: Collection[str], *,
+    now: datetime | None = None,
 ) -> list[tuple[str, str]]:
-    """Request relay changes the accounts' balances call for; (meter, action) of each."""
+    """Apply the accounts' policies to their balances at ``now`` (default: the transaction's
+    time): relay commands, waiting cuts and warnings; (meter, action) of each command."""
     if not account_ids:
         return []
-    cur = await conn.execute(_DECIDE, {"accounts": list(account_ids)})
-    return [(meter, action) for meter, action in await cur.fetchall()]
+    accounts = sorted(set(account_ids))
+    if now is None:
+        cur = await conn.execute("SELECT now()")
+        row = await cur.fetchone()
+        assert row is not None
+        now = row[0]
+    assert now is not None
+    await conn.execute(_LOCK, {"accounts": accounts})
+    cur = await conn.execute(_STATE, {"accounts": accounts, "now": now})
+    out = Decisions()
+    for row in await cur.fetchall():
+        decide(_pair(row, now), now, out)
+    return await _write(conn, out)
+
+
+_DUE_NOW = """
+SELECT DISTINCT account_id FROM disconnections_due
+ WHERE not_before <= coalesce(%s::timestamptz, now())
+ ORDER BY account_id
+ LIMIT %s
+"""
+
+
+async def fire_due(conn: psycopg.AsyncConnection[Any], *, now: datetime | None = None,
+                   limit: int = 1000) -> list[tuple[str, str]]:
+    """Decide again for the accounts whose waiting cut is due at ``now``: the cut is made if
+    the balance is still at or below the limit and the friendly hours are open (else it waits
+    for them again). Runs in a transaction of its own; (meter, action) of each command."""
+    async with conn.transaction():
+        cur = await conn.execute(_DUE_NOW, (now, limit))
+        accounts = [a for (a,) in await cur.fetchall()]
+        return await decide_relays(conn, accounts, now=now)

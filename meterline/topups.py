@@ -3,7 +3,8 @@
 One business action, knowing nothing of HTTP (the API, the cabinet and the command line all
 call ``top_up``). Inside the caller's transaction: the journal entry (``subscriber +amount,
 clearing -amount``, keyed by the top-up's natural key ``topup:<account>:<idempotency key>``),
-the top-up request that names it, and the relay decisions the new balance calls for.
+the top-up request that names it, the share that repays emergency credit
+(``meterline.emergency_credit``), and the relay decisions the new balance calls for.
 Refusals are domain errors: ``NotFound`` (no account), ``Invalid`` (amount, provider),
 ``IdempotencyKeyReused``.
 """
@@ -18,6 +19,7 @@ from uuid import UUID
 
 import psycopg
 
+from meterline.emergency_credit import recover_from_topup
 from meterline.errors import Conflict, Invalid, NotFound
 from meterline.ledger import Book, Entry, EntryKeyReused, EntryKind, Posting, check_amount, post
 from meterline.money import has_at_most_kopecks
@@ -124,6 +126,8 @@ async def top_up(
                                            posted.id))
         row = await cur.fetchone()
         assert row is not None
+        await recover_from_topup(conn, account_id, provider, amount,
+                                 entry_key(account_id, idempotency_key))
         await decide_relays(conn, [account_id])
         return Topup(row[0], account_id, provider, amount, idempotency_key, row[1],
                      await _balance(conn, account_id, provider), replayed=False)

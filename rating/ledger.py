@@ -48,8 +48,17 @@ from meterline.relay import decide_relays
 from meterline.replacements import Replacement
 from meterline.tamper import confirm_relays
 from rating.core import NO_STATE, from_micros, micros
-from rating.pricing import ChargeLines, Priced, RoutedReadings, price_batch, services
+from rating.pricing import (
+    NEXT_REPOST,
+    BatchTariffs,
+    ChargeLines,
+    Priced,
+    RoutedReadings,
+    price_batch,
+    services,
+)
 from rating.replacements import apply_replacements, reported
+from rating.rerating import rerate_late
 from rating.tariffs import Tariffs, batch_tariffs, load_tariffs
 
 __all__ = ["BatchResult", "book_charges", "load_tariffs", "parse_records", "rate_batch"]
@@ -75,17 +84,18 @@ CREATE TEMP TABLE IF NOT EXISTS priced_lines (
     meter_id text, register text, part text, start_us bigint, end_us bigint,
     quantity_micro bigint, unit text, version_id bigint, zone text, band smallint,
     consumer_group text, unit_price_micro bigint, amount_pico numeric, account_id text,
-    provider_id text, service text
+    provider_id text, service text, revision smallint, end_value_micro bigint,
+    reading_end_us bigint
 ) ON COMMIT DELETE ROWS
 """
 _STAGING_COLUMNS = (
     "meter_id", "register", "part", "start_us", "end_us", "quantity_micro", "unit", "version_id",
     "zone", "band", "consumer_group", "unit_price_micro", "amount_pico", "account_id",
-    "provider_id", "service",
+    "provider_id", "service", "revision", "end_value_micro", "reading_end_us",
 )
 _STAGING_TYPES = (
     "text", "text", "text", "int8", "int8", "int8", "text", "int8", "text", "int2", "text",
-    "int8", "numeric", "text", "text", "text",
+    "int8", "numeric", "text", "text", "text", "int2", "int8", "int8",
 )
 
 # Times travel as integer microseconds and numbers as integer micro- and pico-units, turned
@@ -107,14 +117,21 @@ WITH timed AS (
 ), inserted AS (
     INSERT INTO charges (meter_id, register, part, interval_start, interval_end, quantity, unit,
                          tariff_version_id, zone, band, consumer_group, unit_price, amount,
-                         account_id, provider_id, service, period, entry_id, rated_at)
+                         account_id, provider_id, service, period, entry_id, rated_at,
+                         revision, end_value, reading_end)
     SELECT l.meter_id, l.register, l.part, l.interval_start, l.interval_end,
            l.quantity_micro * 0.000001, l.unit, l.version_id, l.zone, l.band, l.consumer_group,
            l.unit_price_micro * 0.000001, l.amount_pico * 0.000000000001, l.account_id,
            l.provider_id, l.service,
            CASE WHEN bp.closed_at IS NOT NULL THEN open_period(l.provider_id, l.month)
                 ELSE l.month END,
-           %(entry)s, clock_timestamp()
+           %(entry)s, clock_timestamp(),
+           -- a repost (revision NULL): the next even revision of its key
+           coalesce(l.revision, (SELECT (coalesce(max(c.revision), -1) + 2) / 2 * 2
+                                   FROM charges c
+                                  WHERE c.meter_id = l.meter_id AND c.register = l.register
+                                    AND c.interval_end = l.interval_end AND c.part = l.part)),
+           l.end_value_micro * 0.000001, timestamptz_of_micros(l.reading_end_us)
       FROM lines l
       LEFT JOIN billing_periods bp ON bp.provider_id = l.provider_id AND bp.period = l.month
     ON CONFLICT (meter_id, register, interval_end, part, revision) DO NOTHING
@@ -315,12 +332,15 @@ async def book_charges(conn: psycopg.AsyncConnection[Any], batch: RoutedReadings
         await copy_rows(cur, "priced_lines", _STAGING_COLUMNS, _STAGING_TYPES, (
             (batch.meter[i], batch.register[i], part, start, end, quantity, batch.unit[i],
              version, zone, band, group, unit_price, amount, batch.account[i],
-             batch.provider[i], service_of[i])
-            for i, part, start, end, quantity, version, zone, band, group, unit_price, amount
+             batch.provider[i], service_of[i], None if revision == NEXT_REPOST else revision,
+             end_value, reading_end)
+            for i, part, start, end, quantity, version, zone, band, group, unit_price, amount,
+            revision, end_value, reading_end
             in zip(reading, lines.part, lines.start.tolist(), lines.end.tolist(),
                    lines.quantity.tolist(), lines.version_id.tolist(), lines.zone,
                    lines.band.tolist(), lines.group, lines.unit_price.tolist(), lines.amount,
-                   strict=True)
+                   lines.revisions().tolist(), lines.end_values(batch).tolist(),
+                   lines.reading_ends(batch).tolist(), strict=True)
         ))
         await cur.execute(_BOOK_CHARGES, {"entry": entry_id})
         touched = await cur.fetchall()
@@ -368,12 +388,13 @@ async def rate_batch(
         starts = np.concatenate([state_ts[state_ts != NO_STATE], batch.ts])
         earliest = from_micros(int(starts.min())) if len(starts) else from_micros(0)
         since = (earliest - timedelta(days=1)).date()  # in whatever time zone
-        priced = price_batch(batch, series, owned, state_ts, states.value,
-                             await batch_tariffs(conn, tariffs, batch, since),
+        prices = await batch_tariffs(conn, tariffs, batch, since)
+        priced = price_batch(batch, series, owned, state_ts, states.value, prices,
                              wrap=states.wrap, pending_ts=states.pending_ts,
                              pending_value=states.pending_value)
+        lines = await rerate_late_readings(conn, batch, priced, prices)
         dead += [(reason, batch.reading(i).model_dump_json()) for reason, i in priced.dead]
-        await book_charges(conn, batch, priced.lines, result)
+        await book_charges(conn, batch, lines, result)
         await save_state(conn, keys, priced)
         result.resets = await emit_resets(conn, batch, keys, priced)
         if dead:
@@ -383,8 +404,20 @@ async def rate_batch(
         if result.balances:
             accounts = sorted({account for account, _ in result.balances})
             result.relay_commands = await decide_relays(conn, accounts)
-        await confirm_disconnects(conn, batch, priced.lines, result)
+        await confirm_disconnects(conn, batch, lines, result)
     return result
+
+
+async def rerate_late_readings(conn: psycopg.AsyncConnection[Any], batch: RoutedReadings,
+                               priced: Priced, prices: BatchTariffs) -> ChargeLines:
+    """The batch's lines, with those that re-rate the intervals its late readings fall inside
+    (``rating.rerating``); a late reading that cannot re-rate its interval joins the dead."""
+    if priced.late is None or not len(priced.late):
+        return priced.lines
+    refused: list[tuple[str, int]] = []
+    rerated = await rerate_late(conn, batch, priced.late, prices, refused)
+    priced.dead.extend(refused)
+    return ChargeLines.concat([priced.lines, rerated], batch)
 
 
 async def confirm_disconnects(conn: psycopg.AsyncConnection[Any], batch: RoutedReadings,

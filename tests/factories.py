@@ -85,10 +85,17 @@ async def customers(
     installation_reading: Decimal | None = None,
     installed_at: datetime | None = None,
     time_zone: str | None = None,
+    contract_type: str | None = None,
 ) -> list[Customer]:
     """One account per opening balance, each with ``meters_each`` SDM120 meters (relay
     fitted) behind one gateway, buying from one provider at a flat ``price`` per kWh, at an
-    address in ``time_zone`` (default: the schema's, Europe/Moscow)."""
+    address in ``time_zone`` (default: the schema's, Europe/Moscow).
+
+    ``contract_type`` decides what running out of money does; by default a prepay cut-off
+    at any hour (``cut_at_any_hour``), so the pipeline's tests see a cut at zero when it
+    happens; tests of the policy name theirs (``household``, ``prepay_cutoff``, ...)."""
+    if contract_type is None:
+        contract_type = await cut_at_any_hour(conn)
     seller = seller or provider()
     gateway = gateway_id or unique("gw")
     accounts = list(account_ids or [unique("A") for _ in balances])
@@ -110,7 +117,7 @@ async def customers(
         result.append(Customer(account, seller.id, own, gateway))
     await register_fleet(conn, Fleet(
         gateway_id=gateway, meters=meters, price=Decimal(price), provider=seller,
-        billing_mode=billing_mode,
+        billing_mode=billing_mode, contract_type=contract_type,
     ))
     if time_zone is not None:
         await conn.execute(
@@ -119,6 +126,35 @@ async def customers(
             (time_zone, [c.account_id for c in result]),
         )
     return result
+
+
+CUT_AT_ANY_HOUR = "cut_at_any_hour"
+
+
+async def cut_at_any_hour(conn: psycopg.AsyncConnection[Any]) -> str:
+    """A contract type whose policy cuts at the negative limit at once, day or night, with no
+    warnings (what every prepaid account had before the disconnection policy)."""
+    await conn.execute(
+        "INSERT INTO disconnection_policies (code, rule, working_days_only, description) "
+        "VALUES (%s, 'prepay_cutoff', false, 'tests: cut at the limit at any hour') "
+        "ON CONFLICT DO NOTHING", (CUT_AT_ANY_HOUR,))
+    await conn.execute(
+        "INSERT INTO contract_types (code, name, policy) VALUES (%s, 'Cut at any hour', %s) "
+        "ON CONFLICT DO NOTHING", (CUT_AT_ANY_HOUR, CUT_AT_ANY_HOUR))
+    return CUT_AT_ANY_HOUR
+
+
+async def disconnection_policy(conn: psycopg.AsyncConnection[Any], **columns: Any) -> str:
+    """A policy and a contract type of the test's own (same code), from the columns of
+    ``disconnection_policies`` (``rule`` is required)."""
+    code = unique("policy").replace("-", "_")
+    names = ["code", *columns]
+    await conn.execute(
+        f"INSERT INTO disconnection_policies ({', '.join(names)}) "
+        f"VALUES ({', '.join(['%s'] * len(names))})", [code, *columns.values()])
+    await conn.execute("INSERT INTO contract_types (code, name, policy) VALUES (%s, %s, %s)",
+                       (code, f"Test contract {code}", code))
+    return code
 
 
 async def customer(

@@ -280,7 +280,8 @@ async def test_events_are_written_once_per_key_with_exact_amounts(
 
 def test_the_kernel_names_its_books_as_the_database_does() -> None:
     assert [b.value for b in Book] == ["subscriber", "revenue", "clearing", "discounts",
-                                       "penalties", "payable", "commission", "opening"]
+                                       "penalties", "payable", "commission", "opening",
+                                       "recovery"]
     assert ledger.check_amount(Decimal("-0.000000000001")) == Decimal("-1e-12")
 
 

@@ -3,6 +3,7 @@ into `balances`) migrates: every movement becomes an entry and the books balance
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
@@ -67,9 +68,10 @@ async def skeleton_url() -> AsyncIterator[str]:
 async def _apply_later_migrations_first(url: str) -> list[str]:
     """Apply the migrations numbered after the journal's (as a database made by a release
     that had them but not the journal would have), recorded as the migrator records them."""
-    # (a migration that needs the journal was written after it, so no database took it first)
+    # (a migration that needs the journal, naming its tables, was written after it, so no
+    # database took it first)
     later = [(v, text) for v, text in db.migration_files()
-             if v > "0010_journal" and "REFERENCES entries" not in text]
+             if v > "0010_journal" and not re.search(r"\b(entries|postings)\b", text)]
     async with await psycopg.AsyncConnection.connect(url) as conn:
         for version, text in later:
             await conn.execute(text.encode())
