@@ -313,7 +313,8 @@ SELECT hm.house_id, CASE hm.utility WHEN 'heat' THEN 'heating' ELSE hm.utility E
         SELECT value FROM readings r
          WHERE r.meter_id = hm.id AND r.ts >= %(history_from)s
            AND r.ts <= %(period)s::timestamp AT TIME ZONE h.time_zone
-         ORDER BY ts DESC LIMIT 1) starts
+         ORDER BY ts DESC LIMIT 1) starts;
+CREATE INDEX ON run_house_volumes (house_id, service)
 """
 
 # Common property per house: house volume, the apartments' sum, the norm's cap.
