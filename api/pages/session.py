@@ -14,17 +14,26 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote, unquote
 
+import psycopg
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from psycopg_pool import AsyncConnectionPool
 
-from api.auth.tokens import Caller, access_token, caller_of_token, rotate_refresh_token
+from api.auth.access import sees_account
+from api.auth.tokens import (
+    Caller,
+    access_token,
+    caller_of_token,
+    rotate_refresh_token,
+    still_valid,
+)
 from api.problems import ProblemError
 from api.texts import LANGS, Lang, catalogue
 from meterline.settings import Settings
-from meterline.users import ROLE_SCOPES, Role
+from meterline.users import ROLE_SCOPES, Role, Scope
 
 R = TypeVar("R", bound=Response)
 
@@ -59,10 +68,11 @@ class Page:
         return str(text.get(key, key)).format(**values) if values else str(text.get(key, key))
 
     def flash(self, message: str) -> None:
-        self.cookies[FLASH] = (message, 30)
+        # percent-encoded: a cookie carries latin-1 only, and the pages speak Russian
+        self.cookies[FLASH] = (quote(message, safe=" "), 30)
 
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-        flash = self.request.cookies.get(FLASH)
+        flash = unquote(self.request.cookies.get(FLASH) or "") or None
         response = templates.TemplateResponse(
             self.request, template,
             {"t": self.t, "lang": self.lang, "csrf": self.csrf, "viewer": self.caller,
@@ -128,10 +138,17 @@ async def page(request: Request) -> Page:
     token = request.cookies.get(ACCESS)
     if token:
         try:
-            view.caller = caller_of_token(settings, token)
-            return view
+            caller = caller_of_token(settings, token)
         except ProblemError:
-            pass
+            caller = None
+        if caller is not None:
+            async with pool.connection() as conn:
+                valid = await still_valid(conn, caller)
+            if not valid:  # logged out elsewhere, revoked, or disabled: no refresh either
+                view.sign_out()
+                return view
+            view.caller = caller
+            return view
     refresh = request.cookies.get(REFRESH)
     if refresh:
         async with pool.connection() as conn:
@@ -139,11 +156,18 @@ async def page(request: Request) -> Page:
         if isinstance(rotated, str):
             view.sign_out()
         else:
-            user, new_refresh = rotated
+            user, new_refresh, session = rotated
             scopes = ROLE_SCOPES[user.role]
-            view.sign_in(settings, access_token(settings, user, scopes), new_refresh)
+            view.sign_in(settings, access_token(settings, user, scopes, session), new_refresh)
             view.caller = caller_of_token(settings, view.cookies[ACCESS][0])
     return view
+
+
+async def allowed(view: Page, conn: psycopg.AsyncConnection[Any], account_id: str,
+                  scope: Scope) -> bool:
+    """The viewer holds ``scope`` and sees the account (`api.auth.access`, as the API):
+    a form posted on another's account is answered like a missing one."""
+    return scope in view.viewer.scopes and await sees_account(conn, view.viewer, account_id)
 
 
 def home_of(role: Role) -> str:

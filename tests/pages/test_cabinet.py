@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import csv
+import uuid
 from collections.abc import Awaitable, Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 from playwright.async_api import Page, expect
 
 from billing.billrun.run import bill
 from meterline.bill_runs import Selection
+from meterline.payments import Payment, receive
 from meterline.units import Service
 from meterline.users import Role
-from tests.factories import housing, person
+from tests.api.checks import balance_of
+from tests.factories import customer, housing, person
 from tests.pages.conftest import PASSWORD, Site, log_in, screenshot
 
 OpenPage = Callable[..., Awaitable[Page]]
@@ -141,6 +145,16 @@ async def test_the_cabinet_speaks_russian(site: Site, open_page: OpenPage) -> No
     assert await page.get_attribute("html", "lang") == "en"
 
 
+async def test_messages_after_a_form_speak_russian_too(site: Site, open_page: OpenPage) -> None:
+    """What a form's answer says travels in a cookie, which carries latin-1 only."""
+    page = await open_page()
+    await log_in(page, site, site.subscriber)
+    await page.get_by_role("link", name="Русский").click()
+    await page.get_by_label(f"холодная вода · {site.water_meter}").fill("7,25")
+    await page.get_by_role("button", name="Отправить").click()
+    await expect(page.get_by_role("status")).to_contain_text("Показания 7.25 приняты")
+
+
 async def test_an_admin_gives_a_user_a_role_with_a_reason(
     site: Site, open_page: OpenPage, conn: psycopg.AsyncConnection[Any],
 ) -> None:
@@ -216,3 +230,57 @@ async def test_an_operator_starts_a_bill_run_and_watches_it(
     await bill(conn, date(2026, 2, 1), Selection(region=house.region), "scheduler",
                queued=row[0])
     await expect(run).to_contain_text("2026-02: done, 1 of 1 accounts (100%)", timeout=15_000)
+
+
+async def test_a_subscriber_sees_payments_of_every_channel(
+    site: Site, open_page: OpenPage, conn: psycopg.AsyncConnection[Any],
+) -> None:
+    account = site.household.account_id
+    await receive(conn, Payment(key=f"payment:cash:{uuid.uuid4()}", channel="cash",
+                                account_id=account, amount=Decimal("300.00"),
+                                paid_at=datetime(2026, 2, 3, 10, tzinfo=UTC),
+                                provider_id=site.household.provider_id))
+    page = await open_page()
+    await log_in(page, site, site.subscriber)
+    history = page.get_by_test_id("payment-history")
+    await expect(history).to_contain_text("2026-02-03")
+    await expect(history).to_contain_text("cash desk")
+    await expect(history).to_contain_text("300.00")
+
+
+async def test_logging_out_ends_the_pages_tokens_at_once(
+    site: Site, open_page: OpenPage,
+) -> None:
+    page = await open_page()
+    await log_in(page, site, site.subscriber)
+    cookies = {c["name"]: c["value"] for c in await page.context.cookies()}
+    stolen = {"Authorization": f"Bearer {cookies['ml_access']}"}
+    url = f"/accounts/{site.household.account_id}"
+    async with httpx.AsyncClient(base_url=site.url) as http:
+        assert (await http.get(url, headers=stolen)).status_code == 200
+        await page.get_by_role("button", name=f"Log out ({site.subscriber.username})").click()
+        await page.wait_for_url(f"{site.url}/login")
+        assert (await http.get(url, headers=stolen)).status_code == 401
+        # nor does the refresh cookie bring the login back
+        refreshed = await http.post("/auth/token", data={
+            "grant_type": "refresh_token", "refresh_token": cookies["ml_refresh"]})
+        assert refreshed.status_code == 400
+
+
+async def test_a_subscriber_whose_balance_ran_out_takes_the_emergency_credit(
+    site: Site, open_page: OpenPage, conn: psycopg.AsyncConnection[Any],
+) -> None:
+    ran_out = await customer(conn, "-5", contract_type="prepay_cutoff")  # 200, 25 % repays
+    who = await person(conn, Role.SUBSCRIBER, accounts=[ran_out.account_id], password=PASSWORD)
+    page = await open_page()
+    await log_in(page, site, who)
+    await expect(page.get_by_test_id("balance")).to_have_text("-5.00 ₽")
+    await page.get_by_role("button", name="Take emergency credit: 200.00 ₽").click()
+    await expect(page.get_by_role("status")).to_contain_text(
+        "Emergency credit of 200.00 ₽ taken; balance now 195.00 ₽")
+    await expect(page.get_by_test_id("balance")).to_have_text("195.00 ₽")
+    await expect(page.get_by_test_id("emergency-owed")).to_contain_text(
+        "Emergency credit owed: 200.00 ₽, repaid by 25 % of each top-up")
+    await expect(page.get_by_role("button", name="Take emergency credit: 200.00 ₽")) \
+        .to_have_count(0)
+    assert await balance_of(conn, ran_out.account_id, ran_out.provider_id) == Decimal(195)
