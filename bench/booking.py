@@ -34,7 +34,6 @@ import psycopg
 from meterline import db
 from meterline.db import copy_rows
 from meterline.money import from_micro, from_pico, to_micro
-from meterline.relay import decide_relays
 from meterline.tariffs.model import Basis, ProviderInfo, TariffPlan, TariffVersion
 from meterline.tariffs.pricing import BandState, PlanStep, TariffSet, Track
 from meterline.tariffs.store import register_flat_rate
@@ -189,6 +188,26 @@ async def skeleton_state(conn: psycopg.AsyncConnection[Any], keys: Sequence[tupl
     return ts, value
 
 
+# the skeleton's prepaid rule: open at zero or less, close when positive
+_SKELETON_RELAYS = """
+WITH wanted AS (
+    SELECT m.id, CASE WHEN b.amount > 0 THEN 'connected' ELSE 'disconnected' END AS state
+      FROM meters m
+      JOIN accounts a ON a.id = m.account_id
+      JOIN balances b ON b.account_id = m.account_id AND b.provider_id = m.provider_id
+     WHERE m.account_id = ANY(%s) AND a.billing_mode = 'prepaid' AND m.has_relay
+), changed AS (
+    UPDATE meters m SET relay_state = w.state
+      FROM wanted w
+     WHERE m.id = w.id AND m.relay_state <> w.state
+    RETURNING m.id, w.state
+)
+INSERT INTO relay_commands (meter_id, action, reason)
+SELECT id, CASE state WHEN 'connected' THEN 'connect' ELSE 'disconnect' END, 'balance'
+  FROM changed
+"""
+
+
 async def skeleton_rate_batch(conn: psycopg.AsyncConnection[Any], batch: RoutedReadings,
                               _: Tariffs | None) -> None:
     """The skeleton's rating step (before the journal), on the same pricing."""
@@ -216,7 +235,7 @@ async def skeleton_rate_batch(conn: psycopg.AsyncConnection[Any], batch: RoutedR
             [keys[s][1] for s in priced.state_series.tolist()],
             [from_micros(t) for t in priced.state_ts.tolist()],
             [from_micro(v) for v in priced.state_value.tolist()]))
-        await decide_relays(conn, accounts)
+        await conn.execute(_SKELETON_RELAYS, (accounts,))
 
 
 async def journal_rate_batch(conn: psycopg.AsyncConnection[Any], batch: RoutedReadings,

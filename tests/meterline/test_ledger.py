@@ -345,7 +345,8 @@ async def test_concurrent_bulk_entries_move_every_balance_once_without_deadlock(
     # wait for it on the balances' row locks, then go on
     held = asyncio.Event()
     first = asyncio.create_task(_post_bulk(pg_url, amounts(people), unique("charge"), held))
-    await until(lambda: _sessions(conn, "state = 'idle in transaction'"),
+    await until(lambda: _sessions(conn, "state = 'idle in transaction' AND pid IN (SELECT pid "
+                                        "FROM pg_locks WHERE relation = 'postings'::regclass)"),
                 what="the first entry posted, not committed")
     waiting = [asyncio.create_task(_post_bulk(pg_url, amounts(order), unique("charge")))
                for order in (people[::-1], rng.sample(people, len(people)))]
