@@ -37,6 +37,10 @@ consumption over an interval is the difference of two readings. The register pol
     jump *without* charging the leap (``jumps``, for an operator to review and, if it was
     consumption, bill by a manual adjustment) and the reading is taken from the jump.
 
+  A flagged jump that decides a reset candidate (confirms it, or shows it was a glitch) is
+  held in its turn, from the level that decision leaves: a flagged reading is never charged
+  before the next reading vouches for it.
+
 Quantities are integers in micro-units (1e-6 kWh), timestamps integers in microseconds. The
 common case (no drop, nothing pending) is computed with array operations; only the series of a
 batch that hold a drop or a pending candidate are walked reading by reading.
@@ -247,12 +251,19 @@ def consumption_intervals(
                 if cand[2] >= 0:
                     refused.append(cand[2])
                     refused_level.append(level)
-                quantity[r], start[r], charged[r] = rv - level, level_ts, rv > level
-                level_ts, level, cand = rt, rv, None
+                if rf & FLAG_JUMP and rv > level:  # ... to a jump: held in its turn
+                    cand, jump = (rt, rv, ri), True
+                else:
+                    quantity[r], start[r], charged[r] = rv - level, level_ts, rv > level
+                    level_ts, level, cand = rt, rv, None
             else:  # confirmed: re-baseline at the candidate
                 reset_rows.append((sid, cand[2], ri, cand[0], level, cand[1]))
-                quantity[r], start[r], charged[r] = rv - cand[1], cand[0], rv > cand[1]
-                level_ts, level, cand = rt, rv, None
+                if rf & FLAG_JUMP and rv > cand[1]:  # ... and a jump from it: held in its turn
+                    level_ts, level = cand[0], cand[1]
+                    cand, jump = (rt, rv, ri), True
+                else:
+                    quantity[r], start[r], charged[r] = rv - cand[1], cand[0], rv > cand[1]
+                    level_ts, level, cand = rt, rv, None
         walk_series.append(sid)
         walk.append((level_ts, level, cand[0] if cand else NO_STATE, cand[1] if cand else 0,
                      FLAG_JUMP if cand and jump else FLAG_RESET))

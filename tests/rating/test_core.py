@@ -310,3 +310,22 @@ def test_two_jumps_in_a_row_confirm_the_first_and_hold_the_second() -> None:
     assert out.jumps is not None
     assert out.jumps.value.tolist() == [LEAP, 2 * LEAP]
     assert out.jumps.level.tolist() == [0, LEAP]
+
+
+def test_a_flagged_jump_that_decides_a_reset_candidate_is_held_in_its_turn() -> None:
+    st, sv = arr(0), arr(1_000_000)
+    # a drop, then a flagged leap back above the old level: the drop was a glitch, the leap waits
+    out = consumption_intervals(arr(0, 0), arr(1, 2), arr(5, 1_000_000 + LEAP), st, sv,
+                                flags=arr(0, FLAG_JUMP))
+    assert out.backwards.tolist() == [0] and out.charged.size == 0
+    assert out.state_pending_flags is not None and out.state_pending_flags.tolist() == [FLAG_JUMP]
+    assert out.state_value.tolist() == [1_000_000]
+    # a drop, then a flagged leap from it below the old level: the reset is confirmed, the leap
+    # waits
+    out = consumption_intervals(arr(0, 0), arr(1, 2), arr(5, 5 + LEAP // 10), st, arr(LEAP),
+                                flags=arr(0, FLAG_JUMP))
+    assert out.resets is not None and out.resets.value.tolist() == [5]
+    assert out.charged.size == 0
+    assert out.state_pending_value is not None
+    assert out.state_pending_value.tolist() == [5 + LEAP // 10]
+    assert out.state_value.tolist() == [5]
