@@ -31,8 +31,9 @@ consumption over an interval is the difference of two readings. The register pol
   (``pending``, its kind ``FLAG_JUMP``), charged nothing. The next reading decides:
 
   * below the jump: the jump was garbage; it is refused once (``jumps_refused``, dead-lettered
-    like a glitch) and the reading is taken as if the jump never came (charged from the old
-    level when at or above it, or a rollover or a reset candidate by the rules above);
+    like a glitch) and the reading is taken as if the jump never came, unflagged (a gateway
+    flags it ``reset`` measuring from the jump): charged from the old level when at or above
+    it, else a rollover or a reset candidate by the rules above for an unflagged drop;
   * at or above the jump: the meter really is at the new level; the series re-baselines at the
     jump *without* charging the leap (``jumps``, for an operator to review and, if it was
     consumption, bill by a manual adjustment) and the reading is taken from the jump.
@@ -227,6 +228,8 @@ def consumption_intervals(
                     if cand[2] >= 0:
                         garbage.append(cand[2])
                         garbage_level.append(level)
+                    # what the gateway flagged measuring from the garbage says nothing
+                    rf &= ~(FLAG_RESET | FLAG_ROLLOVER)
                 else:  # at or above it: re-baseline at the jump, the leap not charged
                     jump_rows.append((sid, cand[2], ri, cand[0], level, cand[1]))
                     level_ts, level = cand[0], cand[1]

@@ -329,3 +329,17 @@ def test_a_flagged_jump_that_decides_a_reset_candidate_is_held_in_its_turn() -> 
     assert out.state_pending_value is not None
     assert out.state_pending_value.tolist() == [5 + LEAP // 10]
     assert out.state_value.tolist() == [5]
+
+
+def test_a_fall_back_the_gateway_flagged_reset_from_the_jump_is_charged_from_the_old_level(
+) -> None:
+    # the gateway measures from the last reading it published, the jump: the fall back below
+    # it comes flagged reset, which says nothing of the old level
+    st, sv = arr(0), arr(1_000_000)
+    out = consumption_intervals(arr(0, 0, 0), arr(1, 2, 3),
+                                arr(1_000_000 + LEAP, 1_020_000, 1_030_000), st, sv,
+                                flags=arr(FLAG_JUMP, FLAG_RESET, 0))
+    assert out.jumps_refused is not None and out.jumps_refused.tolist() == [0]
+    assert out.quantity.tolist() == [20_000, 10_000] and out.start_ts.tolist() == [0, 2]
+    assert out.resets is not None and len(out.resets) == 0
+    assert out.state_pending_ts is not None and out.state_pending_ts.tolist() == [NO_STATE]

@@ -50,6 +50,8 @@ def registers(draw: st.DrawFn) -> Series:
             step = draw(st.integers(0, MOST))
             stays = draw(st.booleans())
             value = value + (leap if stays else 0) + step
+            if not stays and draw(st.booleans()):
+                flag = FLAG_RESET  # a gateway measures the fall back from the jump
             consumed += step
             jumps += stays
             kind = "jump stays" if stays else "jump garbage"
