@@ -16,6 +16,8 @@ DEBS := fonts-dejavu-core poppler-utils zbar-tools prometheus
 # chromium: the web pages' tests drive it with Playwright (tests/pages); hey and wrk: the API
 # benchmark (bench/api.py)
 DEBS += chromium hey wrk
+# mbpoll: a standard Modbus master reading the simulators as a user would (tests/simulators)
+DEBS += mbpoll
 
 .PHONY: demo test lint install test-deps debs bench clean
 

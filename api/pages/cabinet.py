@@ -26,7 +26,7 @@ from api.auth.access import granted_accounts, sees_account
 from api.auth.routes import authenticate
 from api.auth.tokens import access_token, issue_refresh_token, revoke_refresh_token
 from api.online_payments import start_payment
-from api.pages.session import REFRESH, Page, home_of, page
+from api.pages.session import REFRESH, Page, allowed, home_of, page
 from api.problems import ProblemError
 from api.state import AppSettings, Pool
 from api.texts import catalogue, month_name
@@ -240,7 +240,7 @@ async def top_up(account_id: str, view: View, pool: Pool, settings: AppSettings,
     view.check_csrf(csrf)
     caller = view.viewer
     async with pool.connection() as conn:
-        if Scope.PAYMENTS not in caller.scopes or not await _visible(view, conn, account_id):
+        if not await allowed(view, conn, account_id, Scope.PAYMENTS):
             return view.render("missing.html", status=404, account_id=account_id)
     try:
         value = Decimal(amount.replace(",", ".").strip())
@@ -266,9 +266,8 @@ async def emergency_credit(account_id: str, view: View, pool: Pool, provider_id:
                            csrf: Text) -> Response:
     """Take the emergency credit the contract offers, where the balance has run out."""
     view.check_csrf(csrf)
-    caller = view.viewer
     async with pool.connection() as conn:
-        if Scope.PAYMENTS not in caller.scopes or not await _visible(view, conn, account_id):
+        if not await allowed(view, conn, account_id, Scope.PAYMENTS):
             return view.render("missing.html", status=404, account_id=account_id)
         try:
             async with conn.transaction():
@@ -289,7 +288,7 @@ async def submit_reading(account_id: str, view: View, pool: Pool,
     async with pool.connection() as conn:
         cur = await conn.execute("SELECT 1 FROM meters WHERE id = %s AND account_id = %s",
                                  (meter_id, account_id))
-        if (Scope.READINGS not in caller.scopes or not await _visible(view, conn, account_id)
+        if (not await allowed(view, conn, account_id, Scope.READINGS)
                 or await cur.fetchone() is None):
             return view.render("missing.html", status=404, account_id=account_id)
         try:

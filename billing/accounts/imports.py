@@ -246,22 +246,30 @@ async def _meter(conn: Conn, r: MeterRecord) -> Status:
     register, unit = READ_REGISTER[r.utility]
     p = {**r.model_dump(), "register": register, "unit": unit}
     existing = await _one(conn, """
-        SELECT account_id, provider_id, utility, model, gateway_id, installed_at
+        SELECT account_id, provider_id, utility, model, gateway_id, installed_at,
+               verification_due, out_of_order_since
           FROM meters WHERE id = %(meter_id)s""", p)
     if existing is not None:
         wanted = (r.account_id, r.provider_id, r.utility, r.model, r.gateway_id, r.installed_at)
-        if tuple(existing) != wanted:
+        if tuple(existing[:6]) != wanted:
             raise Conflict(
-                f"meter {r.meter_id} is registered as {_meter_text(existing)}; changing a "
+                f"meter {r.meter_id} is registered as {_meter_text(existing[:6])}; changing a "
                 "meter is a replacement, not an import")
-        return "unchanged"
+        if tuple(existing[6:]) == (r.verification_due, r.out_of_order_since):
+            return "unchanged"
+        await conn.execute("""
+            UPDATE meters SET verification_due = %(verification_due)s,
+                              out_of_order_since = %(out_of_order_since)s
+             WHERE id = %(meter_id)s""", p)
+        return "updated"
     if await _one(conn, "SELECT 1 FROM house_meters WHERE id = %s", (r.meter_id,)):
         raise Conflict(f"meter {r.meter_id} is a house meter")
     await conn.execute("""
         INSERT INTO meters (id, account_id, provider_id, utility, model, gateway_id,
-                            installed_at)
+                            installed_at, verification_due, out_of_order_since)
         VALUES (%(meter_id)s, %(account_id)s, %(provider_id)s, %(utility)s, %(model)s,
-                %(gateway_id)s, %(installed_at)s)""", p)
+                %(gateway_id)s, %(installed_at)s, %(verification_due)s,
+                %(out_of_order_since)s)""", p)
     await conn.execute("""
         INSERT INTO registers (meter_id, code, unit)
         VALUES (%(meter_id)s, %(register)s, %(unit)s)""", p)

@@ -134,6 +134,10 @@ class MeterRecord(Record):
     gateway_id: MeterId | None = None
     installed_at: Timestamp
     installation_reading: Decimal = Field(ge=0, max_digits=20, decimal_places=6)
+    # from this day its readings are not used (decree 354 p. 59(a)): verification due, or
+    # out of order; changed by importing the meter again
+    verification_due: date | None = None
+    out_of_order_since: date | None = None
 
     def key(self) -> tuple[object, ...]:
         return (self.meter_id,)

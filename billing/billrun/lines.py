@@ -81,7 +81,7 @@ RUN_SERVICES = """
 CREATE TABLE run_services AS
 WITH taken AS (
     SELECT DISTINCT ON (s.account_id, s.service) s.account_id, r.chunk, s.service,
-           s.provider_id
+           s.provider_id, r.area, r.residents, r.house_id, r.region_code
       FROM account_services s JOIN run_accounts r ON r.account_id = s.account_id
      WHERE s.valid_from <= %(period)s AND (s.valid_to IS NULL OR s.valid_to > %(period)s)
      ORDER BY s.account_id, s.service, s.valid_from DESC
@@ -99,7 +99,8 @@ SELECT t.account_id, t.chunk, t.service, t.provider_id, coalesce(c.plan_id, d.id
        EXISTS (SELECT 1 FROM choices x
                 WHERE (x.account_id, x.provider_id, x.service)
                       = (t.account_id, t.provider_id, t.service)
-                  AND x.valid_from > %(period)s) AS changing
+                  AND x.valid_from > %(period)s) AS changing,
+       t.area, t.residents, t.house_id, t.region_code
   FROM taken t
   LEFT JOIN chosen c
          ON (c.account_id, c.provider_id, c.service) = (t.account_id, t.provider_id, t.service)
@@ -313,7 +314,8 @@ SELECT hm.house_id, CASE hm.utility WHEN 'heat' THEN 'heating' ELSE hm.utility E
         SELECT value FROM readings r
          WHERE r.meter_id = hm.id AND r.ts >= %(history_from)s
            AND r.ts <= %(period)s::timestamp AT TIME ZONE h.time_zone
-         ORDER BY ts DESC LIMIT 1) starts
+         ORDER BY ts DESC LIMIT 1) starts;
+CREATE INDEX ON run_house_volumes (house_id, service)
 """
 
 # Common property per house: house volume, the apartments' sum, the norm's cap.
@@ -345,9 +347,9 @@ PREPARE: tuple[LiteralString, ...] = (
 QUANTITIES = """
 CREATE TEMP TABLE bill_quantities ON COMMIT DROP AS
 WITH services AS (
-    SELECT s.*, r.basis, r.derived_from, c.area, c.residents, c.house_id, c.region_code
+    -- the account's area, residents, house and region came with its services
+    SELECT s.*, r.basis, r.derived_from
       FROM run_services s
-      JOIN run_accounts c ON c.account_id = s.account_id
       JOIN run_rates r ON r.plan_id = s.plan_id AND r.consumer_group = s.consumer_group
      WHERE s.chunk = %(chunk)s
        AND (%(providers)s::text[] IS NULL OR s.provider_id = ANY(%(providers)s::text[]))
@@ -412,13 +414,14 @@ SELECT q.account_id, q.service, q.common, q.provider_id, r.basis AS unit, q.volu
            AS recalculation,
        CASE WHEN q.recalculated <> 0 THEN format(
            'показания от %%s: расход по счётчику %%s минус %%s, начисленные без показаний',
-           to_char(q.reconciled_at AT TIME ZONE c.time_zone, 'DD.MM.YYYY'),
+           to_char(q.reconciled_at AT TIME ZONE (SELECT c.time_zone FROM run_accounts c
+                                                  WHERE c.account_id = q.account_id),
+                   'DD.MM.YYYY'),
            round(q.recalculated + q.substituted, 3), round(q.substituted, 3))
        ELSE '' END AS recalculation_reason,
        0::numeric(14, 2) AS benefit, NULL::jsonb AS parts, q.plan_id, q.consumer_group,
        q.recalculated
   FROM bill_quantities q
-  JOIN run_accounts c ON c.account_id = q.account_id
   JOIN run_rates r ON r.plan_id = q.plan_id AND r.consumer_group = q.consumer_group
   CROSS JOIN LATERAL (SELECT CASE WHEN NOT q.changing THEN r.price END AS price) p
 UNION ALL

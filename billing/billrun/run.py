@@ -183,7 +183,8 @@ async def _start(conn: psycopg.AsyncConnection[Any], period: date, selection: Se
         if unpriced:
             raise Invalid(f"no price in force on {period}: {', '.join(unpriced)}",
                           code="no-price", field=["period"])
-        for table in ("run_accounts", "run_services", "run_volumes", "run_common"):
+        for table in ("run_accounts", "run_houses", "run_services", "run_volumes",
+                      "run_house_volumes", "run_common"):
             await conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
     return Run(run_id, period, selection, started_by, sum(sizes), len(sizes))
 

@@ -3,6 +3,7 @@ nothing."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import psycopg
@@ -102,6 +103,15 @@ async def test_reimporting_the_same_files_changes_nothing(
         "SELECT meters.gateway_id, source, value FROM meters JOIN readings ON meter_id = meters.id "
         "WHERE meters.id = %s", (ids["m"],))
     assert await cur.fetchall() == [(None, "operator", pytest.approx(12.5))]
+
+    # its verification falling due, then its repair, are the same meter imported again
+    due = (meters[0] + ",verification_due,out_of_order_since", meters[1] + ",2026-06-01,")
+    assert statuses(await load(conn, "meters", *due)) == ["updated"]
+    assert statuses(await load(conn, "meters", *due)) == ["unchanged"]
+    cur = await conn.execute("SELECT verification_due, out_of_order_since FROM meters "
+                             "WHERE id = %s", (ids["m"],))
+    assert await cur.fetchone() == (date(2026, 6, 1), None)
+    assert statuses(await load(conn, "meters", *meters)) == ["updated"]  # cleared
 
 
 async def test_a_changed_row_updates_and_says_so(
