@@ -32,6 +32,7 @@ class EventKind(StrEnum):
     TAMPER = "tamper"
     REGISTER_RESET = "register_reset"
     METER_REPLACED = "meter_replaced"
+    IMPLAUSIBLE_JUMP = "implausible_jump"  # a register re-baselined at a jump, the leap uncharged
 
 
 @dataclass(frozen=True)

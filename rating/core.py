@@ -26,6 +26,22 @@ consumption over an interval is the difference of two readings. The register pol
     and the reading is charged from it. What the meter counted between the old level and the
     reset is unknown and not charged.
 
+- A reading above the level that the gateway flagged ``implausible_jump`` (it grew faster than
+  the meter can measure) is validated before it is billed: it is held as the series' candidate
+  (``pending``, its kind ``FLAG_JUMP``), charged nothing. The next reading decides:
+
+  * below the jump: the jump was garbage; it is refused once (``jumps_refused``, dead-lettered
+    like a glitch) and the reading is taken as if the jump never came, unflagged (a gateway
+    flags it ``reset`` measuring from the jump): charged from the old level when at or above
+    it, else a rollover or a reset candidate by the rules above for an unflagged drop;
+  * at or above the jump: the meter really is at the new level; the series re-baselines at the
+    jump *without* charging the leap (``jumps``, for an operator to review and, if it was
+    consumption, bill by a manual adjustment) and the reading is taken from the jump.
+
+  A flagged jump that decides a reset candidate (confirms it, or shows it was a glitch) is
+  held in its turn, from the level that decision leaves: a flagged reading is never charged
+  before the next reading vouches for it.
+
 Quantities are integers in micro-units (1e-6 kWh), timestamps integers in microseconds. The
 common case (no drop, nothing pending) is computed with array operations; only the series of a
 batch that hold a drop or a pending candidate are walked reading by reading.
@@ -48,8 +64,9 @@ NO_STATE = np.iinfo(np.int64).min
 # reading flags as rating's arrays hold them (meterline.contracts.ReadingFlag)
 FLAG_ROLLOVER = 1
 FLAG_RESET = 2
+FLAG_JUMP = 4  # implausible_jump: grew faster than the meter can measure
 
-__all__ = ["FLAG_RESET", "FLAG_ROLLOVER", "NO_STATE", "Intervals", "Resets",
+__all__ = ["FLAG_JUMP", "FLAG_RESET", "FLAG_ROLLOVER", "NO_STATE", "Intervals", "Resets",
            "consumption_intervals", "from_micros", "micros"]
 
 
@@ -85,6 +102,10 @@ class Intervals:
     resets: Resets | None = None
     rolled_over: I64 | None = None  # charged readings (input indices) whose counter wrapped
     late: I64 | None = None  # readings earlier than the series' state, not a redelivery of it
+    state_pending_flags: I64 | None = None  # ... and the candidate's kind (FLAG_RESET, FLAG_JUMP)
+    jumps: Resets | None = None  # implausible jumps confirmed: re-baselined, the leap not charged
+    jumps_refused: I64 | None = None  # flagged jumps the next reading showed to be garbage
+    jump_level: I64 | None = None  # per refused jump: the level it leapt from
 
 
 def _empty() -> I64:
@@ -100,13 +121,15 @@ def _nothing(late: I64 | None = None) -> Intervals:
     return Intervals(charged=e(), start_ts=e(), quantity=e(), backwards=e(), previous_value=e(),
                      state_series=e(), state_ts=e(), state_value=e(), state_pending_ts=e(),
                      state_pending_value=e(), resets=_no_resets(), rolled_over=e(),
-                     late=e() if late is None else late)
+                     late=e() if late is None else late, state_pending_flags=e(),
+                     jumps=_no_resets(), jumps_refused=e(), jump_level=e())
 
 
 def consumption_intervals(
     series: I64, ts: I64, value: I64, state_ts: I64, state_value: I64, *,
     flags: I64 | None = None, wrap: I64 | None = None,
     pending_ts: I64 | None = None, pending_value: I64 | None = None,
+    pending_flags: I64 | None = None,
 ) -> Intervals:
     """Turn a batch of readings into consumption intervals.
 
@@ -114,7 +137,8 @@ def consumption_intervals(
     none) describe the readings (one element each, any order). Indexed by series id:
     ``state_ts``/``state_value``, the level (``NO_STATE`` in ``state_ts`` when the series has
     none); ``wrap``, the counter's span in micro-units (0: not known); ``pending_ts``/
-    ``pending_value``, a reset candidate (``NO_STATE``: none).
+    ``pending_value``, a candidate (``NO_STATE``: none) and ``pending_flags`` its kind
+    (``FLAG_RESET``, the default, or ``FLAG_JUMP``).
     """
     n = len(series)
     count = len(state_ts)
@@ -123,6 +147,8 @@ def consumption_intervals(
     if pending_ts is None or pending_value is None:
         pending_ts = np.full(count, NO_STATE, dtype=np.int64)
         pending_value = np.zeros(count, dtype=np.int64)
+    if pending_flags is None:
+        pending_flags = np.full(count, FLAG_RESET, dtype=np.int64)
     if n == 0:
         return _nothing()
 
@@ -140,14 +166,14 @@ def consumption_intervals(
         return _nothing(late)
 
     # 2. put each series' level in front of its readings as an anchor (input index -1), and
-    #    its reset candidate among them at its time (as a reading flagged reset)
+    #    its candidate among them at its time (as a reading flagged reset, or implausible_jump)
     anchored = np.unique(s[state_ts[s] != NO_STATE])
     waiting = anchored[pending_ts[anchored] != NO_STATE]
     s = np.concatenate([anchored, waiting, s])
     t = np.concatenate([state_ts[anchored], pending_ts[waiting], t])
     v = np.concatenate([state_value[anchored], pending_value[waiting], v])
     f = np.concatenate([np.zeros(len(anchored), dtype=np.int64),
-                        np.full(len(waiting), FLAG_RESET, dtype=np.int64), f])
+                        pending_flags[waiting], f])
     idx = np.concatenate([np.full(len(anchored) + len(waiting), -1, dtype=np.int64), order])
     resort = np.lexsort((t, s))
     s, t, v, f, idx = s[resort], t[resort], v[resort], f[resort], idx[resort]
@@ -160,7 +186,7 @@ def consumption_intervals(
 
     # 3. the common case: every reading at or above the one before it, nothing pending
     drop = np.zeros(m, dtype=bool)
-    drop[1:] = ~first[1:] & ((v[1:] < v[:-1]) | ((f[1:] & FLAG_RESET) != 0))
+    drop[1:] = ~first[1:] & ((v[1:] < v[:-1]) | ((f[1:] & (FLAG_RESET | FLAG_JUMP)) != 0))
     walked_series = np.union1d(s[drop], s[pending_ts[s] != NO_STATE])
     walked = np.isin(s, walked_series)
 
@@ -177,12 +203,16 @@ def consumption_intervals(
     st_series, st_ts, st_value = [s[ends]], [t[ends]], [v[ends]]
     st_pts, st_pval = [np.full(len(ends), NO_STATE, dtype=np.int64)], [np.zeros(len(ends),
                                                                                  np.int64)]
+    st_pflags = [np.full(len(ends), FLAG_RESET, dtype=np.int64)]
 
     # 4. the series with a drop or a candidate, reading by reading
     refused: list[int] = []
     refused_level: list[int] = []
     wrapped: list[int] = []
     reset_rows: list[tuple[int, int, int, int, int, int]] = []
+    jump_rows: list[tuple[int, int, int, int, int, int]] = []
+    garbage: list[int] = []
+    garbage_level: list[int] = []
     walk_series, walk = [], []
     for sid in walked_series.tolist():
         span = int(wrap[sid])
@@ -190,10 +220,24 @@ def consumption_intervals(
         # the first row is the level (the anchor) or, with no state, the baseline
         level_ts, level = int(t[lo]), int(v[lo])
         cand: tuple[int, int, int] | None = None  # (ts, value, input index)
+        jump = False  # the candidate is an implausible jump (above the level), not a drop
         for r in range(lo + 1, hi):
             rt, rv, rf, ri = int(t[r]), int(v[r]), int(f[r]), int(idx[r])
+            if cand is not None and jump:  # the reading decides the jump, then is taken
+                if rv < cand[1]:  # back below it: the jump was garbage
+                    if cand[2] >= 0:
+                        garbage.append(cand[2])
+                        garbage_level.append(level)
+                    # what the gateway flagged measuring from the garbage says nothing
+                    rf &= ~(FLAG_RESET | FLAG_ROLLOVER)
+                else:  # at or above it: re-baseline at the jump, the leap not charged
+                    jump_rows.append((sid, cand[2], ri, cand[0], level, cand[1]))
+                    level_ts, level = cand[0], cand[1]
+                cand, jump = None, False
             if cand is None:
-                if rv >= level and not rf & FLAG_RESET:
+                if rf & FLAG_JUMP and rv > level and not rf & FLAG_RESET:
+                    cand, jump = (rt, rv, ri), True  # held until the next reading
+                elif rv >= level and not rf & FLAG_RESET:
                     quantity[r], start[r], charged[r] = rv - level, level_ts, rv > level
                     level_ts, level = rt, rv
                 elif (span > 0 and rv < level and not rf & FLAG_RESET
@@ -210,36 +254,49 @@ def consumption_intervals(
                 if cand[2] >= 0:
                     refused.append(cand[2])
                     refused_level.append(level)
-                quantity[r], start[r], charged[r] = rv - level, level_ts, rv > level
-                level_ts, level, cand = rt, rv, None
+                if rf & FLAG_JUMP and rv > level:  # ... to a jump: held in its turn
+                    cand, jump = (rt, rv, ri), True
+                else:
+                    quantity[r], start[r], charged[r] = rv - level, level_ts, rv > level
+                    level_ts, level, cand = rt, rv, None
             else:  # confirmed: re-baseline at the candidate
                 reset_rows.append((sid, cand[2], ri, cand[0], level, cand[1]))
-                quantity[r], start[r], charged[r] = rv - cand[1], cand[0], rv > cand[1]
-                level_ts, level, cand = rt, rv, None
+                if rf & FLAG_JUMP and rv > cand[1]:  # ... and a jump from it: held in its turn
+                    level_ts, level = cand[0], cand[1]
+                    cand, jump = (rt, rv, ri), True
+                else:
+                    quantity[r], start[r], charged[r] = rv - cand[1], cand[0], rv > cand[1]
+                    level_ts, level, cand = rt, rv, None
         walk_series.append(sid)
-        walk.append((level_ts, level, cand[0] if cand else NO_STATE, cand[1] if cand else 0))
+        walk.append((level_ts, level, cand[0] if cand else NO_STATE, cand[1] if cand else 0,
+                     FLAG_JUMP if cand and jump else FLAG_RESET))
 
     if walk:
         st_series.append(np.array(walk_series, dtype=np.int64))
-        columns = np.array(walk, dtype=np.int64).reshape(-1, 4).T
+        columns = np.array(walk, dtype=np.int64).reshape(-1, 5).T
         st_ts.append(columns[0])
         st_value.append(columns[1])
         st_pts.append(columns[2])
         st_pval.append(columns[3])
+        st_pflags.append(columns[4])
     state_series = np.concatenate(st_series)
     state_ts_out = np.concatenate(st_ts)
     state_value_out = np.concatenate(st_value)
     state_pts = np.concatenate(st_pts)
     state_pval = np.concatenate(st_pval)
+    state_pflags = np.concatenate(st_pflags)
     if walk:  # a walked series whose state did not move is left out
         moved = ((state_ts_out != state_ts[state_series]) | (state_pts != pending_ts[state_series])
-                 | (state_pval != pending_value[state_series]))
-        state_series, state_ts_out, state_value_out, state_pts, state_pval = (
+                 | (state_pval != pending_value[state_series])
+                 | ((state_pts != NO_STATE) & (state_pflags != pending_flags[state_series])))
+        state_series, state_ts_out, state_value_out, state_pts, state_pval, state_pflags = (
             state_series[moved], state_ts_out[moved], state_value_out[moved], state_pts[moved],
-            state_pval[moved])
+            state_pval[moved], state_pflags[moved])
 
     resets = (Resets(*(np.array(c, dtype=np.int64) for c in zip(*reset_rows, strict=True)))
               if reset_rows else _no_resets())
+    jumps = (Resets(*(np.array(c, dtype=np.int64) for c in zip(*jump_rows, strict=True)))
+             if jump_rows else _no_resets())
     return Intervals(
         charged=idx[charged],
         start_ts=start[charged],
@@ -254,4 +311,8 @@ def consumption_intervals(
         resets=resets,
         rolled_over=np.array(wrapped, dtype=np.int64),
         late=late,
+        state_pending_flags=state_pflags,
+        jumps=jumps,
+        jumps_refused=np.array(garbage, dtype=np.int64),
+        jump_level=np.array(garbage_level, dtype=np.int64),
     )

@@ -14,10 +14,11 @@ calls the pure ``rating.pricing.price_batch``, and books the result:
 - the money of the lines actually inserted as ONE journal entry (``meterline.ledger``'s bulk
   path): ``subscriber -x`` per (account, provider, service, period), ``revenue +x`` per
   (provider, service, period); balances move with it (the postings trigger);
-- the register state (``rating.core``'s register policy: rollovers, reset candidates), a
-  ``register_reset`` event per reset confirmed, the dead letters and the relay commands the
-  new balances call for; a meter commanded open that still consumes is commanded again, with a
-  ``tamper`` event (``meterline.tamper``).
+- the register state (``rating.core``'s register policy: rollovers, reset and implausible
+  jump candidates), a ``register_reset`` event per reset confirmed, an ``implausible_jump``
+  event per jump re-baselined without charging its leap (for an operator to review), the dead
+  letters and the relay commands the new balances call for; a meter commanded open that still
+  consumes is commanded again, with a ``tamper`` event (``meterline.tamper``).
 
 A batch delivered again inserts no line, so it posts nothing: every reading is charged once.
 """
@@ -47,7 +48,7 @@ from meterline.registers import counter_span_micro
 from meterline.relay import decide_relays
 from meterline.replacements import Replacement
 from meterline.tamper import confirm_relays
-from rating.core import NO_STATE, from_micros, micros
+from rating.core import FLAG_JUMP, FLAG_RESET, NO_STATE, from_micros, micros
 from rating.pricing import (
     NEXT_REPOST,
     BatchTariffs,
@@ -76,6 +77,7 @@ class BatchResult:
     resets: int = 0  # register resets confirmed (a ``register_reset`` event each)
     tampers: int = 0  # meters commanded open found consuming (a ``tamper`` event each)
     replacements: int = 0  # meter replacements recorded (a ``meter_replaced`` event each)
+    jumps: int = 0  # implausible jumps re-baselined uncharged (an ``implausible_jump`` event each)
     balances: dict[tuple[str, str], Decimal] = field(default_factory=dict)
 
 
@@ -165,7 +167,8 @@ SELECT b.account_id, b.provider_id, b.amount
 """
 
 _LOAD_STATE = """
-SELECT s.meter_id, s.register, s.last_ts, s.last_value, s.pending_ts, s.pending_value
+SELECT s.meter_id, s.register, s.last_ts, s.last_value, s.pending_ts, s.pending_value,
+       s.pending_jump
   FROM register_state s
   JOIN unnest(%s::text[], %s::text[]) AS k(meter_id, register)
     ON s.meter_id = k.meter_id AND s.register = k.register
@@ -175,15 +178,19 @@ SELECT s.meter_id, s.register, s.last_ts, s.last_value, s.pending_ts, s.pending_
 # The state moves only forward: its level is later, or the latest reading it has seen (its
 # level's or its reset candidate's) is.
 _SAVE_STATE = """
-INSERT INTO register_state (meter_id, register, last_ts, last_value, pending_ts, pending_value)
+INSERT INTO register_state (meter_id, register, last_ts, last_value, pending_ts, pending_value,
+                            pending_jump)
 SELECT meter_id, register, timestamptz_of_micros(ts), value * 0.000001,
        timestamptz_of_micros(nullif(pending_ts, %s)),
-       CASE WHEN pending_ts = %s THEN NULL ELSE pending_value * 0.000001 END
-  FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[])
-       AS s(meter_id, register, ts, value, pending_ts, pending_value)
+       CASE WHEN pending_ts = %s THEN NULL ELSE pending_value * 0.000001 END,
+       pending_ts <> %s AND pending_jump
+  FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[],
+              %s::boolean[])
+       AS s(meter_id, register, ts, value, pending_ts, pending_value, pending_jump)
 ON CONFLICT (meter_id, register) DO UPDATE
    SET last_ts = excluded.last_ts, last_value = excluded.last_value,
-       pending_ts = excluded.pending_ts, pending_value = excluded.pending_value
+       pending_ts = excluded.pending_ts, pending_value = excluded.pending_value,
+       pending_jump = excluded.pending_jump
  WHERE register_state.last_ts < excluded.last_ts
     OR greatest(register_state.last_ts, register_state.pending_ts)
        < greatest(excluded.last_ts, excluded.pending_ts)
@@ -244,13 +251,15 @@ async def owned_readings(conn: psycopg.AsyncConnection[Any], batch: RoutedReadin
 
 @dataclass(frozen=True)
 class RegisterStates:
-    """Per series id: the level (last accepted reading; ``NO_STATE`` when none), the reset
-    candidate (``NO_STATE`` when none) and the counter's span (0: not known)."""
+    """Per series id: the level (last accepted reading; ``NO_STATE`` when none), the candidate
+    (``NO_STATE`` when none) and its kind (``FLAG_RESET`` or ``FLAG_JUMP``), and the counter's
+    span (0: not known)."""
 
     ts: npt.NDArray[np.int64]
     value: npt.NDArray[np.int64]
     pending_ts: npt.NDArray[np.int64]
     pending_value: npt.NDArray[np.int64]
+    pending_flags: npt.NDArray[np.int64]
     wrap: npt.NDArray[np.int64]
 
 
@@ -263,16 +272,19 @@ async def load_state(conn: psycopg.AsyncConnection[Any], keys: Sequence[tuple[st
         ts=np.full(len(keys), NO_STATE, dtype=np.int64), value=np.zeros(len(keys), np.int64),
         pending_ts=np.full(len(keys), NO_STATE, dtype=np.int64),
         pending_value=np.zeros(len(keys), np.int64),
+        pending_flags=np.full(len(keys), FLAG_RESET, dtype=np.int64),
         wrap=np.fromiter((counter_span_micro((profiles or {}).get(meter), register)
                           for meter, register in keys), dtype=np.int64, count=len(keys)))
     cur = await conn.execute(_LOAD_STATE, ([k[0] for k in keys], [k[1] for k in keys]))
-    for meter, register, last_ts, last_value, pending_ts, pending_value in await cur.fetchall():
+    for (meter, register, last_ts, last_value, pending_ts, pending_value,
+         pending_jump) in await cur.fetchall():
         sid = index[(meter, register)]
         states.ts[sid] = micros(last_ts)
         states.value[sid] = to_micro(last_value)
         if pending_ts is not None:
             states.pending_ts[sid] = micros(pending_ts)
             states.pending_value[sid] = to_micro(pending_value)
+            states.pending_flags[sid] = FLAG_JUMP if pending_jump else FLAG_RESET
     return states
 
 
@@ -282,11 +294,13 @@ async def save_state(conn: psycopg.AsyncConnection[Any], keys: Sequence[tuple[st
     if not len(priced.state_series):
         return
     assert priced.state_pending_ts is not None and priced.state_pending_value is not None
+    assert priced.state_pending_flags is not None
     series = priced.state_series.tolist()
     await conn.execute(_SAVE_STATE, (
-        NO_STATE, NO_STATE, [keys[s][0] for s in series], [keys[s][1] for s in series],
+        NO_STATE, NO_STATE, NO_STATE, [keys[s][0] for s in series], [keys[s][1] for s in series],
         priced.state_ts.tolist(), priced.state_value.tolist(),
         priced.state_pending_ts.tolist(), priced.state_pending_value.tolist(),
+        ((priced.state_pending_flags & FLAG_JUMP) != 0).tolist(),
     ))
 
 
@@ -313,6 +327,36 @@ async def emit_resets(conn: psycopg.AsyncConnection[Any], batch: RoutedReadings,
                      "confirmed_at": from_micros(int(batch.ts[confirmed])),
                      "uncharged": "consumption between the last reading before the reset "
                                   "and the reset is not known and was not charged"}))
+    return await emit(conn, events)
+
+
+async def emit_jumps(conn: psycopg.AsyncConnection[Any], batch: RoutedReadings,
+                     keys: Sequence[tuple[str, str]], priced: Priced) -> int:
+    """One ``implausible_jump`` event per jump the next reading confirmed: the register was
+    re-baselined at the jump and the leap was not charged (an operator reviews it and may bill
+    it by a manual adjustment). Keyed by the register and the jump's time (a batch delivered
+    again writes none)."""
+    jumps = priced.jumps
+    if jumps is None or not len(jumps):
+        return 0
+    events = []
+    for sid, confirmed, at, level, value in zip(
+            jumps.series.tolist(), jumps.confirmed_by.tolist(), jumps.at.tolist(),
+            jumps.level.tolist(), jumps.value.tolist(), strict=True):
+        meter, register = keys[sid]
+        when = from_micros(at)
+        events.append(Event(
+            EventKind.IMPLAUSIBLE_JUMP, account_id=batch.account[confirmed],
+            provider_id=batch.provider[confirmed], meter_id=meter,
+            key=f"implausible_jump:{meter}:{register}:{when.isoformat()}", occurred_at=when,
+            payload={"meter": meter, "register": register, "unit": batch.unit[confirmed],
+                     "from_level": from_micro(level).normalize(),
+                     "to_level": from_micro(value).normalize(),
+                     "ts": when,
+                     "confirmed_at": from_micros(int(batch.ts[confirmed])),
+                     "uncharged": "the leap from the level before the jump to the jump was "
+                                  "not charged: review it, and bill it by a manual adjustment "
+                                  "if it was consumption"}))
     return await emit(conn, events)
 
 
@@ -392,12 +436,14 @@ async def rate_batch(
         prices = await batch_tariffs(conn, tariffs, batch, since)
         priced = price_batch(batch, series, owned, state_ts, states.value, prices,
                              wrap=states.wrap, pending_ts=states.pending_ts,
-                             pending_value=states.pending_value)
+                             pending_value=states.pending_value,
+                             pending_flags=states.pending_flags)
         lines = await rerate_late_readings(conn, batch, priced, prices)
         dead += [(reason, batch.reading(i).model_dump_json()) for reason, i in priced.dead]
         await book_charges(conn, batch, lines, result)
         await save_state(conn, keys, priced)
         result.resets = await emit_resets(conn, batch, keys, priced)
+        result.jumps = await emit_jumps(conn, batch, keys, priced)
         if dead:
             async with conn.cursor() as cur:
                 await dead_letter(cur, "rating", dead)

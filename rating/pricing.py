@@ -27,6 +27,7 @@ from meterline.money import from_micro, to_micro
 from meterline.tariffs.pricing import NO_RATE, BandState, Charges, TariffSet, Track, Usage
 from meterline.units import SERVICE_OF_UTILITY, Register, Unit, Utility
 from rating.core import (
+    FLAG_JUMP,
     FLAG_RESET,
     FLAG_ROLLOVER,
     NO_STATE,
@@ -40,7 +41,8 @@ I64 = npt.NDArray[np.int64]
 BOOL = npt.NDArray[np.bool_]
 
 
-_BITS = {ReadingFlag.ROLLOVER: FLAG_ROLLOVER, ReadingFlag.RESET: FLAG_RESET}
+_BITS = {ReadingFlag.ROLLOVER: FLAG_ROLLOVER, ReadingFlag.RESET: FLAG_RESET,
+         ReadingFlag.IMPLAUSIBLE_JUMP: FLAG_JUMP}
 
 
 def flag_bits(flags: Sequence[ReadingFlag]) -> int:
@@ -69,7 +71,7 @@ class RoutedReadings:
     utility: Sequence[str]
     ts: I64  # microseconds since the epoch
     value: I64  # cumulative register value, micro-units
-    flags: I64 | None = None  # per reading: FLAG_ROLLOVER | FLAG_RESET bits the gateway set
+    flags: I64 | None = None  # per reading: FLAG_ROLLOVER | FLAG_RESET | FLAG_JUMP bits
 
     @classmethod
     def of(cls, records: Sequence[AccountReadings]) -> RoutedReadings:
@@ -218,6 +220,8 @@ class Priced:
     resets: Resets | None = None  # confirmed resets; ``reading``/``confirmed_by`` index the batch
     late: I64 | None = None  # readings before their register's state (batch indices)
     rolled_over: I64 | None = None  # charged readings whose counter wrapped (batch indices)
+    state_pending_flags: I64 | None = None  # ... and the candidate's kind (FLAG_RESET, FLAG_JUMP)
+    jumps: Resets | None = None  # implausible jumps re-baselined without charging the leap
 
 
 def services(utilities: Sequence[str]) -> list[str]:
@@ -234,19 +238,20 @@ def _plain(value: Decimal) -> str:
 def price_batch(
     batch: RoutedReadings, series: I64, owned: BOOL, state_ts: I64, state_value: I64,
     tariffs: BatchTariffs, *, wrap: I64 | None = None, pending_ts: I64 | None = None,
-    pending_value: I64 | None = None,
+    pending_value: I64 | None = None, pending_flags: I64 | None = None,
 ) -> Priced:
     """Price the owned readings of ``batch``. ``state_ts``/``state_value`` hold, per series
     id, the last accepted reading (``NO_STATE`` when there is none); ``wrap`` the counter's
-    span, ``pending_ts``/``pending_value`` a reset candidate (``rating.core``'s register
-    policy).
+    span, ``pending_ts``/``pending_value``/``pending_flags`` a candidate (``rating.core``'s
+    register policy).
 
     A reading with no tariff in force (no plan for its account's service, none in force at
     its time, or one priced in another unit) is refused and held back (the next priced reading
     covers its consumption), and so is one whose interval crosses a time with no tariff; a
     drop below the register's level is a rollover, a reset or a glitch by ``rating.core``'s
-    register policy (only a glitch is refused); every other reading after the first of its
-    series closes an interval, priced by its account's track."""
+    register policy (only a glitch is refused); a reading flagged implausible_jump waits for
+    the next one, which refuses it or re-baselines at it without charging the leap; every other
+    reading after the first of its series closes an interval, priced by its account's track."""
     n = len(batch)
     dead: list[tuple[str, int]] = []
     prices = tariffs.set
@@ -264,7 +269,8 @@ def price_batch(
         at = np.flatnonzero(priced)
         out = consumption_intervals(series[at], batch.ts[at], batch.value[at], state_ts,
                                     state_value, flags=batch.flag_bits()[at], wrap=wrap,
-                                    pending_ts=pending_ts, pending_value=pending_value)
+                                    pending_ts=pending_ts, pending_value=pending_value,
+                                    pending_flags=pending_flags)
         charged = at[out.charged]
         charges = prices.price(Usage(
             tracks=tariffs.tracks, track=tariffs.track[charged], band_key=tariffs.key[charged],
@@ -282,6 +288,12 @@ def price_batch(
             f"register went backwards: {_plain(from_micro(int(batch.value[i])))} "
             f"{batch.unit[i]} < {from_micro(previous)} {batch.unit[i]} accepted before, and the "
             "next reading came back to it: a glitch, not used", i))
+    assert out.jumps_refused is not None and out.jump_level is not None
+    for i, previous in zip(at[out.jumps_refused].tolist(), out.jump_level.tolist(), strict=True):
+        dead.append((
+            f"implausible jump: {_plain(from_micro(int(batch.value[i])))} {batch.unit[i]} from "
+            f"{_plain(from_micro(previous))} {batch.unit[i]} accepted before, and the next "
+            "reading fell back below it: a glitch, not used", i))
 
     lines = _lines(tariffs, charged, charges)
     found = out.resets
@@ -291,6 +303,13 @@ def price_batch(
                     if len(found) else found.reading,
                     confirmed_by=at[found.confirmed_by], at=found.at, level=found.level,
                     value=found.value)
+    leapt = out.jumps
+    assert leapt is not None
+    jumps = Resets(series=leapt.series,
+                   reading=np.where(leapt.reading >= 0, at[np.maximum(leapt.reading, 0)], -1)
+                   if len(leapt) else leapt.reading,
+                   confirmed_by=at[leapt.confirmed_by], at=leapt.at, level=leapt.level,
+                   value=leapt.value)
     no_pending = np.full(len(out.state_series), NO_STATE, dtype=np.int64)
     return Priced(lines, dead, out.state_series, out.state_ts, out.state_value,
                   state_pending_ts=(out.state_pending_ts if out.state_pending_ts is not None
@@ -298,7 +317,12 @@ def price_batch(
                   state_pending_value=(out.state_pending_value
                                        if out.state_pending_value is not None
                                        else np.zeros(len(out.state_series), dtype=np.int64)),
-                  resets=resets, late=at[out.late], rolled_over=at[out.rolled_over])
+                  resets=resets, late=at[out.late], rolled_over=at[out.rolled_over],
+                  state_pending_flags=(out.state_pending_flags
+                                       if out.state_pending_flags is not None
+                                       else np.full(len(out.state_series), FLAG_RESET,
+                                                    dtype=np.int64)),
+                  jumps=jumps)
 
 
 def _lines(tariffs: BatchTariffs, reading: I64, charges: Charges, revision: I64 | None = None,

@@ -1,5 +1,7 @@
 """Meter faults seen downstream: a 16-bit gas counter rolling over, another losing its count
-on a power loss, and an electricity meter replaced by one with a low opening reading go from
+on a power loss, a third pushed 241.67 m3 ahead at once by a fault (flagged implausible_jump:
+the leap is never billed, the register re-baselined at it with an event for an operator), and
+an electricity meter replaced by one with a low opening reading go from
 real Modbus meters through the gateway, Mosquitto, the bridge, Kafka and the rating worker,
 and no charge line is ever negative or larger than the meter could have measured; after the
 rollover and the reset the meters are charged again. The meters' clock is the test's: it
@@ -23,7 +25,7 @@ from meterline.fleet import Provider
 from meterline.settings import Settings
 from meterline.units import Utility
 from simulators.config import MeterGroup, SimulatorConfig, TcpServer
-from simulators.faults import PowerLoss, Replacement, Rollover
+from simulators.faults import Jump, PowerLoss, Replacement, Rollover
 from simulators.fleet import serve
 from tests.conftest import unique
 from tests.factories import UtilityMeter, utility_meters
@@ -39,6 +41,7 @@ AHEAD = 60.0  # real seconds the test moves the meters' clock on at once: 10 sim
 # way, a replacement about the old meter's reading.
 MOST = {Utility.GAS: Decimal(60), Utility.ELECTRICITY: Decimal(120)}
 WRAP = Decimal("655.36")  # 65,536 pulses of 0.01 m3
+LEAP = Decimal("241.67")  # what a fault pushes a gas counter ahead by at once
 RATE_FACTOR = 10_000  # ten simulated hours between two polls 0.2 s apart look plausible
 
 
@@ -82,10 +85,12 @@ async def test_rollover_reset_and_replacement_never_charge_negative_or_huge_cons
     config = SimulatorConfig(speedup=SPEEDUP, seed=11, tcp=[TcpServer(port=0, meters=[
         MeterGroup(units=[1, 2], profile="pulse-counter-16", utility="gas", serial_base=base),
         MeterGroup(units=[3], profile="eastron-sdm120", serial_base=base + 2),
+        # unit 6 of seed 11 opens at 46.72 m3 on its counter: room for the leap below the wrap
+        MeterGroup(units=[6], profile="pulse-counter-16", utility="gas", serial_base=base + 4),
     ])])
     gas, sdm = Provider(unique("gorgaz"), "Gorgaz"), Provider(unique("energo"), "Energosbyt")
     account = unique("FAULTS")
-    serials = [str(base), str(base + 1), str(base + 2)]
+    serials = [str(base), str(base + 1), str(base + 2), str(base + 4)]
     clock = ManualClock()
     async with serve(config, clock=clock) as fleet:
         fleet.inject(1, Rollover(steps=5))  # five pulses below the wrap from its first reading
@@ -97,7 +102,9 @@ async def test_rollover_reset_and_replacement_never_charge_negative_or_huge_cons
             f"port = {fleet.port}\ntimeout = 0.5\n\n"
             '[[meters]]\nline = "tcp-1"\nunits = "1-2"\nprofile = "pulse-counter-16"\n'
             'utility = "gas"\n\n'
-            '[[meters]]\nline = "tcp-1"\nunits = "3"\nprofile = "eastron-sdm120"\n')
+            '[[meters]]\nline = "tcp-1"\nunits = "3"\nprofile = "eastron-sdm120"\n\n'
+            '[[meters]]\nline = "tcp-1"\nunits = "6"\nprofile = "pulse-counter-16"\n'
+            'utility = "gas"\n')
         settings = make_settings(gateway_config=gateway_file, rating_batch_window=0.05)
         await utility_meters(conn, [
             UtilityMeter(serials[0], account, Utility.GAS, "pulse-counter-16", gas,
@@ -106,6 +113,8 @@ async def test_rollover_reset_and_replacement_never_charge_negative_or_huge_cons
                          Decimal("7.92")),
             UtilityMeter(serials[2], account, Utility.ELECTRICITY, "eastron-sdm120", sdm,
                          Decimal("5.47")),
+            UtilityMeter(serials[3], account, Utility.GAS, "pulse-counter-16", gas,
+                         Decimal("7.92")),
         ], gateway_id=settings.gateway_id,
             balances={(account, gas.id): Decimal(10_000), (account, sdm.id): Decimal(10_000)})
         logs = tmp_path / "log"
@@ -118,6 +127,17 @@ async def test_rollover_reset_and_replacement_never_charge_negative_or_huge_cons
             injected = datetime.now(UTC)
             fleet.inject(2, PowerLoss())
             fleet.inject(3, Replacement(serial=base + 3, opening=0.25))
+            # far enough below the wrap that the leap shows as a leap, not a drop
+            assert (await readings(conn, serials[3]))[-1] + LEAP < WRAP - MOST[Utility.GAS]
+            fleet.inject(6, Jump(amount=float(LEAP)))
+
+            async def jump_reviewed() -> bool:
+                cur = await conn.execute("SELECT 1 FROM events WHERE meter_id = %s"
+                                         " AND kind = 'implausible_jump'", (serials[3],))
+                return await cur.fetchone() is not None
+
+            await until(jump_reviewed, 60,
+                        what="rating to re-baseline the jumped gas meter, telling an operator")
 
             async def reset_read() -> bool:
                 cur = await conn.execute("SELECT 1 FROM readings WHERE meter_id = %s"
@@ -140,7 +160,7 @@ async def test_rollover_reset_and_replacement_never_charge_negative_or_huge_cons
 
         lines = await charges(conn, serials)
         utility = {serials[0]: Utility.GAS, serials[1]: Utility.GAS,
-                   serials[2]: Utility.ELECTRICITY}
+                   serials[2]: Utility.ELECTRICITY, serials[3]: Utility.GAS}
         for meter, quantity, end in lines:
             assert Decimal(0) <= quantity <= MOST[utility[meter]], (meter, quantity, end)
         # the wrap was charged as what flowed across it, not -655 m3 or +655 m3
@@ -162,6 +182,14 @@ async def test_rollover_reset_and_replacement_never_charge_negative_or_huge_cons
         zero_at, counted, last_at = row
         assert counted > 0
         assert await charged_between(conn, serials[1], zero_at, last_at) == counted
+        # the jumped meter: one event with the leap, which no line charged; charged after it
+        cur = await conn.execute("SELECT payload FROM events WHERE meter_id = %s"
+                                 " AND kind = 'implausible_jump'", (serials[3],))
+        ((jump,),) = await cur.fetchall()
+        assert Decimal(jump["to_level"]) - Decimal(jump["from_level"]) >= LEAP
+        jumped_at = datetime.fromisoformat(jump["ts"])
+        assert await charged_between(conn, serials[3], jumped_at, jumped_at) == 0
+        assert any(m == serials[3] and end > jumped_at for m, _, end in lines)
     cur = await conn.execute(
         "SELECT count(*) FROM dead_letters WHERE payload LIKE %s AND reason LIKE %s",
         (f"%{serials[0]}%", "%backwards%"))

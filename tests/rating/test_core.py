@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rating.core import FLAG_RESET, FLAG_ROLLOVER, NO_STATE, consumption_intervals
+from rating.core import FLAG_JUMP, FLAG_RESET, FLAG_ROLLOVER, NO_STATE, consumption_intervals
 
 
 def arr(*values: int) -> np.ndarray:
@@ -196,3 +196,150 @@ def test_total_charged_equals_last_minus_first_for_monotone_series(seed: int) ->
             continue
         charged = np.isin(out.charged, np.flatnonzero(mask))
         assert out.quantity[charged].sum() == value[mask].max() - value[mask][ts[mask].argmin()]
+
+
+# A gas counter pushed 241.67 m3 ahead by a fault (micro-units): the leap must not be billed.
+LEAP = 241_670_000
+
+
+def test_an_unflagged_leap_is_charged_as_before() -> None:
+    st, sv = arr(0), arr(1_000_000)
+    out = consumption_intervals(arr(0), arr(1), arr(1_000_000 + LEAP), st, sv)
+    assert out.quantity.tolist() == [LEAP]
+    assert out.jumps is not None and len(out.jumps) == 0
+
+
+def test_a_flagged_jump_the_next_reading_confirms_re_baselines_without_charging_the_leap(
+) -> None:
+    st, sv = arr(0), arr(1_000_000)
+    jumped = 1_000_000 + LEAP
+    out = consumption_intervals(arr(0, 0, 0), arr(1, 2, 3),
+                                arr(jumped, jumped + 20_000, jumped + 50_000), st, sv,
+                                flags=arr(FLAG_JUMP, 0, 0))
+    assert out.charged.tolist() == [1, 2]
+    assert out.start_ts.tolist() == [1, 2]
+    assert out.quantity.tolist() == [20_000, 30_000]
+    assert out.jumps is not None
+    assert (out.jumps.series.tolist(), out.jumps.reading.tolist(),
+            out.jumps.confirmed_by.tolist(), out.jumps.at.tolist(), out.jumps.level.tolist(),
+            out.jumps.value.tolist()) == ([0], [0], [1], [1], [1_000_000], [jumped])
+    assert out.jumps_refused is not None and out.jumps_refused.size == 0
+    assert out.backwards.size == 0
+    assert out.resets is not None and len(out.resets) == 0
+    assert (out.state_ts.tolist(), out.state_value.tolist()) == ([3], [jumped + 50_000])
+    assert out.state_pending_ts is not None and out.state_pending_ts.tolist() == [NO_STATE]
+
+
+def test_a_flagged_jump_the_next_reading_falls_back_from_is_refused_and_charged_from_the_level(
+) -> None:
+    st, sv = arr(0), arr(1_000_000)
+    out = consumption_intervals(arr(0, 0, 0), arr(1, 2, 3),
+                                arr(1_000_000 + LEAP, 1_020_000, 1_050_000), st, sv,
+                                flags=arr(FLAG_JUMP, 0, 0))
+    assert out.jumps_refused is not None and out.jumps_refused.tolist() == [0]
+    assert out.jump_level is not None and out.jump_level.tolist() == [1_000_000]
+    assert out.charged.tolist() == [1, 2]
+    assert out.start_ts.tolist() == [0, 2]
+    assert out.quantity.tolist() == [20_000, 30_000]
+    assert out.jumps is not None and len(out.jumps) == 0
+    assert out.backwards.size == 0
+    assert out.state_value.tolist() == [1_050_000]
+
+
+def test_a_flagged_jump_waits_for_the_next_batch_which_decides_it_once() -> None:
+    st, sv = arr(0), arr(1_000_000)
+    jumped = 1_000_000 + LEAP
+    out = consumption_intervals(arr(0), arr(1), arr(jumped), st, sv, flags=arr(FLAG_JUMP))
+    assert out.charged.size == 0 and out.backwards.size == 0
+    assert out.state_pending_ts is not None and out.state_pending_value is not None
+    assert out.state_pending_flags is not None
+    assert (out.state_ts.tolist(), out.state_value.tolist(), out.state_pending_ts.tolist(),
+            out.state_pending_value.tolist(), out.state_pending_flags.tolist()) == (
+        [0], [1_000_000], [1], [jumped], [FLAG_JUMP])
+    pending = {"pending_ts": arr(1), "pending_value": arr(jumped),
+               "pending_flags": arr(FLAG_JUMP)}
+    # the jump delivered again changes nothing
+    again = consumption_intervals(arr(0), arr(1), arr(jumped), st, sv, flags=arr(FLAG_JUMP),
+                                  **pending)
+    assert again.charged.size == 0 and again.state_series.size == 0
+    # at or above the jump: re-baselined there, only what came after it is charged
+    confirmed = consumption_intervals(arr(0, 0), arr(1, 2), arr(jumped, jumped + 10_000), st, sv,
+                                      flags=arr(FLAG_JUMP, 0), **pending)
+    assert confirmed.quantity.tolist() == [10_000] and confirmed.start_ts.tolist() == [1]
+    assert confirmed.jumps is not None
+    assert (confirmed.jumps.reading.tolist(), confirmed.jumps.level.tolist(),
+            confirmed.jumps.value.tolist()) == ([-1], [1_000_000], [jumped])
+    assert (confirmed.state_ts.tolist(), confirmed.state_value.tolist()) == (
+        [2], [jumped + 10_000])
+    # redelivered once decided: nothing charged twice, no second jump
+    after = consumption_intervals(arr(0, 0), arr(1, 2), arr(jumped, jumped + 10_000),
+                                  confirmed.state_ts, confirmed.state_value,
+                                  flags=arr(FLAG_JUMP, 0))
+    assert after.charged.size == 0 and after.jumps is not None and len(after.jumps) == 0
+    # ... or back below it: charged from the old level, the jump left behind
+    refused = consumption_intervals(arr(0), arr(2), arr(1_010_000), st, sv, **pending)
+    assert refused.quantity.tolist() == [10_000] and refused.start_ts.tolist() == [0]
+    assert refused.jumps is not None and len(refused.jumps) == 0
+    assert refused.state_pending_ts is not None and refused.state_pending_ts.tolist() == [
+        NO_STATE]
+
+
+def test_a_jump_then_a_drop_below_the_level_refuses_the_jump_and_holds_the_drop() -> None:
+    st, sv = arr(0), arr(1_000_000)
+    out = consumption_intervals(arr(0, 0), arr(1, 2), arr(1_000_000 + LEAP, 5), st, sv,
+                                flags=arr(FLAG_JUMP, 0))
+    assert out.jumps_refused is not None and out.jumps_refused.tolist() == [0]
+    assert out.charged.size == 0
+    assert out.state_pending_value is not None and out.state_pending_value.tolist() == [5]
+    assert out.state_pending_flags is not None
+    assert out.state_pending_flags.tolist() == [FLAG_RESET]
+
+
+def test_a_reset_candidate_keeps_its_kind_across_batches() -> None:
+    st, sv = arr(0), arr(1_000)
+    out = consumption_intervals(arr(0), arr(1), arr(40), st, sv)
+    assert out.state_pending_flags is not None and out.state_pending_flags.tolist() == [
+        FLAG_RESET]
+
+
+def test_two_jumps_in_a_row_confirm_the_first_and_hold_the_second() -> None:
+    st, sv = arr(0), arr(0)
+    out = consumption_intervals(arr(0, 0, 0), arr(1, 2, 3), arr(LEAP, 2 * LEAP, 2 * LEAP + 7),
+                                st, sv, flags=arr(FLAG_JUMP, FLAG_JUMP, 0))
+    assert out.charged.tolist() == [2] and out.quantity.tolist() == [7]
+    assert out.jumps is not None
+    assert out.jumps.value.tolist() == [LEAP, 2 * LEAP]
+    assert out.jumps.level.tolist() == [0, LEAP]
+
+
+def test_a_flagged_jump_that_decides_a_reset_candidate_is_held_in_its_turn() -> None:
+    st, sv = arr(0), arr(1_000_000)
+    # a drop, then a flagged leap back above the old level: the drop was a glitch, the leap waits
+    out = consumption_intervals(arr(0, 0), arr(1, 2), arr(5, 1_000_000 + LEAP), st, sv,
+                                flags=arr(0, FLAG_JUMP))
+    assert out.backwards.tolist() == [0] and out.charged.size == 0
+    assert out.state_pending_flags is not None and out.state_pending_flags.tolist() == [FLAG_JUMP]
+    assert out.state_value.tolist() == [1_000_000]
+    # a drop, then a flagged leap from it below the old level: the reset is confirmed, the leap
+    # waits
+    out = consumption_intervals(arr(0, 0), arr(1, 2), arr(5, 5 + LEAP // 10), st, arr(LEAP),
+                                flags=arr(0, FLAG_JUMP))
+    assert out.resets is not None and out.resets.value.tolist() == [5]
+    assert out.charged.size == 0
+    assert out.state_pending_value is not None
+    assert out.state_pending_value.tolist() == [5 + LEAP // 10]
+    assert out.state_value.tolist() == [5]
+
+
+def test_a_fall_back_the_gateway_flagged_reset_from_the_jump_is_charged_from_the_old_level(
+) -> None:
+    # the gateway measures from the last reading it published, the jump: the fall back below
+    # it comes flagged reset, which says nothing of the old level
+    st, sv = arr(0), arr(1_000_000)
+    out = consumption_intervals(arr(0, 0, 0), arr(1, 2, 3),
+                                arr(1_000_000 + LEAP, 1_020_000, 1_030_000), st, sv,
+                                flags=arr(FLAG_JUMP, FLAG_RESET, 0))
+    assert out.jumps_refused is not None and out.jumps_refused.tolist() == [0]
+    assert out.quantity.tolist() == [20_000, 10_000] and out.start_ts.tolist() == [0, 2]
+    assert out.resets is not None and len(out.resets) == 0
+    assert out.state_pending_ts is not None and out.state_pending_ts.tolist() == [NO_STATE]

@@ -1,7 +1,7 @@
 """Properties of the register policy (``rating.core``), tried by hypothesis on the pure core:
-whatever a register does (grows, rolls over, is reset, again and again), it is charged exactly
-what was consumed between readings the policy can vouch for, never a negative quantity, and
-rating its readings in consecutive batches gives what rating them in one batch gives."""
+whatever a register does (grows, rolls over, is reset, jumps, again and again), it is charged
+exactly what was consumed between readings the policy can vouch for, never a negative quantity,
+and rating its readings in consecutive batches gives what rating them in one batch gives."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from rating.core import FLAG_RESET, FLAG_ROLLOVER, NO_STATE, consumption_intervals
+from rating.core import FLAG_JUMP, FLAG_RESET, FLAG_ROLLOVER, NO_STATE, consumption_intervals
 
 SPAN = 65_536 * 10_000  # a 16-bit pulse counter of 0.01 m3, in micro-units
 MOST = 10**6  # the most a register grows between two readings here
@@ -26,6 +26,7 @@ class Series:
     wrap: int
     consumed: int  # what the steps the policy can vouch for consumed (all but resets)
     resets: int  # runs of resets followed by a reading that confirms them
+    jumps: int  # flagged jumps the meter stayed at (the leap is not charged)
 
 
 @st.composite
@@ -34,12 +35,27 @@ def registers(draw: st.DrawFn) -> Series:
     # a counter near its top, so that it wraps within a few readings
     value = SPAN - draw(st.integers(1, 5 * MOST)) if wrap else draw(st.integers(10**9, 10**12))
     ts, values, flags = [1], [value], [0]
-    consumed = resets = 0
+    consumed = resets = jumps = 0
     in_reset = False
     for _ in range(draw(st.integers(1, 25))):
-        kind = draw(st.sampled_from(["grow", "grow", "grow", "reset"]))
+        kind = draw(st.sampled_from(["grow", "grow", "grow", "reset", "jump"]))
         flag = 0
-        if kind == "reset" and value > MOST:
+        if kind == "jump" and not wrap and not in_reset:
+            # flagged implausible_jump, then a reading that stays at it (the leap is real, not
+            # charged) or falls back near the old level (garbage: charged from the old level)
+            leap = draw(st.integers(MOST + 1, 100 * MOST))
+            ts.append(ts[-1] + draw(st.integers(1, 3_600)) * 1_000_000)
+            values.append(value + leap)
+            flags.append(FLAG_JUMP)
+            step = draw(st.integers(0, MOST))
+            stays = draw(st.booleans())
+            value = value + (leap if stays else 0) + step
+            if not stays and draw(st.booleans()):
+                flag = FLAG_RESET  # a gateway measures the fall back from the jump
+            consumed += step
+            jumps += stays
+            kind = "jump stays" if stays else "jump garbage"
+        elif kind == "reset" and value > MOST:
             # the register shows less than before, by more than the next reading could grow
             # back (a reading back at the old level would show the drop was a glitch)
             drop = draw(st.integers(0, value - MOST - 1))
@@ -60,14 +76,16 @@ def registers(draw: st.DrawFn) -> Series:
         ts.append(ts[-1] + draw(st.integers(1, 3_600)) * 1_000_000)
         values.append(value)
         flags.append(flag)
-    return Series(ts, values, flags, wrap, consumed, resets)
+    return Series(ts, values, flags, wrap, consumed, resets, jumps)
 
 
 @dataclass(frozen=True)
 class Rated:
     intervals: list[set[tuple[int, int, int]]]  # per register: (start, end, quantity)
     resets: list[list[tuple[int, int, int]]]  # per register: (time, level before, new level)
-    state: list[tuple[int, int, int, int]]  # per register: level ts, value, candidate ts, value
+    jumps: list[list[tuple[int, int, int]]]  # per register: (time, level before, jump)
+    state: list[tuple[int, int, int, int, int]]  # per register: level ts, value, candidate ts,
+    # value, kind
 
 
 def rate(series: list[Series], cuts: list[int]) -> Rated:
@@ -78,8 +96,9 @@ def rate(series: list[Series], cuts: list[int]) -> Rated:
     state_value = np.zeros(count, dtype=np.int64)
     pending_ts = np.full(count, NO_STATE, dtype=np.int64)
     pending_value = np.zeros(count, dtype=np.int64)
+    pending_flags = np.full(count, FLAG_RESET, dtype=np.int64)
     wrap = np.array([s.wrap for s in series], dtype=np.int64)
-    rated = Rated([set() for _ in series], [[] for _ in series], [])
+    rated = Rated([set() for _ in series], [[] for _ in series], [[] for _ in series], [])
     bounds = [0, *cuts, max(len(s.ts) for s in series)]
     for lo, hi in itertools.pairwise(bounds):
         rows = [(k, s.ts[i], s.value[i], s.flags[i]) for k, s in enumerate(series)
@@ -89,7 +108,8 @@ def rate(series: list[Series], cuts: list[int]) -> Rated:
         rows = rows[::-1] + rows[: len(rows) // 3]  # any order, some delivered twice
         sid, ts, value, flags = (np.array(c, dtype=np.int64) for c in zip(*rows, strict=True))
         out = consumption_intervals(sid, ts, value, state_ts, state_value, flags=flags,
-                                    wrap=wrap, pending_ts=pending_ts, pending_value=pending_value)
+                                    wrap=wrap, pending_ts=pending_ts, pending_value=pending_value,
+                                    pending_flags=pending_flags)
         assert (out.quantity > 0).all()  # never a zero or negative charge
         assert out.backwards.size == 0  # no glitch made up: nothing refused
         for i, start, q in zip(out.charged.tolist(), out.start_ts.tolist(),
@@ -100,12 +120,20 @@ def rate(series: list[Series], cuts: list[int]) -> Rated:
                                      out.resets.level.tolist(), out.resets.value.tolist(),
                                      strict=True):
             rated.resets[k].append((at, level, new))
+        assert out.jumps is not None
+        for k, at, level, new in zip(out.jumps.series.tolist(), out.jumps.at.tolist(),
+                                     out.jumps.level.tolist(), out.jumps.value.tolist(),
+                                     strict=True):
+            rated.jumps[k].append((at, level, new))
         assert out.state_pending_ts is not None and out.state_pending_value is not None
         at_ = out.state_series
         state_ts[at_], state_value[at_] = out.state_ts, out.state_value
         pending_ts[at_], pending_value[at_] = out.state_pending_ts, out.state_pending_value
+        assert out.state_pending_flags is not None
+        pending_flags[at_] = out.state_pending_flags
+    kinds = np.where(pending_ts != NO_STATE, pending_flags, 0)
     rated.state.extend(zip(state_ts.tolist(), state_value.tolist(), pending_ts.tolist(),
-                           pending_value.tolist(), strict=True))
+                           pending_value.tolist(), kinds.tolist(), strict=True))
     return rated
 
 
@@ -121,8 +149,10 @@ def test_a_register_is_charged_what_was_consumed_in_one_batch_or_many(
     assert [sum(q for _, _, q in found) for found in whole.intervals] == [
         s.consumed for s in series]
     assert [len(r) for r in whole.resets] == [s.resets for s in series]
+    assert [len(j) for j in whole.jumps] == [s.jumps for s in series]
     # in parts as whole: the same intervals, resets and final state
     parts = rate(series, cuts)
     assert parts.intervals == whole.intervals
     assert parts.resets == whole.resets
+    assert parts.jumps == whole.jumps
     assert parts.state == whole.state
