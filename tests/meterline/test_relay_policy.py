@@ -15,8 +15,17 @@ import psycopg
 from meterline.friendly_hours import Calendar, FriendlyHours
 from meterline.ledger import Book, Entry, EntryKind, Posting, post
 from meterline.relay import decide_relays, fire_due
+from meterline.tariffs.choices import choose_plan
 from tests.conftest import unique
-from tests.factories import Customer, customer, disconnection_policy, set_balance
+from tests.factories import (
+    Customer,
+    customer,
+    disconnection_policy,
+    example_book,
+    provider,
+    set_balance,
+    stored_book,
+)
 
 MSK = ZoneInfo("Europe/Moscow")
 
@@ -257,3 +266,25 @@ async def test_an_account_on_the_default_contract_is_a_household(
         "SELECT c.policy, p.rule FROM accounts a JOIN contract_types c ON c.code = a.contract_type"
         " JOIN disconnection_policies p ON p.code = c.policy WHERE a.id = %s", (account,))
     assert await cur.fetchone() == ("household", "statutory")
+
+
+async def test_the_limit_is_the_negative_limit_of_the_plan_in_force(
+        conn: psycopg.AsyncConnection[Any]) -> None:
+    seller = provider()
+    await stored_book(conn, example_book("energosbyt", seller))  # household plans allow -300
+    c = await customer(conn, "50", seller=seller, contract_type="prepay_cutoff")
+    await choose_plan(conn, c.account_id, "business-tiers",  # allows 0, from 1 December
+                      now=datetime(2026, 11, 15, tzinfo=UTC))
+    await set_balance(conn, c.account_id, c.provider_id, "-299.99")
+    assert await decide(conn, c, msk(2026, 11, 25, 11, 0)) == []
+    assert await due(conn, c) is None
+    (low,) = [p for k, p in await events(conn, c.account_id) if k == "low_balance"
+              and p["threshold"] == "30.00"]
+    assert low["limit"] == "-300.00"
+
+    await set_balance(conn, c.account_id, c.provider_id, "-300")
+    assert await decide(conn, c, msk(2026, 11, 25, 11, 0)) == [(c.meter_id, "disconnect")]
+    await set_balance(conn, c.account_id, c.provider_id, "-100")
+    assert await decide(conn, c, msk(2026, 11, 26, 11, 0)) == [(c.meter_id, "connect")]
+    # the plan chosen for December allows no debt
+    assert await decide(conn, c, msk(2026, 12, 2, 11, 0)) == [(c.meter_id, "disconnect")]
