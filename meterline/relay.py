@@ -37,6 +37,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
+from meterline.errors import Invalid, NotFound
 from meterline.events import Event, EventKind, emit
 from meterline.friendly_hours import Calendar, FriendlyHours
 
@@ -230,7 +231,7 @@ SELECT b.account_id, b.provider_id, b.amount, ad.time_zone, ad.country, ad.regio
        p.low_balance, p.credit_days, p.forecast_days,
        coalesce(lim.negative_limit, 0),
        s.spent, s.first_day,
-       d.since, d.not_before,
+       d.since, d.not_before, d.rule,
        coalesce((SELECT array_agg(ARRAY[m.id, m.utility, m.relay_state] ORDER BY m.id)
                    FROM meters m
                   WHERE m.account_id = b.account_id AND m.provider_id = b.provider_id
@@ -327,8 +328,10 @@ ON CONFLICT (account_id, provider_id, alert)
 def _pair(row: Sequence[Any], now: datetime) -> Pair:
     (account, provider, balance, time_zone, country, _region, apartment, code, rule,
      notice_days, friendly_from, friendly_until, working_days_only, low_balance, credit_days,
-     forecast_days, limit, spent, first_day, since, not_before, meters, alerts,
+     forecast_days, limit, spent, first_day, since, not_before, due_rule, meters, alerts,
      overrides) = row
+    if due_rule is not None and due_rule != rule:
+        not_before = None  # the contract changed: its notice period counts from the notice
     window: tuple[time, time] | None = (
         None if friendly_from is None else (friendly_from, friendly_until))
     policy = Policy(code, Rule(rule), notice_days, FriendlyHours(window, working_days_only),
@@ -408,3 +411,51 @@ async def fire_due(conn: psycopg.AsyncConnection[Any], *, now: datetime | None =
         cur = await conn.execute(_DUE_NOW, (now, limit))
         accounts = [a for (a,) in await cur.fetchall()]
         return await decide_relays(conn, accounts, now=now)
+
+
+# --- contract types, for operators ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class ContractType:
+    code: str
+    name: str
+    policy: str
+    rule: Rule
+    accounts: int
+    description: str
+
+
+_CONTRACT_TYPES = """
+SELECT c.code, c.name, c.policy, p.rule,
+       (SELECT count(*) FROM accounts a WHERE a.contract_type = c.code), p.description
+  FROM contract_types c JOIN disconnection_policies p ON p.code = c.policy
+ ORDER BY c.code
+"""
+
+
+async def contract_types(conn: psycopg.AsyncConnection[Any]) -> list[ContractType]:
+    """Every contract type with its policy and how many accounts have it."""
+    cur = await conn.execute(_CONTRACT_TYPES)
+    return [ContractType(code, name, policy, Rule(rule), int(n), description)
+            for code, name, policy, rule, n, description in await cur.fetchall()]
+
+
+async def assign_contract_type(conn: psycopg.AsyncConnection[Any], account_id: str,
+                               code: str) -> str:
+    """Put an account on a contract type (its policy applies from the next decision, made here
+    at once); the type it had. ``NotFound`` for an unknown account, ``Invalid`` for an
+    unknown type."""
+    cur = await conn.execute("SELECT 1 FROM contract_types WHERE code = %s", (code,))
+    if await cur.fetchone() is None:
+        known = ", ".join(c.code for c in await contract_types(conn))
+        raise Invalid(f"no contract type {code!r} (there are: {known})",
+                      field=["contract_type"])
+    cur = await conn.execute(
+        "UPDATE accounts a SET contract_type = %s FROM accounts old "
+        "WHERE a.id = %s AND old.id = a.id RETURNING old.contract_type", (code, account_id))
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"No account {account_id}")
+    await decide_relays(conn, [account_id])
+    before: str = row[0]
+    return before
