@@ -24,6 +24,7 @@ from api import (
     meter_readings,
     meters,
     metrics,
+    notices,
     online_payments,
     tariffs,
     topups,
@@ -64,7 +65,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_problem_handlers(app)
     install_request_metrics(app)
     for module in (health, metrics, auth, accounts, usage, topups, emergency_credit,
-                   online_payments, meters, meter_readings, ivr, desk, tariffs, billing):
+                   online_payments, meters, meter_readings, ivr, desk, tariffs, billing, notices):
         app.include_router(module.router)
     install_pages(app)
 

@@ -47,6 +47,8 @@ class BillRunRequest(BaseModel):
     provider: ProviderId | None = Field(None, description="Only this provider's services.")
     accounts: list[AccountId] = Field(default_factory=list, max_length=10_000,
                                       description="Only these accounts.")
+    group: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+                              description="Only the accounts of this saved group.")
 
 
 class BillRun(BaseModel):
@@ -85,13 +87,14 @@ def _run(row: dict[str, Any]) -> BillRun:
 
 
 @router.post("/billruns", status_code=202, response_model=BillRun,
-             responses=problem_responses(401, 403, 422),
+             responses=problem_responses(401, 403, 404, 422),
              summary="Ask for a bill run (operators)")
 async def request_bill_run(body: BillRunRequest, caller: Desk, pool: Pool) -> BillRun:
     """Queue a bill run of `period` for every housing account or the selection; the
     scheduler service makes it. Billing again what was billed changes nothing."""
     selection = Selection(region=body.region, city=body.city, house=body.house,
-                          provider=body.provider, accounts=tuple(body.accounts))
+                          provider=body.provider, accounts=tuple(body.accounts),
+                          group=body.group)
     async with pool.connection() as conn, conn.transaction():
         run_id = await queue(conn, month(body.period), selection, f"api:{caller.username}")
         cur = conn.cursor(row_factory=dict_row)

@@ -14,6 +14,8 @@ import psycopg
 import typer
 from tqdm import tqdm
 
+from billing.accounts import groups
+from billing.accounts.groups import Group
 from billing.accounts.imports import import_rows
 from billing.accounts.town import Town, TownSpec, generate_town
 from billing.billrun.run import bill
@@ -193,3 +195,54 @@ def close_period(settings: Settings, period: str, provider: str | None) -> None:
         typer.echo(f"refused: {exc.detail}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(f"{period} closed for {', '.join(closed) or 'no provider (closed already)'}")
+
+
+_SELECTED = """
+SELECT a.id FROM accounts a
+  JOIN premises p ON p.id = a.premises_id
+  JOIN houses h ON h.id = p.house_id
+  JOIN streets s ON s.id = h.street_id
+  JOIN cities c ON c.id = s.city_id
+ WHERE (%(region)s::text IS NULL OR c.region_code = %(region)s::text)
+   AND (%(city)s::text IS NULL OR c.name = %(city)s::text)
+   AND (%(house)s::bigint IS NULL OR h.id = %(house)s::bigint)
+"""
+
+
+def save_group(settings: Settings, name: str, accounts: list[str], selection: Selection, *,
+               description: str) -> None:
+    """Save a group of the accounts named and those of the selection's region, city or house
+    (when one is given)."""
+
+    async def main() -> Group:
+        async with await psycopg.AsyncConnection.connect(
+            settings.database_url, autocommit=True, application_name="meterline-group"
+        ) as conn:
+            members = list(accounts)
+            if selection.region or selection.city or selection.house is not None:
+                cur = await conn.execute(_SELECTED, {"region": selection.region,
+                                                     "city": selection.city,
+                                                     "house": selection.house})
+                members += [a for (a,) in await cur.fetchall()]
+            return await groups.save_group(conn, name, members, f"cli:{getpass.getuser()}",
+                                           description)
+
+    try:
+        saved = asyncio.run(main())
+    except DomainError as exc:
+        typer.echo(f"refused: {exc.detail}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"group {saved.name}: {saved.accounts} accounts")
+
+
+def list_groups(settings: Settings) -> None:
+    """Print each saved group: name, accounts, who saved it, description."""
+
+    async def main() -> list[Group]:
+        async with await psycopg.AsyncConnection.connect(
+            settings.database_url, autocommit=True, application_name="meterline-group"
+        ) as conn:
+            return await groups.groups(conn)
+
+    for group in asyncio.run(main()):
+        typer.echo(f"{group.name}\t{group.accounts}\t{group.saved_by}\t{group.description}")

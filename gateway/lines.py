@@ -90,9 +90,14 @@ class Line:
 
     async def run(self, job: Callable[[], Awaitable[T]], priority: int = POLL) -> T:
         """Run ``job`` (which talks on this line) by the line's worker; its result."""
+        return await self.submit(job, priority)
+
+    def submit(self, job: Callable[[], Awaitable[T]], priority: int = POLL) -> asyncio.Future[T]:
+        """Queue ``job`` for the line's worker; the future of its result. A poll cycle
+        queues every meter of the line at once this way, without a task for each."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((priority, next(self._order), job, future))
-        return await future
+        return future
 
     async def _work(self) -> None:
         while True:
@@ -128,25 +133,33 @@ class Line:
         # pymodbus reads the timeout for each request from here; one request at a time on the
         # line (the worker), so setting it per meter is safe
         self.client.ctx.comm_params.timeout_connect = timeout
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(retries + 1),
-            wait=wait_exponential(multiplier=self.config.backoff, max=60),
-            retry=retry_if_exception_type(NoAnswer), reraise=True)
-        where = f"unit {unit} on {self}"
-        response: ModbusPDU | None = None
-        async for attempt in retrying:
-            with attempt:
-                try:
-                    response = await send()
-                except (ModbusIOException, TimeoutError) as exc:
-                    raise NoAnswer(f"{where}: {what}: no answer in {timeout:g}s") from exc
-                except (ConnectionException, ModbusException, OSError) as exc:
-                    raise MeterError(f"{where}: {what} failed: {exc}") from exc
-        assert response is not None
+
+        async def attempt() -> ModbusPDU:
+            try:
+                return await send()
+            except (ModbusIOException, TimeoutError) as exc:
+                raise NoAnswer(f"unit {unit} on {self}: {what}: no answer in {timeout:g}s") \
+                    from exc
+            except (ConnectionException, ModbusException, OSError) as exc:
+                raise MeterError(f"unit {unit} on {self}: {what} failed: {exc}") from exc
+
+        # the first attempt goes straight out: setting up tenacity costs more CPU than the
+        # request itself, and nearly every request is answered the first time
+        try:
+            response = await attempt()
+        except NoAnswer:
+            if not retries:
+                raise
+            await asyncio.sleep(self.config.backoff)  # backoff before a retry, not a sync
+            retrying = AsyncRetrying(
+                stop=stop_after_attempt(retries),
+                wait=wait_exponential(multiplier=2 * self.config.backoff, max=60),
+                retry=retry_if_exception_type(NoAnswer), reraise=True)
+            response = await retrying(attempt)
         if response.isError():
             code = int(getattr(response, "exception_code", 0))
             raise ExceptionAnswer(
-                f"{where}: {what} answered exception {code:02d} "
+                f"unit {unit} on {self}: {what} answered exception {code:02d} "
                 f"({EXCEPTIONS.get(code, 'unknown')})", code)
         return response
 

@@ -80,7 +80,7 @@ class Poller:
     async def _poll_line(self, line: Line, devices: list[Device]) -> list[DeviceReading]:
         if not devices or not await self._connect(line, devices):
             return []
-        jobs = [line.run(partial(self.reader.read, device)) for device in devices]
+        jobs = [line.submit(partial(self.reader.read, device)) for device in devices]
         readings: list[DeviceReading] = []
         for device, outcome in zip(devices, await asyncio.gather(*jobs, return_exceptions=True),
                                    strict=True):

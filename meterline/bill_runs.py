@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 
-from meterline.errors import Invalid
+from meterline.errors import Invalid, NotFound
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class Selection:
     house: int | None = None
     provider: str | None = None
     accounts: tuple[str, ...] = field(default=())
+    group: str | None = None  # a saved group of accounts (account_groups)
 
     def as_json(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v
@@ -49,9 +50,20 @@ def parse_period(text: str) -> date:
         raise Invalid(f"a period is YYYY-MM, not {text!r}", field=["period"]) from exc
 
 
+async def check_group(conn: psycopg.AsyncConnection[Any], selection: Selection) -> Selection:
+    """The selection, or ``NotFound`` when it names a group never saved."""
+    if selection.group is not None:
+        cur = await conn.execute("SELECT 1 FROM account_groups WHERE name = %s",
+                                 (selection.group,))
+        if await cur.fetchone() is None:
+            raise NotFound(f"no saved group {selection.group!r}")
+    return selection
+
+
 async def queue(conn: psycopg.AsyncConnection[Any], period: date, selection: Selection,
                 started_by: str) -> int:
     """Ask for a run that the scheduler service will make; its id."""
+    await check_group(conn, selection)
     cur = await conn.execute("""
         INSERT INTO bill_runs (period, selection, started_by, status)
         VALUES (%s, %s, %s, 'queued') RETURNING id""",

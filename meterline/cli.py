@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Awaitable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -224,6 +224,70 @@ def ledger_check(
     typer.echo(f"the books of account {account} balance" if account else "the books balance")
 
 
+meters_app = typer.Typer(help="Meters on accounts.", no_args_is_help=True)
+app.add_typer(meters_app, name="meters")
+
+
+def _register_readings(texts: list[str], at: datetime) -> tuple[Any, ...]:
+    from decimal import Decimal, InvalidOperation
+
+    from meterline.replacements import RegisterReading
+
+    readings = []
+    for text in texts:
+        register, _, value = text.partition("=")
+        try:
+            readings.append(RegisterReading(register.strip(), Decimal(value.strip()), at))
+        except InvalidOperation as exc:
+            raise typer.BadParameter(f"{text!r} is not REGISTER=VALUE") from exc
+    return tuple(readings)
+
+
+@meters_app.command("replace")
+def meters_replace(
+    old: Annotated[str, typer.Argument(help="The serial of the meter taken out.")],
+    new: Annotated[str, typer.Argument(help="The serial of the meter put in its place.")],
+    at: Annotated[datetime, typer.Option(help="When it was replaced (ISO, with its offset).")],
+    closing: Annotated[list[str], typer.Option(
+        help="The old meter's closing reading, REGISTER=VALUE (repeat per register).")],
+    opening: Annotated[list[str] | None, typer.Option(
+        help="The new meter's opening reading, REGISTER=VALUE (default: its first reading "
+             "is its baseline).")] = None,
+    profile: Annotated[str | None, typer.Option(help="The new meter's device profile "
+                                                     "(default: the old one's).")] = None,
+    reason: Annotated[str, typer.Option(help="Why, for the record.")] = "",
+) -> None:
+    """Register a meter replacement an operator made: the old meter is charged up to its
+    closing readings and closed, the new one opened on the same account (a meter_replaced
+    event). Exits 2 with the reason when it cannot be recorded."""
+    from meterline.errors import DomainError
+    from meterline.replacements import Replacement
+    from rating.commands import register_replacement
+
+    if at.tzinfo is None:
+        raise typer.BadParameter("--at needs its UTC offset, e.g. 2026-10-05T09:00+03:00")
+    replacement = Replacement(old_meter=old, new_meter=new, at=at, source="operator",
+                              closing=_register_readings(closing, at),
+                              opening=_register_readings(opening or [], at), profile=profile,
+                              reason=reason)
+    settings = _settings()
+
+    async def main() -> str:
+        async with await psycopg.AsyncConnection.connect(settings.database_url) as conn:
+            replaced, result = await register_replacement(conn, replacement)
+            await conn.commit()
+        if not replaced.new:
+            return f"meter {old} was replaced by {new} already: nothing changed"
+        return (f"meter {old} replaced by {new} on account {replaced.account_id}; "
+                f"{result.charges} charge line(s) up to its closing reading")
+
+    try:
+        typer.echo(asyncio.run(main()))
+    except DomainError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+
+
 contracts_app = typer.Typer(
     help="Contract types and their disconnection policies (README: the disconnection policy).",
     no_args_is_help=True)
@@ -290,9 +354,10 @@ def demo(
 # --- the back office (billing/)
 
 def _selection(region: str | None, city: str | None, house: int | None,
-               provider: str | None, account: list[str] | None) -> Selection:
+               provider: str | None, account: list[str] | None,
+               group: str | None = None) -> Selection:
     return Selection(region=region, city=city, house=house, provider=provider,
-                     accounts=tuple(account or ()))
+                     accounts=tuple(account or ()), group=group)
 
 
 Region = Annotated[str | None, typer.Option(help="Only this region (code).")]
@@ -302,6 +367,8 @@ ProviderOption = Annotated[str | None, typer.Option("--provider",
                                                     help="Only this provider's services.")]
 Accounts = Annotated[list[str] | None, typer.Option("--account",
                                                     help="Only these accounts (repeat).")]
+Group = Annotated[str | None, typer.Option(
+    help="Only the accounts of this saved group (`meterline group save`).")]
 
 
 @app.command("import")
@@ -543,7 +610,7 @@ def town(
 def billrun(
     period: Annotated[str, typer.Option(help="The month billed, YYYY-MM.")],
     region: Region = None, city: City = None, house: House = None,
-    provider: ProviderOption = None, account: Accounts = None,
+    provider: ProviderOption = None, account: Accounts = None, group: Group = None,
     chunk_accounts: Annotated[int | None, typer.Option(
         min=1, help="Accounts a transaction bills (whole houses); default: the setting.")]
     = None,
@@ -560,7 +627,7 @@ def billrun(
     from billing.commands import billrun as run
 
     settings = _settings()
-    run(settings, period, _selection(region, city, house, provider, account),
+    run(settings, period, _selection(region, city, house, provider, account, group),
         started_by=started_by or f"cli:{getpass.getuser()}",
         chunk_accounts=chunk_accounts or settings.billrun_chunk_accounts,
         workers=workers or settings.billrun_workers, progress=progress)
@@ -571,7 +638,7 @@ def documents(
     period: Annotated[str, typer.Option(help="The month billed, YYYY-MM.")],
     out: Annotated[Path, typer.Option(help="Folder the PDFs are written to.")],
     region: Region = None, city: City = None, house: House = None,
-    provider: ProviderOption = None, account: Accounts = None,
+    provider: ProviderOption = None, account: Accounts = None, group: Group = None,
     processes: Annotated[int, typer.Option(min=1, help="Rendering processes.")] = 2,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
@@ -579,7 +646,7 @@ def documents(
     period, or of a selection of them."""
     from billing.commands import documents as run
 
-    run(_settings(), period, _selection(region, city, house, provider, account), out,
+    run(_settings(), period, _selection(region, city, house, provider, account, group), out,
         processes=processes, progress=progress)
 
 
@@ -590,13 +657,47 @@ def export(
     format: Annotated[str, typer.Option(help="csv or json (print shops), gis (ГИС ЖКХ).")]
     = "csv",
     region: Region = None, city: City = None, house: House = None,
-    provider: ProviderOption = None, account: Accounts = None,
+    provider: ProviderOption = None, account: Accounts = None, group: Group = None,
 ) -> None:
     """Export the payment documents of a period for print shops (CSV, JSON) or for the state
     housing information system (gis: its attribute set, billing/documents/GIS_ZHKH.md)."""
     from billing.commands import export as run
 
-    run(_settings(), period, _selection(region, city, house, provider, account), format, out)
+    run(_settings(), period, _selection(region, city, house, provider, account, group),
+        format, out)
+
+
+group_app = typer.Typer(help="Saved groups of accounts a bill run, documents and exports "
+                        "select by name (--group).", no_args_is_help=True)
+app.add_typer(group_app, name="group")
+
+
+@group_app.command("save")
+def group_save(
+    name: Annotated[str, typer.Argument(help="The group's name.")],
+    account: Accounts = None,
+    file: Annotated[Path | None, typer.Option(
+        exists=True, dir_okay=False, help="A file of account ids, one a line.")] = None,
+    region: Region = None, city: City = None, house: House = None,
+    description: Annotated[str, typer.Option(help="What the group is for.")] = "",
+) -> None:
+    """Save a group (replacing its members): the accounts named, those of a file, or those of
+    a region, city or house now. An account that does not exist refuses the group whole."""
+    from billing.commands import save_group as run
+
+    accounts = list(account or ())
+    if file is not None:
+        accounts += file.read_text(encoding="utf-8-sig").split()
+    run(_settings(), name, accounts, _selection(region, city, house, None, None),
+        description=description)
+
+
+@group_app.command("list")
+def group_list() -> None:
+    """The saved groups and how many accounts each holds."""
+    from billing.commands import list_groups as run
+
+    run(_settings())
 
 
 @app.command("close-period")

@@ -21,7 +21,7 @@ import aiohttp
 import psycopg
 
 from meterline import db
-from meterline.fleet import Fleet, FleetMeter, register_fleet
+from meterline.fleet import Fleet, FleetMeter, Provider, register_fleet
 from meterline.kafka import port_open, start_broker, stop_process
 from meterline.meter_readings import register_meter_read_by_people
 from meterline.metrics import endpoints, scrape, total
@@ -38,6 +38,24 @@ DEMO_PLANS_FROM = date(2025, 7, 1)  # the example electricity book's first day
 LOG_DIR = Path("var/log")
 
 SUMMARY_EVERY = 2.0  # seconds between two lines of the live summary
+
+# Besides its electricity meter on the TCP server, each of the first RTU_FLATS flats has
+# water, gas and heat meters on an RS-485 line (a pseudo-terminal pair): (profile, utility,
+# provider, flat price). Water and heat are priced by their providers' example tariff books
+# (the flat price is a spare plan there); gas, which has no book, by its flat price.
+VODOKANAL = Provider("vodokanal", "Vodokanal", "7702345678")
+TEPLOSET = Provider("teploset", "Teploset", "7703456789")
+GORGAZ = Provider("gorgaz", "Gorgaz", "7704567890")
+RTU_METERS = (
+    ("pulse-counter-32", Utility.COLD_WATER, VODOKANAL, Decimal("58.10")),
+    ("pulse-counter-32", Utility.HOT_WATER, VODOKANAL, Decimal("255.40")),
+    ("pulse-counter-16", Utility.GAS, GORGAZ, Decimal("7.92")),
+    ("heat-meter", Utility.HEAT, TEPLOSET, Decimal("2850.00")),
+)
+RTU_FLATS = 2
+RTU_LINK = Path("var/simulators/rs485-1")  # where a Modbus master opens the line
+RTU_SERIALS = 1000  # RTU meters' serials: sim_serial_base + RTU_SERIALS + unit - 1
+DEMO_DIR = Path("var/demo")  # the configuration files the demo writes for its children
 
 _BALANCES = """
 SELECT (SELECT count(*) FROM accounts),
@@ -69,6 +87,52 @@ def demo_fleet(settings: Settings, meters: int) -> Fleet:
             for n in range(1, meters + 1)
         ],
     )
+
+
+def demo_rtu_fleets(settings: Settings, meters: int) -> list[tuple[int, Fleet]]:
+    """(unit id on the RS-485 line, its fleet of one meter) for the water, gas and heat
+    meters of the first flats."""
+    electricity = demo_fleet(settings, meters).meters
+    fleets = []
+    for n, flat in enumerate(electricity[:RTU_FLATS]):
+        for k, (profile, utility, provider, price) in enumerate(RTU_METERS):
+            unit = n * len(RTU_METERS) + k + 1
+            fleets.append((unit, Fleet(
+                gateway_id=settings.gateway_id, provider=provider, utility=utility,
+                profile=profile, price=price, meters=[FleetMeter(
+                    serial=str(settings.sim_serial_base + RTU_SERIALS + unit - 1),
+                    account_id=flat.account_id, opening_balance=Decimal(1500),
+                    address=flat.address, holder_name=flat.holder_name)])))
+    return fleets
+
+
+def demo_configs(settings: Settings, meters: int) -> tuple[str, str]:
+    """The simulators' and the gateway's configuration files (TOML) for the demo fleet: the
+    SDM120s on the TCP server, as before, and the RS-485 line. The SDM120s keep their state
+    file and the gateway its line name, so a database of an earlier demo carries on."""
+    rtu = demo_rtu_fleets(settings, meters)
+    state = settings.sim_state_dir / f"meters-{settings.sim_port}.json"
+    simulators = (
+        f'speedup = {settings.sim_speedup}\nseed = {settings.sim_seed}\nstate_file = "{state}"\n'
+        f'\n[[tcp]]\nhost = "{settings.sim_host}"\nport = {settings.sim_port}\n'
+        f'[[tcp.meters]]\nunits = "1-{meters}"\nprofile = "eastron-sdm120"\n'
+        f"serial_base = {settings.sim_serial_base}\n"
+        f'\n[[rtu]]\nname = "rs485-1"\nlink = "{RTU_LINK}"\n'
+        + "".join(f'[[rtu.meters]]\nunits = "{unit}"\nprofile = "{fleet.profile}"\n'
+                  f'utility = "{fleet.utility}"\nserial_base = {fleet.meters[0].serial}\n'
+                  for unit, fleet in rtu))
+    gateway = (
+        f"[polling]\nevery = {settings.poll_interval}\nalign = false\n\n"
+        f"[checks]\nrate_factor = {settings.sim_speedup}  # the simulators' speed-up\n\n"
+        f'[[lines]]\nname = "tcp-1"\ntransport = "tcp"\nhost = "{settings.sim_host}"\n'
+        f"port = {settings.sim_port}\ntimeout = 1.0\n\n"
+        f'[[lines]]\nname = "rs485-1"\ntransport = "rtu"\ndevice = "{RTU_LINK}"\n'
+        "baudrate = 9600\ntimeout = 0.5\n\n"
+        f'[[meters]]\nline = "tcp-1"\nunits = "1-{meters}"\nprofile = "eastron-sdm120"\n'
+        + "".join(f'\n[[meters]]\nline = "rs485-1"\nunits = "{unit}"\n'
+                  f'profile = "{fleet.profile}"\nutility = "{fleet.utility}"\n'
+                  for unit, fleet in rtu))
+    return simulators, gateway
 
 
 def demo_users(fleet: Fleet) -> list[tuple[str, str, Role, list[str]]]:
@@ -104,6 +168,8 @@ async def prepare(settings: Settings, meters: int) -> None:
                     await create_user(conn, username, password, role, accounts=accounts)
         for book in sorted(EXAMPLES.glob("*.toml")):  # the example tariff books (idempotent)
             await load_book(conn, read_book(book))
+        for _, rtu_fleet in demo_rtu_fleets(settings, meters):  # after the books: theirs win
+            await register_fleet(conn, rtu_fleet)
         for n, meter in enumerate(fleet.meters):  # a third on one rate, the others by zones
             if n % 3:
                 await assign_plan(conn, meter.account_id, fleet.provider.id,
@@ -147,9 +213,13 @@ def run_demo(settings: Settings, meters: int) -> None:
     started: list[Child] = []
     broker: subprocess.Popen[bytes] | None = None
     host, port = settings.kafka_bootstrap.rsplit(":", 1)
+    DEMO_DIR.mkdir(parents=True, exist_ok=True)
+    simulators, gateway = demo_configs(settings, meters)
+    (DEMO_DIR / "simulators.toml").write_text(simulators, encoding="utf-8")
+    (DEMO_DIR / "gateway.toml").write_text(gateway, encoding="utf-8")
     env = {
-        "METERLINE_SIM_METERS": str(meters),
-        "METERLINE_GATEWAY_METERS": f"{settings.sim_host}:{settings.sim_port}/1-{meters}",
+        "METERLINE_SIM_CONFIG": str(DEMO_DIR / "simulators.toml"),
+        "METERLINE_GATEWAY_CONFIG": str(DEMO_DIR / "gateway.toml"),
     }
     try:
         if not port_open(host, int(port)):

@@ -53,9 +53,10 @@ class FleetMeter:
 class Fleet:
     gateway_id: str
     meters: Sequence[FleetMeter]
-    price: Decimal  # per kWh, flat
+    price: Decimal  # per unit of the utility (kWh, m3, Gcal), flat
     provider: Provider = field(default_factory=Provider)
     profile: str = "eastron-sdm120"  # the meters' device profile (meterline/profiles)
+    utility: Utility = Utility.ELECTRICITY  # what the meters measure and the provider sells
     billing_mode: str = "prepaid"
     tariff_from: datetime = datetime(2020, 1, 1, tzinfo=UTC)
     # the accounts' contract type, unless a meter names one; None: the database's default
@@ -80,6 +81,9 @@ async def open_balance(conn: psycopg.AsyncConnection[Any], account_id: str, prov
 
 async def register_fleet(conn: psycopg.AsyncConnection[Any], fleet: Fleet) -> None:
     profile = shipped_profile(fleet.profile)
+    if fleet.utility not in profile.utilities:
+        raise ValueError(f"profile {profile.id} does not meter {fleet.utility}; it meters "
+                         f"{', '.join(profile.utilities)}")
     async with conn.transaction():
         p = fleet.provider
         await conn.execute(
@@ -87,25 +91,28 @@ async def register_fleet(conn: psycopg.AsyncConnection[Any], fleet: Fleet) -> No
             (p.id, p.name, p.inn),
         )
         await register_flat_rate(conn, ProviderInfo(id=p.id, name=p.name, inn=p.inn),
-                                 Utility.ELECTRICITY, fleet.price, fleet.tariff_from.date())
+                                 fleet.utility, fleet.price, fleet.tariff_from.date())
         for m in fleet.meters:
             cur = await conn.execute("SELECT 1 FROM meters WHERE id = %s", (m.serial,))
             if await cur.fetchone():
                 continue
-            cur = await conn.execute(
-                "INSERT INTO addresses (region, full_text) VALUES (%s, %s) RETURNING id",
-                (m.region, m.address),
-            )
-            row = await cur.fetchone()
-            assert row is not None
-            await conn.execute(
-                """
-                INSERT INTO accounts (id, address_id, holder_name, billing_mode, contract_type)
-                VALUES (%s, %s, %s, %s, coalesce(%s, 'household')) ON CONFLICT DO NOTHING
-                """,
-                (m.account_id, row[0], m.holder_name, fleet.billing_mode,
-                 m.contract_type or fleet.contract_type),
-            )
+            cur = await conn.execute("SELECT 1 FROM accounts WHERE id = %s", (m.account_id,))
+            if await cur.fetchone() is None:  # an account may have meters of several fleets
+                cur = await conn.execute(
+                    "INSERT INTO addresses (region, full_text) VALUES (%s, %s) RETURNING id",
+                    (m.region, m.address),
+                )
+                row = await cur.fetchone()
+                assert row is not None
+                await conn.execute(
+                    """
+                    INSERT INTO accounts (id, address_id, holder_name, billing_mode,
+                                          contract_type)
+                    VALUES (%s, %s, %s, %s, coalesce(%s, 'household'))
+                    """,
+                    (m.account_id, row[0], m.holder_name, fleet.billing_mode,
+                     m.contract_type or fleet.contract_type),
+                )
             await open_balance(conn, m.account_id, p.id, m.opening_balance)
             installed_at = m.installed_at or datetime.now(UTC)
             await conn.execute(
@@ -114,7 +121,7 @@ async def register_fleet(conn: psycopg.AsyncConnection[Any], fleet: Fleet) -> No
                                     gateway_id, has_relay, installed_at)
                 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
                 """,
-                (m.serial, m.account_id, p.id, Utility.ELECTRICITY, profile.model, profile.id,
+                (m.serial, m.account_id, p.id, fleet.utility, profile.model, profile.id,
                  fleet.gateway_id, profile.relay is not None, installed_at),
             )
             for reg in profile.billing:

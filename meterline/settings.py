@@ -272,7 +272,13 @@ class Settings(BaseSettings):
         "that lock it."
     )
     login_lockout: int = Field(
-        900, ge=1, description="Seconds a user name stays locked after too many failed logins."
+        900, ge=1, description="Seconds a user name (or a client address) stays locked after "
+        "too many failed logins."
+    )
+    login_max_failures_per_address: int = Field(
+        100, ge=1, description="Failed logins from one client address, whatever the names, "
+        "within login_lockout seconds that lock the address (high: many people may share one "
+        "address behind a carrier's or an office's NAT)."
     )
 
     # --- online top-ups through the acquirer (the payment provider; api/online_payments)

@@ -47,17 +47,19 @@ class Scope(StrEnum):
     DESK = "desk"  # operator's desk: search, account card, adjustments, corrections
     TOPUPS = "topups:write"  # record money received by a payment agent (direct top-up)
     PLANS = "plans:choose"  # choose an account's tariff plan for the next billing period
+    PREFERENCES = "preferences:write"  # how an account hears from its providers (consents)
     ADMIN = "admin"  # providers, tariffs, users and roles
     IVR = "ivr"  # the phone line's platform: answers callers by their number
 
 
-_PERSON = {Scope.ACCOUNTS_READ, Scope.PAYMENTS, Scope.READINGS, Scope.PLANS}
+_PERSON = {Scope.ACCOUNTS_READ, Scope.PAYMENTS, Scope.READINGS, Scope.PLANS,
+           Scope.PREFERENCES}
 
 ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
     Role.SUBSCRIBER: frozenset(_PERSON),
     Role.INDUSTRIAL: frozenset(_PERSON | {Scope.USAGE_EXPORT, Scope.KEYS}),
     Role.OPERATOR: frozenset({Scope.ACCOUNTS_READ, Scope.READINGS, Scope.USAGE_EXPORT,
-                              Scope.DESK, Scope.PLANS}),
+                              Scope.DESK, Scope.PLANS, Scope.PREFERENCES}),
     Role.ADMIN: frozenset(Scope),
 }
 

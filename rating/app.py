@@ -39,7 +39,7 @@ from meterline.metrics import (
 )
 from meterline.settings import Settings
 from rating.ledger import BatchResult, load_tariffs, rate_batch
-from rating.records import decode, routed
+from rating.records import decode, replacements, routed
 from rating.tariffs import Tariffs
 
 log = logging.getLogger("meterline.rating")
@@ -80,6 +80,7 @@ class Rater:
         started = time.perf_counter()
         decoded, rejected = decode(payloads)
         records = routed(decoded)
+        replaced = replacements(decoded)
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(psycopg.OperationalError),
             wait=wait_exponential(multiplier=0.2, max=10),
@@ -87,7 +88,8 @@ class Rater:
         ):
             with attempt:
                 async with self._lock, self.pool.connection() as conn:
-                    result = await rate_batch(conn, records, await self._tariffs(conn), rejected)
+                    result = await rate_batch(conn, records, await self._tariffs(conn), rejected,
+                                              replaced)
         self.readings += result.readings
         RATING_BATCH_SECONDS.observe(time.perf_counter() - started)
         RATING_BATCH_RECORDS.observe(len(payloads))

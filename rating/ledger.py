@@ -14,7 +14,10 @@ calls the pure ``rating.pricing.price_batch``, and books the result:
 - the money of the lines actually inserted as ONE journal entry (``meterline.ledger``'s bulk
   path): ``subscriber -x`` per (account, provider, service, period), ``revenue +x`` per
   (provider, service, period); balances move with it (the postings trigger);
-- the register state, the dead letters and the relay commands the new balances call for.
+- the register state (``rating.core``'s register policy: rollovers, reset candidates), a
+  ``register_reset`` event per reset confirmed, the dead letters and the relay commands the
+  new balances call for; a meter commanded open that still consumes is commanded again, with a
+  ``tamper`` event (``meterline.tamper``).
 
 A batch delivered again inserts no line, so it posts nothing: every reading is charged once.
 """
@@ -42,8 +45,20 @@ from meterline.ledger import Book, EntryKind, lines_table, post_lines
 from meterline.money import from_micro, to_micro
 from meterline.registers import counter_span_micro
 from meterline.relay import decide_relays
+from meterline.replacements import Replacement
+from meterline.tamper import confirm_relays
 from rating.core import NO_STATE, from_micros, micros
-from rating.pricing import ChargeLines, Priced, RoutedReadings, price_batch, services
+from rating.pricing import (
+    NEXT_REPOST,
+    BatchTariffs,
+    ChargeLines,
+    Priced,
+    RoutedReadings,
+    price_batch,
+    services,
+)
+from rating.replacements import apply_replacements, reported
+from rating.rerating import rerate_late
 from rating.tariffs import Tariffs, batch_tariffs, load_tariffs
 
 __all__ = ["BatchResult", "book_charges", "load_tariffs", "parse_records", "rate_batch"]
@@ -59,6 +74,8 @@ class BatchResult:
     entry_id: int | None = None  # the journal entry of the batch's money, if it charged
     relay_commands: list[tuple[str, str]] = field(default_factory=list)
     resets: int = 0  # register resets confirmed (a ``register_reset`` event each)
+    tampers: int = 0  # meters commanded open found consuming (a ``tamper`` event each)
+    replacements: int = 0  # meter replacements recorded (a ``meter_replaced`` event each)
     balances: dict[tuple[str, str], Decimal] = field(default_factory=dict)
 
 
@@ -67,17 +84,18 @@ CREATE TEMP TABLE IF NOT EXISTS priced_lines (
     meter_id text, register text, part text, start_us bigint, end_us bigint,
     quantity_micro bigint, unit text, version_id bigint, zone text, band smallint,
     consumer_group text, unit_price_micro bigint, amount_pico numeric, account_id text,
-    provider_id text, service text
+    provider_id text, service text, revision smallint, end_value_micro bigint,
+    reading_end_us bigint
 ) ON COMMIT DELETE ROWS
 """
 _STAGING_COLUMNS = (
     "meter_id", "register", "part", "start_us", "end_us", "quantity_micro", "unit", "version_id",
     "zone", "band", "consumer_group", "unit_price_micro", "amount_pico", "account_id",
-    "provider_id", "service",
+    "provider_id", "service", "revision", "end_value_micro", "reading_end_us",
 )
 _STAGING_TYPES = (
     "text", "text", "text", "int8", "int8", "int8", "text", "int8", "text", "int2", "text",
-    "int8", "numeric", "text", "text", "text",
+    "int8", "numeric", "text", "text", "text", "int2", "int8", "int8",
 )
 
 # Times travel as integer microseconds and numbers as integer micro- and pico-units, turned
@@ -99,14 +117,21 @@ WITH timed AS (
 ), inserted AS (
     INSERT INTO charges (meter_id, register, part, interval_start, interval_end, quantity, unit,
                          tariff_version_id, zone, band, consumer_group, unit_price, amount,
-                         account_id, provider_id, service, period, entry_id, rated_at)
+                         account_id, provider_id, service, period, entry_id, rated_at,
+                         revision, end_value, reading_end)
     SELECT l.meter_id, l.register, l.part, l.interval_start, l.interval_end,
            l.quantity_micro * 0.000001, l.unit, l.version_id, l.zone, l.band, l.consumer_group,
            l.unit_price_micro * 0.000001, l.amount_pico * 0.000000000001, l.account_id,
            l.provider_id, l.service,
            CASE WHEN bp.closed_at IS NOT NULL THEN open_period(l.provider_id, l.month)
                 ELSE l.month END,
-           %(entry)s, clock_timestamp()
+           %(entry)s, clock_timestamp(),
+           -- a repost (revision NULL): the next even revision of its key
+           coalesce(l.revision, (SELECT (coalesce(max(c.revision), -1) + 2) / 2 * 2
+                                   FROM charges c
+                                  WHERE c.meter_id = l.meter_id AND c.register = l.register
+                                    AND c.interval_end = l.interval_end AND c.part = l.part)),
+           l.end_value_micro * 0.000001, timestamptz_of_micros(l.reading_end_us)
       FROM lines l
       LEFT JOIN billing_periods bp ON bp.provider_id = l.provider_id AND bp.period = l.month
     ON CONFLICT (meter_id, register, interval_end, part, revision) DO NOTHING
@@ -163,7 +188,10 @@ ON CONFLICT (meter_id, register) DO UPDATE
        < greatest(excluded.last_ts, excluded.pending_ts)
 """
 
-_OWNERS = "SELECT id, account_id, provider_id, profile FROM meters WHERE id = ANY(%s)"
+_OWNERS = """
+SELECT id, account_id, provider_id, profile, replaced_by, removed_at FROM meters
+ WHERE id = ANY(%s)
+"""
 
 def parse_records(payloads: Iterable[bytes]) -> tuple[list[AccountReadings], list[tuple[str, str]]]:
     """Kafka values -> records; the ones that do not parse come back as (reason, payload)."""
@@ -185,14 +213,24 @@ async def owned_readings(conn: psycopg.AsyncConnection[Any], batch: RoutedReadin
     ``profiles`` is filled with each known meter's device profile."""
     cur = await conn.execute(_OWNERS, (sorted(set(batch.meter)),))
     rows = await cur.fetchall()
-    owners = {meter: (account, provider) for meter, account, provider, _ in rows}
+    owners = {meter: (account, provider) for meter, account, provider, *_ in rows}
     if profiles is not None:
-        profiles.update({meter: profile for meter, _, _, profile in rows})
+        profiles.update({meter: profile for meter, _, _, profile, *_ in rows})
     owned = np.fromiter(
         (owners.get(m) == (a, p)
          for m, a, p in zip(batch.meter, batch.account, batch.provider, strict=True)),
         dtype=bool, count=len(batch))
-    for i in np.flatnonzero(~owned).tolist():
+    removed = {meter: (by, micros(at)) for meter, _, _, _, by, at in rows if by is not None}
+    if removed:
+        after = np.fromiter((m in removed and t > removed[m][1]
+                             for m, t in zip(batch.meter, batch.ts.tolist(), strict=True)),
+                            dtype=bool, count=len(batch))
+        for i in np.flatnonzero(owned & after).tolist():
+            by, at = removed[batch.meter[i]]
+            dead.append((f"meter {batch.meter[i]} was replaced by {by} at {from_micros(at)}",
+                         batch.reading(i).model_dump_json()))
+        owned &= ~after
+    for i in np.flatnonzero(~owned & ~after if removed else ~owned).tolist():
         meter, owner = batch.meter[i], owners.get(batch.meter[i])
         payload = batch.reading(i).model_dump_json()
         if owner is None:
@@ -294,12 +332,15 @@ async def book_charges(conn: psycopg.AsyncConnection[Any], batch: RoutedReadings
         await copy_rows(cur, "priced_lines", _STAGING_COLUMNS, _STAGING_TYPES, (
             (batch.meter[i], batch.register[i], part, start, end, quantity, batch.unit[i],
              version, zone, band, group, unit_price, amount, batch.account[i],
-             batch.provider[i], service_of[i])
-            for i, part, start, end, quantity, version, zone, band, group, unit_price, amount
+             batch.provider[i], service_of[i], None if revision == NEXT_REPOST else revision,
+             end_value, reading_end)
+            for i, part, start, end, quantity, version, zone, band, group, unit_price, amount,
+            revision, end_value, reading_end
             in zip(reading, lines.part, lines.start.tolist(), lines.end.tolist(),
                    lines.quantity.tolist(), lines.version_id.tolist(), lines.zone,
                    lines.band.tolist(), lines.group, lines.unit_price.tolist(), lines.amount,
-                   strict=True)
+                   lines.revisions().tolist(), lines.end_values(batch).tolist(),
+                   lines.reading_ends(batch).tolist(), strict=True)
         ))
         await cur.execute(_BOOK_CHARGES, {"entry": entry_id})
         touched = await cur.fetchall()
@@ -319,16 +360,26 @@ async def rate_batch(
     records: Sequence[AccountReadings] | RoutedReadings,
     tariffs: Tariffs,
     rejected: Sequence[tuple[str, str]] = (),
+    replacements: Sequence[Replacement] = (),
 ) -> BatchResult:
     """Price ``records`` (Kafka records, or the same readings as columns) by ``tariffs``
     (``load_tariffs``) and book them, all in one transaction on ``conn``. ``rejected`` are
-    (reason, payload) to dead-letter with them (records that did not parse)."""
+    (reason, payload) to dead-letter with them (records that did not parse). Meter
+    ``replacements`` (and those of ``records``, when they are Kafka records) are recorded
+    first, and their old meters' closing readings priced with the batch."""
     batch = records if isinstance(records, RoutedReadings) else RoutedReadings.of(records)
+    if not isinstance(records, RoutedReadings):
+        replacements = [*replacements, *(reported(r) for rec in records
+                                          for r in rec.replacements)]
     result = BatchResult(readings=len(batch))
     dead: list[tuple[str, str]] = list(rejected)
-    series, keys = batch.series()
 
     async with conn.transaction():
+        if replacements:
+            replaced, closing = await apply_replacements(conn, replacements, dead)
+            result.replacements = sum(r.new for r in replaced)
+            batch = RoutedReadings.concat([batch, closing])
+        series, keys = batch.series()
         profiles: dict[str, str | None] = {}
         owned = await owned_readings(conn, batch, dead, profiles)
         states = await load_state(conn, keys, profiles)
@@ -337,12 +388,13 @@ async def rate_batch(
         starts = np.concatenate([state_ts[state_ts != NO_STATE], batch.ts])
         earliest = from_micros(int(starts.min())) if len(starts) else from_micros(0)
         since = (earliest - timedelta(days=1)).date()  # in whatever time zone
-        priced = price_batch(batch, series, owned, state_ts, states.value,
-                             await batch_tariffs(conn, tariffs, batch, since),
+        prices = await batch_tariffs(conn, tariffs, batch, since)
+        priced = price_batch(batch, series, owned, state_ts, states.value, prices,
                              wrap=states.wrap, pending_ts=states.pending_ts,
                              pending_value=states.pending_value)
+        lines = await rerate_late_readings(conn, batch, priced, prices)
         dead += [(reason, batch.reading(i).model_dump_json()) for reason, i in priced.dead]
-        await book_charges(conn, batch, priced.lines, result)
+        await book_charges(conn, batch, lines, result)
         await save_state(conn, keys, priced)
         result.resets = await emit_resets(conn, batch, keys, priced)
         if dead:
@@ -352,4 +404,29 @@ async def rate_batch(
         if result.balances:
             accounts = sorted({account for account, _ in result.balances})
             result.relay_commands = await decide_relays(conn, accounts)
+        await confirm_disconnects(conn, batch, lines, result)
     return result
+
+
+async def rerate_late_readings(conn: psycopg.AsyncConnection[Any], batch: RoutedReadings,
+                               priced: Priced, prices: BatchTariffs) -> ChargeLines:
+    """The batch's lines, with those that re-rate the intervals its late readings fall inside
+    (``rating.rerating``); a late reading that cannot re-rate its interval joins the dead."""
+    if priced.late is None or not len(priced.late):
+        return priced.lines
+    refused: list[tuple[str, int]] = []
+    rerated = await rerate_late(conn, batch, priced.late, prices, refused)
+    priced.dead.extend(refused)
+    return ChargeLines.concat([priced.lines, rerated], batch)
+
+
+async def confirm_disconnects(conn: psycopg.AsyncConnection[Any], batch: RoutedReadings,
+                              lines: ChargeLines, result: BatchResult) -> None:
+    """A meter commanded open that the batch shows consuming is commanded again, with a
+    ``tamper`` event (``meterline.tamper``)."""
+    if not len(lines):
+        return
+    meters = {batch.meter[i] for i in np.unique(lines.reading).tolist()}
+    tampers = await confirm_relays(conn, meters)
+    result.relay_commands += [(t.meter_id, "disconnect") for t in tampers]
+    result.tampers = len(tampers)

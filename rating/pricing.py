@@ -16,13 +16,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import pairwise
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from meterline.contracts import AccountReadings, Reading, ReadingFlag
 from meterline.money import from_micro, to_micro
-from meterline.tariffs.pricing import NO_RATE, BandState, TariffSet, Track, Usage
+from meterline.tariffs.pricing import NO_RATE, BandState, Charges, TariffSet, Track, Usage
 from meterline.units import SERVICE_OF_UTILITY, Register, Unit, Utility
 from rating.core import (
     FLAG_RESET,
@@ -81,6 +83,24 @@ class RoutedReadings:
             flags=np.array([flag_bits(r.flags) for _, r in rows], dtype=np.int64),
         )
 
+    @classmethod
+    def concat(cls, parts: Sequence[RoutedReadings]) -> RoutedReadings:
+        """The readings of ``parts`` as one batch, in order."""
+        if len(parts) == 1:
+            return parts[0]
+
+        def joined(name: str) -> list[str]:
+            return [x for part in parts for x in getattr(part, name)]
+
+        return cls(
+            account=joined("account"), meter=joined("meter"), register=joined("register"),
+            unit=joined("unit"), provider=joined("provider"), utility=joined("utility"),
+            ts=np.concatenate([p.ts for p in parts]) if parts else np.empty(0, np.int64),
+            value=np.concatenate([p.value for p in parts]) if parts else np.empty(0, np.int64),
+            flags=(np.concatenate([p.flag_bits() for p in parts])
+                   if any(p.flags is not None for p in parts) else None),
+        )
+
     def flag_bits(self) -> I64:
         """The flags of every reading (zeros when the batch carries none)."""
         return np.zeros(len(self), dtype=np.int64) if self.flags is None else self.flags
@@ -122,8 +142,12 @@ class BatchTariffs:
 class ChargeLines:
     """What a batch charges: a line per part of an interval that a time-of-use zone, a month,
     a tariff version or a volume band limit cuts off. A line covers ``[start, end)``, its
-    share of the interval closed by ``reading``; its key is (meter, register, end, part), the
-    part naming its zone and band ("night/0")."""
+    share of the interval closed by ``reading``; its key is (meter, register, end, part,
+    revision), the part naming its zone and band ("night/0"). Re-rating reverses a line at the
+    odd revision after its own (negative quantity and amount) and reposts at the next even
+    revision of each key (``NEXT_REPOST``); ``reading`` then only names the meter, register and
+    account, and
+    ``end_value`` and ``reading_end`` the reading interval the line is a part of."""
 
     reading: I64  # the reading that closes the interval (index into the batch)
     start: I64  # microseconds
@@ -136,9 +160,50 @@ class ChargeLines:
     group: Sequence[str]  # the consumer group whose price it is
     unit_price: I64  # micro-roubles per unit
     amount: Sequence[int]  # pico-roubles, exact
+    revision: I64 | None = None  # None: all 0; NEXT_REPOST: the next even one of its key
+    end_value: I64 | None = None  # micro-units; None: the value of ``reading``
+    reading_end: I64 | None = None  # the end of its reading interval; None: ``reading``'s ts
 
     def __len__(self) -> int:
         return len(self.reading)
+
+    def revisions(self) -> I64:
+        return np.zeros(len(self), dtype=np.int64) if self.revision is None else self.revision
+
+    def end_values(self, batch: RoutedReadings) -> I64:
+        return batch.value[self.reading] if self.end_value is None else self.end_value
+
+    def reading_ends(self, batch: RoutedReadings) -> I64:
+        return batch.ts[self.reading] if self.reading_end is None else self.reading_end
+
+    @classmethod
+    def concat(cls, parts: Sequence[ChargeLines], batch: RoutedReadings) -> ChargeLines:
+        parts = [p for p in parts if len(p)]
+        if len(parts) <= 1:
+            return parts[0] if parts else _no_lines()
+
+        def cat(name: str) -> I64:
+            return np.concatenate([getattr(p, name) for p in parts])
+
+        def joined(name: str) -> list[Any]:
+            return [x for p in parts for x in getattr(p, name)]
+
+        return cls(reading=cat("reading"), start=cat("start"), end=cat("end"),
+                   part=joined("part"), quantity=cat("quantity"), version_id=cat("version_id"),
+                   zone=joined("zone"), band=cat("band"), group=joined("group"),
+                   unit_price=cat("unit_price"), amount=joined("amount"),
+                   revision=np.concatenate([p.revisions() for p in parts]),
+                   end_value=np.concatenate([p.end_values(batch) for p in parts]),
+                   reading_end=np.concatenate([p.reading_ends(batch) for p in parts]))
+
+
+NEXT_REPOST = -1  # a reposted line's revision: the next even one of its key, when booked
+
+
+def _no_lines() -> ChargeLines:
+    e = np.empty(0, dtype=np.int64)
+    return ChargeLines(reading=e, start=e, end=e, part=[], quantity=e, version_id=e, zone=[],
+                       band=e, group=[], unit_price=e, amount=[])
 
 
 @dataclass(frozen=True)
@@ -218,15 +283,7 @@ def price_batch(
             f"{batch.unit[i]} < {from_micro(previous)} {batch.unit[i]} accepted before, and the "
             "next reading came back to it: a glitch, not used", i))
 
-    zone = prices.zone_names(charges.rate, charges.zone).tolist()
-    band = charges.band
-    lines = ChargeLines(
-        reading=charged[charges.interval], start=charges.start, end=charges.end,
-        part=[f"{z}/{b}" for z, b in zip(zone, band.tolist(), strict=True)],
-        quantity=charges.quantity, version_id=tariffs.version_ids[charges.rate], zone=zone,
-        band=band, group=prices.rate_group[charges.rate].tolist(),
-        unit_price=charges.unit_price, amount=charges.amount.tolist(),
-    )
+    lines = _lines(tariffs, charged, charges)
     found = out.resets
     assert found is not None and out.late is not None and out.rolled_over is not None
     resets = Resets(series=found.series,
@@ -242,3 +299,120 @@ def price_batch(
                                        if out.state_pending_value is not None
                                        else np.zeros(len(out.state_series), dtype=np.int64)),
                   resets=resets, late=at[out.late], rolled_over=at[out.rolled_over])
+
+
+def _lines(tariffs: BatchTariffs, reading: I64, charges: Charges, revision: I64 | None = None,
+           end_value: I64 | None = None, reading_end: I64 | None = None) -> ChargeLines:
+    """Charge lines of priced intervals; ``reading`` (and ``revision``, ``end_value``,
+    ``reading_end``) per interval priced."""
+    prices = tariffs.set
+    zone = prices.zone_names(charges.rate, charges.zone).tolist()
+    band = charges.band
+    at = charges.interval
+    return ChargeLines(
+        reading=reading[at], start=charges.start, end=charges.end,
+        part=[f"{z}/{b}" for z, b in zip(zone, band.tolist(), strict=True)],
+        quantity=charges.quantity, version_id=tariffs.version_ids[charges.rate], zone=zone,
+        band=band, group=prices.rate_group[charges.rate].tolist(),
+        unit_price=charges.unit_price, amount=charges.amount.tolist(),
+        revision=None if revision is None else revision[at],
+        end_value=None if end_value is None else end_value[at],
+        reading_end=None if reading_end is None else reading_end[at],
+    )
+
+
+@dataclass(frozen=True)
+class Reopened:
+    """Intervals priced before that late readings fall strictly inside, one element each:
+    ``(start, end]``, the register's value at ``end``, what their live lines (those not
+    reversed) charged in all."""
+
+    start: I64
+    end: I64
+    end_value: I64
+    quantity: I64
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+
+@dataclass(frozen=True)
+class LatePieces:
+    lines: ChargeLines  # the reposted lines of the re-rated intervals
+    rerated: I64  # the reopened intervals re-rated (their live lines are to be reversed)
+    dead: list[tuple[str, int]]  # (reason, reading index) of late readings not used
+
+
+def late_pieces(batch: RoutedReadings, late: I64, interval: I64, reopened: Reopened,
+                tariffs: BatchTariffs) -> LatePieces:
+    """Re-rate the ``reopened`` intervals that the ``late`` readings (batch indices; the
+    reopened interval each falls inside in ``interval``) cut: each interval becomes the pieces
+    between its start, its late readings and its end, priced again by the account's track
+    (each line at the next even revision of its key). An interval whose late readings do
+    not lie between the values at its ends (a rollover inside it, a corrected value) is left
+    as it was, and its late readings are refused."""
+    dead: list[tuple[str, int]] = []
+    closing: list[int] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    quantity: list[int] = []
+    end_values: list[int] = []
+    group: list[int] = []
+    order = np.lexsort((batch.ts[late], interval))
+    late, interval = late[order], interval[order]
+    cuts = np.flatnonzero(np.diff(interval)) + 1
+    for points in np.split(np.arange(len(late)), cuts) if len(late) else ():
+        j = int(interval[points[0]])
+        idx = late[points].tolist()
+        ts = batch.ts[late[points]].tolist()
+        values = batch.value[late[points]].tolist()
+        v_end = int(reopened.end_value[j])
+        v_start = v_end - int(reopened.quantity[j])
+        chain = [v_start, *values, v_end]
+        if any(b < a for a, b in pairwise(chain)):
+            for i in idx:
+                dead.append((f"late reading {_plain(from_micro(int(batch.value[i])))} "
+                             f"{batch.unit[i]} does not lie between "
+                             f"{_plain(from_micro(v_start))} and {_plain(from_micro(v_end))} "
+                             "read around it: not re-rated", i))
+            continue
+        bounds = [int(reopened.start[j]), *ts, int(reopened.end[j])]
+        for k in range(len(idx) + 1):
+            closing.append(idx[min(k, len(idx) - 1)])
+            starts.append(bounds[k])
+            ends.append(bounds[k + 1])
+            quantity.append(chain[k + 1] - chain[k])
+            end_values.append(chain[k + 1])
+            group.append(j)
+    arr = np.asarray
+    reading, q = arr(closing, dtype=np.int64), arr(quantity, dtype=np.int64)
+    groups = arr(group, dtype=np.int64)
+    keep = q > 0
+    charges = tariffs.set.price(Usage(
+        tracks=tariffs.tracks, track=tariffs.track[reading[keep]],
+        band_key=tariffs.key[reading[keep]], start=arr(starts, dtype=np.int64)[keep],
+        end=arr(ends, dtype=np.int64)[keep], quantity=q[keep], used=tariffs.volumes))
+    failed = np.unique(groups[keep][charges.unpriced])
+    lines = _lines(tariffs, reading[keep], charges,
+                   np.full(int(keep.sum()), NEXT_REPOST, dtype=np.int64),
+                   arr(end_values, dtype=np.int64)[keep], arr(ends, dtype=np.int64)[keep])
+    if len(failed):  # no tariff over a piece: the interval stays as it was
+        fine = ~np.isin(groups[keep][charges.interval], failed)
+        lines = _take(lines, np.flatnonzero(fine))
+        for i in late[np.isin(interval, failed)].tolist():
+            dead.append((f"no tariff in force to re-rate the interval around late reading "
+                         f"at {from_micros(int(batch.ts[i]))}", i))
+    rerated = np.setdiff1d(np.unique(groups), failed)
+    return LatePieces(lines, rerated, dead)
+
+
+def _take(lines: ChargeLines, at: I64) -> ChargeLines:
+    pick = at.tolist()
+    return ChargeLines(
+        reading=lines.reading[at], start=lines.start[at], end=lines.end[at],
+        part=[lines.part[k] for k in pick], quantity=lines.quantity[at],
+        version_id=lines.version_id[at], zone=[lines.zone[k] for k in pick], band=lines.band[at],
+        group=[lines.group[k] for k in pick], unit_price=lines.unit_price[at],
+        amount=[lines.amount[k] for k in pick], revision=lines.revisions()[at],
+        end_value=None if lines.end_value is None else lines.end_value[at],
+        reading_end=None if lines.reading_end is None else lines.reading_end[at])

@@ -1,6 +1,7 @@
 """The readings topic's records, decoded: ``ReadingsRecord`` (v2, many accounts' readings as
 columns) and ``AccountReadings`` (v1, one account's readings). A record that is neither
-comes back with the reason, to be dead-lettered."""
+comes back with the reason, to be dead-lettered. ``replacements`` are the meter replacements
+they carry."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import numpy.typing as npt
 from pydantic import ValidationError
 
 from meterline.contracts import AccountReadings, ReadingsRecord
+from meterline.replacements import Replacement
 from rating.pricing import RoutedReadings, flag_bits
+from rating.replacements import reported
 
 Rejected = tuple[str, str]  # (reason, payload)
 
@@ -42,20 +45,7 @@ def routed(records: Sequence[ReadingsRecord | AccountReadings]) -> RoutedReading
         if isinstance(r, ReadingsRecord) else RoutedReadings.of([r])
         for r in records
     ]
-    if len(parts) == 1:
-        return parts[0]
-
-    def joined(name: str) -> list[str]:
-        return [x for part in parts for x in getattr(part, name)]
-
-    return RoutedReadings(
-        account=joined("account"), meter=joined("meter"), register=joined("register"),
-        unit=joined("unit"), provider=joined("provider"), utility=joined("utility"),
-        ts=np.concatenate([p.ts for p in parts]) if parts else np.empty(0, np.int64),
-        value=np.concatenate([p.value for p in parts]) if parts else np.empty(0, np.int64),
-        flags=(np.concatenate([p.flag_bits() for p in parts])
-               if any(p.flags is not None for p in parts) else None),
-    )
+    return RoutedReadings.concat(parts)
 
 
 def _flags(record: ReadingsRecord) -> npt.NDArray[np.int64] | None:
@@ -66,3 +56,12 @@ def _flags(record: ReadingsRecord) -> npt.NDArray[np.int64] | None:
     for i, flags in record.flagged:
         bits[i] |= flag_bits(flags)
     return bits
+
+
+def replacements(records: Sequence[ReadingsRecord | AccountReadings]) -> list[Replacement]:
+    """The meter replacements the records carry, as the kernel records them."""
+    found = [(account, r) for rec in records if isinstance(rec, ReadingsRecord)
+             for account, r in rec.replacements]
+    found += [(rec.account, r) for rec in records if isinstance(rec, AccountReadings)
+              for r in rec.replacements]
+    return [reported(r) for _, r in found]

@@ -165,6 +165,40 @@ async def customer(
     return one
 
 
+@dataclass(frozen=True)
+class UtilityMeter:
+    """A gateway-read meter of any utility: its serial, whose account it is on, the provider
+    selling the utility and that provider's flat price per unit (kWh, m3, Gcal)."""
+
+    serial: str
+    account_id: str
+    utility: Utility
+    profile: str
+    seller: Provider
+    price: Decimal
+
+
+async def utility_meters(
+    conn: psycopg.AsyncConnection[Any], meters: Sequence[UtilityMeter], *, gateway_id: str,
+    balances: dict[tuple[str, str], Decimal],
+) -> None:
+    """Put a mixed fleet on the books: accounts with meters of several utilities behind one
+    gateway, each utility sold by its provider at its flat price, each (account, provider)
+    opening at ``balances[account, provider]``. One `register_fleet` per provider, utility
+    and profile, as an operator would register them."""
+    groups: dict[tuple[Provider, Utility, str, Decimal], list[UtilityMeter]] = {}
+    for m in meters:
+        groups.setdefault((m.seller, m.utility, m.profile, m.price), []).append(m)
+    for (seller, utility, profile, price), members in groups.items():
+        await register_fleet(conn, Fleet(
+            gateway_id=gateway_id, provider=seller, utility=utility, profile=profile,
+            price=price, meters=[
+                FleetMeter(serial=m.serial, account_id=m.account_id,
+                           opening_balance=balances[m.account_id, seller.id],
+                           address=f"Moscow, Test street 1, apt {m.account_id}")
+                for m in members]))
+
+
 async def town(conn: psycopg.AsyncConnection[Any], accounts: int = 60, **spec: Any) -> Town:
     """A generated town of the test's own: its own region, account prefix and providers
     (``spec``: more `TownSpec` fields, e.g. ``services``, ``months``, ``seed``)."""

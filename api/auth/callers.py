@@ -26,6 +26,8 @@ SCOPE_DESCRIPTIONS = {
     Scope.KEYS: "Create and revoke your own API keys.",
     Scope.DESK: "The operator's desk: search, account card, adjustments, corrections.",
     Scope.TOPUPS: "Record money a payment agent received (direct top-up).",
+    Scope.PLANS: "Choose an account's tariff plan for the next billing period.",
+    Scope.PREFERENCES: "Choose how an account hears from its providers (consents).",
     Scope.ADMIN: "Providers, tariffs, users and roles.",
     Scope.IVR: "The phone line's platform: balances and readings by the caller's number.",
 }

@@ -3,7 +3,8 @@
 - ``POST /auth/token``: OAuth2 token endpoint (form-encoded). ``grant_type=password`` with
   ``username`` and ``password``; ``grant_type=refresh_token`` with ``refresh_token``. Answers
   an access token (JWT), its lifetime and a new refresh token. Too many failed logins for a
-  user name lock it for a while (429 with Retry-After), known name or not.
+  user name lock it for a while (429 with Retry-After), known name or not; so do too many
+  from one client address, whatever names it tries.
 - ``POST /auth/revoke``: log out (RFC 7009): the refresh token's whole family is revoked.
 - ``GET /auth/me``: the caller, their scopes and the accounts they see.
 - ``/auth/api-keys``: an industrial customer's (or admin's) keys for their own systems.
@@ -12,10 +13,11 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from typing import Annotated, Any, Literal
 
 import psycopg
-from fastapi import APIRouter, Form, Path, Response
+from fastapi import APIRouter, Form, Path, Request, Response
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
@@ -60,7 +62,7 @@ class TokenAnswer(BaseModel):
                        examples=["accounts:read payments:create readings:submit"])
 
 
-# --- login failures and lockout
+# --- login failures and lockout: by user name, and by client address
 
 _LOCK = """
 SELECT count(*), min(failed_at) + make_interval(secs => %(lockout)s) - now()
@@ -70,23 +72,49 @@ SELECT count(*), min(failed_at) + make_interval(secs => %(lockout)s) - now()
          LIMIT %(max)s) recent
 """
 
+_ADDRESS_LOCK = """
+SELECT count(*), min(failed_at) + make_interval(secs => %(lockout)s) - now()
+  FROM (SELECT failed_at FROM login_failures
+         WHERE client_address = %(address)s
+           AND failed_at > now() - make_interval(secs => %(lockout)s)
+         ORDER BY failed_at DESC
+         LIMIT %(max)s) recent
+"""
 
-async def _locked_for(conn: psycopg.AsyncConnection[Any], settings: Settings,
-                      name: str) -> int | None:
-    """Seconds the name stays locked, or None when it may try."""
-    cur = await conn.execute(_LOCK, {"name": name, "lockout": settings.login_lockout,
-                                     "max": settings.login_max_failures})
+
+async def _locked(conn: psycopg.AsyncConnection[Any], query: str, params: dict[str, Any],
+                  limit: int) -> int | None:
+    """Seconds still locked when the last ``limit`` failures all fall in the window."""
+    cur = await conn.execute(query, {**params, "max": limit})
     row = await cur.fetchone()
     assert row is not None
     failures, left = row
-    if failures < settings.login_max_failures:
+    if failures < limit:
         return None
     return max(1, int(left.total_seconds()) + 1)
 
 
+async def _locked_for(conn: psycopg.AsyncConnection[Any], settings: Settings, name: str,
+                      address: str | None) -> tuple[int, str] | None:
+    """(seconds locked, why) when this name, or this client address, may not try now."""
+    locked = await _locked(conn, _LOCK, {"name": name, "lockout": settings.login_lockout},
+                           settings.login_max_failures)
+    if locked is not None:
+        return locked, f"Too many failed logins for {name}"
+    if address is None:
+        return None
+    locked = await _locked(conn, _ADDRESS_LOCK,
+                           {"address": address, "lockout": settings.login_lockout},
+                           settings.login_max_failures_per_address)
+    if locked is not None:
+        return locked, "Too many failed logins from your address"
+    return None
+
+
 _FORGET_OLD_FAILURES = """
 DELETE FROM login_failures
- WHERE username = %s AND failed_at < now() - make_interval(secs => %s)
+ WHERE (username = %(name)s OR client_address = %(address)s)
+   AND failed_at < now() - make_interval(secs => %(lockout)s)
 """
 
 _USER = """
@@ -96,27 +124,47 @@ SELECT id, username, role, display_name, locale, password_hash
 """
 
 
-async def authenticate(pool: Pool, settings: Settings, username: str, password: str) -> User:
+def _address(client: str | None) -> str | None:
+    """The client's address as PostgreSQL's inet takes it; None when there is none (a test
+    client, a Unix socket)."""
+    if client is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(client))
+    except ValueError:
+        return None
+
+
+async def authenticate(pool: Pool, settings: Settings, username: str, password: str,
+                       client: str | None = None) -> User:
     """The user with this name and password; a problem (400 invalid_grant, 429 locked)
-    otherwise. The token endpoint and the web login both use it."""
+    otherwise. ``client`` is the caller's address: failures are counted by it too. The token
+    endpoint and the web login both use it."""
     name = username.lower()
+    address = _address(client)
     async with pool.connection() as conn:
-        locked = await _locked_for(conn, settings, name)
+        locked = await _locked_for(conn, settings, name, address)
         if locked is not None:
+            seconds, why = locked
             raise ProblemError(
-                429, f"Too many failed logins for {username}; try again in {locked} s.",
+                429, f"{why}; try again in {seconds} s.",
                 slug="login-locked", title="Login locked",
-                headers={"Retry-After": str(locked)},
+                headers={"Retry-After": str(seconds)},
             )
         cur = await conn.execute(_USER, (name,))
         row = await cur.fetchone()
         # an unknown name costs one argon2 verification too: timing tells nothing
         matches = await asyncio.to_thread(password_matches, row[5] if row else None, password)
         if not matches or row is None:
-            await conn.execute(_FORGET_OLD_FAILURES, (name, settings.login_lockout))
-            await conn.execute("INSERT INTO login_failures (username) VALUES (%s)", (name,))
+            await conn.execute(_FORGET_OLD_FAILURES, {"name": name, "address": address,
+                                                      "lockout": settings.login_lockout})
+            await conn.execute(
+                "INSERT INTO login_failures (username, client_address) VALUES (%s, %s)",
+                (name, address))
             await conn.commit()
             raise invalid_grant("Unknown user name or wrong password.")
+        # a success forgives the name's failures, not the address's: one valid account must
+        # not reset the count of an address trying many names
         await conn.execute("DELETE FROM login_failures WHERE username = %s", (name,))
     return User(row[0], row[1], Role(row[2]), row[3], row[4])
 
@@ -141,6 +189,7 @@ def _scopes(user: User, wanted: str) -> frozenset[Scope]:
     responses=problem_responses(400, 422, 429),
 )
 async def token(
+    request: Request,
     pool: Pool,
     settings: AppSettings,
     response: Response,
@@ -155,7 +204,8 @@ async def token(
 
     - `grant_type=password`: `username`, `password` → tokens. 400 `invalid_grant` for an
       unknown name or a wrong password; after `login_max_failures` failures within
-      `login_lockout` seconds the name is locked: 429 with `Retry-After`.
+      `login_lockout` seconds the name is locked: 429 with `Retry-After`; likewise after
+      `login_max_failures_per_address` failures from the caller's address, any names.
     - `grant_type=refresh_token`: `refresh_token` → new tokens; the one sent is used up.
       A used refresh token sent again revokes every token of that login (400).
     """
@@ -163,7 +213,8 @@ async def token(
     if grant_type == "password":
         if not username or password is None:
             raise invalid_grant("grant_type=password needs username and password.")
-        user = await authenticate(pool, settings, username, password)
+        user = await authenticate(pool, settings, username, password,
+                                  request.client.host if request.client else None)
         granted = _scopes(user, scope)
         async with pool.connection() as conn:
             refresh = await issue_refresh_token(conn, settings, user.id)

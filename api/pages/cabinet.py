@@ -36,6 +36,7 @@ from meterline.documents.pdf import file_name, render_pdf
 from meterline.errors import DomainError
 from meterline.meter_readings import submit
 from meterline.money import kopecks
+from meterline.notices import cabinet_notices
 from meterline.users import ROLE_SCOPES, Scope
 
 router = APIRouter(include_in_schema=False)
@@ -64,7 +65,8 @@ async def login(view: View, pool: Pool, settings: AppSettings,
                 password: Annotated[str, Form(max_length=1024)], csrf: Text) -> Response:
     view.check_csrf(csrf)
     try:
-        user = await authenticate(pool, settings, username, password)
+        user = await authenticate(pool, settings, username, password,
+                                  view.request.client.host if view.request.client else None)
     except ProblemError as exc:
         retry = (exc.headers or {}).get("Retry-After")
         error = view.t("locked", seconds=retry) if retry else view.t("bad_login")
@@ -180,6 +182,7 @@ async def account_page(account_id: str, view: View, pool: Pool) -> Response:
         events = await dcur.fetchall()
         cur = await conn.execute(_DOCUMENTS, (account_id,))
         documents = [period.strftime("%Y-%m") for (period,) in await cur.fetchall()]
+        unopened = sum(n.opened_at is None for n in await cabinet_notices(conn, account_id))
     balances = [{"provider": b.provider_name, "amount": kopecks(b.amount),
                  "days": days_left(b.amount, spent.get(b.provider_id))}
                 for b in account.balances]
@@ -191,7 +194,7 @@ async def account_page(account_id: str, view: View, pool: Pool) -> Response:
                        payments=payments, events=events, documents=documents,
                        can_pay=Scope.PAYMENTS in view.viewer.scopes,
                        postpaid=account.billing_mode == "postpaid",
-                       owed=kopecks(owed) if owed > 0 else None)
+                       owed=kopecks(owed) if owed > 0 else None, unopened=unopened)
 
 
 @router.post("/cabinet/accounts/{account_id}/topup")

@@ -28,7 +28,7 @@ from psycopg import sql
 from billing.billrun.booking import CLOSED, book_changes
 from billing.billrun.lines import CHUNK, PREPARE, SUBSTITUTED, UNPRICED, execute_all
 from billing.billrun.pricing import price_remaining_lines
-from meterline.bill_runs import Selection, check_period
+from meterline.bill_runs import Selection, check_group, check_period
 from meterline.errors import Conflict, DomainError, Invalid, NotFound
 
 CHUNK_ACCOUNTS = 20_000
@@ -65,6 +65,9 @@ WITH selected AS (
        AND (%(city)s::text IS NULL OR c.name = %(city)s::text)
        AND (%(house)s::bigint IS NULL OR h.id = %(house)s::bigint)
        AND (%(accounts)s::text[] IS NULL OR a.id = ANY(%(accounts)s::text[]))
+       AND (%(group)s::text IS NULL OR EXISTS (
+            SELECT 1 FROM account_group_members g
+             WHERE g.group_name = %(group)s::text AND g.account_id = a.id))
        AND (%(provider)s::text IS NULL OR EXISTS (
             SELECT 1 FROM account_services x
              WHERE x.account_id = a.id AND x.provider_id = %(provider)s::text
@@ -95,7 +98,8 @@ def _params(selection: Selection, period: date) -> dict[str, Any]:
     return {"region": selection.region, "city": selection.city, "house": selection.house,
             "provider": selection.provider,
             "providers": [selection.provider] if selection.provider else None,
-            "accounts": list(selection.accounts) or None, "period": period,
+            "accounts": list(selection.accounts) or None, "group": selection.group,
+            "period": period,
             "next": next_month(period),
             # bounds in UTC around the window, a day wider than any time zone shifts them
             "history_from": months_before(period, HISTORY_MONTHS) - timedelta(days=1),
@@ -132,6 +136,7 @@ async def start(
     price in force; a refused queued run is marked failed with the reason."""
     check_period(period)
     try:
+        await check_group(conn, selection)
         return await _start(conn, period, selection, started_by, chunk_accounts, queued)
     except DomainError as exc:
         if queued is not None:

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 import psycopg
 
 from billing.documents.exports import Export
-from meterline.bill_runs import Selection
+from meterline.bill_runs import Selection, check_group
 from meterline.documents.assemble import payment_documents
 from meterline.documents.model import PaymentDocument
 from meterline.documents.pdf import DEFAULT_FONT_DIR, file_name, register_fonts, render_pdf
@@ -38,6 +38,9 @@ SELECT DISTINCT l.account_id
    AND (%(house)s::bigint IS NULL OR h.id = %(house)s::bigint)
    AND (%(provider)s::text IS NULL OR l.provider_id = %(provider)s::text)
    AND (%(accounts)s::text[] IS NULL OR l.account_id = ANY(%(accounts)s::text[]))
+   AND (%(group)s::text IS NULL OR EXISTS (
+        SELECT 1 FROM account_group_members g
+         WHERE g.group_name = %(group)s::text AND g.account_id = l.account_id))
  ORDER BY l.account_id
 """
 
@@ -45,10 +48,11 @@ SELECT DISTINCT l.account_id
 async def billed_accounts(conn: psycopg.AsyncConnection[Any], period: date,
                           selection: Selection) -> list[str]:
     """The accounts of ``selection`` that have a bill for ``period``, in id order."""
+    await check_group(conn, selection)
     cur = await conn.execute(_BILLED, {
         "period": period, "region": selection.region, "city": selection.city,
         "house": selection.house, "provider": selection.provider,
-        "accounts": list(selection.accounts) or None})
+        "accounts": list(selection.accounts) or None, "group": selection.group})
     return [account for (account,) in await cur.fetchall()]
 
 

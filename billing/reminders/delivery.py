@@ -4,7 +4,8 @@ channel proves delivery (DOMAIN.md §7).
 A pass of the notifier (`deliver`):
 1. attempts that got no proof by their deadline expire;
 2. each pending notice with no attempt under way gets one on the next channel it has consent
-   and an address for (never one it was tried on: the primary key is notice and channel);
+   and an address for (the account's channels for that kind of notice, in its order:
+   `meterline.notices.reach`) (never one it was tried on: the primary key is notice and channel);
    SMS and calls wait for the end of quiet hours in the account's time zone; a notice with no
    channel left is marked undeliverable for an operator to deliver otherwise;
 3. due attempts are claimed (committed as ``sending`` first, so a notifier that dies mid-send
@@ -33,7 +34,7 @@ from billing.reminders.channels.sms import send_sms
 from billing.reminders.quiet_hours import CountryCalendar, QuietHours
 from billing.reminders.templates import Rendered, Templates
 from meterline.metrics import NOTIFIER_NOTICES, NOTIFIER_PASS_SECONDS, NOTIFIER_UNDELIVERABLE
-from meterline.notices import Proof, record_receipt
+from meterline.notices import Proof, reach, record_receipt
 from meterline.settings import Settings
 
 logger = logging.getLogger("meterline.notifier")
@@ -68,13 +69,12 @@ UPDATE notice_attempts
 """
 
 _WAITING = """
-SELECT n.id, n.provider_id, coalesce(p.channels, '{cabinet}') AS channels, p.email, p.phone,
+SELECT n.id, n.account_id, n.kind, n.provider_id,
        ad.time_zone, coalesce(t.proof_wait, interval '2 days') AS proof_wait,
        array(SELECT a.channel FROM notice_attempts a WHERE a.notice_id = n.id) AS tried
   FROM notices n
   JOIN accounts ac ON ac.id = n.account_id
   JOIN addresses ad ON ad.id = ac.address_id
-  LEFT JOIN notice_preferences p ON p.account_id = n.account_id
   LEFT JOIN notice_terms t ON t.provider_id = n.provider_id
  WHERE n.status = 'pending'
    AND NOT EXISTS (SELECT 1 FROM notice_attempts a WHERE a.notice_id = n.id
@@ -171,10 +171,14 @@ class Notifier:
         async with conn.transaction():
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(_WAITING, {"limit": limit})
-            for n in await cur.fetchall():
+            waiting = await cur.fetchall()
+            # the subscriber's channels for this kind of notice, in their order (consent)
+            reachable = await reach(conn, [(n["account_id"], n["kind"]) for n in waiting])
+            for n in waiting:
+                to = reachable[n["account_id"], n["kind"]]
                 choice = next(
-                    ((Channel(c), addr) for c in n["channels"] if c not in n["tried"]
-                     and (addr := _address(Channel(c), n["email"], n["phone"])) is not None),
+                    ((Channel(c), addr) for c in to.channels if c not in n["tried"]
+                     and (addr := _address(Channel(c), to.email, to.phone)) is not None),
                     None,
                 )
                 if choice is None:

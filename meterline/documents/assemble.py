@@ -24,6 +24,7 @@ from psycopg.rows import dict_row
 from meterline.documents.model import (
     ZERO,
     CommonVolume,
+    Instalment,
     Line,
     LinePart,
     MeterReading,
@@ -162,6 +163,15 @@ SELECT DISTINCT ON (region_code, service, scope) region_code, service, scope, qu
 """
 
 
+# Repayment agreements in force: signed before the period ended and kept (section 5).
+_INSTALMENTS = """
+SELECT account_id, provider_id, signed_on, debt, parts
+  FROM instalment_agreements
+ WHERE account_id = ANY(%(accounts)s) AND status = 'kept' AND signed_on < %(next)s
+ ORDER BY account_id, provider_id, id
+"""
+
+
 def _payee(row: dict[str, Any]) -> Payee:
     return Payee(row["id"], row["name"], row["inn"] or "", row["kpp"], row["bank_name"] or "",
                  row["bic"] or "", row["corr_account"] or "", row["settlement_account"] or "",
@@ -187,6 +197,16 @@ async def _rows(conn: psycopg.AsyncConnection[Any], query: Any,
     return await cur.fetchall()
 
 
+def months_before(period: date, months: int) -> date:
+    index = period.year * 12 + period.month - 1 - months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def money_text(amount: Decimal) -> str:
+    """``12345.6`` -> ``12 345,60``."""
+    return f"{amount:,.2f}".replace(",", " ").replace(".", ",")
+
+
 def due_date(period: date) -> date:
     return date(period.year + period.month // 12, period.month % 12 + 1, DUE_DAY)
 
@@ -196,8 +216,8 @@ async def payment_documents(
 ) -> list[PaymentDocument]:
     """The documents of ``account_ids`` for ``period``, for the accounts that were billed
     (in the order given)."""
-    previous = date(period.year - (period.month == 1), (period.month - 2) % 12 + 1, 1)
-    params = {"period": period, "accounts": list(account_ids), "previous": previous,
+    params = {"period": period, "accounts": list(account_ids),
+              "previous": months_before(period, 1),
               "next": date(period.year + period.month // 12, period.month % 12 + 1, 1)}
     accounts = {r["id"]: r for r in await _rows(conn, _ACCOUNTS, params)}
     lines: dict[str, list[Line]] = defaultdict(list)
@@ -237,6 +257,13 @@ async def payment_documents(
         norms[r["region_code"]].append(
             (Service(r["service"]), r["scope"], r["quantity"], UNITS.get(r["unit"], r["unit"])))
 
+    instalments: dict[str, list[Instalment]] = defaultdict(list)
+    deferred: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for r in await _rows(conn, _INSTALMENTS, params):
+        item, later = _instalment(r, period)
+        instalments[r["account_id"]].append(item)
+        deferred[(r["account_id"], r["provider_id"])] += later
+
     documents = []
     for account_id in account_ids:
         account, own = accounts.get(account_id), lines.get(account_id)
@@ -246,7 +273,9 @@ async def payment_documents(
         sellers = sorted({line.provider_id for line in own})
         issuer = next((payees[line.provider_id] for line in own
                        if line.service == Service.MAINTENANCE), payees[sellers[0]])
-        totals = tuple(_total(payees[p], own, money[(account_id, p)]) for p in sellers)
+        totals = tuple(_total(payees[p], own, money[(account_id, p)],
+                              instalments[account_id], deferred[(account_id, p)])
+                       for p in sellers)
         services = {line.service for line in own}
         documents.append(PaymentDocument(
             account_id=account_id, els=account["els"], period=period,
@@ -256,6 +285,7 @@ async def payment_documents(
             common_volumes=tuple(v for v in common.get(account["house_id"], ())
                                  if v.service in services),
             norms=tuple(n for n in norms.get(account["region_code"], ()) if n[0] in services),
+            instalments=tuple(i for i in instalments[account_id] if i.provider_id in sellers),
             due_on=due_date(period)))
     return documents
 
@@ -270,12 +300,31 @@ class Money:
     benefits: Decimal  # of the period, in kopecks
 
 
-def _total(payee: Payee, lines: list[Line], money: dict[str | None, Money]) -> PayeeTotal:
+def _instalment(row: dict[str, Any], period: date) -> tuple[Instalment, Decimal]:
+    """An agreement's part falling due with this document (after the previous document's due
+    date, up to this one's), and what falls due later (not asked for yet)."""
+    previous, due = due_date(months_before(period, 1)), due_date(period)
+    parts = [(date.fromisoformat(p["due"]), Decimal(p["amount"])) for p in row["parts"]]
+    now = sum((a for d, a in parts if previous < d <= due), ZERO)
+    later = sum((a for d, a in parts if d > due), ZERO)
+    return Instalment(
+        row["provider_id"], f"соглашение о рассрочке от {row['signed_on']:%d.%m.%Y} на "
+        f"{money_text(row['debt'])} руб., {len(parts)} платеж(а/ей)", now + later, now), later
+
+
+def _total(payee: Payee, lines: list[Line], money: dict[str | None, Money],
+           instalments: list[Instalment], deferred: Decimal) -> PayeeTotal:
+    """What the payer owes one payee. Debt under a repayment agreement is asked for by its
+    parts: the part due with this document is the instalment, the parts due later are left
+    out of the debt brought forward."""
+    instalment = sum((i.due_this_period for i in instalments
+                      if i.provider_id == payee.provider_id), ZERO)
     return PayeeTotal(
         payee, sum((line.total for line in lines if line.provider_id == payee.provider_id), ZERO),
-        debt=sum((m.debt for m in money.values()), ZERO),
+        debt=sum((m.debt for m in money.values()), ZERO) - deferred - instalment,
         paid=sum((m.paid for m in money.values()), ZERO),
-        penalties=sum((m.penalties for m in money.values()), ZERO))
+        penalties=sum((m.penalties for m in money.values()), ZERO),
+        instalment=instalment)
 
 
 def _with_money(lines: list[Line], money: dict[tuple[str, str], dict[str | None, Money]],

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from enum import StrEnum
-from functools import cached_property
+from functools import cache, cached_property
 from itertools import pairwise
 from typing import Annotated, Literal, Self
 
@@ -305,10 +305,18 @@ class Profile(Strict):
         return tuple(r for r in self.registers if r.billing)
 
     def codec(self, reg: RegisterSpec | SerialSpec) -> Codec:
-        return Codec(reg.type, reg.byte_order or self.byte_order, reg.word_order or self.word_order)
+        return _codec(reg.type, reg.byte_order or self.byte_order,
+                      reg.word_order or self.word_order)
 
     def span_of(self, reg: RegisterSpec) -> Span | None:
         for span in self.spans:
             if span.holds(reg.table, reg.address, reg.last):
                 return span
         return None
+
+
+@cache
+def _codec(data_type: DataType, byte_order: Order, word_order: Order) -> Codec:
+    """One codec per (type, byte order, word order): a gateway decodes every value of every
+    poll with one, and making it anew each time showed in its profile."""
+    return Codec(data_type, byte_order, word_order)

@@ -7,6 +7,8 @@ own secret, as `POST /auth/token` would issue it)."""
 
 from __future__ import annotations
 
+import ipaddress
+import secrets
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -49,9 +51,19 @@ def bearer(app: FastAPI) -> Bearer:
     return headers
 
 
+def unique_address() -> str:
+    """A client address no other test of this run uses: failed logins are counted by address,
+    so tests that fail logins must not lock each other out."""
+    return str(ipaddress.IPv4Address(10 << 24 | secrets.randbits(24)))  # in 10.0.0.0/8
+
+
+def calling_from(app: FastAPI, address: str) -> httpx.ASGITransport:
+    return httpx.ASGITransport(app=app, client=(address, 50000))
+
+
 @pytest.fixture
 async def anonymous(served: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=served),
+    async with httpx.AsyncClient(transport=calling_from(served, unique_address()),
                                  base_url=BASE_URL) as http:
         yield http
 

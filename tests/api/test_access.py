@@ -31,6 +31,14 @@ MATRIX: dict[str, tuple[int, ...]] = {
     "GET /meters/{meter_id}": (401, 200, 404, 404, 200, 200, 404, 403),
     "GET /auth/me": (401, 200, 200, 200, 200, 200, 200, 200),
     "GET /auth/api-keys": (401, 403, 403, 200, 403, 200, 403, 403),
+    "GET /accounts/{account_id}/notice-preferences": (401, 200, 404, 404, 200, 200, 404, 403),
+    "PUT /accounts/{account_id}/notice-preferences": (401, 200, 404, 404, 200, 200, 403, 403),
+    "GET /accounts/{account_id}/notices": (401, 200, 404, 404, 200, 200, 404, 403),
+}
+
+BODIES: dict[str, dict[str, Any]] = {
+    "POST": {"amount": "1.00"},
+    "PUT": {"channels": ["cabinet"]},
 }
 
 
@@ -65,8 +73,8 @@ def _request(endpoint: str, owner: Customer) -> dict[str, Any]:
     method, path = endpoint.split(" ")
     url = path.format(account_id=owner.account_id, meter_id=owner.meter_id)
     request: dict[str, Any] = {"method": method, "url": url, "headers": {}}
-    if method == "POST":
-        request["json"] = {"amount": "1.00"}
+    if method in BODIES:
+        request["json"] = BODIES[method]
         request["headers"]["Idempotency-Key"] = unique("key")
     return request
 

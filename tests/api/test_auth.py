@@ -17,16 +17,19 @@ from api.auth.tokens import ALGORITHM, AUDIENCE, ISSUER
 from meterline.settings import Settings
 from meterline.users import Role
 from tests.api.checks import assert_problem
+from tests.api.conftest import BASE_URL, calling_from, unique_address
 from tests.conftest import unique
 from tests.factories import Person, customer, person
 
 PASSWORD = "correct horse battery"
 MAX_FAILURES = 3
+MAX_PER_ADDRESS = 5
 
 
 @pytest.fixture
 def app(make_settings: Callable[..., Settings]) -> FastAPI:
-    return create_app(make_settings(login_max_failures=MAX_FAILURES, login_lockout=600))
+    return create_app(make_settings(login_max_failures=MAX_FAILURES, login_lockout=600,
+                                    login_max_failures_per_address=MAX_PER_ADDRESS))
 
 
 async def login(http: httpx.AsyncClient, username: str, password: str,
@@ -61,11 +64,13 @@ async def test_password_login_gives_tokens_that_work(
     body = answer.json()
     assert body["token_type"] == "bearer"
     assert body["expires_in"] == app.state.settings.access_token_ttl
-    assert body["scope"] == "accounts:read payments:create plans:choose readings:submit"
+    assert body["scope"] == ("accounts:read payments:create plans:choose preferences:write "
+                             "readings:submit")
     me = await anonymous.get("/auth/me", headers=bearer_of(answer))
     assert me.json() == {
         "user_id": who.id, "username": who.username, "role": "subscriber", "via": "token",
-        "scopes": ["accounts:read", "payments:create", "plans:choose", "readings:submit"],
+        "scopes": ["accounts:read", "payments:create", "plans:choose", "preferences:write",
+                   "readings:submit"],
         "accounts": [account],
     }
     own = await anonymous.get(f"/accounts/{account}", headers=bearer_of(answer))
@@ -111,6 +116,27 @@ async def test_unknown_names_lock_too(anonymous: httpx.AsyncClient) -> None:
     for _ in range(MAX_FAILURES):
         assert_problem(await login(anonymous, name, "whatever-password"), 400)
     assert_problem(await login(anonymous, name, "whatever-password"), 429)
+
+
+async def test_one_address_trying_many_names_is_locked_out_and_others_are_not(
+    served: FastAPI, subscriber: tuple[Person, str],
+) -> None:
+    """Password spraying: every name fails once only, but the address is counted."""
+    sprayer, neighbour = unique_address(), unique_address()
+    async with (httpx.AsyncClient(transport=calling_from(served, sprayer),
+                                  base_url=BASE_URL) as spraying,
+                httpx.AsyncClient(transport=calling_from(served, neighbour),
+                                  base_url=BASE_URL) as elsewhere):
+        for _ in range(MAX_PER_ADDRESS):
+            assert_problem(await login(spraying, unique("guess"), "password1"), 400)
+        locked = await login(spraying, subscriber[0].username, PASSWORD)
+        body = assert_problem(locked, 429)
+        assert "from your address" in body["detail"]
+        assert 1 <= int(locked.headers["retry-after"]) <= 600
+        # the right password from another address still works: the name is not locked
+        assert (await login(elsewhere, subscriber[0].username, PASSWORD)).status_code == 200
+        # and a success elsewhere does not unlock the spraying address
+        assert_problem(await login(spraying, subscriber[0].username, PASSWORD), 429)
 
 
 async def test_refresh_rotates_and_a_reused_token_revokes_the_login(

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import psycopg
 
+from billing.accounts.groups import save_group
 from billing.billrun.run import bill
 from meterline.bill_runs import Selection
 from meterline.documents.qr import parse
@@ -39,6 +40,23 @@ async def test_an_operator_asks_for_a_bill_run_and_watches_it(
         "done", 1, 1, 1.0)
     listed = (await client.get("/billruns", params={"period": "2026-02"})).json()
     assert run["id"] in [r["id"] for r in listed]
+
+
+async def test_a_bill_run_of_a_saved_group_and_of_an_unknown_one(
+    client: httpx.AsyncClient, conn: psycopg.AsyncConnection[Any], bearer: Bearer,
+) -> None:
+    house = await housing(conn, [("50", 2)], services=(Service.MAINTENANCE,), metered=())
+    operator = await person(conn, Role.OPERATOR)
+    name = f"g-{house.region}"
+    await save_group(conn, name, house.accounts, "test")
+    asked = await client.post("/billruns", json={"period": "2026-02", "group": name},
+                              headers=bearer(operator))
+    assert asked.status_code == 202, asked.text
+    assert asked.json()["selection"] == {"group": name}
+    unknown = await client.post("/billruns", json={"period": "2026-02", "group": "nope"},
+                                headers=bearer(operator))
+    assert unknown.status_code == 404
+    assert unknown.json()["detail"] == "no saved group 'nope'"
 
 
 async def test_bill_runs_are_for_operators(

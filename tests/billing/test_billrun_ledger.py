@@ -16,13 +16,15 @@ from billing.billrun.run import bill
 from meterline import ledger
 from meterline.bill_runs import Selection
 from meterline.documents.assemble import payment_document, payment_documents
+from meterline.documents.pdf import render_pdf
 from meterline.errors import Conflict
 from meterline.ledger import Book, Entry, EntryKind, Posting
 from meterline.money import kopecks
 from meterline.periods import close_period
 from meterline.tariffs.benefit_entries import book_benefits
 from meterline.units import Service
-from tests.factories import grant_benefit, housing, reading, town
+from tests.billing.test_documents import pdf_text
+from tests.factories import grant_benefit, housing, instalment_agreement, reading, town
 
 D = Decimal
 PERIOD = date(2026, 3, 1)
@@ -165,6 +167,39 @@ async def test_documents_carry_the_debt_brought_forward_and_payments_received(
     assert maintenance.to_pay == D("2420.00")
     line = next(line for line in doc.lines if line.service == Service.MAINTENANCE)
     assert line.debt == D("1710.00")
+
+
+async def test_a_debt_under_a_repayment_agreement_is_asked_for_by_its_parts(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    house = await housing(conn, [("50", 2)], services=(Service.MAINTENANCE,), metered=())
+    (flat,) = house.accounts
+    uk = house.providers[Service.MAINTENANCE]
+    await bill(conn, date(2026, 1, 1), Selection(region=house.region), "test")  # 1,710.00
+    await bill(conn, date(2026, 2, 1), Selection(region=house.region), "test")  # 1,710.00
+    # January's and February's 3,420.00 in three parts due on the 10th of April, May, June
+    await instalment_agreement(conn, flat, uk, "3420.00", signed_on=date(2026, 3, 5),
+                               parts=3, first_due=date(2026, 4, 10))
+    await bill(conn, date(2026, 3, 1), Selection(region=house.region), "test")
+    doc = await payment_document(conn, date(2026, 3, 1), flat)
+    (total,) = doc.payees
+    # due with March's document (by April 10th): March's bill and the first part; the two
+    # parts due later are not asked for yet
+    assert (total.charged, total.instalment, total.debt) == (
+        D("1710.00"), D("1140.00"), D("0.00"))
+    assert total.to_pay == D("2850.00")
+    (item,) = doc.instalments
+    assert (item.provider_id, item.remaining, item.due_this_period) == (
+        uk, D("3420.00"), D("1140.00"))
+    text = pdf_text(render_pdf(doc))
+    assert "остаток 3 420,00, к оплате в периоде 1 140,00" in text
+    assert "рассрочка 1 140,00" in text
+
+    # nothing was paid: by April's document the first part is overdue and back in the debt
+    await bill(conn, date(2026, 4, 1), Selection(region=house.region), "test")
+    (total,) = (await payment_document(conn, date(2026, 4, 1), flat)).payees
+    assert (total.instalment, total.debt) == (D("1140.00"), D("1710.00") + D("1140.00"))
+    assert total.to_pay == D("1710.00") * 4 - D("1140.00")  # all but the part due in June
 
 
 async def test_a_benefit_rests_on_the_bill_as_corrected_not_on_every_bill_posted(

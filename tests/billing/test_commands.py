@@ -87,3 +87,28 @@ def test_work_orders_are_listed_and_a_wrong_one_refused_clearly() -> None:
     refused = runner.invoke(app, ["reminders", "work-done", "999999999", "--by", "Сидоров"])
     assert refused.exit_code == 2
     assert "no work order 999999999" in refused.output
+
+
+def test_a_group_saved_from_a_file_is_billed_by_name(tmp_path: Path) -> None:
+    prefix = unique("G").upper()
+    region = prefix[-8:]
+    assert runner.invoke(app, ["town", "--accounts", "12", "--prefix", prefix, "--region",
+                               region, "--months", "1"]).exit_code == 0
+    listing = tmp_path / "accounts.txt"
+    listing.write_text(f"{prefix}00000001\n{prefix}00000002\n", encoding="utf-8")
+    name = f"g-{region}"
+    saved = runner.invoke(app, ["group", "save", name, "--file", str(listing),
+                                "--account", f"{prefix}00000003"])
+    assert saved.exit_code == 0, saved.output
+    assert saved.output.strip() == f"group {name}: 3 accounts"
+    assert f"{name}\t3\t" in runner.invoke(app, ["group", "list"]).output
+    billed = runner.invoke(app, ["billrun", "--period", "2026-01", "--group", name,
+                                 "--no-progress"])
+    assert billed.exit_code == 0, billed.output
+    assert "3 accounts billed, 3 bills changed" in billed.output
+    refused = runner.invoke(app, ["group", "save", name, "--account", "NOPE"])
+    assert refused.exit_code == 2
+    assert f"refused: no account NOPE: group {name} not saved" in refused.output
+    unknown = runner.invoke(app, ["billrun", "--period", "2026-01", "--group", "nope",
+                                  "--no-progress"])
+    assert (unknown.exit_code, "refused: no saved group 'nope'" in unknown.output) == (2, True)

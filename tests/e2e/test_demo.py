@@ -1,6 +1,8 @@
 """`meterline demo` as a user runs it: every service serves metrics and readiness that
 Prometheus can parse, the live summary reads the same metrics, and SIGTERM (what docker,
-systemd and `kill` send) stops the demo and every process it started, as Ctrl-C does."""
+systemd and `kill` send) stops the demo and every process it started, as Ctrl-C does. Its
+fleet mixes utilities, models and lines, and a second run on the same database keeps
+charging every one of them."""
 
 from __future__ import annotations
 
@@ -15,16 +17,21 @@ from pathlib import Path
 
 import aiohttp
 import psutil
+import psycopg
 import pytest
 
 from meterline import db
+from meterline.demo import RTU_FLATS, RTU_METERS
 from meterline.kafka import free_port, port_open
 from meterline.metrics import endpoints, scrape, total
 from meterline.settings import Settings
 from tests.conftest import PG_ADMIN, unique
+from tests.waiting import until
 
 METERS = 4
+RTU = min(METERS, RTU_FLATS) * len(RTU_METERS)  # water, gas and heat meters on the RS-485 line
 SUMMARY = re.compile(r"readings/s in +([\d.]+), priced +([\d.]+)")
+DEAD = re.compile(r"dead letters (\d+)")
 
 
 @pytest.fixture
@@ -69,6 +76,8 @@ async def test_every_service_of_the_demo_serves_metrics_and_sigterm_stops_them_a
     seen: list[str] = []
     try:
         await asyncio.wait_for(summary_with_readings(demo, seen), 150)
+        await until(lambda: every_utility_charged(demo_database), 90,
+                    what="a charge for every utility of the demo fleet")
         children = psutil.Process(demo.pid).children(recursive=True)
         names = {" ".join(c.cmdline()[-1:]) for c in children if c.is_running()}
         assert {"simulators", "gateway", "bridge", "rating", "api"} <= names
@@ -91,7 +100,7 @@ async def test_every_service_of_the_demo_serves_metrics_and_sigterm_stops_them_a
                 scraped[service] = await scrape(http, url)
         for service, values in scraped.items():
             assert values["process_cpu_seconds_total"] > 0, service
-        assert scraped["simulators"]["meterline_simulator_meters"] == METERS
+        assert scraped["simulators"]["meterline_simulator_meters"] == METERS + RTU
         gateway, bridge, rating = scraped["gateway"], scraped["bridge"], scraped["rating"]
         assert gateway["meterline_gateway_readings_total"] >= METERS
         assert gateway["meterline_gateway_outbox_batches"] >= 0
@@ -116,3 +125,51 @@ async def test_every_service_of_the_demo_serves_metrics_and_sigterm_stops_them_a
         if demo.returncode is None:
             demo.kill()
             await demo.wait()
+
+    # the same demo again, on the same database: the meters kept their registers, so it
+    # carries on charging, with nothing refused as a register gone backwards
+    charged = await charge_count(demo_database)
+    again = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "meterline", "demo", "--meters", str(METERS),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        cwd=tmp_path, env={**os.environ, **env},
+    )
+    seen = []
+    try:
+        await asyncio.wait_for(summary_with_readings(again, seen), 150)
+        await until(lambda: charged_since(demo_database, charged), 90,
+                    what="every utility charged again in the second run")
+        assert all(int(m[1]) == 0 for line in seen if (m := DEAD.search(line))), seen
+        async with await psycopg.AsyncConnection.connect(demo_database) as conn:
+            cur = await conn.execute("SELECT reason, count(*) FROM dead_letters GROUP BY 1")
+            assert await cur.fetchall() == []
+        again.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(again.wait(), 60)
+        assert again.returncode == 0
+    finally:
+        if again.returncode is None:
+            again.kill()
+            await again.wait()
+
+
+_CHARGES = """
+SELECT m.utility, count(c.*) FROM meters m LEFT JOIN charges c ON c.meter_id = m.id
+ WHERE m.gateway_id IS NOT NULL GROUP BY 1
+"""
+
+
+async def charge_count(database: str) -> dict[str, int]:
+    """Charge lines so far per utility of the meters read by the gateway."""
+    async with await psycopg.AsyncConnection.connect(database) as conn:
+        cur = await conn.execute(_CHARGES)
+        return dict(await cur.fetchall())
+
+
+async def every_utility_charged(database: str) -> bool:
+    counts = await charge_count(database)
+    return len(counts) == 5 and all(counts.values())
+
+
+async def charged_since(database: str, before: dict[str, int]) -> bool:
+    counts = await charge_count(database)
+    return all(counts[utility] > n for utility, n in before.items())

@@ -18,7 +18,14 @@ from billing.reminders.delivery import make_notice
 from billing.reminders.service import run
 from meterline.kafka import free_port
 from meterline.metrics import parse
-from meterline.notices import cabinet_notices, opened_in_cabinet
+from meterline.notices import (
+    NoticeChannel,
+    NoticeKind,
+    Preferences,
+    cabinet_notices,
+    opened_in_cabinet,
+    set_preferences,
+)
 from meterline.settings import Settings
 from tests.billing.reminders.conftest import NOON, UNREACHABLE, Rig
 from tests.billing.reminders.servers import Mailbox, smtp_server
@@ -30,8 +37,9 @@ from tests.waiting import until
 async def notice(conn: psycopg.AsyncConnection[Any], account_id: str, provider_id: str,
                  kind: str = "debt_notice") -> str:
     key = unique("notice")
+    context = {"debt": "4321.50", "balance": "12.30", "days_left": "2", "meter_id": "M-1"}
     await make_notice(conn, key=key, kind=kind, account_id=account_id, provider_id=provider_id,
-                      service="electricity", context={"debt": "4321.50"}, at=NOON)
+                      service="electricity", context=context, at=NOON)
     return key
 
 
@@ -125,6 +133,43 @@ async def test_email_read_sms_delivered_and_a_failed_channel_gives_way_to_the_ne
     again = await rig.notifier.deliver(conn, later + timedelta(hours=1))
     assert (again.attempts, again.sent) == (0, 0)
     assert len(rig.mailbox.messages) == 1 and len(rig.gateway.sent) == 2
+
+
+async def test_each_kind_of_notice_goes_by_the_channels_chosen_for_it(
+    rig: Rig, conn: psycopg.AsyncConnection[Any],
+) -> None:
+    """Debt notices by e-mail as the account says for every kind; low-balance warnings by SMS
+    as it chose for that kind; tamper alerts in the cabinet only (no message at all)."""
+    c = await customer(conn)
+    await notice_terms(conn, c.provider_id, email_proof="sent")
+    wanted = Preferences(email="kinds@example.org", phone="+79165550000",
+                         channels=(NoticeChannel.EMAIL,),
+                         by_kind={NoticeKind.LOW_BALANCE: (NoticeChannel.SMS,),
+                                  NoticeKind.TAMPER: (NoticeChannel.CABINET,)})
+    async with conn.transaction():
+        await set_preferences(conn, c.account_id, wanted, user_id=None, username="test")
+    debt = await notice(conn, c.account_id, c.provider_id)
+    low = await notice(conn, c.account_id, c.provider_id, kind="low_balance")
+    tamper = await notice(conn, c.account_id, c.provider_id, kind="tamper")
+    mails, texts = len(rig.mailbox.messages), len(rig.gateway.sent)
+    done = await rig.notifier.deliver(conn, NOON)
+    assert done.sent == 3
+    # (which channel each was tried on: the SMS delivery report may already be back)
+    assert list((await state(conn, debt))[2]) == ["email"]
+    assert list((await state(conn, low))[2]) == ["sms"]
+    assert list((await state(conn, tamper))[2]) == ["cabinet"]
+    (mail,) = rig.mailbox.messages[mails:]
+    assert "kinds@example.org" in str(mail["To"])
+    assert [s["to"] for s in rig.gateway.sent[texts:]] == ["+79165550000"]
+
+    # every one proven delivered: nothing left pending for the notifier's later passes
+    (shown,) = await cabinet_notices(conn, c.account_id)
+    async with conn.transaction():
+        await opened_in_cabinet(conn, c.account_id, shown.id, NOON)
+
+    async def delivered() -> bool:
+        return [(await state(conn, k))[0] for k in (debt, low, tamper)] == ["delivered"] * 3
+    await until(delivered, what="the three notices delivered")
 
 
 async def test_quiet_hours_hold_sms_until_morning_in_the_accounts_time_zone(
