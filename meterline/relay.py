@@ -41,6 +41,8 @@ from meterline.errors import Invalid, NotFound
 from meterline.events import Event, EventKind, emit
 from meterline.friendly_hours import Calendar, FriendlyHours
 
+NOTICE_RECHECK = timedelta(hours=1)  # how often a cut waiting for its notice's delivery looks
+
 
 class Rule(StrEnum):
     PREPAY_CUTOFF = "prepay_cutoff"
@@ -83,6 +85,8 @@ class Pair:
     spent_days: Decimal  # how many days that was (at least 1 when anything was charged)
     due_since: datetime | None
     due_not_before: datetime | None
+    due_notice: str | None  # the key of the event that gave the notice
+    notice_delivered_at: datetime | None  # when that notice reached the subscriber
     alerts: dict[str, tuple[int, bool]]  # alert -> (crossing, armed)
 
     def days_left(self) -> Decimal | None:
@@ -106,7 +110,8 @@ class Decisions:
 
     commands: list[tuple[str, str, str, str, str]] = field(default_factory=list)
     # (meter, action, reason, account, provider)
-    due: list[tuple[str, str, datetime, datetime, str]] = field(default_factory=list)
+    due: list[tuple[str, str, datetime, datetime, str, str | None]] = field(
+        default_factory=list)
     undue: list[tuple[str, str]] = field(default_factory=list)
     alerts: list[tuple[str, str, str, int, bool]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
@@ -175,13 +180,15 @@ def decide(pair: Pair, now: datetime, out: Decisions) -> None:
                                             pair.time_zone, pair.calendar)
     crossing = _alert(pair, out, "limit", True)
     key = f"{pair.account_id}:{pair.provider_id}"
+    notice = pair.due_notice
     if crossing is not None:
         if to_cut and not_before is not None and not_before > now:
             local = not_before.astimezone(ZoneInfo(pair.time_zone))
+            notice = f"disconnection_ahead:{key}:{crossing}"
             out.events.append(Event(
                 EventKind.DISCONNECTION_AHEAD, pair.account_id, pair.provider_id,
                 payload={**payload, "disconnect_on": local.date(), "not_before": not_before},
-                key=f"disconnection_ahead:{key}:{crossing}"))
+                key=notice))
         elif not to_cut and not any(m.relay_state == "disconnected" for m in relays):
             # nothing may be cut (or nothing can be): the notice is a warning at the limit
             out.events.append(Event(
@@ -194,6 +201,15 @@ def decide(pair: Pair, now: datetime, out: Decisions) -> None:
             out.undue.append((pair.account_id, pair.provider_id))
         return
     assert not_before is not None
+    if not_before <= now and policy.rule is not Rule.PREPAY_CUTOFF:
+        # the notice period runs from the notice's delivery: not delivered yet, look again
+        # in an hour; delivered, no cut before its period ends
+        if pair.notice_delivered_at is None:
+            not_before = now + NOTICE_RECHECK
+        else:
+            not_before = max(not_before, policy.hours.next_open(
+                pair.notice_delivered_at + timedelta(days=policy.notice_days),
+                pair.time_zone, pair.calendar))
     if not_before <= now:
         opens = policy.hours.next_open(now, pair.time_zone, pair.calendar)
         if opens == now:
@@ -207,9 +223,9 @@ def decide(pair: Pair, now: datetime, out: Decisions) -> None:
                 out.undue.append((pair.account_id, pair.provider_id))
             return
         not_before = opens
-    if (pair.due_since, pair.due_not_before) != (since, not_before):
+    if (pair.due_since, pair.due_not_before, pair.due_notice) != (since, not_before, notice):
         out.due.append((pair.account_id, pair.provider_id, since, not_before,
-                        policy.rule.value))
+                        policy.rule.value, notice))
 
 
 # --- loading and writing ---------------------------------------------------------------------
@@ -231,7 +247,9 @@ SELECT b.account_id, b.provider_id, b.amount, ad.time_zone, ad.country, ad.regio
        p.low_balance, p.credit_days, p.forecast_days,
        coalesce(lim.negative_limit, 0),
        s.spent, s.first_day,
-       d.since, d.not_before, d.rule,
+       d.since, d.not_before, d.rule, d.notice_event,
+       (SELECT n.delivered_at FROM events e JOIN notices n ON n.key = 'event:' || e.id
+         WHERE e.key = d.notice_event AND n.status = 'delivered'),
        coalesce((SELECT array_agg(ARRAY[m.id, m.utility, m.relay_state] ORDER BY m.id)
                    FROM meters m
                   WHERE m.account_id = b.account_id AND m.provider_id = b.provider_id
@@ -305,10 +323,12 @@ RETURNING id, meter_id, action
 """
 
 _DUE = """
-INSERT INTO disconnections_due (account_id, provider_id, since, not_before, rule)
-SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::text[])
+INSERT INTO disconnections_due (account_id, provider_id, since, not_before, rule, notice_event)
+SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::text[],
+                     %s::text[])
 ON CONFLICT (account_id, provider_id)
-   DO UPDATE SET since = excluded.since, not_before = excluded.not_before, rule = excluded.rule
+   DO UPDATE SET since = excluded.since, not_before = excluded.not_before, rule = excluded.rule,
+                 notice_event = excluded.notice_event
 """
 
 _UNDUE = """
@@ -328,8 +348,8 @@ ON CONFLICT (account_id, provider_id, alert)
 def _pair(row: Sequence[Any], now: datetime) -> Pair:
     (account, provider, balance, time_zone, country, _region, apartment, code, rule,
      notice_days, friendly_from, friendly_until, working_days_only, low_balance, credit_days,
-     forecast_days, limit, spent, first_day, since, not_before, due_rule, meters, alerts,
-     overrides) = row
+     forecast_days, limit, spent, first_day, since, not_before, due_rule, due_notice,
+     delivered_at, meters, alerts, overrides) = row
     if due_rule is not None and due_rule != rule:
         not_before = None  # the contract changed: its notice period counts from the notice
     window: tuple[time, time] | None = (
@@ -344,7 +364,8 @@ def _pair(row: Sequence[Any], now: datetime) -> Pair:
         account, provider, balance, limit, policy, time_zone,
         Calendar(country, {date.fromisoformat(d): off == "true" for d, off in overrides}),
         apartment, [Meter(m, u, s) for m, u, s in meters], spent, spent_days, since,
-        not_before, {a: (int(c), armed == "true") for a, c, armed in alerts})
+        not_before, due_notice, delivered_at,
+        {a: (int(c), armed == "true") for a, c, armed in alerts})
 
 
 async def _write(conn: psycopg.AsyncConnection[Any], out: Decisions) -> list[tuple[str, str]]:

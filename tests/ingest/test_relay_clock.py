@@ -18,7 +18,7 @@ from meterline.mqtt import MqttLink
 from meterline.relay import decide_relays
 from meterline.settings import Settings
 from tests.conftest import unique
-from tests.factories import customer, disconnection_policy, set_balance
+from tests.factories import customer, delivered_notice, disconnection_policy, set_balance
 from tests.gateway.mqtt_probe import MqttProbe
 from tests.waiting import until
 
@@ -26,7 +26,7 @@ from tests.waiting import until
 async def test_a_waiting_cut_is_made_and_sent_when_its_time_comes(
         conn: psycopg.AsyncConnection[Any], make_settings: Callable[..., Settings]) -> None:
     settings = make_settings()
-    # a notice of one day, cuts at any hour: the notice was given two days ago
+    # a notice of one day, cuts at any hour: the notice was given and delivered two days ago
     code = await disconnection_policy(conn, rule="notice_then_restrict", notice_days=1,
                                       working_days_only=False)
     c = await customer(conn, "10", contract_type=code, gateway_id=settings.gateway_id)
@@ -34,6 +34,8 @@ async def test_a_waiting_cut_is_made_and_sent_when_its_time_comes(
     async with conn.transaction():
         assert await decide_relays(conn, [c.account_id],
                                    now=datetime.now(UTC) - timedelta(days=2)) == []
+    # the notice reached the subscriber then too: the period ran out yesterday
+    await delivered_notice(conn, c.account_id, datetime.now(UTC) - timedelta(days=2))
     cur = await conn.execute("SELECT count(*) FROM relay_commands WHERE meter_id = %s",
                              (c.meter_id,))
     assert await cur.fetchone() == (0,)

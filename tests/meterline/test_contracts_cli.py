@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from meterline.cli import app
 from meterline.settings import get_settings
-from tests.factories import customer, set_balance
+from tests.factories import customer, delivered_notice, set_balance
 
 runner = CliRunner()
 
@@ -68,9 +68,10 @@ async def test_a_waiting_cut_follows_a_change_of_contract(
     await set_balance(conn, c.account_id, c.provider_id, "-5")
     async with conn.transaction():  # a household's notice: 20 days
         await decide_relays(conn, [c.account_id], now=datetime(2026, 11, 24, 11, tzinfo=msk))
+    await delivered_notice(conn, c.account_id, datetime(2026, 11, 24, 11, 30, tzinfo=msk))
     async with conn.transaction():
         await assign_contract_type(conn, c.account_id, "business")
         # 10 days after the same notice, business hours
         assert await decide_relays(conn, [c.account_id],
-                                   now=datetime(2026, 12, 4, 11, tzinfo=msk)) == [
+                                   now=datetime(2026, 12, 4, 11, 30, tzinfo=msk)) == [
             (c.meter_id, "disconnect")]

@@ -20,6 +20,7 @@ from tests.conftest import unique
 from tests.factories import (
     Customer,
     customer,
+    delivered_notice,
     disconnection_policy,
     example_book,
     provider,
@@ -151,8 +152,12 @@ async def test_a_household_at_zero_is_warned_and_noticed_never_cut_at_once(
     assert await relay_state(conn, c.meter_id) == "connected"
     assert len(await events(conn, c.account_id)) == 2
 
-    # 20 days on, still unpaid: restricted within the friendly hours
-    assert await fired(conn, c, msk(2026, 12, 14, 11, 0)) == [(c.meter_id, "disconnect")]
+    # 20 days on, still unpaid, but the notice has not reached the subscriber: no cut
+    assert await fired(conn, c, msk(2026, 12, 14, 11, 0)) == []
+    # delivered the next morning: restricted 20 days after the delivery, in friendly hours
+    await delivered_notice(conn, c.account_id, msk(2026, 11, 25, 10, 0))
+    assert await fired(conn, c, msk(2026, 12, 15, 9, 59)) == []
+    assert await fired(conn, c, msk(2026, 12, 15, 10, 0)) == [(c.meter_id, "disconnect")]
 
 
 async def test_a_household_heat_meter_is_never_restricted(
