@@ -461,6 +461,56 @@ async def peak_demand(
     return answers
 
 
+@dataclass(frozen=True)
+class Quarter:
+    """One quarter-hour of a load profile, as the CSV export and the cabinet show it."""
+
+    meter_id: str
+    register: str
+    start: str  # local, with its UTC offset
+    end: str
+    quantity: str  # empty when missing
+    unit: str
+    average_demand: str
+    demand_unit: str
+    status: Literal["actual", "estimated", "missing"]
+
+
+CSV_COLUMNS = ["meter_id", "register", "start", "end", "quantity", "unit", "average_demand",
+               "demand_unit", "status"]
+
+
+async def quarter_hours(pool: Any, meter_id: str, month: str | None,
+                        tz: str | None = None) -> tuple[str, str, list[Quarter]]:
+    """(the month, its time zone, each register's quarter-hours of the local month)."""
+    m = await _month(pool, meter_id, month, tz)
+    rows = []
+    for s, units in m.profiles:
+        demand_unit = DEMAND_UNITS.get(s.unit, f"{s.unit}/h")
+        edges = _local_iso(m.boundaries, m.tz)
+        for i, (q, est, miss) in enumerate(zip(units.quantity.tolist(), units.estimated.tolist(),
+                                               units.missing.tolist(), strict=True)):
+            rows.append(Quarter(
+                s.meter_id, s.register, edges[i], edges[i + 1], "" if miss else _text(q),
+                s.unit, "" if miss else _text(q * 4), demand_unit,
+                "missing" if miss else "estimated" if est else "actual"))
+    return m.label, m.tz.key, rows
+
+
+async def load_profile_csv(pool: Any, meter_id: str, month: str | None,
+                           tz: str | None = None) -> Response:
+    """The month's load profile as a CSV download (the API's and the cabinet's)."""
+    label, zone, rows = await quarter_hours(pool, meter_id, month, tz)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    writer.writerows([getattr(r, c) for c in CSV_COLUMNS] for r in rows)
+    filename = f"load-profile-{meter_id}-{label}.csv"
+    return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                             "X-Time-Zone": zone})
+
+
 @router.get(
     "/meters/{meter_id}/load-profile.csv",
     responses={200: {"content": {"text/csv": {}}}, **problem_responses(401, 403, 404, 422)},
@@ -472,22 +522,4 @@ async def load_profile(
     """One row per register and quarter-hour of the local month: start and end with their
     UTC offsets, consumption, average demand over the quarter-hour, and status (actual,
     estimated, missing; a missing quarter-hour has empty figures)."""
-    m = await _month(pool, meter_id, month, tz)
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["meter_id", "register", "start", "end", "quantity", "unit",
-                     "average_demand", "demand_unit", "status"])
-    for s, units in m.profiles:
-        demand_unit = DEMAND_UNITS.get(s.unit, f"{s.unit}/h")
-        edges = _local_iso(m.boundaries, m.tz)
-        for i, (q, est, miss) in enumerate(zip(units.quantity.tolist(), units.estimated.tolist(),
-                                               units.missing.tolist(), strict=True)):
-            status = "missing" if miss else "estimated" if est else "actual"
-            quantity = "" if miss else _text(q)
-            demand = "" if miss else _text(q * 4)
-            writer.writerow([s.meter_id, s.register, edges[i], edges[i + 1], quantity, s.unit,
-                             demand, demand_unit, status])
-    filename = f"load-profile-{meter_id}-{m.label}.csv"
-    return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"',
-                             "X-Time-Zone": m.tz.key})
+    return await load_profile_csv(pool, meter_id, month, tz)

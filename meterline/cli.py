@@ -778,8 +778,10 @@ def mqtt_add_client(
     username: Annotated[str, typer.Argument(help="A gateway id, or the bridge's user name.")],
     kind: Annotated[str, typer.Option(help="gateway or bridge.")] = "gateway",
 ) -> None:
-    """Register a gateway or bridge (or give it a new password); prints the password once."""
-    from meterline.mqtt_access import add_client
+    """Register a gateway or bridge (or give it a new password); prints the password once.
+    With METERLINE_MQTT_CONFIG_DIR set, the broker's password file and ACL are rewritten at
+    once (and the broker reloaded, with METERLINE_MQTT_BROKER_PID_FILE)."""
+    from meterline.mqtt_access import add_client, publish_config
 
     if kind not in ("gateway", "bridge"):
         raise typer.BadParameter("kind is gateway or bridge")
@@ -790,9 +792,36 @@ def mqtt_add_client(
             password = await add_client(conn, username, "gateway" if kind == "gateway"
                                         else "bridge")
             await conn.commit()
+            if settings.mqtt_config_dir is not None:
+                await publish_config(conn, settings.mqtt_topic_root, settings.mqtt_config_dir,
+                                     settings.mqtt_broker_pid_file)
             return password
 
     typer.echo(asyncio.run(main()))
+
+
+@mqtt_app.command("remove-client")
+def mqtt_remove_client(
+    username: Annotated[str, typer.Argument(help="The gateway id or bridge user name.")],
+) -> None:
+    """Forget a gateway's or bridge's credentials (retired or compromised); with
+    METERLINE_MQTT_CONFIG_DIR set, the broker's files are rewritten and reloaded at once."""
+    from meterline.mqtt_access import publish_config, remove_client
+
+    settings = _settings()
+
+    async def main() -> bool:
+        async with await psycopg.AsyncConnection.connect(settings.database_url) as conn:
+            removed = await remove_client(conn, username)
+            await conn.commit()
+            if removed and settings.mqtt_config_dir is not None:
+                await publish_config(conn, settings.mqtt_topic_root, settings.mqtt_config_dir,
+                                     settings.mqtt_broker_pid_file)
+            return removed
+
+    if not asyncio.run(main()):
+        raise typer.BadParameter(f"no MQTT client {username}")
+    typer.echo(f"{username} removed")
 
 
 @mqtt_app.command("write-config")

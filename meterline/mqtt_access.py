@@ -13,9 +13,12 @@ password file holds (``$7$``: PBKDF2-SHA512, 101 iterations, 12-byte salt, as
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
+import os
 import secrets
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -84,12 +87,46 @@ def acl(topic_root: str, registered: list[MqttClient]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _replace(path: Path, text: str, mode: int) -> None:
+    """Write ``path`` whole or not at all: the broker reloading meanwhile reads the old file
+    or the new one, never half of one."""
+    part = path.with_name(f".{path.name}.new")
+    part.write_text(text)
+    part.chmod(mode)
+    os.replace(part, path)
+
+
 def write_config(topic_root: str, registered: list[MqttClient],
                  folder: Path) -> tuple[Path, Path]:
     """Write ``passwd`` and ``acl`` for Mosquitto into ``folder``; (password file, ACL)."""
     folder.mkdir(parents=True, exist_ok=True)
     passwd, acl_path = folder / "passwd", folder / "acl"
-    passwd.write_text(password_file(registered))
-    passwd.chmod(0o600)
-    acl_path.write_text(acl(topic_root, registered))
+    _replace(passwd, password_file(registered), 0o600)
+    _replace(acl_path, acl(topic_root, registered), 0o644)
     return passwd, acl_path
+
+
+async def remove_client(conn: psycopg.AsyncConnection[Any], username: str) -> bool:
+    """Forget a gateway's or bridge's credentials (a gateway retired or compromised); False
+    when there were none."""
+    cur = await conn.execute("DELETE FROM mqtt_clients WHERE username = %s RETURNING 1",
+                             (username,))
+    return await cur.fetchone() is not None
+
+
+async def publish_config(conn: psycopg.AsyncConnection[Any], topic_root: str, folder: Path,
+                         broker_pid_file: Path | None = None) -> tuple[Path, Path]:
+    """Rewrite the broker's password file and ACL from every registered client and, given its
+    pid file, send the broker SIGHUP so it reloads them: a gateway registered can connect at
+    once, one removed cannot connect again."""
+    return await asyncio.to_thread(reload_broker, topic_root, await clients(conn), folder,
+                                   broker_pid_file)
+
+
+def reload_broker(topic_root: str, registered: list[MqttClient], folder: Path,
+                  broker_pid_file: Path | None) -> tuple[Path, Path]:
+    written = write_config(topic_root, registered, folder)
+    if broker_pid_file is not None:
+        pid = int(broker_pid_file.read_text().split()[0])
+        os.kill(pid, signal.SIGHUP)
+    return written

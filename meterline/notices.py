@@ -135,16 +135,14 @@ class CabinetNotice:
 
 _CABINET = """
 SELECT n.id, n.kind, n.provider_id, n.service, n.created_at, a.delivered_at AS opened_at,
-       a.detail
-  FROM notices n JOIN notice_attempts a ON a.notice_id = n.id AND a.channel = 'cabinet'
+       coalesce(shown.payload, '{}') AS payload
+  FROM notices n
+  JOIN notice_attempts a ON a.notice_id = n.id AND a.channel = 'cabinet'
+  LEFT JOIN LATERAL (SELECT r.payload FROM notice_receipts r
+                      WHERE r.notice_id = n.id AND r.channel = 'cabinet' AND r.kind = 'shown'
+                      ORDER BY r.id LIMIT 1) shown ON true
  WHERE n.account_id = %s AND a.status IN ('sent', 'delivered', 'expired')
  ORDER BY n.created_at DESC
-"""
-
-_CABINET_TEXT = """
-SELECT payload FROM notice_receipts
- WHERE notice_id = %s AND channel = 'cabinet' AND kind = 'shown'
- ORDER BY id LIMIT 1
 """
 
 
@@ -154,18 +152,10 @@ async def cabinet_notices(
     """The notices shown in an account's personal cabinet, newest first."""
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(_CABINET, (account_id,))
-    rows = await cur.fetchall()
-    notices = []
-    for row in rows:
-        await cur.execute(_CABINET_TEXT, (row["id"],))
-        shown = await cur.fetchone()
-        payload = shown["payload"] if shown else {}
-        notices.append(CabinetNotice(
-            row["id"], row["kind"], row["provider_id"], row["service"],
-            payload.get("subject", ""), payload.get("text", ""), row["created_at"],
-            row["opened_at"],
-        ))
-    return notices
+    return [CabinetNotice(r["id"], r["kind"], r["provider_id"], r["service"],
+                          r["payload"].get("subject", ""), r["payload"].get("text", ""),
+                          r["created_at"], r["opened_at"])
+            for r in await cur.fetchall()]
 
 
 _CABINET_TOKEN = """

@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     mqtt_username: str | None = Field(None, description="MQTT user name, if the broker wants one.")
     mqtt_password: str | None = Field(None, description="MQTT password.")
     mqtt_topic_root: str = Field("meterline/v1", description="Root of every meterline topic.")
+    mqtt_config_dir: Path | None = Field(
+        None, description="Where Mosquitto reads its password file and ACL: when set, "
+        "`meterline mqtt add-client` and `remove-client` rewrite them at once."
+    )
+    mqtt_broker_pid_file: Path | None = Field(
+        None, description="Mosquitto's pid file: when set, the broker is sent SIGHUP after "
+        "the password file and ACL are rewritten, so a gateway registered works at once."
+    )
 
     # --- Kafka
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")

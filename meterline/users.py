@@ -19,6 +19,7 @@ import hmac
 import secrets
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -26,7 +27,7 @@ import psycopg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from meterline.errors import Invalid
+from meterline.errors import Invalid, NotFound
 
 
 class Role(StrEnum):
@@ -200,3 +201,34 @@ async def create_api_key(
         (key_id, user_id, name, _secret_hash(secret), list(wanted)),
     )
     return NewApiKey(key_id, f"{KEY_PREFIX}_{key_id}_{secret}", wanted)
+
+
+@dataclass(frozen=True)
+class StoredApiKey:
+    id: str
+    name: str
+    scopes: tuple[Scope, ...]
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+_KEYS = """
+SELECT id, name, scopes, created_at, revoked_at FROM api_keys
+ WHERE user_id = %s ORDER BY created_at, id
+"""
+
+
+async def api_keys(conn: psycopg.AsyncConnection[Any], user_id: int) -> list[StoredApiKey]:
+    """The user's keys, revoked ones too (never their secrets)."""
+    cur = await conn.execute(_KEYS, (user_id,))
+    return [StoredApiKey(i, n, tuple(Scope(s) for s in sc), c, r)
+            for i, n, sc, c, r in await cur.fetchall()]
+
+
+async def revoke_api_key(conn: psycopg.AsyncConnection[Any], user_id: int, key_id: str) -> None:
+    """The key stops working at once; another user's key, or none, is not found."""
+    cur = await conn.execute(
+        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) "
+        "WHERE id = %s AND user_id = %s RETURNING id", (key_id, user_id))
+    if await cur.fetchone() is None:
+        raise NotFound(f"No API key {key_id}")

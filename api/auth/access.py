@@ -16,8 +16,8 @@ from typing import Annotated, Any
 import psycopg
 from fastapi import Depends, Security
 
-from api.auth.callers import current_caller
-from api.auth.tokens import Caller
+from api.auth.callers import ENDED, identify
+from api.auth.tokens import Caller, unauthorized
 from api.ids import AccountPath, MeterPath
 from api.state import Pool
 from meterline.errors import NotFound
@@ -32,9 +32,23 @@ _ACCOUNT = """
 SELECT 1 FROM accounts a
  WHERE a.id = %(id)s AND (%(every)s OR """ + _GRANTED.format(account="a.id") + ")"
 
-_METER = """
-SELECT m.account_id FROM meters m
- WHERE m.id = %(id)s AND (%(every)s OR """ + _GRANTED.format(account="m.account_id") + ")"
+# the caller's login still valid (as `api.auth.tokens.still_valid`), and the account or meter
+# visible to it: one round trip per request
+_VALID = """
+SELECT NOT u.disabled
+       AND (%(session)s::uuid IS NULL
+            OR NOT EXISTS (SELECT 1 FROM refresh_tokens r
+                            WHERE r.family = %(session)s AND r.revoked_at IS NOT NULL))
+  FROM users u WHERE u.id = %(user)s
+"""
+
+_ACCOUNT_FOR = """
+SELECT (""" + _VALID + """), EXISTS (""" + _ACCOUNT + ")"
+
+_METER_FOR = """
+SELECT (""" + _VALID + """), EXISTS (
+SELECT 1 FROM meters m
+ WHERE m.id = %(id)s AND (%(every)s OR """ + _GRANTED.format(account="m.account_id") + "))"
 
 _GRANTED_ACCOUNTS = """
 SELECT account_id FROM user_accounts WHERE user_id = %s ORDER BY account_id
@@ -42,7 +56,19 @@ SELECT account_id FROM user_accounts WHERE user_id = %s ORDER BY account_id
 
 
 def _params(caller: Caller, id_: str) -> dict[str, Any]:
-    return {"id": id_, "every": caller.sees_every_account, "user": caller.user_id}
+    return {"id": id_, "every": caller.sees_every_account, "user": caller.user_id,
+            "session": caller.session}
+
+
+async def _valid_and_visible(pool: Any, query: str, caller: Caller, id_: str) -> bool:
+    """Whether the caller sees the account or meter; 401 when its login has ended."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(query, _params(caller, id_))
+        row = await cur.fetchone()
+    valid, visible = row if row else (False, False)
+    if not valid:
+        raise unauthorized(ENDED)
+    return bool(visible)
 
 
 async def sees_account(conn: psycopg.AsyncConnection[Any], caller: Caller, account_id: str) -> bool:
@@ -63,12 +89,11 @@ def account_with(scope: Scope) -> Callable[..., Awaitable[str]]:
 
     async def account(
         account_id: AccountPath,
-        caller: Annotated[Caller, Security(current_caller, scopes=[scope])],
+        caller: Annotated[Caller, Security(identify, scopes=[scope])],
         pool: Pool,
     ) -> str:
-        async with pool.connection() as conn:
-            if not await sees_account(conn, caller, account_id):
-                raise NotFound(f"No account {account_id}")
+        if not await _valid_and_visible(pool, _ACCOUNT_FOR, caller, account_id):
+            raise NotFound(f"No account {account_id}")
         return account_id
 
     return account
@@ -79,13 +104,11 @@ def meter_with(scope: Scope) -> Callable[..., Awaitable[str]]:
 
     async def meter(
         meter_id: MeterPath,
-        caller: Annotated[Caller, Security(current_caller, scopes=[scope])],
+        caller: Annotated[Caller, Security(identify, scopes=[scope])],
         pool: Pool,
     ) -> str:
-        async with pool.connection() as conn:
-            cur = await conn.execute(_METER, _params(caller, meter_id))
-            if await cur.fetchone() is None:
-                raise NotFound(f"No meter {meter_id}")
+        if not await _valid_and_visible(pool, _METER_FOR, caller, meter_id):
+            raise NotFound(f"No meter {meter_id}")
         return meter_id
 
     return meter

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Security
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer, SecurityScopes
 
-from api.auth.tokens import Caller, caller_of_token, unauthorized
+from api.auth.tokens import Caller, caller_of_token, still_valid, unauthorized
 from api.problems import ProblemError
 from api.state import AppSettings, Pool
 from meterline.users import ROLE_SCOPES, Role, Scope, same_secret, split_key
@@ -65,14 +65,16 @@ async def _caller_of_key(pool: Pool, key: str) -> Caller:
     return Caller(row[2], row[3], role, scopes, "api-key")
 
 
-async def current_caller(
+async def identify(
     security: SecurityScopes,
     settings: AppSettings,
     pool: Pool,
     token: Annotated[str | None, Depends(bearer)],
     key: Annotated[str | None, Depends(api_key_header)],
 ) -> Caller:
-    """The authenticated caller, holding every scope the endpoint declares."""
+    """The caller the request names, holding every scope the endpoint declares — its
+    access token not yet checked against logouts: `current_caller` does that, or
+    `api.auth.access` in the same query that scopes the account (one round trip)."""
     if token and key:
         raise unauthorized("Send a bearer token or an API key, not both.")
     if token:
@@ -85,6 +87,21 @@ async def current_caller(
     if missing:
         raise ProblemError(403, f"This needs the scope {', '.join(missing)}.", slug="forbidden",
                            title="Forbidden")
+    return caller
+
+
+ENDED = "The login this token belongs to has ended; log in again."
+
+
+async def current_caller(
+    caller: Annotated[Caller, Security(identify)], pool: Pool,
+) -> Caller:
+    """The authenticated caller, holding every scope the endpoint declares, whose login was
+    not logged out or revoked (nor the user disabled) since the token was issued."""
+    if caller.via == "token":
+        async with pool.connection() as conn:
+            if not await still_valid(conn, caller):
+                raise unauthorized(ENDED)
     return caller
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import uuid
 from typing import Annotated, Any, Literal
 
 import psycopg
@@ -34,15 +35,16 @@ from api.ids import PRINTABLE
 from api.problems import ProblemError, problem_responses
 from api.state import AppSettings, Pool
 from meterline.contracts import Timestamp
-from meterline.errors import NotFound
 from meterline.settings import Settings
 from meterline.users import (
     ROLE_SCOPES,
     Role,
     Scope,
     User,
+    api_keys,
     create_api_key,
     password_matches,
+    revoke_api_key,
 )
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -216,8 +218,9 @@ async def token(
         user = await authenticate(pool, settings, username, password,
                                   request.client.host if request.client else None)
         granted = _scopes(user, scope)
+        session = uuid.uuid4()
         async with pool.connection() as conn:
-            refresh = await issue_refresh_token(conn, settings, user.id)
+            refresh = await issue_refresh_token(conn, settings, user.id, session)
     else:
         if not refresh_token:
             raise invalid_grant("grant_type=refresh_token needs refresh_token.")
@@ -226,10 +229,10 @@ async def token(
             await conn.commit()  # a revocation on reuse must stay
         if isinstance(rotated, str):
             raise invalid_grant(rotated)
-        user, refresh = rotated
+        user, refresh, session = rotated
         granted = _scopes(user, scope)
     return TokenAnswer(
-        access_token=access_token(settings, user, granted),
+        access_token=access_token(settings, user, granted, session),
         expires_in=settings.access_token_ttl, refresh_token=refresh,
         scope=" ".join(sorted(granted)),
     )
@@ -238,9 +241,9 @@ async def token(
 @router.post("/revoke", status_code=200, summary="Log out: revoke a refresh token",
              responses=problem_responses(422))
 async def revoke(pool: Pool, token: Annotated[str, Form(min_length=1, max_length=256)]) -> None:
-    """Revokes the refresh token and every other token of the same login. Answers 200 for an
-    unknown token too (RFC 7009 §2.2). Access tokens already issued stay valid until they
-    expire (at most `access_token_ttl`)."""
+    """Revokes the refresh token and every other token of the same login, access tokens
+    included: they are refused from now on. Answers 200 for an unknown token too (RFC 7009
+    §2.2)."""
     async with pool.connection() as conn:
         await revoke_refresh_token(conn, token)
 
@@ -287,12 +290,6 @@ class NewApiKeyAnswer(ApiKey):
     key: str = Field(description="The key itself, shown only now: send it as `X-API-Key`.")
 
 
-_KEYS = """
-SELECT id, name, scopes, created_at, revoked_at FROM api_keys
- WHERE user_id = %s ORDER BY created_at, id
-"""
-
-
 def _person(caller: AnyCaller) -> None:
     if caller.via != "token":
         raise ProblemError(403, "API keys are managed by a person who logged in, not by a key.",
@@ -319,9 +316,8 @@ async def create_key(body: ApiKeyRequest, caller: KeyManager, pool: Pool) -> New
             responses=problem_responses(401, 403))
 async def list_keys(caller: KeyManager, pool: Pool) -> list[ApiKey]:
     async with pool.connection() as conn:
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(_KEYS, (caller.user_id,))
-        return [ApiKey.model_validate(r) for r in await cur.fetchall()]
+        return [ApiKey(id=k.id, name=k.name, scopes=list(k.scopes), created_at=k.created_at,
+                       revoked_at=k.revoked_at) for k in await api_keys(conn, caller.user_id)]
 
 
 @router.delete("/api-keys/{key_id}", status_code=204, summary="Revoke an API key",
@@ -332,9 +328,4 @@ async def revoke_key(
     """The key stops working at once."""
     _person(caller)
     async with pool.connection() as conn:
-        cur = await conn.execute(
-            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) "
-            "WHERE id = %s AND user_id = %s RETURNING id", (key_id, caller.user_id))
-        if await cur.fetchone() is None:
-            raise NotFound(f"No API key {key_id}")
-
+        await revoke_api_key(conn, caller.user_id, key_id)

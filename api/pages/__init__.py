@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from api.pages import admin, cabinet, desk, notices, plans
+from api.pages import admin, cabinet, desk, industrial, notices, plans
 from api.pages.session import LoginRequired
 
 STATIC = Path(__file__).parent.parent / "static"
@@ -23,5 +23,5 @@ async def _to_login(request: Request, exc: Exception) -> RedirectResponse:
 def install_pages(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(LoginRequired, _to_login)
-    for module in (cabinet, notices, plans, desk, admin):
+    for module in (cabinet, notices, plans, industrial, desk, admin):
         app.include_router(module.router)

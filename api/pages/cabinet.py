@@ -72,9 +72,11 @@ async def login(view: View, pool: Pool, settings: AppSettings,
         error = view.t("locked", seconds=retry) if retry else view.t("bad_login")
         return view.render("login.html", status=400 if not retry else 429, error=error,
                            username=username)
+    session = uuid.uuid4()
     async with pool.connection() as conn:
-        refresh = await issue_refresh_token(conn, settings, user.id)
-    view.sign_in(settings, access_token(settings, user, ROLE_SCOPES[user.role]), refresh)
+        refresh = await issue_refresh_token(conn, settings, user.id, session)
+    view.sign_in(settings, access_token(settings, user, ROLE_SCOPES[user.role], session),
+                 refresh)
     return view.redirect(home_of(user.role))
 
 
@@ -123,6 +125,12 @@ SELECT DISTINCT period FROM bill_lines WHERE account_id = %s ORDER BY period DES
 
 _EVENTS = """
 SELECT occurred_at, kind, meter_id FROM events WHERE account_id = %s ORDER BY id DESC LIMIT 10
+"""
+
+# every channel's payments (online, bank registries, cash desks), as received
+_PAYMENT_HISTORY = """
+SELECT paid_at, channel, amount, period FROM payments
+ WHERE account_id = %s ORDER BY paid_at DESC LIMIT 24
 """
 
 _PAYMENTS = """
@@ -178,6 +186,8 @@ async def account_page(account_id: str, view: View, pool: Pool) -> Response:
         people_meters = await dcur.fetchall()
         await dcur.execute(_PAYMENTS, (account_id,))
         payments = await dcur.fetchall()
+        await dcur.execute(_PAYMENT_HISTORY, (account_id,))
+        history = await dcur.fetchall()
         await dcur.execute(_EVENTS, (account_id,))
         events = await dcur.fetchall()
         cur = await conn.execute(_DOCUMENTS, (account_id,))
@@ -191,8 +201,10 @@ async def account_page(account_id: str, view: View, pool: Pool) -> Response:
     owed = -sum((b.amount for b in account.balances if b.amount < 0), Decimal(0))
     return view.render("account.html", account=account, balances=balances,
                        bars=chart(daily), people_meters=people_meters,
-                       payments=payments, events=events, documents=documents,
+                       payments=payments, history=history, events=events, documents=documents,
                        can_pay=Scope.PAYMENTS in view.viewer.scopes,
+                       can_export=Scope.USAGE_EXPORT in view.viewer.scopes,
+                       can_keys=Scope.KEYS in view.viewer.scopes,
                        postpaid=account.billing_mode == "postpaid",
                        owed=kopecks(owed) if owed > 0 else None, unopened=unopened)
 

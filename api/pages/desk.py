@@ -96,6 +96,11 @@ _CARD = {
                 " WHERE m.account_id = %s ORDER BY c.seq DESC LIMIT 20",
     "payments": "SELECT created_at, amount, status FROM online_payments WHERE account_id = %s"
                 " ORDER BY created_at DESC LIMIT 10",
+    # notices and how far each got: the operator delivers an undeliverable one otherwise
+    "notices": "SELECT n.created_at, n.kind, n.status, n.delivered_at, n.delivered_by,"
+               " (SELECT string_agg(a.channel || ': ' || a.status, ', ' ORDER BY a.created_at)"
+               "    FROM notice_attempts a WHERE a.notice_id = n.id) AS attempts"
+               " FROM notices n WHERE n.account_id = %s ORDER BY n.created_at DESC LIMIT 20",
     "audit": "SELECT at, username, action, subject, reason, before, after FROM audit_log"
              " WHERE account_id = %s ORDER BY at DESC LIMIT 30",
     "events": "SELECT occurred_at, kind, meter_id, payload FROM events WHERE account_id = %s"
@@ -121,7 +126,8 @@ async def card(account_id: str, view: View, pool: Pool) -> Response:
     return view.render("card.html", account=account, ledger=sections["ledger"],
                        readings=sections["readings"], commands=sections["commands"],
                        payments=sections["payments"], audit=sections["audit"],
-                       events=sections["events"], services=[s.value for s in Service],
+                       events=sections["events"], notices=sections["notices"],
+                       services=[s.value for s in Service],
                        adjustment_id=uuid.uuid4())
 
 

@@ -20,7 +20,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from psycopg_pool import AsyncConnectionPool
 
-from api.auth.tokens import Caller, access_token, caller_of_token, rotate_refresh_token
+from api.auth.tokens import (
+    Caller,
+    access_token,
+    caller_of_token,
+    rotate_refresh_token,
+    still_valid,
+)
 from api.problems import ProblemError
 from api.texts import LANGS, Lang, catalogue
 from meterline.settings import Settings
@@ -128,10 +134,17 @@ async def page(request: Request) -> Page:
     token = request.cookies.get(ACCESS)
     if token:
         try:
-            view.caller = caller_of_token(settings, token)
-            return view
+            caller = caller_of_token(settings, token)
         except ProblemError:
-            pass
+            caller = None
+        if caller is not None:
+            async with pool.connection() as conn:
+                valid = await still_valid(conn, caller)
+            if not valid:  # logged out elsewhere, revoked, or disabled: no refresh either
+                view.sign_out()
+                return view
+            view.caller = caller
+            return view
     refresh = request.cookies.get(REFRESH)
     if refresh:
         async with pool.connection() as conn:
@@ -139,9 +152,9 @@ async def page(request: Request) -> Page:
         if isinstance(rotated, str):
             view.sign_out()
         else:
-            user, new_refresh = rotated
+            user, new_refresh, session = rotated
             scopes = ROLE_SCOPES[user.role]
-            view.sign_in(settings, access_token(settings, user, scopes), new_refresh)
+            view.sign_in(settings, access_token(settings, user, scopes, session), new_refresh)
             view.caller = caller_of_token(settings, view.cookies[ACCESS][0])
     return view
 

@@ -154,12 +154,25 @@ async def test_refresh_rotates_and_a_reused_token_revokes_the_login(
     assert "revoked" in assert_problem(await refresh(anonymous, second), 400)["detail"]
 
 
-async def test_logout_revokes_the_refresh_token(
+async def test_logout_ends_that_login_access_tokens_included(
     anonymous: httpx.AsyncClient, subscriber: tuple[Person, str],
 ) -> None:
-    token = (await login(anonymous, subscriber[0].username, PASSWORD)).json()["refresh_token"]
+    who, account = subscriber
+    phone = await login(anonymous, who.username, PASSWORD)
+    laptop = await login(anonymous, who.username, PASSWORD)  # another login of the same user
+    rotated = await refresh(anonymous, phone.json()["refresh_token"])
+    assert (await anonymous.get(f"/accounts/{account}", headers=bearer_of(phone))).status_code \
+        == 200
+    token = rotated.json()["refresh_token"]
     assert (await anonymous.post("/auth/revoke", data={"token": token})).status_code == 200
     assert_problem(await refresh(anonymous, token), 400)
+    # every access token of that login is refused at once, the first and the refreshed one
+    for answer in (phone, rotated):
+        ended = assert_problem(await anonymous.get(f"/accounts/{account}",
+                                                   headers=bearer_of(answer)), 401)
+        assert "log in again" in ended["detail"]
+    assert (await anonymous.get(f"/accounts/{account}", headers=bearer_of(laptop))) \
+        .status_code == 200
     assert (await anonymous.post("/auth/revoke", data={"token": "unknown"})).status_code == 200
 
 
@@ -180,10 +193,13 @@ async def test_disabled_users_cannot_log_in(
     subscriber: tuple[Person, str],
 ) -> None:
     who = subscriber[0]
-    refresh_token = (await login(anonymous, who.username, PASSWORD)).json()["refresh_token"]
+    answer = await login(anonymous, who.username, PASSWORD)
+    refresh_token = answer.json()["refresh_token"]
     await conn.execute("UPDATE users SET disabled = true WHERE id = %s", (who.id,))
     assert_problem(await login(anonymous, who.username, PASSWORD), 400)
     assert_problem(await refresh(anonymous, refresh_token), 400)
+    # and the access token already issued stops working at once
+    assert_problem(await anonymous.get("/auth/me", headers=bearer_of(answer)), 401)
 
 
 def _token(secret: str, **claims: Any) -> dict[str, str]:

@@ -3,12 +3,14 @@ the test's own (password file and ACL, on a free port)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pwd
 import queue
 import subprocess
+import sys
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from meterline.kafka import free_port, stop_process
 from meterline.mqtt_access import MqttClient, acl, add_client, clients, write_config
+from meterline.settings import Settings
 from tests.conftest import unique
+from tests.waiting import until
 
 DEPLOY_ACL = Path(__file__).parents[2] / "deploy" / "mosquitto" / "acl"
 WAIT = 20.0  # seconds to wait for the broker's answer
@@ -38,6 +42,7 @@ class Broker:
     port: int
     root: str
     passwords: dict[str, str]
+    pid: int
 
 
 def _start_mosquitto(folder: Path, port: int) -> subprocess.Popen[bytes]:
@@ -82,7 +87,7 @@ async def broker(conn: psycopg.AsyncConnection[Any], tmp_path: Path) -> AsyncIte
     port = free_port()
     proc = _start_mosquitto(tmp_path, port)
     try:
-        yield Broker(port, root, {**passwords, **{k: v for k, v in names.items()}})
+        yield Broker(port, root, {**passwords, **{k: v for k, v in names.items()}}, proc.pid)
     finally:
         stop_process(proc)
 
@@ -186,3 +191,54 @@ async def test_the_bridge_cannot_publish_readings(broker: Broker, peers: Any) ->
     assert listener.messages.get(timeout=WAIT) == (f"{broker.root}/{a}/readings", b"real")
 
 
+
+
+async def test_registering_a_gateway_lets_it_connect_at_once_and_removing_it_shuts_it_out(
+    broker: Broker, tmp_path: Path, make_settings: Callable[..., Settings],
+) -> None:
+    """`meterline mqtt add-client` with the broker's folder and pid file rewrites the
+    password file and ACL and reloads the broker: no one edits a file or restarts a thing."""
+    pid_file = tmp_path / "mosquitto.pid"
+    pid_file.write_text(f"{broker.pid}\n")
+    settings = make_settings(mqtt_topic_root=broker.root, mqtt_config_dir=tmp_path,
+                             mqtt_broker_pid_file=pid_file)
+    env = {**os.environ, **settings.as_env()}
+    gateway = unique("gw-new")
+
+    def meterline(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "meterline", "mqtt", *args], env=env,
+                              capture_output=True, text=True, timeout=60, check=True)
+        return done.stdout.strip()
+
+    def connects(password: str) -> bool:
+        peer = Peer(broker.port, gateway, password)
+        peer.close()
+        return peer.accepted
+
+    password = await asyncio.to_thread(meterline, "add-client", gateway)
+    assert gateway in (tmp_path / "passwd").read_text()
+    assert f"topic write {broker.root}/{gateway}/readings" in (tmp_path / "acl").read_text()
+
+    async def accepted() -> bool:
+        return await asyncio.to_thread(connects, password)
+
+    await until(accepted, what=f"the broker to accept {gateway}")
+    # its own readings reach the bridge: the ACL was reloaded with the password file
+    bridge = Peer(broker.port, *_as(broker, "bridge"))
+    try:
+        assert bridge.subscribe(f"{broker.root}/{gateway}/readings")
+        sender = Peer(broker.port, gateway, password)
+        sender.publish(f"{broker.root}/{gateway}/readings", b"hello")
+        sender.close()
+        assert bridge.messages.get(timeout=WAIT) == (f"{broker.root}/{gateway}/readings",
+                                                     b"hello")
+    finally:
+        bridge.close()
+
+    assert await asyncio.to_thread(meterline, "remove-client", gateway) == f"{gateway} removed"
+    assert gateway not in (tmp_path / "passwd").read_text()
+
+    async def refused() -> bool:
+        return not await asyncio.to_thread(connects, password)
+
+    await until(refused, what=f"the broker to refuse {gateway}")

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import csv
+import uuid
 from collections.abc import Awaitable, Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 from playwright.async_api import Page, expect
 
 from billing.billrun.run import bill
 from meterline.bill_runs import Selection
+from meterline.payments import Payment, receive
 from meterline.units import Service
 from meterline.users import Role
 from tests.factories import housing, person
@@ -216,3 +219,38 @@ async def test_an_operator_starts_a_bill_run_and_watches_it(
     await bill(conn, date(2026, 2, 1), Selection(region=house.region), "scheduler",
                queued=row[0])
     await expect(run).to_contain_text("2026-02: done, 1 of 1 accounts (100%)", timeout=15_000)
+
+
+async def test_a_subscriber_sees_payments_of_every_channel(
+    site: Site, open_page: OpenPage, conn: psycopg.AsyncConnection[Any],
+) -> None:
+    account = site.household.account_id
+    await receive(conn, Payment(key=f"payment:cash:{uuid.uuid4()}", channel="cash",
+                                account_id=account, amount=Decimal("300.00"),
+                                paid_at=datetime(2026, 2, 3, 10, tzinfo=UTC),
+                                provider_id=site.household.provider_id))
+    page = await open_page()
+    await log_in(page, site, site.subscriber)
+    history = page.get_by_test_id("payment-history")
+    await expect(history).to_contain_text("2026-02-03")
+    await expect(history).to_contain_text("cash desk")
+    await expect(history).to_contain_text("300.00")
+
+
+async def test_logging_out_ends_the_pages_tokens_at_once(
+    site: Site, open_page: OpenPage,
+) -> None:
+    page = await open_page()
+    await log_in(page, site, site.subscriber)
+    cookies = {c["name"]: c["value"] for c in await page.context.cookies()}
+    stolen = {"Authorization": f"Bearer {cookies['ml_access']}"}
+    url = f"/accounts/{site.household.account_id}"
+    async with httpx.AsyncClient(base_url=site.url) as http:
+        assert (await http.get(url, headers=stolen)).status_code == 200
+        await page.get_by_role("button", name=f"Log out ({site.subscriber.username})").click()
+        await page.wait_for_url(f"{site.url}/login")
+        assert (await http.get(url, headers=stolen)).status_code == 401
+        # nor does the refresh cookie bring the login back
+        refreshed = await http.post("/auth/token", data={
+            "grant_type": "refresh_token", "refresh_token": cookies["ml_refresh"]})
+        assert refreshed.status_code == 400

@@ -69,3 +69,22 @@ async def test_a_subscriber_opens_a_notice_and_chooses_how_to_be_told(
     assert got[account, "low_balance"].phone == "+79161234567"
     await expect(page.get_by_label("Low balance: SMS")).to_be_checked()
     await expect(page.get_by_label("Debt notice: SMS")).not_to_be_checked()
+
+
+async def test_the_operator_sees_how_far_each_notice_got(
+    site: Site, open_page: OpenPage, conn: psycopg.AsyncConnection[Any],
+) -> None:
+    account = site.household.account_id
+    now = datetime.now(UTC)
+    await make_notice(conn, key=unique("notice"), kind="low_balance", account_id=account,
+                      provider_id=site.household.provider_id, service=None,
+                      context={"balance": "-2.50", "days_left": "0"}, at=now)
+    async with httpx.AsyncClient() as http:
+        await Notifier(site.settings, http).deliver(conn, now)
+    page = await open_page()
+    await log_in(page, site, site.operator)
+    await page.goto(f"{site.url}/desk/accounts/{account}")
+    notices = page.get_by_test_id("card-notices")
+    await expect(notices).to_contain_text("Low balance")
+    await expect(notices).to_contain_text("pending")
+    await expect(notices).to_contain_text("cabinet: sent")

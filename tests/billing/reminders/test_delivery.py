@@ -254,22 +254,21 @@ async def test_the_notifier_service_delivers_a_notice_as_soon_as_it_is_made(
                                  notifier_interval=300.0)
         service = asyncio.create_task(run(settings))
         try:
-            # made after the service's first pass: only the notification can wake it in time
-            async def idle() -> bool:
-                cur = await conn.execute(
-                    "SELECT 1 FROM pg_stat_activity WHERE application_name = "
-                    "'meterline-notifier-listen' AND state = 'idle' AND datname = "
-                    "current_database()")
-                return await cur.fetchone() is not None
-            await until(idle, what="the notifier listening")
-            key = await notice(conn, c.account_id, c.provider_id)
-
-            async def delivered() -> bool:
-                return (await state(conn, key))[0] == "delivered"
-            await until(delivered, timeout=30, what="the notice delivered")
+            # made after the service's first pass (it reports ready once that pass is done;
+            # LISTEN was issued before it): only the notification can wake it in time
             base = f"http://127.0.0.1:{settings.notifier_port}"
             async with httpx.AsyncClient() as http:
-                assert (await http.get(f"{base}/ready")).status_code == 200
+                async def ready() -> bool:
+                    try:
+                        return (await http.get(f"{base}/ready")).status_code == 200
+                    except httpx.TransportError:
+                        return False
+                await until(ready, what="the notifier's first pass")
+                key = await notice(conn, c.account_id, c.provider_id)
+
+                async def delivered() -> bool:
+                    return (await state(conn, key))[0] == "delivered"
+                await until(delivered, timeout=30, what="the notice delivered")
                 metrics = parse((await http.get(f"{base}/metrics")).text)
             assert metrics['meterline_notifier_notices_total{channel="email",outcome="sent"}'] >= 1
         finally:

@@ -13,7 +13,8 @@ import psycopg
 import pytest
 
 from billing.penalties.rules import load_rules
-from billing.reminders.run import DebtorRule, run_reminders
+from billing.reminders.debtors import DebtorRule
+from billing.reminders.run import run_reminders
 from meterline.errors import Conflict, Invalid
 from meterline.notices import cabinet_notices, opened_in_cabinet
 from meterline.payments import Payment, receive
