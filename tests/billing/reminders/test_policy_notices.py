@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 import psycopg
 
 from billing.penalties.rules import load_rules
-from billing.reminders.run import DebtorRule, run_reminders
+from billing.reminders.debtors import DebtorRule
+from billing.reminders.run import run_reminders
 from meterline.relay import decide_relays
 from tests.billing.reminders.conftest import Rig
 from tests.conftest import unique
