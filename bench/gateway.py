@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import statistics
 import struct
 import sys
@@ -290,6 +291,7 @@ async def main(args: argparse.Namespace) -> None:
         for server in servers:
             server.terminate()
             await server.wait()
+
     total = args.servers * args.meters
     load = ", ".join(f"{x:.1f}" for x in psutil.getloadavg())
     print(f"\n## gateway: {args.servers} Modbus TCP {args.against} x {args.meters} SDM120 = "
@@ -308,6 +310,7 @@ async def main(args: argparse.Namespace) -> None:
     rss_mb, readings, batches, outbox_mb = rss
     print(f"outbox with {readings:,.0f} readings queued ({batches:,.0f} batches, "
           f"{outbox_mb:,.0f} MB on disk), broker away: gateway RSS {rss_mb:.0f} MB")
+    shutil.rmtree(work, ignore_errors=True)  # outboxes, configurations and logs; kept on failure
 
 
 def cli() -> None:

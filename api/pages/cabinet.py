@@ -26,13 +26,14 @@ from api.auth.access import granted_accounts, sees_account
 from api.auth.routes import authenticate
 from api.auth.tokens import access_token, issue_refresh_token, revoke_refresh_token
 from api.online_payments import start_payment
-from api.pages.session import REFRESH, Page, home_of, page
+from api.pages.session import REFRESH, Page, allowed, home_of, page
 from api.problems import ProblemError
 from api.state import AppSettings, Pool
 from api.texts import catalogue, month_name
 from meterline.bill_runs import parse_period
 from meterline.documents.assemble import payment_document
 from meterline.documents.pdf import file_name, render_pdf
+from meterline.emergency_credit import take_emergency_credit
 from meterline.errors import DomainError
 from meterline.meter_readings import submit
 from meterline.money import kopecks
@@ -133,6 +134,22 @@ SELECT paid_at, channel, amount, period FROM payments
  WHERE account_id = %s ORDER BY paid_at DESC LIMIT 24
 """
 
+# what the account's contract offers in emergency credit, per provider, and what is owed of
+# one taken (repaid from top-ups): read for the page; taking it is the kernel's
+# (`meterline.emergency_credit.take_emergency_credit`), with every rule checked there
+_EMERGENCY = """
+SELECT b.provider_id, b.amount AS balance, p.emergency_credit AS amount, p.recovery_percent,
+       coalesce((SELECT -sum(r.amount) FROM postings r
+                  WHERE r.book = 'recovery' AND r.account_id = b.account_id
+                    AND r.provider_id = b.provider_id), 0) AS owed
+  FROM accounts a
+  JOIN contract_types c ON c.code = a.contract_type
+  JOIN disconnection_policies p ON p.code = c.policy
+  JOIN balances b ON b.account_id = a.id
+ WHERE a.id = %s AND a.billing_mode = 'prepaid' AND p.emergency_credit > 0
+ ORDER BY b.provider_id
+"""
+
 _PAYMENTS = """
 SELECT id, amount, status, created_at FROM online_payments
  WHERE account_id = %s ORDER BY created_at DESC LIMIT 5
@@ -186,6 +203,8 @@ async def account_page(account_id: str, view: View, pool: Pool) -> Response:
         people_meters = await dcur.fetchall()
         await dcur.execute(_PAYMENTS, (account_id,))
         payments = await dcur.fetchall()
+        await dcur.execute(_EMERGENCY, (account_id,))
+        emergency = await dcur.fetchall()
         await dcur.execute(_PAYMENT_HISTORY, (account_id,))
         history = await dcur.fetchall()
         await dcur.execute(_EVENTS, (account_id,))
@@ -193,8 +212,11 @@ async def account_page(account_id: str, view: View, pool: Pool) -> Response:
         cur = await conn.execute(_DOCUMENTS, (account_id,))
         documents = [period.strftime("%Y-%m") for (period,) in await cur.fetchall()]
         unopened = sum(n.opened_at is None for n in await cabinet_notices(conn, account_id))
-    balances = [{"provider": b.provider_name, "amount": kopecks(b.amount),
-                 "days": days_left(b.amount, spent.get(b.provider_id))}
+    offers = {e["provider_id"]: e for e in emergency}
+    balances = [{"provider": b.provider_name, "provider_id": b.provider_id,
+                 "amount": kopecks(b.amount),
+                 "days": days_left(b.amount, spent.get(b.provider_id)),
+                 "emergency": offers.get(b.provider_id)}
                 for b in account.balances]
     # a postpaid account pays what it owes, split over its bill; a prepaid one tops up a
     # provider's balance (which one, when it buys from several)
@@ -218,7 +240,7 @@ async def top_up(account_id: str, view: View, pool: Pool, settings: AppSettings,
     view.check_csrf(csrf)
     caller = view.viewer
     async with pool.connection() as conn:
-        if Scope.PAYMENTS not in caller.scopes or not await _visible(view, conn, account_id):
+        if not await allowed(view, conn, account_id, Scope.PAYMENTS):
             return view.render("missing.html", status=404, account_id=account_id)
     try:
         value = Decimal(amount.replace(",", ".").strip())
@@ -239,6 +261,25 @@ async def top_up(account_id: str, view: View, pool: Pool, settings: AppSettings,
     return view.redirect(row["confirmation_url"])
 
 
+@router.post("/cabinet/accounts/{account_id}/emergency-credit")
+async def emergency_credit(account_id: str, view: View, pool: Pool, provider_id: Text,
+                           csrf: Text) -> Response:
+    """Take the emergency credit the contract offers, where the balance has run out."""
+    view.check_csrf(csrf)
+    async with pool.connection() as conn:
+        if not await allowed(view, conn, account_id, Scope.PAYMENTS):
+            return view.render("missing.html", status=404, account_id=account_id)
+        try:
+            async with conn.transaction():
+                taken = await take_emergency_credit(conn, account_id, provider_id or None)
+        except DomainError as exc:
+            view.flash(exc.detail)
+            return view.redirect(f"/cabinet/accounts/{account_id}")
+    view.flash(view.t("emergency_taken", amount=f"{kopecks(taken.amount):.2f}",
+                      balance=f"{kopecks(taken.balance):.2f}"))
+    return view.redirect(f"/cabinet/accounts/{account_id}")
+
+
 @router.post("/cabinet/accounts/{account_id}/readings")
 async def submit_reading(account_id: str, view: View, pool: Pool,
                          meter_id: Text, value: Text, csrf: Text) -> Response:
@@ -247,7 +288,7 @@ async def submit_reading(account_id: str, view: View, pool: Pool,
     async with pool.connection() as conn:
         cur = await conn.execute("SELECT 1 FROM meters WHERE id = %s AND account_id = %s",
                                  (meter_id, account_id))
-        if (Scope.READINGS not in caller.scopes or not await _visible(view, conn, account_id)
+        if (not await allowed(view, conn, account_id, Scope.READINGS)
                 or await cur.fetchone() is None):
             return view.render("missing.html", status=404, account_id=account_id)
         try:

@@ -13,7 +13,7 @@ from fastapi.responses import Response
 
 from api.auth.access import sees_account
 from api.notices import opens_for_the_subscriber
-from api.pages.session import Page, page
+from api.pages.session import Page, allowed, page
 from api.state import Pool
 from meterline.errors import DomainError
 from meterline.notices import (
@@ -92,8 +92,7 @@ async def save_notifications(account_id: str, view: View, pool: Pool) -> Respons
     caller = view.viewer
     here = f"/cabinet/accounts/{account_id}/notifications"
     async with pool.connection() as conn:
-        if (Scope.PREFERENCES not in caller.scopes
-                or not await sees_account(conn, caller, account_id)):
+        if not await allowed(view, conn, account_id, Scope.PREFERENCES):
             return view.render("missing.html", status=404, account_id=account_id)
         try:
             async with conn.transaction():

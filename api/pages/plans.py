@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Form
 from fastapi.responses import Response
 
 from api.auth.access import sees_account
-from api.pages.session import Page, page
+from api.pages.session import Page, allowed, page
 from api.state import Pool, read_snapshot
 from meterline.errors import DomainError
 from meterline.tariffs.choices import account_plans, choose_plan
@@ -47,11 +47,9 @@ async def plans_page(account_id: str, view: View, pool: Pool) -> Response:
 async def choose(account_id: str, view: View, pool: Pool, provider_id: Text, plan: Text,
                  csrf: Text, consumer_group: Text = "") -> Response:
     view.check_csrf(csrf)
-    caller = view.viewer
     here = f"/cabinet/accounts/{account_id}/plans"
     async with pool.connection() as conn:
-        if Scope.PLANS not in caller.scopes or not await sees_account(conn, caller,
-                                                                       account_id):
+        if not await allowed(view, conn, account_id, Scope.PLANS):
             return view.render("missing.html", status=404, account_id=account_id)
         try:
             group = ConsumerGroup(consumer_group) if consumer_group else None

@@ -14,12 +14,15 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote, unquote
 
+import psycopg
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from psycopg_pool import AsyncConnectionPool
 
+from api.auth.access import sees_account
 from api.auth.tokens import (
     Caller,
     access_token,
@@ -30,7 +33,7 @@ from api.auth.tokens import (
 from api.problems import ProblemError
 from api.texts import LANGS, Lang, catalogue
 from meterline.settings import Settings
-from meterline.users import ROLE_SCOPES, Role
+from meterline.users import ROLE_SCOPES, Role, Scope
 
 R = TypeVar("R", bound=Response)
 
@@ -65,10 +68,11 @@ class Page:
         return str(text.get(key, key)).format(**values) if values else str(text.get(key, key))
 
     def flash(self, message: str) -> None:
-        self.cookies[FLASH] = (message, 30)
+        # percent-encoded: a cookie carries latin-1 only, and the pages speak Russian
+        self.cookies[FLASH] = (quote(message, safe=" "), 30)
 
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-        flash = self.request.cookies.get(FLASH)
+        flash = unquote(self.request.cookies.get(FLASH) or "") or None
         response = templates.TemplateResponse(
             self.request, template,
             {"t": self.t, "lang": self.lang, "csrf": self.csrf, "viewer": self.caller,
@@ -157,6 +161,13 @@ async def page(request: Request) -> Page:
             view.sign_in(settings, access_token(settings, user, scopes, session), new_refresh)
             view.caller = caller_of_token(settings, view.cookies[ACCESS][0])
     return view
+
+
+async def allowed(view: Page, conn: psycopg.AsyncConnection[Any], account_id: str,
+                  scope: Scope) -> bool:
+    """The viewer holds ``scope`` and sees the account (`api.auth.access`, as the API):
+    a form posted on another's account is answered like a missing one."""
+    return scope in view.viewer.scopes and await sees_account(conn, view.viewer, account_id)
 
 
 def home_of(role: Role) -> str:

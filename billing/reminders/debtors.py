@@ -9,7 +9,8 @@ Where no norm gives a month (a service without one, such as maintenance; an acco
 the housing register; no resident registered; no plan priced this month) the month is the
 average of its last six charged months, as the bill shows it. Sewerage's norm is the cold and
 hot water norms together. Each debtor carries the month it was measured with and which rule
-gave it (``norm`` or ``average``).
+gave it (``norm`` or ``average``), and the rule of its contract type (``disconnection_policies``:
+``statutory`` for households, ``notice_then_restrict`` for a business, with its notice days).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class Debtor:
     monthly: Decimal  # one month of the service's charge, as the rule measures it
     basis: str  # "norm" or "average"
     billing_mode: str
-    payer_group: str
+    policy: str  # the rule of the account's contract type (disconnection_policies)
     apartment_building: bool
 
 
@@ -89,7 +90,7 @@ WITH owed AS (
      ORDER BY region_code, service, valid_from DESC
 )
 SELECT d.account_id, d.provider_id, d.service, d.overdue, c.monthly AS average,
-       a.billing_mode, a.payer_group, a.premises_id IS NOT NULL AS apartment_building,
+       a.billing_mode, dp.rule AS policy, a.premises_id IS NOT NULL AS apartment_building,
        (SELECT sum(n.quantity * CASE n.basis WHEN 'resident' THEN a.residents
                                              ELSE coalesce(a.area, 0) END)
           FROM premises pr JOIN houses h ON h.id = pr.house_id
@@ -101,6 +102,8 @@ SELECT d.account_id, d.provider_id, d.service, d.overdue, c.monthly AS average,
   FROM overdue d
   JOIN charged c USING (account_id, provider_id, service)
   JOIN accounts a ON a.id = d.account_id
+  JOIN contract_types ct ON ct.code = a.contract_type
+  JOIN disconnection_policies dp ON dp.code = ct.policy
  WHERE a.billing_mode = 'postpaid'
    AND NOT EXISTS (SELECT 1 FROM instalment_agreements g
                     WHERE g.account_id = d.account_id AND g.provider_id = d.provider_id
@@ -160,5 +163,5 @@ async def find_debtors(conn: psycopg.AsyncConnection[Any], now: datetime,
         if r["overdue"] > rule.months * monthly:
             debtors.append(Debtor(r["account_id"], r["provider_id"], r["service"], r["overdue"],
                                   monthly.quantize(Decimal("0.01")), basis, r["billing_mode"],
-                                  r["payer_group"], r["apartment_building"]))
+                                  r["policy"], r["apartment_building"]))
     return debtors

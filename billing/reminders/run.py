@@ -65,6 +65,9 @@ VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
 _OPEN = """
 SELECT p.id, p.account_id, p.provider_id, p.service, p.policy, p.stage, p.restricted_at,
        n.delivered_at, a.premises_id IS NOT NULL AS apartment_building,
+       coalesce((SELECT dp.notice_days FROM contract_types ct
+                   JOIN disconnection_policies dp ON dp.code = ct.policy
+                  WHERE ct.code = a.contract_type), 10) AS notice_days,
        coalesce((SELECT sum(-x.amount) FROM (
             SELECT sum(q.amount) AS amount FROM postings q
              LEFT JOIN payment_terms t ON t.provider_id = q.provider_id
@@ -92,18 +95,10 @@ ON CONFLICT (key) DO NOTHING
 """
 
 
-def policy_of(billing_mode: str, payer_group: str) -> Policy:
-    """Households follow the statutory sequence; other consumers a notice then restriction;
-    prepaid accounts the prepaid rule."""
-    if billing_mode == "prepaid":
-        return Policy.PREPAY_CUTOFF
-    return Policy.STATUTORY if payer_group == "citizen" else Policy.NOTICE_THEN_RESTRICT
-
-
 async def start_sequences(conn: psycopg.AsyncConnection[Any], now: datetime, rule: DebtorRule,
                           result: RunResult) -> None:
     for d in await find_debtors(conn, now, rule):
-        policy = policy_of(d.billing_mode, d.payer_group)
+        policy = Policy(d.policy)
         reminder_only = never_restricted(d.service, d.apartment_building)
         kind = "debt_reminder" if reminder_only else "debt_notice"
         key = f"{kind}:{d.account_id}:{d.provider_id}:{d.service}:{now:%Y-%m-%d}"
@@ -125,7 +120,7 @@ async def advance_sequences(conn: psycopg.AsyncConnection[Any], now: datetime,
     for p in await cur.fetchall():
         procedure = Procedure(p["service"], Stage(p["stage"]), p["delivered_at"],
                               p["restricted_at"])
-        terms = Terms.of(Policy(p["policy"]))
+        terms = Terms.of(Policy(p["policy"]), p["notice_days"])
         situation = Situation(now, owes=p["overdue"] >= rule.least,
                               agreement_kept=p["agreement_kept"],
                               apartment_building=p["apartment_building"],

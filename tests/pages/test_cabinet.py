@@ -19,7 +19,8 @@ from meterline.bill_runs import Selection
 from meterline.payments import Payment, receive
 from meterline.units import Service
 from meterline.users import Role
-from tests.factories import housing, person
+from tests.api.checks import balance_of
+from tests.factories import customer, housing, person
 from tests.pages.conftest import PASSWORD, Site, log_in, screenshot
 
 OpenPage = Callable[..., Awaitable[Page]]
@@ -144,6 +145,16 @@ async def test_the_cabinet_speaks_russian(site: Site, open_page: OpenPage) -> No
     assert await page.get_attribute("html", "lang") == "en"
 
 
+async def test_messages_after_a_form_speak_russian_too(site: Site, open_page: OpenPage) -> None:
+    """What a form's answer says travels in a cookie, which carries latin-1 only."""
+    page = await open_page()
+    await log_in(page, site, site.subscriber)
+    await page.get_by_role("link", name="Русский").click()
+    await page.get_by_label(f"холодная вода · {site.water_meter}").fill("7,25")
+    await page.get_by_role("button", name="Отправить").click()
+    await expect(page.get_by_role("status")).to_contain_text("Показания 7.25 приняты")
+
+
 async def test_an_admin_gives_a_user_a_role_with_a_reason(
     site: Site, open_page: OpenPage, conn: psycopg.AsyncConnection[Any],
 ) -> None:
@@ -254,3 +265,22 @@ async def test_logging_out_ends_the_pages_tokens_at_once(
         refreshed = await http.post("/auth/token", data={
             "grant_type": "refresh_token", "refresh_token": cookies["ml_refresh"]})
         assert refreshed.status_code == 400
+
+
+async def test_a_subscriber_whose_balance_ran_out_takes_the_emergency_credit(
+    site: Site, open_page: OpenPage, conn: psycopg.AsyncConnection[Any],
+) -> None:
+    ran_out = await customer(conn, "-5", contract_type="prepay_cutoff")  # 200, 25 % repays
+    who = await person(conn, Role.SUBSCRIBER, accounts=[ran_out.account_id], password=PASSWORD)
+    page = await open_page()
+    await log_in(page, site, who)
+    await expect(page.get_by_test_id("balance")).to_have_text("-5.00 ₽")
+    await page.get_by_role("button", name="Take emergency credit: 200.00 ₽").click()
+    await expect(page.get_by_role("status")).to_contain_text(
+        "Emergency credit of 200.00 ₽ taken; balance now 195.00 ₽")
+    await expect(page.get_by_test_id("balance")).to_have_text("195.00 ₽")
+    await expect(page.get_by_test_id("emergency-owed")).to_contain_text(
+        "Emergency credit owed: 200.00 ₽, repaid by 25 % of each top-up")
+    await expect(page.get_by_role("button", name="Take emergency credit: 200.00 ₽")) \
+        .to_have_count(0)
+    assert await balance_of(conn, ran_out.account_id, ran_out.provider_id) == Decimal(195)
