@@ -288,6 +288,57 @@ def meters_replace(
         raise typer.Exit(2) from exc
 
 
+contracts_app = typer.Typer(
+    help="Contract types and their disconnection policies (README: the disconnection policy).",
+    no_args_is_help=True)
+app.add_typer(contracts_app, name="contracts")
+
+
+@contracts_app.command("list")
+def contracts_list() -> None:
+    """Every contract type: its policy, the policy's rule, how many accounts have it."""
+    import psycopg
+
+    from meterline.relay import ContractType, contract_types
+
+    settings = _settings()
+
+    async def main() -> list[ContractType]:
+        async with await psycopg.AsyncConnection.connect(settings.database_url) as conn:
+            return await contract_types(conn)
+
+    for c in asyncio.run(main()):
+        typer.echo(f"{c.code}\t{c.policy}\t{c.rule}\t{c.accounts} account(s)\t{c.name}"
+                   f"{': ' + c.description if c.description else ''}")
+
+
+@contracts_app.command("assign")
+def contracts_assign(
+    account: Annotated[str, typer.Argument(help="The personal account.")],
+    contract_type: Annotated[str, typer.Argument(help="A code of `meterline contracts list`.")],
+) -> None:
+    """Put an account on a contract type; its policy decides at once."""
+    import psycopg
+
+    from meterline.errors import DomainError
+    from meterline.relay import assign_contract_type
+
+    settings = _settings()
+
+    async def main() -> str:
+        async with await psycopg.AsyncConnection.connect(settings.database_url) as conn:
+            before = await assign_contract_type(conn, account, contract_type)
+            await conn.commit()
+            return before
+
+    try:
+        before = asyncio.run(main())
+    except DomainError as exc:
+        typer.echo(exc.detail, err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"account {account}: contract type {before} -> {contract_type}")
+
+
 @app.command()
 def demo(
     meters: Annotated[int, typer.Option(help="Simulated meters (Modbus unit ids 1..N).")] = 20,

@@ -61,8 +61,10 @@ SELECT a.billing_mode, p.emergency_credit, p.recovery_percent, b.amount,
   JOIN disconnection_policies p ON p.code = c.policy
   JOIN balances b ON b.account_id = a.id
  WHERE a.id = %s AND b.provider_id = %s
-   FOR UPDATE OF b
 """
+
+# taken one at a time per balance: what was taken before is read after this lock
+_LOCK = "SELECT 1 FROM balances WHERE account_id = %s AND provider_id = %s FOR UPDATE"
 
 _PROVIDERS = "SELECT provider_id FROM balances WHERE account_id = %s ORDER BY provider_id"
 
@@ -94,6 +96,7 @@ async def take_emergency_credit(conn: psycopg.AsyncConnection[Any], account_id: 
     ``EmergencyCreditRefused`` (postpaid, none under the contract, balance not run out),
     ``EmergencyCreditTaken`` (taken and not repaid yet)."""
     provider = await _provider(conn, account_id, provider_id)
+    await conn.execute(_LOCK, (account_id, provider))
     cur = await conn.execute(_TERMS, (account_id, provider))
     row = await cur.fetchone()
     assert row is not None  # the balance row exists: _provider found it
@@ -118,6 +121,8 @@ async def take_emergency_credit(conn: psycopg.AsyncConnection[Any], account_id: 
             Posting(Book.SUBSCRIBER, provider, amount, account_id=account_id),
             Posting(Book.RECOVERY, provider, -amount, account_id=account_id),
         ), reason="emergency credit taken by the subscriber")])
+    if not posted.new:  # cannot happen under the lock; never credit twice if it did
+        raise EmergencyCreditTaken(f"account {account_id} already took emergency credit")
     commands = await decide_relays(conn, [account_id])
     cur = await conn.execute(
         "SELECT amount FROM balances WHERE account_id = %s AND provider_id = %s",

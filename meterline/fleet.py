@@ -106,7 +106,8 @@ async def register_fleet(conn: psycopg.AsyncConnection[Any], fleet: Fleet) -> No
                 assert row is not None
                 await conn.execute(
                     """
-                    INSERT INTO accounts (id, address_id, holder_name, billing_mode, contract_type)
+                    INSERT INTO accounts (id, address_id, holder_name, billing_mode,
+                                          contract_type)
                     VALUES (%s, %s, %s, %s, coalesce(%s, 'household'))
                     """,
                     (m.account_id, row[0], m.holder_name, fleet.billing_mode,

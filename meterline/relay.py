@@ -37,8 +37,11 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
+from meterline.errors import Invalid, NotFound
 from meterline.events import Event, EventKind, emit
 from meterline.friendly_hours import Calendar, FriendlyHours
+
+NOTICE_RECHECK = timedelta(hours=1)  # how often a cut waiting for its notice's delivery looks
 
 
 class Rule(StrEnum):
@@ -82,6 +85,8 @@ class Pair:
     spent_days: Decimal  # how many days that was (at least 1 when anything was charged)
     due_since: datetime | None
     due_not_before: datetime | None
+    due_notice: str | None  # the key of the event that gave the notice
+    notice_delivered_at: datetime | None  # when that notice reached the subscriber
     alerts: dict[str, tuple[int, bool]]  # alert -> (crossing, armed)
 
     def days_left(self) -> Decimal | None:
@@ -105,7 +110,8 @@ class Decisions:
 
     commands: list[tuple[str, str, str, str, str]] = field(default_factory=list)
     # (meter, action, reason, account, provider)
-    due: list[tuple[str, str, datetime, datetime, str]] = field(default_factory=list)
+    due: list[tuple[str, str, datetime, datetime, str, str | None]] = field(
+        default_factory=list)
     undue: list[tuple[str, str]] = field(default_factory=list)
     alerts: list[tuple[str, str, str, int, bool]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
@@ -174,13 +180,15 @@ def decide(pair: Pair, now: datetime, out: Decisions) -> None:
                                             pair.time_zone, pair.calendar)
     crossing = _alert(pair, out, "limit", True)
     key = f"{pair.account_id}:{pair.provider_id}"
+    notice = pair.due_notice
     if crossing is not None:
         if to_cut and not_before is not None and not_before > now:
             local = not_before.astimezone(ZoneInfo(pair.time_zone))
+            notice = f"disconnection_ahead:{key}:{crossing}"
             out.events.append(Event(
                 EventKind.DISCONNECTION_AHEAD, pair.account_id, pair.provider_id,
                 payload={**payload, "disconnect_on": local.date(), "not_before": not_before},
-                key=f"disconnection_ahead:{key}:{crossing}"))
+                key=notice))
         elif not to_cut and not any(m.relay_state == "disconnected" for m in relays):
             # nothing may be cut (or nothing can be): the notice is a warning at the limit
             out.events.append(Event(
@@ -193,6 +201,15 @@ def decide(pair: Pair, now: datetime, out: Decisions) -> None:
             out.undue.append((pair.account_id, pair.provider_id))
         return
     assert not_before is not None
+    if not_before <= now and policy.rule is not Rule.PREPAY_CUTOFF:
+        # the notice period runs from the notice's delivery: not delivered yet, look again
+        # in an hour; delivered, no cut before its period ends
+        if pair.notice_delivered_at is None:
+            not_before = now + NOTICE_RECHECK
+        else:
+            not_before = max(not_before, policy.hours.next_open(
+                pair.notice_delivered_at + timedelta(days=policy.notice_days),
+                pair.time_zone, pair.calendar))
     if not_before <= now:
         opens = policy.hours.next_open(now, pair.time_zone, pair.calendar)
         if opens == now:
@@ -206,9 +223,9 @@ def decide(pair: Pair, now: datetime, out: Decisions) -> None:
                 out.undue.append((pair.account_id, pair.provider_id))
             return
         not_before = opens
-    if (pair.due_since, pair.due_not_before) != (since, not_before):
+    if (pair.due_since, pair.due_not_before, pair.due_notice) != (since, not_before, notice):
         out.due.append((pair.account_id, pair.provider_id, since, not_before,
-                        policy.rule.value))
+                        policy.rule.value, notice))
 
 
 # --- loading and writing ---------------------------------------------------------------------
@@ -228,14 +245,11 @@ SELECT b.account_id, b.provider_id, b.amount, ad.time_zone, ad.country, ad.regio
        a.premises_id IS NOT NULL AS apartment_building,
        p.code, p.rule, p.notice_days, p.friendly_from, p.friendly_until, p.working_days_only,
        p.low_balance, p.credit_days, p.forecast_days,
-       coalesce((SELECT max(tariff_negative_limit(b.account_id, b.provider_id,
-                                                  CASE m.utility WHEN 'heat' THEN 'heating'
-                                                                 ELSE m.utility END,
-                                                  (%(now)s AT TIME ZONE ad.time_zone)::date))
-                   FROM meters m
-                  WHERE m.account_id = b.account_id AND m.provider_id = b.provider_id), 0),
+       coalesce(lim.negative_limit, 0),
        s.spent, s.first_day,
-       d.since, d.not_before,
+       d.since, d.not_before, d.rule, d.notice_event,
+       (SELECT n.delivered_at FROM events e JOIN notices n ON n.key = 'event:' || e.id
+         WHERE e.key = d.notice_event AND n.status = 'delivered'),
        coalesce((SELECT array_agg(ARRAY[m.id, m.utility, m.relay_state] ORDER BY m.id)
                    FROM meters m
                   WHERE m.account_id = b.account_id AND m.provider_id = b.provider_id
@@ -256,6 +270,31 @@ SELECT b.account_id, b.provider_id, b.amount, ad.time_zone, ad.country, ad.regio
   JOIN disconnection_policies p ON p.code = c.policy
   LEFT JOIN disconnections_due d
          ON d.account_id = b.account_id AND d.provider_id = b.provider_id
+  -- the negative limit of the pair's plans for its meters' services in force today, the least
+  -- negative of them: tariff_negative_limit(), set-based (a function call per row costs
+  -- more than the rest of this query)
+  LEFT JOIN LATERAL (
+        SELECT max(v.negative_limit) AS negative_limit
+          FROM (SELECT DISTINCT CASE utility WHEN 'heat' THEN 'heating' ELSE utility END
+                  FROM meters
+                 WHERE account_id = b.account_id AND provider_id = b.provider_id) sv(service)
+         CROSS JOIN LATERAL (
+               SELECT coalesce(
+                   (SELECT c.plan_id FROM account_plans c
+                     WHERE c.account_id = b.account_id AND c.provider_id = b.provider_id
+                       AND c.service = sv.service
+                       AND c.valid_from <= (%(now)s AT TIME ZONE ad.time_zone)::date
+                     ORDER BY c.valid_from DESC LIMIT 1),
+                   (SELECT t.id FROM tariff_plans t
+                     WHERE t.provider_id = b.provider_id AND t.service = sv.service
+                       AND t.is_default)) AS plan_id) pl
+         CROSS JOIN LATERAL (
+               SELECT tv.negative_limit, tv.valid_to FROM tariff_versions tv
+                WHERE tv.plan_id = pl.plan_id
+                  AND tv.valid_from <= (%(now)s AT TIME ZONE ad.time_zone)::date
+                ORDER BY tv.valid_from DESC LIMIT 1) v
+         WHERE v.valid_to IS NULL OR v.valid_to > (%(now)s AT TIME ZONE ad.time_zone)::date
+  ) lim ON true
   LEFT JOIN LATERAL (
         SELECT sum(x.amount) AS spent, min(x.day) AS first_day
           FROM daily_spend x
@@ -284,10 +323,12 @@ RETURNING id, meter_id, action
 """
 
 _DUE = """
-INSERT INTO disconnections_due (account_id, provider_id, since, not_before, rule)
-SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::text[])
+INSERT INTO disconnections_due (account_id, provider_id, since, not_before, rule, notice_event)
+SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[], %s::text[],
+                     %s::text[])
 ON CONFLICT (account_id, provider_id)
-   DO UPDATE SET since = excluded.since, not_before = excluded.not_before, rule = excluded.rule
+   DO UPDATE SET since = excluded.since, not_before = excluded.not_before, rule = excluded.rule,
+                 notice_event = excluded.notice_event
 """
 
 _UNDUE = """
@@ -307,8 +348,10 @@ ON CONFLICT (account_id, provider_id, alert)
 def _pair(row: Sequence[Any], now: datetime) -> Pair:
     (account, provider, balance, time_zone, country, _region, apartment, code, rule,
      notice_days, friendly_from, friendly_until, working_days_only, low_balance, credit_days,
-     forecast_days, limit, spent, first_day, since, not_before, meters, alerts,
-     overrides) = row
+     forecast_days, limit, spent, first_day, since, not_before, due_rule, due_notice,
+     delivered_at, meters, alerts, overrides) = row
+    if due_rule is not None and due_rule != rule:
+        not_before = None  # the contract changed: its notice period counts from the notice
     window: tuple[time, time] | None = (
         None if friendly_from is None else (friendly_from, friendly_until))
     policy = Policy(code, Rule(rule), notice_days, FriendlyHours(window, working_days_only),
@@ -321,7 +364,8 @@ def _pair(row: Sequence[Any], now: datetime) -> Pair:
         account, provider, balance, limit, policy, time_zone,
         Calendar(country, {date.fromisoformat(d): off == "true" for d, off in overrides}),
         apartment, [Meter(m, u, s) for m, u, s in meters], spent, spent_days, since,
-        not_before, {a: (int(c), armed == "true") for a, c, armed in alerts})
+        not_before, due_notice, delivered_at,
+        {a: (int(c), armed == "true") for a, c, armed in alerts})
 
 
 async def _write(conn: psycopg.AsyncConnection[Any], out: Decisions) -> list[tuple[str, str]]:
@@ -388,3 +432,51 @@ async def fire_due(conn: psycopg.AsyncConnection[Any], *, now: datetime | None =
         cur = await conn.execute(_DUE_NOW, (now, limit))
         accounts = [a for (a,) in await cur.fetchall()]
         return await decide_relays(conn, accounts, now=now)
+
+
+# --- contract types, for operators ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class ContractType:
+    code: str
+    name: str
+    policy: str
+    rule: Rule
+    accounts: int
+    description: str
+
+
+_CONTRACT_TYPES = """
+SELECT c.code, c.name, c.policy, p.rule,
+       (SELECT count(*) FROM accounts a WHERE a.contract_type = c.code), p.description
+  FROM contract_types c JOIN disconnection_policies p ON p.code = c.policy
+ ORDER BY c.code
+"""
+
+
+async def contract_types(conn: psycopg.AsyncConnection[Any]) -> list[ContractType]:
+    """Every contract type with its policy and how many accounts have it."""
+    cur = await conn.execute(_CONTRACT_TYPES)
+    return [ContractType(code, name, policy, Rule(rule), int(n), description)
+            for code, name, policy, rule, n, description in await cur.fetchall()]
+
+
+async def assign_contract_type(conn: psycopg.AsyncConnection[Any], account_id: str,
+                               code: str) -> str:
+    """Put an account on a contract type (its policy applies from the next decision, made here
+    at once); the type it had. ``NotFound`` for an unknown account, ``Invalid`` for an
+    unknown type."""
+    cur = await conn.execute("SELECT 1 FROM contract_types WHERE code = %s", (code,))
+    if await cur.fetchone() is None:
+        known = ", ".join(c.code for c in await contract_types(conn))
+        raise Invalid(f"no contract type {code!r} (there are: {known})",
+                      field=["contract_type"])
+    cur = await conn.execute(
+        "UPDATE accounts a SET contract_type = %s FROM accounts old "
+        "WHERE a.id = %s AND old.id = a.id RETURNING old.contract_type", (code, account_id))
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"No account {account_id}")
+    await decide_relays(conn, [account_id])
+    before: str = row[0]
+    return before

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import psycopg
+from psycopg.types.json import Jsonb
 
 from billing.accounts.town import (
     PROVIDERS,
@@ -780,3 +781,22 @@ async def pulse_counter_meter(
         await conn.execute("INSERT INTO register_state (meter_id, register, last_ts, last_value)"
                            " VALUES (%s, 'volume', %s, %s)", (serial, read_at, reading))
     return Customer(made.account_id, made.provider_id, [serial], made.gateway_id)
+
+
+async def delivered_notice(conn: psycopg.AsyncConnection[Any], account_id: str,
+                           delivered_at: datetime, kind: str = "disconnection_ahead") -> str:
+    """The notice the reminders make of the account's latest event of ``kind``, recorded as
+    delivered at ``delivered_at`` (what the notifier records once a channel proves it); the
+    event's key."""
+    cur = await conn.execute(
+        "SELECT id, key, provider_id, payload FROM events WHERE account_id = %s AND kind = %s "
+        "ORDER BY id DESC LIMIT 1", (account_id, kind))
+    row = await cur.fetchone()
+    assert row is not None, f"account {account_id} has no {kind} event"
+    event_id, key, provider_id, payload = row
+    await conn.execute(
+        "INSERT INTO notices (key, kind, account_id, provider_id, context, status, "
+        "delivered_at, delivered_by) VALUES (%s, %s, %s, %s, %s, 'delivered', %s, 'email')",
+        (f"event:{event_id}", kind, account_id, provider_id, Jsonb(payload), delivered_at))
+    event_key: str = key
+    return event_key

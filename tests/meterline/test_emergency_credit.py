@@ -3,6 +3,7 @@ repaid by a top-up; all in the journal, with the relay decisions of the new bala
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -125,3 +126,22 @@ async def test_a_prepaid_payment_repays_emergency_credit_like_a_top_up(
     assert await owed(conn, c.account_id) == Decimal(180)
     assert await balance(conn, c.account_id, c.provider_id) == Decimal(260)
     assert await check(conn, c.account_id) == []
+
+
+async def test_two_requests_at_once_give_emergency_credit_once(
+        pg_url: str, conn: psycopg.AsyncConnection[Any]) -> None:
+    c = await customer(conn, "0", contract_type="prepay_cutoff")
+    async with await psycopg.AsyncConnection.connect(pg_url) as first, \
+            await psycopg.AsyncConnection.connect(pg_url) as second:
+        await take_emergency_credit(first, c.account_id)  # holds the balance until commit
+
+        async def other() -> None:
+            async with second.transaction():
+                await take_emergency_credit(second, c.account_id)
+
+        racing = asyncio.create_task(other())
+        await first.commit()
+        with pytest.raises(EmergencyCreditTaken):
+            await racing
+    assert await owed(conn, c.account_id) == Decimal(200)
+    assert await balance(conn, c.account_id, c.provider_id) == Decimal(200)

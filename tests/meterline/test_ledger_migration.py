@@ -68,10 +68,17 @@ async def skeleton_url() -> AsyncIterator[str]:
 async def _apply_later_migrations_first(url: str) -> list[str]:
     """Apply the migrations numbered after the journal's (as a database made by a release
     that had them but not the journal would have), recorded as the migrator records them."""
-    # (a migration that needs the journal, naming its tables, was written after it, so no
-    # database took it first)
-    later = [(v, text) for v, text in db.migration_files()
-             if v > "0010_journal" and not re.search(r"\b(entries|postings)\b", text)]
+    # (a migration that needs the journal was written after it, so no database took it
+    # first: one naming the journal's tables, or a table made by such a migration)
+    needs_journal = {"entries", "postings"}
+    later = []
+    for v, text in db.migration_files():
+        if v <= "0010_journal":
+            continue
+        if needs_journal & set(re.findall(r"\w+", text)):
+            needs_journal |= set(re.findall(r"CREATE TABLE (?:IF NOT EXISTS )?(\w+)", text))
+        else:
+            later.append((v, text))
     async with await psycopg.AsyncConnection.connect(url) as conn:
         for version, text in later:
             await conn.execute(text.encode())

@@ -15,8 +15,18 @@ import psycopg
 from meterline.friendly_hours import Calendar, FriendlyHours
 from meterline.ledger import Book, Entry, EntryKind, Posting, post
 from meterline.relay import decide_relays, fire_due
+from meterline.tariffs.choices import choose_plan
 from tests.conftest import unique
-from tests.factories import Customer, customer, disconnection_policy, set_balance
+from tests.factories import (
+    Customer,
+    customer,
+    delivered_notice,
+    disconnection_policy,
+    example_book,
+    provider,
+    set_balance,
+    stored_book,
+)
 
 MSK = ZoneInfo("Europe/Moscow")
 
@@ -53,6 +63,13 @@ async def due(conn: psycopg.AsyncConnection[Any], c: Customer) -> datetime | Non
     return None if row is None else row[0]
 
 
+async def fired(conn: psycopg.AsyncConnection[Any], c: Customer,
+                now: datetime) -> list[tuple[str, str]]:
+    """What the clock's pass at ``now`` commanded for this customer's meters (the pass
+    decides for every account of the shared database whose cut is due)."""
+    return [x for x in await fire_due(conn, now=now) if x[0] in c.meter_ids]
+
+
 async def decide(conn: psycopg.AsyncConnection[Any], c: Customer,
                  now: datetime) -> list[tuple[str, str]]:
     async with conn.transaction():
@@ -75,15 +92,15 @@ async def test_a_balance_running_out_at_2330_on_a_friday_is_cut_when_the_window_
 
     # time passes: Saturday noon and Monday 08:59 are not in the window
     for when in (msk(2026, 11, 28, 12, 0), msk(2026, 11, 30, 8, 59)):
-        assert await fire_due(conn, now=when) == []
+        assert await fired(conn, c, when) == []
     assert await commands(conn, c.meter_id) == []
 
-    assert await fire_due(conn, now=monday) == [(c.meter_id, "disconnect")]
+    assert await fired(conn, c, monday) == [(c.meter_id, "disconnect")]
     assert await relay_state(conn, c.meter_id) == "disconnected"
     assert await commands(conn, c.meter_id) == ["disconnect"]
     assert await due(conn, c) is None
     assert [k for k, _ in await events(conn, c.account_id)].count("disconnected") == 1
-    assert await fire_due(conn, now=monday + timedelta(minutes=5)) == []
+    assert await fired(conn, c, monday + timedelta(minutes=5)) == []
 
     # money back: reconnected at once, whatever the hour
     await set_balance(conn, c.account_id, c.provider_id, "50")
@@ -100,7 +117,7 @@ async def test_a_waiting_cut_is_dropped_when_the_balance_is_topped_up(
     await set_balance(conn, c.account_id, c.provider_id, "100")
     assert await decide(conn, c, msk(2026, 11, 28, 10, 0)) == []
     assert await due(conn, c) is None
-    assert await fire_due(conn, now=msk(2026, 11, 30, 9, 0)) == []
+    assert await fired(conn, c, msk(2026, 11, 30, 9, 0)) == []
     assert await commands(conn, c.meter_id) == []
 
 
@@ -131,12 +148,16 @@ async def test_a_household_at_zero_is_warned_and_noticed_never_cut_at_once(
     # the next days: still no cut, nothing told twice
     for days in (1, 10, 19):
         assert await decide(conn, c, tuesday + timedelta(days=days)) == []
-        assert await fire_due(conn, now=tuesday + timedelta(days=days)) == []
+        assert await fired(conn, c, tuesday + timedelta(days=days)) == []
     assert await relay_state(conn, c.meter_id) == "connected"
     assert len(await events(conn, c.account_id)) == 2
 
-    # 20 days on, still unpaid: restricted within the friendly hours
-    assert await fire_due(conn, now=msk(2026, 12, 14, 11, 0)) == [(c.meter_id, "disconnect")]
+    # 20 days on, still unpaid, but the notice has not reached the subscriber: no cut
+    assert await fired(conn, c, msk(2026, 12, 14, 11, 0)) == []
+    # delivered the next morning: restricted 20 days after the delivery, in friendly hours
+    await delivered_notice(conn, c.account_id, msk(2026, 11, 25, 10, 0))
+    assert await fired(conn, c, msk(2026, 12, 15, 9, 59)) == []
+    assert await fired(conn, c, msk(2026, 12, 15, 10, 0)) == [(c.meter_id, "disconnect")]
 
 
 async def test_a_household_heat_meter_is_never_restricted(
@@ -147,7 +168,7 @@ async def test_a_household_heat_meter_is_never_restricted(
     start = msk(2026, 11, 24, 11, 0)
     for days in (0, 21, 60):
         assert await decide(conn, c, start + timedelta(days=days)) == []
-        assert await fire_due(conn, now=start + timedelta(days=days)) == []
+        assert await fired(conn, c, start + timedelta(days=days)) == []
     assert await due(conn, c) is None
     told = await events(conn, c.account_id)
     assert [k for k, _ in told] == ["low_balance", "low_balance"]
@@ -221,9 +242,9 @@ async def test_a_public_holiday_and_a_regional_day_off_move_a_cut(
     # the region makes the 5th a day off too (data): the cut moves to Friday
     await conn.execute("INSERT INTO holiday_overrides (region, day, day_off, reason) "
                        "VALUES (%s, '2026-11-05', true, 'regional holiday')", (region,))
-    assert await fire_due(conn, now=msk(2026, 11, 5, 9, 0)) == []
+    assert await fired(conn, c, msk(2026, 11, 5, 9, 0)) == []
     assert await due(conn, c) == msk(2026, 11, 6, 9, 0)
-    assert await fire_due(conn, now=msk(2026, 11, 6, 9, 30)) == [(c.meter_id, "disconnect")]
+    assert await fired(conn, c, msk(2026, 11, 6, 9, 30)) == [(c.meter_id, "disconnect")]
 
 
 def test_friendly_hours_follow_the_local_calendar() -> None:
@@ -257,3 +278,25 @@ async def test_an_account_on_the_default_contract_is_a_household(
         "SELECT c.policy, p.rule FROM accounts a JOIN contract_types c ON c.code = a.contract_type"
         " JOIN disconnection_policies p ON p.code = c.policy WHERE a.id = %s", (account,))
     assert await cur.fetchone() == ("household", "statutory")
+
+
+async def test_the_limit_is_the_negative_limit_of_the_plan_in_force(
+        conn: psycopg.AsyncConnection[Any]) -> None:
+    seller = provider()
+    await stored_book(conn, example_book("energosbyt", seller))  # household plans allow -300
+    c = await customer(conn, "50", seller=seller, contract_type="prepay_cutoff")
+    await choose_plan(conn, c.account_id, "business-tiers",  # allows 0, from 1 December
+                      now=datetime(2026, 11, 15, tzinfo=UTC))
+    await set_balance(conn, c.account_id, c.provider_id, "-299.99")
+    assert await decide(conn, c, msk(2026, 11, 25, 11, 0)) == []
+    assert await due(conn, c) is None
+    (low,) = [p for k, p in await events(conn, c.account_id) if k == "low_balance"
+              and p["threshold"] == "30.00"]
+    assert low["limit"] == "-300.00"
+
+    await set_balance(conn, c.account_id, c.provider_id, "-300")
+    assert await decide(conn, c, msk(2026, 11, 25, 11, 0)) == [(c.meter_id, "disconnect")]
+    await set_balance(conn, c.account_id, c.provider_id, "-100")
+    assert await decide(conn, c, msk(2026, 11, 26, 11, 0)) == [(c.meter_id, "connect")]
+    # the plan chosen for December allows no debt
+    assert await decide(conn, c, msk(2026, 12, 2, 11, 0)) == [(c.meter_id, "disconnect")]
