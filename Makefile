@@ -58,6 +58,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.rating
 	$(BIN)/python -m bench.bridge
 	$(BIN)/python -m bench.tariffs
+	$(BIN)/python -m bench.registers
 	$(BIN)/python -m bench.telemetry writer
 	$(BIN)/python -m bench.api
 

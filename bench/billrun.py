@@ -28,7 +28,9 @@ from meterline import db
 from meterline.bill_runs import Selection
 from meterline.units import Service
 
-DATABASE = "postgresql://postgres@127.0.0.1:5432/meterline_bench_billrun"
+# its own database (METERLINE_BENCH_DATABASE: another, so that two benchmarks do not share one)
+DATABASE = os.environ.get("METERLINE_BENCH_DATABASE",
+                          "postgresql://postgres@127.0.0.1:5432/meterline_bench_billrun")
 PERIOD = date(2026, 3, 1)
 SERVICES = (Service.MAINTENANCE, Service.CAPITAL_REPAIR, Service.WASTE, Service.COLD_WATER,
             Service.SEWERAGE, Service.HEATING)

@@ -1,15 +1,16 @@
 """Booking benchmark: readings/s of charges priced and booked in PostgreSQL by
 ``rating.ledger.rate_batch`` (charge lines + one journal entry per batch, debits aggregated
-per account), against the skeleton's booking (charge lines + a direct balance update, no
-journal) in the same run, on the same batches.
+per account), against the same booking on the schema before migration 0120 (foreign keys and
+the balance guard checked per row) and against the skeleton's booking (charge lines + a direct
+balance update, no journal), in the same run, on the same batches.
 
     python -m bench.booking [--accounts 1000] [--per-account 10] [--batches 15] [--repeats 3]
 
 Each batch holds ``accounts x per-account`` readings (one meter per account), fed as columns
 (``RoutedReadings``, as a Kafka v2 adapter would) straight to the rating step, one
-transaction per batch on the machine's PostgreSQL: no Kafka, no Faust. Both ways run the
-same pricing (``price_batch``), owner check and register state; only the booking differs.
-The skeleton's way runs on a database migrated to just before the journal. Runs alternate;
+transaction per batch on the machine's PostgreSQL: no Kafka, no Faust. Every way runs the
+same pricing (``price_batch``); the skeleton's runs on a database migrated to just before
+the journal, with that schema's owner check and register state. Runs alternate;
 the figure is the median over batches of each run, then the median of the runs.
 """
 
@@ -21,29 +22,31 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import psycopg
 
 from meterline import db
 from meterline.db import copy_rows
-from meterline.money import from_micro, from_pico
+from meterline.money import from_micro, from_pico, to_micro
 from meterline.relay import decide_relays
 from meterline.tariffs.model import Basis, ProviderInfo, TariffPlan, TariffVersion
 from meterline.tariffs.pricing import BandState, PlanStep, TariffSet, Track
 from meterline.tariffs.store import register_flat_rate
 from meterline.tariffs.zones import FLAT
 from meterline.units import Service, Utility
-from rating.core import from_micros, micros
-from rating.ledger import load_state, load_tariffs, owned_readings, rate_batch
+from rating.core import NO_STATE, from_micros, micros
+from rating.ledger import load_tariffs, rate_batch
 from rating.pricing import BatchTariffs, RoutedReadings, price_batch
 from rating.tariffs import Tariffs
 
 BEFORE_THE_JOURNAL = "0006_reading_sources"
+SET_BASED_CACHE = "0120_balance_cache_set_based"
 PRICE = Decimal("5.47")
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 MINUTE = 60_000_000  # microseconds
@@ -154,15 +157,46 @@ ON CONFLICT (meter_id, register) DO UPDATE
 """
 
 
+_SKELETON_OWNERS = "SELECT id, account_id, provider_id FROM meters WHERE id = ANY(%s)"
+_SKELETON_STATE = """
+SELECT s.meter_id, s.register, s.last_ts, s.last_value
+  FROM register_state s
+  JOIN unnest(%s::text[], %s::text[]) AS k(meter_id, register)
+    ON s.meter_id = k.meter_id AND s.register = k.register
+   FOR UPDATE OF s
+"""
+
+
+async def skeleton_owned(conn: psycopg.AsyncConnection[Any],
+                         batch: RoutedReadings) -> npt.NDArray[np.bool_]:
+    """The skeleton's owner check (its meters table had no profiles or replacements)."""
+    cur = await conn.execute(_SKELETON_OWNERS, (sorted(set(batch.meter)),))
+    owners = {meter: (account, provider) for meter, account, provider in await cur.fetchall()}
+    return np.fromiter((owners.get(m) == (a, p) for m, a, p in zip(
+        batch.meter, batch.account, batch.provider, strict=True)), dtype=bool, count=len(batch))
+
+
+async def skeleton_state(conn: psycopg.AsyncConnection[Any], keys: Sequence[tuple[str, str]]
+                         ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The skeleton's register state (last reading only), locked as rating locks it."""
+    index = {key: i for i, key in enumerate(keys)}
+    ts = np.full(len(keys), NO_STATE, dtype=np.int64)
+    value = np.zeros(len(keys), dtype=np.int64)
+    cur = await conn.execute(_SKELETON_STATE, ([k[0] for k in keys], [k[1] for k in keys]))
+    for meter, register, last_ts, last_value in await cur.fetchall():
+        ts[index[(meter, register)]] = micros(last_ts)
+        value[index[(meter, register)]] = to_micro(last_value)
+    return ts, value
+
+
 async def skeleton_rate_batch(conn: psycopg.AsyncConnection[Any], batch: RoutedReadings,
                               _: Tariffs | None) -> None:
     """The skeleton's rating step (before the journal), on the same pricing."""
     series, keys = batch.series()
-    dead: list[tuple[str, str]] = []
     async with conn.transaction():
-        owned = await owned_readings(conn, batch, dead)
-        states = await load_state(conn, keys)
-        priced = price_batch(batch, series, owned, states.ts, states.value,
+        owned = await skeleton_owned(conn, batch)
+        state_ts, state_value = await skeleton_state(conn, keys)
+        priced = price_batch(batch, series, owned, state_ts, state_value,
                              skeleton_tariffs(batch))
         lines = priced.lines
         await conn.execute(_SKELETON_STAGING)
@@ -215,47 +249,65 @@ async def counted(url: str) -> tuple[int, Decimal]:
         return int(row[0]), row[1]
 
 
+def before_the_set_based_cache() -> str:
+    """The last migration before the balance cache and the journal's references were checked
+    per statement (0120): the journal's booking as it was, for the ratio."""
+    return max(v for v, _ in db.migration_files() if v < SET_BASED_CACHE)
+
+
 async def main(args: argparse.Namespace) -> None:
     base = os.environ.get("METERLINE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
-    journal = f"{base}/meterline_bench_journal_{os.getpid()}"
-    skeleton = f"{base}/meterline_bench_skeleton_{os.getpid()}"
+    ways = {  # name: (database, migrated until, booking)
+        "journal": (f"{base}/meterline_bench_journal_{os.getpid()}", None, journal_rate_batch),
+        "journal before 0120": (f"{base}/meterline_bench_rowwise_{os.getpid()}",
+                                before_the_set_based_cache(), journal_rate_batch),
+        "skeleton": (f"{base}/meterline_bench_skeleton_{os.getpid()}", BEFORE_THE_JOURNAL,
+                     skeleton_rate_batch),
+    }
     try:
-        for url, until in ((journal, None), (skeleton, BEFORE_THE_JOURNAL)):
+        for url, until, _ in ways.values():
             await db.create_database(url, exist_ok=False)
             await db.migrate(url, until=until)
             async with await psycopg.AsyncConnection.connect(url) as conn:
                 for statement in _FLEET.split(";")[:-1]:  # one by one: they take parameters
                     await conn.execute(statement, {"n": args.accounts, "t0": T0})
-                if until is None:  # the journal's database has tariff books
+                if until != BEFORE_THE_JOURNAL:  # the journal's databases have tariff books
                     await register_flat_rate(conn, ProviderInfo(id="bench", name="Bench"),
                                              Utility.ELECTRICITY, PRICE, date(2020, 1, 1))
                 await conn.commit()
         size = args.accounts * args.per_account
         print(f"# booking benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
-              f"{platform.machine()}, {os.cpu_count()} cores")
+              f"{platform.machine()}, {os.cpu_count()} cores, load average "
+              f"{os.getloadavg()[0]:.1f} at the start")
         print(f"batches of {size} readings ({args.accounts} accounts x {args.per_account}), "
               f"{args.batches} batches per run")
-        ours: list[float] = []
-        theirs: list[float] = []
+        rates: dict[str, list[float]] = {name: [] for name in ways}
         for r in range(args.repeats):
             work = batches(args.accounts, args.per_account, args.batches,
                            start=r * args.batches * args.per_account)
-            ours.append(await run(journal, journal_rate_batch, work))
-            theirs.append(await run(skeleton, skeleton_rate_batch, work))
-            print(f"  run {r}: journal {ours[-1]:,.0f} readings/s, "
-                  f"skeleton {theirs[-1]:,.0f} readings/s")
-        (ours_n, ours_sum), (theirs_n, theirs_sum) = await counted(journal), await counted(skeleton)
+            for name, (url, _, booker) in ways.items():  # alternating, on the same batches
+                rates[name].append(await run(url, booker, work))
+            print(f"  run {r}: " + ", ".join(f"{name} {rate[-1]:,.0f}"
+                                             for name, rate in rates.items()) + " readings/s")
+        charged = {name: await counted(url) for name, (url, _, _) in ways.items()}
         expected = args.repeats * args.batches * size
-        assert (ours_n, ours_sum) == (theirs_n, theirs_sum), "both ways must charge the same"
-        assert ours_n == expected, f"{ours_n} lines charged, {expected} expected"
-        mo, mt = statistics.median(ours), statistics.median(theirs)
-        print(f"\n## booking, {args.repeats} runs (median of per-batch medians)")
-        print(f"journal (charge lines + one entry per batch): {mo:,.0f} readings/s")
-        print(f"skeleton (charge lines + direct balance update): {mt:,.0f} readings/s")
-        print(f"ratio journal / skeleton: {mo / mt:.2f}x; both charged {ours_n:,} lines, "
-              f"{ours_sum:,.2f} RUB")
+        assert len(set(charged.values())) == 1, f"every way must charge the same: {charged}"
+        lines, amount = charged["journal"]
+        assert lines == expected, f"{lines} lines charged, {expected} expected"
+        median = {name: statistics.median(rate) for name, rate in rates.items()}
+        print(f"\n## booking, {args.repeats} runs (median of per-batch medians), "
+              f"load average {os.getloadavg()[0]:.1f} at the end")
+        print(f"journal (charge lines + one entry per batch): {median['journal']:,.0f} readings/s")
+        print(f"journal before 0120 (row-wise references and balance guard): "
+              f"{median['journal before 0120']:,.0f} readings/s")
+        print(f"skeleton (charge lines + direct balance update): "
+              f"{median['skeleton']:,.0f} readings/s")
+        print(f"ratio journal / journal before 0120: "
+              f"{median['journal'] / median['journal before 0120']:.2f}x; "
+              f"journal / skeleton: {median['journal'] / median['skeleton']:.2f}x; "
+              f"each charged {lines:,} lines, {amount:,.2f} RUB")
     finally:
-        for url in (journal, skeleton):
+        for url, _, _ in ways.values():
             await db.drop_database(url)
 
 

@@ -6,7 +6,8 @@ benchmark's own, and its documents are assembled from the stored bill; then each
 renders them in one process (ms per document, median) and in a pool of ``--processes``
 (documents per second over the whole batch, median of ``--runs``). The simpler renderer puts
 the same text on the page in the same embedded font, with no table layout and no QR code:
-what the real one costs beyond the bare minimum.
+what the real one costs beyond the bare minimum. The real renderer is also measured with each
+document's own font subsets (``shared_subsets=False``), as it rendered before they were shared.
 
     .venv/bin/python -m bench.documents [--documents 2000] [--processes 2] [--runs 3]
 """
@@ -36,7 +37,9 @@ from meterline.documents.model import PaymentDocument, period_name
 from meterline.documents.pdf import FONT, money, register_fonts, render_pdf
 
 PERIOD = date(2026, 3, 1)
-DATABASE = "postgresql://postgres@127.0.0.1:5432/meterline_bench_documents"
+# its own database (METERLINE_BENCH_DATABASE: another, so that two benchmarks do not share one)
+DATABASE = os.environ.get("METERLINE_BENCH_DATABASE",
+                          "postgresql://postgres@127.0.0.1:5432/meterline_bench_documents")
 
 
 def render_text(doc: PaymentDocument) -> bytes:
@@ -62,8 +65,14 @@ def render_text(doc: PaymentDocument) -> bytes:
     return out.getvalue()
 
 
+def render_own_subsets(doc: PaymentDocument) -> bytes:
+    """The real renderer with each document's own font subsets (as before they were shared)."""
+    return render_pdf(doc, shared_subsets=False)
+
+
 RENDERERS: dict[str, Callable[[PaymentDocument], bytes]] = {
     "payment document (layout + QR)": render_pdf,
+    "the same, font subsets per document": render_own_subsets,
     "simpler: text only, no QR": render_text,
 }
 

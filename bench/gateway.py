@@ -5,17 +5,18 @@ with block reads (one request per meter) against one request per value, in one r
     python -m bench.gateway [--servers 4] [--meters 247] [--seconds 10] [--repeats 3]
                             [--queued 100000] [--against responders|simulators]
 
-``--servers`` processes serve ``--meters`` SDM120s each over Modbus TCP: minimal responders
-answering from register images (default: so the gateway, not the server, is measured), or
-the meter simulators (``meterline simulators``, pymodbus servers computing each meter's load
-profile: on a small machine they are what limits the run). One ``meterline gateway`` process
-polls them all, one TCP line per server, cycles back to back, publishing to the machine's
-Mosquitto. Measured from the gateway's own /metrics over a window of ``--seconds`` after a
-warm-up: meter polls/s (one billed sample per poll), the gateway's CPU; and from an MQTT
-subscriber: the latency from the cycle's start (the batch's ``polled_at``) to the batch's
-delivery by the broker. The modes alternate, ``--repeats`` runs each; medians are reported.
-Then the gateway runs with no broker until ``--queued`` readings wait in its outbox, and its
-RSS is read.
+``--servers`` Modbus TCP servers of ``--meters`` SDM120s each, a process per server: minimal
+responders answering from register images (default: so the gateway, not the servers, is
+measured), or meter simulators (``meterline simulators``, pymodbus servers
+computing each meter's load profile: on a small machine they are what limits the run). One
+``meterline gateway`` process polls them all, one TCP line per server, cycles back to back,
+publishing to the machine's Mosquitto. Measured from the gateway's own /metrics over a window
+of ``--seconds`` after a warm-up: meter polls/s (one billed sample per poll), the gateway's
+CPU, and polls per gateway CPU-second (what a core of its own would give it, on a machine
+others share); and from an MQTT subscriber: the latency from the cycle's start (the batch's
+``polled_at``) to the batch's delivery by the broker. The modes alternate, ``--repeats`` runs
+each; medians are reported. Then the gateway runs with no broker until ``--queued`` readings
+wait in its outbox, and its RSS is read.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import statistics
 import struct
 import sys
@@ -106,16 +108,18 @@ class Responder(asyncio.Protocol):
         return bytes((function, len(data))) + data
 
 
-async def respond(port: int, meters: int, serial_base: int) -> None:
+async def respond(port: int, meters: int, index: int) -> None:
+    """The responder of server ``index`` on ``port``: its meters have serials
+    SIM_SERIAL_BASE + index * 1000 + unit, as the simulators would give them."""
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: Responder(meters, serial_base), "127.0.0.1",
-                                      port)
+    server = await loop.create_server(
+        lambda: Responder(meters, SIM_SERIAL_BASE + index * 1000), "127.0.0.1", port)
     print("ready", flush=True)
-    async with server:
-        await server.serve_forever()
+    await server.serve_forever()
 
 
 def simulator_config(port: int, meters: int, seed: int) -> str:
+    """A simulator of its own per server; serials as the responders give them."""
     return (f"speedup = 600\nseed = {seed}\n\n[[tcp]]\nport = {port}\n[[tcp.meters]]\n"
             f'units = "1-{meters}"\nprofile = "eastron-sdm120"\n'
             f"serial_base = {SIM_SERIAL_BASE + seed * 1000}\n")
@@ -235,11 +239,12 @@ async def queued_rss(base: Settings, work: Path, ports: list[int], meters: int,
             values["meterline_gateway_outbox_bytes"] / MB)
 
 
-def median_run(runs: list[Run]) -> tuple[float, float, float, float, float, float]:
+def median_run(runs: list[Run]) -> tuple[float, float, float, float, float, float, float]:
     latencies = sorted(ms for r in runs for ms in r.latency_ms)
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else 0
     return (statistics.median(r.polls_per_s for r in runs),
             statistics.median(r.cpu for r in runs),
+            statistics.median(r.polls_per_s / r.cpu for r in runs if r.cpu),
             statistics.median(latencies) if latencies else 0.0, p99,
             statistics.median(r.cycle_ms for r in runs),
             statistics.median(r.rss_mb for r in runs))
@@ -252,22 +257,24 @@ async def main(args: argparse.Namespace) -> None:
     servers: list[asyncio.subprocess.Process] = []
     simulators: list[Child] = []
     try:
-        for n, port in enumerate(ports):
-            if args.against == "simulators":
+        if args.against == "simulators":
+            for n, port in enumerate(ports):
                 config = work / f"simulators-{n}.toml"
                 config.write_text(simulator_config(port, args.meters, n))
                 simulators.append(Child("simulators", work / "log", {
                     "METERLINE_SIM_CONFIG": str(config),
                     "METERLINE_SIM_METRICS_PORT": str(free_port())}, label=f"simulators-{n}"))
-                continue
-            server = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bench.gateway", "--serve", str(port),
-                "--meters", str(args.meters), "--serial-base", str(SIM_SERIAL_BASE + n * 1000),
-                stdout=asyncio.subprocess.PIPE)
-            servers.append(server)
-            assert server.stdout is not None
-            if (await server.stdout.readline()).strip() != b"ready":
-                raise RuntimeError(f"the Modbus responder on port {port} did not start")
+        else:  # a process per server, as separate devices would be (and the scheduler
+            # of a shared machine gives each process its share)
+            for n, port in enumerate(ports):
+                server = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "bench.gateway", "--serve", str(port),
+                    "--index", str(n), "--meters", str(args.meters),
+                    stdout=asyncio.subprocess.PIPE)
+                servers.append(server)
+                assert server.stdout is not None
+                if (await server.stdout.readline()).strip() != b"ready":
+                    raise RuntimeError(f"the Modbus responder on port {port} did not start")
         for child in simulators:
             await asyncio.to_thread(child.wait_ready, 120)
         runs: dict[bool, list[Run]] = {True: [], False: []}
@@ -284,23 +291,26 @@ async def main(args: argparse.Namespace) -> None:
         for server in servers:
             server.terminate()
             await server.wait()
+
     total = args.servers * args.meters
     load = ", ".join(f"{x:.1f}" for x in psutil.getloadavg())
     print(f"\n## gateway: {args.servers} Modbus TCP {args.against} x {args.meters} SDM120 = "
           f"{total} meters, 5 values a meter, {args.seconds:g}s windows, {args.repeats} runs "
           f"(median); {psutil.cpu_count()} CPUs, load average {load} at the end")
-    print("| reads | meter polls/s | gateway CPU (cores) | cycle ms | cycle start to broker "
-          "delivery p50 / p99 ms | RSS MB |")
-    print("|---|---|---|---|---|---|")
+    print("| reads | meter polls/s | gateway CPU (cores) | polls per gateway CPU-second | "
+          "cycle ms | cycle start to broker delivery p50 / p99 ms | RSS MB |")
+    print("|---|---|---|---|---|---|---|")
     medians = {block: median_run(r) for block, r in runs.items()}
     for block in (True, False):
-        polls, cpu, p50, p99, cycle, rss_mb = medians[block]
+        polls, cpu, per_cpu, p50, p99, cycle, rss_mb = medians[block]
         print(f"| {'block reads' if block else 'one request per value'} | {polls:,.0f} | "
-              f"{cpu:.2f} | {cycle:.0f} | {p50:.0f} / {p99:.0f} | {rss_mb:.0f} |")
+              f"{cpu:.2f} | {per_cpu:,.0f} | {cycle:.0f} | {p50:.0f} / {p99:.0f} | "
+              f"{rss_mb:.0f} |")
     print(f"\nblock reads / one request per value: {medians[True][0] / medians[False][0]:.2f}x")
     rss_mb, readings, batches, outbox_mb = rss
     print(f"outbox with {readings:,.0f} readings queued ({batches:,.0f} batches, "
           f"{outbox_mb:,.0f} MB on disk), broker away: gateway RSS {rss_mb:.0f} MB")
+    shutil.rmtree(work, ignore_errors=True)  # outboxes, configurations and logs; kept on failure
 
 
 def cli() -> None:
@@ -316,12 +326,12 @@ def cli() -> None:
         help="the Modbus TCP servers polled: minimal responders answering from memory "
              "(the gateway's own ceiling), or the meter simulators (pymodbus servers)")
     parser.add_argument("--serve", type=int, metavar="PORT",
-                        help="(internal) run one responder on PORT")
-    parser.add_argument("--serial-base", type=int, default=SIM_SERIAL_BASE,
-                        help="(internal) the responder's unit n has serial base + n")
+                        help="(internal) run a responder on PORT")
+    parser.add_argument("--index", type=int, default=0,
+                        help="(internal) the responder's server number (its serials)")
     args = parser.parse_args()
     if args.serve:
-        asyncio.run(respond(args.serve, args.meters, args.serial_base))
+        asyncio.run(respond(args.serve, args.meters, args.index))
     else:
         asyncio.run(main(args))
 

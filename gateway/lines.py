@@ -15,13 +15,18 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Awaitable, Callable
+import struct
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.pdu import ModbusPDU
+from pymodbus.pdu.register_message import (
+    ReadHoldingRegistersResponse,
+    ReadInputRegistersResponse,
+)
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from gateway.config import RtuLine, TcpLine
@@ -36,6 +41,31 @@ EXCEPTIONS = {
     4: "server device failure", 5: "acknowledge", 6: "server device busy",
     10: "gateway path unavailable", 11: "gateway target device failed to respond",
 }
+
+
+class WholeBlock:
+    """Register words of a read response decoded in one ``struct.unpack``, where pymodbus
+    unpacks them one by one: on a block read of the SDM120's 74 registers that loop cost a
+    gateway more CPU than anything else of a poll. Registered with each line's client through
+    pymodbus's own extension point (``register``)."""
+
+    function_code: int
+    registers: Sequence[int]
+
+    def decode(self, data: bytes) -> None:
+        if (size := int(data[0])) >= len(data):
+            raise ModbusIOException(f"byte_count {size} > length of packet {len(data)}",
+                                    function_code=self.function_code)
+        words = size // 2
+        self.registers = list(struct.unpack(f">{words}H", data[1:1 + 2 * words]))
+
+
+class InputRegisters(WholeBlock, ReadInputRegistersResponse):
+    pass
+
+
+class HoldingRegisters(WholeBlock, ReadHoldingRegistersResponse):
+    pass
 
 
 class MeterError(Exception):
@@ -67,6 +97,8 @@ class Line:
                 timeout=config.timeout, retries=0, reconnect_delay=0)
         # one meter that stays silent must not make pymodbus drop the line for the others
         self.client.set_max_no_responses(1_000_000)
+        self.client.register(InputRegisters)
+        self.client.register(HoldingRegisters)
         self._queue: asyncio.PriorityQueue[tuple[int, int, Callable[[], Awaitable[Any]],
                                                  asyncio.Future[Any]]] = asyncio.PriorityQueue()
         self._order = itertools.count()

@@ -40,6 +40,7 @@ from ingest.readings import (
     records,
     route,
     route_replacements,
+    successors,
 )
 from ingest.telemetry import forwarded_before, keep_telemetry_store, mark_forwarded
 from meterline.contracts import BatchConfirmation, BatchEnvelope
@@ -135,8 +136,11 @@ class Bridge:
             reports = set(zip(samples.meter, samples.gateway, strict=True)) | {
                 (r.replacement.old_meter, r.gateway) for r in replacements}
             meters = await self.directory.resolve(conn, reports)
-            routed = route(samples, meters)
-            routed.replacements, refused = route_replacements(replacements, meters)
+            replaced, refused = route_replacements(replacements, meters)
+            new_meters = successors(replaced, meters)
+            self.directory.learn(new_meters.values())
+            routed = route(samples, {**meters, **new_meters})
+            routed.replacements = replaced
             dead += routed.dead + refused
             await self.store(conn, samples, routed)
             await dead_letter(cur, "mqtt", dead)

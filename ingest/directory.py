@@ -2,12 +2,15 @@
 
 Loaded from PostgreSQL and reloaded when an unknown serial shows up (a meter registered after
 the bridge started) or a meter comes from another gateway than the one it is known behind
-(moved since), at most once per ``refresh_after`` seconds.
+(moved since), at most once per ``refresh_after`` seconds. A meter a gateway reported as
+another's replacement is ``learn``ed at once, and kept across reloads until the database knows
+it (rating registers it when it takes the replacement).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,12 +38,21 @@ class MeterDirectory:
     def __init__(self, refresh_after: float = 5.0) -> None:
         self.refresh_after = refresh_after
         self._meters: dict[str, KnownMeter] = {}
+        self._learned: dict[str, KnownMeter] = {}
         self._loaded_at = float("-inf")
 
     async def load(self, conn: psycopg.AsyncConnection[Any]) -> None:
         cur = await conn.execute(_METERS)
         self._meters = {row[0]: KnownMeter(*row) for row in await cur.fetchall()}
+        self._learned = {k: m for k, m in self._learned.items() if k not in self._meters}
+        self._meters.update(self._learned)
         self._loaded_at = time.monotonic()
+
+    def learn(self, meters: Iterable[KnownMeter]) -> None:
+        """Meters known from a gateway's report before the database has them."""
+        for meter in meters:
+            self._learned[meter.id] = meter
+            self._meters[meter.id] = meter
 
     async def resolve(
         self, conn: psycopg.AsyncConnection[Any], reports: set[tuple[str, str]]

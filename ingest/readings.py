@@ -220,6 +220,22 @@ def route_replacements(
     return routed, dead
 
 
+def successors(routed: Sequence[tuple[str, str, MeterReplacement]],
+               meters: Mapping[str, KnownMeter]) -> dict[str, KnownMeter]:
+    """The new meters of routed replacements that the directory does not know yet, as the old
+    meters' successors: same account, provider, utility, gateway and registers (what rating
+    registers them as). So their samples, in the batch that reports the replacement and after,
+    go on to the old meter's account instead of being refused as unknown until rating has
+    registered them."""
+    found: dict[str, KnownMeter] = {}
+    for _, _, r in routed:
+        old = meters.get(r.old_meter)
+        if old is not None and r.new_meter not in meters:
+            found[r.new_meter] = KnownMeter(r.new_meter, old.account, old.provider,
+                                            old.utility, old.gateway, dict(old.registers))
+    return found
+
+
 @dataclass
 class Routed:
     """Samples routed to their accounts: which to store and forward, and what is refused."""

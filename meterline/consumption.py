@@ -18,8 +18,9 @@ the register's *level* at them. The rules:
   in the account's own time zone; the hourly aggregate is used when every boundary the
   answer needs falls on a UTC hour, the 15-minute one otherwise.
 
-The level is the register as read: a register that went backwards (rating refuses such a
-reading) shows as negative consumption where it dropped.
+The level is the register as read: a register that went backwards (rating's register policy
+takes the drop for a rollover, a reset or a glitch) shows as negative consumption where it
+dropped.
 """
 
 from __future__ import annotations

@@ -2,8 +2,12 @@
 
 Starts what is not running yet (the Kafka-compatible broker), applies migrations, registers
 the fleet (accounts, meters, a flat tariff, opening balances), then runs the simulators, a
-gateway, the bridge, a rating worker and the API as child processes, printing a live summary
-made of the services' own metrics (the same /metrics Prometheus scrapes) and the balances.
+gateway, the bridge, a rating worker, the API, the notifier and the scheduler as child
+processes, printing a live summary made of the services' own metrics (the same /metrics
+Prometheus scrapes), the balances and the notices. The scheduler's reminder run comes every
+minute here (`DEMO_SCHEDULES`), so the events of the outbox people must hear of reach the
+cabinet within a minute; the demo's subscribers gave no e-mail or phone, so their notices go
+to the cabinet and no SMTP server or SMS gateway is needed.
 Ctrl-C or SIGTERM stops everything it started.
 """
 
@@ -38,6 +42,10 @@ DEMO_PLANS_FROM = date(2025, 7, 1)  # the example electricity book's first day
 LOG_DIR = Path("var/log")
 
 SUMMARY_EVERY = 2.0  # seconds between two lines of the live summary
+# The scheduler's jobs in the demo: the daily ones as in production, the reminder run (which
+# turns rating's events into notices) every minute.
+DEMO_SCHEDULES = '{"billrun": "0 3 1 * *", "standing-charges": "30 0 * * *", ' \
+    '"benefits": "0 2 1 * *", "penalties": "0 1 * * *", "reminders": "* * * * *"}'
 
 # Besides its electricity meter on the TCP server, each of the first RTU_FLATS flats has
 # water, gas and heat meters on an RS-485 line (a pseudo-terminal pair): (profile, utility,
@@ -62,7 +70,8 @@ SELECT (SELECT count(*) FROM accounts),
        (SELECT coalesce(sum(amount), 0) FROM balances),
        (SELECT coalesce(min(amount), 0) FROM balances),
        (SELECT count(*) FROM meters WHERE relay_state = 'disconnected'),
-       (SELECT count(*) FROM disconnections_due)
+       (SELECT count(*) FROM disconnections_due),
+       (SELECT count(*) FROM notices)
 """
 
 Scrape = dict[str, dict[str, float]]  # service -> its metrics
@@ -196,7 +205,7 @@ def summary(before: Scrape, after: Scrape, seconds: float, balances: tuple[Any, 
         return (total(after.get(service, {}), name)
                 - total(before.get(service, {}), name)) / seconds
 
-    accounts, amount, lowest, disconnected, waiting = balances
+    accounts, amount, lowest, disconnected, waiting, notices = balances
     dead = total(after.get("bridge", {}), "meterline_dead_letters_total") + total(
         after.get("rating", {}), "meterline_dead_letters_total")
     return (
@@ -205,7 +214,8 @@ def summary(before: Scrape, after: Scrape, seconds: float, balances: tuple[Any, 
         f"| lag {total(after.get('rating', {}), 'meterline_rating_consumer_lag'):.0f} "
         f"| outbox {total(after.get('gateway', {}), 'meterline_gateway_outbox_batches'):.0f} "
         f"| accounts {accounts} | balances {amount:,.2f} RUB (lowest {lowest:,.2f}) "
-        f"| disconnected meters {disconnected} (cuts waiting {waiting}) | dead letters {dead:.0f}"
+        f"| disconnected meters {disconnected} (cuts waiting {waiting}) | dead letters {dead:.0f} "
+        f"| notices {notices}"
     )
 
 
@@ -220,6 +230,7 @@ def run_demo(settings: Settings, meters: int) -> None:
     env = {
         "METERLINE_SIM_CONFIG": str(DEMO_DIR / "simulators.toml"),
         "METERLINE_GATEWAY_CONFIG": str(DEMO_DIR / "gateway.toml"),
+        "METERLINE_SCHEDULES": DEMO_SCHEDULES,
     }
     try:
         if not port_open(host, int(port)):
@@ -229,7 +240,8 @@ def run_demo(settings: Settings, meters: int) -> None:
         asyncio.run(prepare(settings, meters))
         print(f"database ready, {meters} meters registered")
         print_demo_users(settings, meters)
-        for name in ("simulators", "acquirer", "bridge", "rating", "api", "gateway"):
+        for name in ("simulators", "acquirer", "bridge", "rating", "api", "gateway", "notifier",
+                     "scheduler"):
             child = Child(name, LOG_DIR, env)
             started.append(child)
             child.wait_ready(timeout=90)

@@ -21,14 +21,14 @@ _HORIZON_DAYS = 400  # a window that never opens within this is a configuration 
 
 
 @lru_cache(maxsize=256)
-def _public_holidays(country: str, year: int) -> frozenset[date]:
-    return frozenset(holidays.country_holidays(country, years=year))
+def _country_calendar(country: str, year: int) -> holidays.HolidayBase:
+    return holidays.country_holidays(country, years=year)
 
 
 @dataclass(frozen=True)
 class Calendar:
-    """Days off of a place: weekends, the country's public holidays, the region's overrides
-    (``day -> day_off``)."""
+    """Days off of a place: weekends and the country's public holidays as its law moves them
+    (a Saturday made a working day is one), the region's overrides (``day -> day_off``)."""
 
     country: str = "RU"
     overrides: Mapping[date, bool] = field(default_factory=dict)
@@ -36,7 +36,7 @@ class Calendar:
     def day_off(self, day: date) -> bool:
         if day in self.overrides:
             return self.overrides[day]
-        return day.weekday() >= 5 or day in _public_holidays(self.country, day.year)
+        return not _country_calendar(self.country, day.year).is_working_day(day)
 
 
 @dataclass(frozen=True)

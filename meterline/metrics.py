@@ -307,6 +307,8 @@ def endpoints(settings: Settings) -> dict[str, str]:
         "bridge": f"http://{host}:{settings.bridge_metrics_port}",
         "rating": f"http://{host}:{settings.rating_web_port}",
         "api": f"http://{settings.api_host}:{settings.api_port}",
+        "notifier": f"http://{settings.notifier_host}:{settings.notifier_port}",
+        "scheduler": f"http://{host}:{settings.scheduler_metrics_port}",
     }
 
 

@@ -257,10 +257,6 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8025", description="How gateways, autodialers and subscribers' mail "
         "readers reach the notifier's callbacks.",
     )
-    notifier_holiday_country: str = Field(
-        "RU", pattern=r"^[A-Z]{2}$", description="Country (ISO 3166 code) whose public holidays "
-        "and moved days off make a day quiet longer for SMS and calls (the `holidays` library).",
-    )
 
     # --- authentication (api/auth)
     jwt_secret: SecretStr = Field(

@@ -3,9 +3,10 @@
 A *series* is one register of one meter. Readings are cumulative (a meter's energy total), so
 consumption over an interval is the difference of two readings. The register policy:
 
-- A reading at or before the last one seen for its series (``state``) is late or redelivered:
-  it is not priced here, never charged twice (a late one, strictly inside a priced interval, is
-  reported in ``late`` for re-rating).
+- A reading at or before the series' level (its last accepted reading), or at its reset
+  candidate's time, is late or redelivered: it is not priced here, never charged twice (a late
+  one is reported in ``late`` for re-rating the interval it falls inside). One between the
+  level and a reset candidate came before the drop and is taken in its place.
 - The first reading of a series with no state is its baseline: it is not charged.
 - A reading at or above the series' *level* (its last accepted reading) closes an interval
   ``(level ts, ts]`` whose quantity is the difference of values.
@@ -125,26 +126,29 @@ def consumption_intervals(
     if n == 0:
         return _nothing()
 
-    # 1. order by series then time; drop repeated (series, ts) and readings already seen
-    seen = np.maximum(state_ts, pending_ts)
+    # 1. order by series then time; drop repeated (series, ts) and readings already seen (a
+    #    reading between the level and a reset candidate is not: it came before the drop)
     order = np.lexsort((ts, series))
     s, t, v, f = series[order], ts[order], value[order], flags[order]
     fresh = np.ones(n, dtype=bool)
     fresh[1:] = (s[1:] != s[:-1]) | (t[1:] != t[:-1])
-    before = t <= seen[s]
+    before = (t <= state_ts[s]) | (t == pending_ts[s])
     late = order[fresh & before & (t != state_ts[s]) & (t != pending_ts[s])]
     fresh &= ~before
     order, s, t, v, f = order[fresh], s[fresh], t[fresh], v[fresh], f[fresh]
     if len(s) == 0:
         return _nothing(late)
 
-    # 2. put each series' level in front of its readings as an anchor (input index -1)
+    # 2. put each series' level in front of its readings as an anchor (input index -1), and
+    #    its reset candidate among them at its time (as a reading flagged reset)
     anchored = np.unique(s[state_ts[s] != NO_STATE])
-    s = np.concatenate([anchored, s])
-    t = np.concatenate([state_ts[anchored], t])
-    v = np.concatenate([state_value[anchored], v])
-    f = np.concatenate([np.zeros(len(anchored), dtype=np.int64), f])
-    idx = np.concatenate([np.full(len(anchored), -1, dtype=np.int64), order])
+    waiting = anchored[pending_ts[anchored] != NO_STATE]
+    s = np.concatenate([anchored, waiting, s])
+    t = np.concatenate([state_ts[anchored], pending_ts[waiting], t])
+    v = np.concatenate([state_value[anchored], pending_value[waiting], v])
+    f = np.concatenate([np.zeros(len(anchored), dtype=np.int64),
+                        np.full(len(waiting), FLAG_RESET, dtype=np.int64), f])
+    idx = np.concatenate([np.full(len(anchored) + len(waiting), -1, dtype=np.int64), order])
     resort = np.lexsort((t, s))
     s, t, v, f, idx = s[resort], t[resort], v[resort], f[resort], idx[resort]
 
@@ -186,8 +190,6 @@ def consumption_intervals(
         # the first row is the level (the anchor) or, with no state, the baseline
         level_ts, level = int(t[lo]), int(v[lo])
         cand: tuple[int, int, int] | None = None  # (ts, value, input index)
-        if pending_ts[sid] != NO_STATE:
-            cand = (int(pending_ts[sid]), int(pending_value[sid]), -1)
         for r in range(lo + 1, hi):
             rt, rv, rf, ri = int(t[r]), int(v[r]), int(f[r]), int(idx[r])
             if cand is None:

@@ -172,8 +172,8 @@ SELECT s.meter_id, s.register, s.last_ts, s.last_value, s.pending_ts, s.pending_
    FOR UPDATE OF s
 """
 
-# The state moves only forward: the latest reading it has seen (its level's or its reset
-# candidate's) is later than the stored one's.
+# The state moves only forward: its level is later, or the latest reading it has seen (its
+# level's or its reset candidate's) is.
 _SAVE_STATE = """
 INSERT INTO register_state (meter_id, register, last_ts, last_value, pending_ts, pending_value)
 SELECT meter_id, register, timestamptz_of_micros(ts), value * 0.000001,
@@ -184,7 +184,8 @@ SELECT meter_id, register, timestamptz_of_micros(ts), value * 0.000001,
 ON CONFLICT (meter_id, register) DO UPDATE
    SET last_ts = excluded.last_ts, last_value = excluded.last_value,
        pending_ts = excluded.pending_ts, pending_value = excluded.pending_value
- WHERE greatest(register_state.last_ts, register_state.pending_ts)
+ WHERE register_state.last_ts < excluded.last_ts
+    OR greatest(register_state.last_ts, register_state.pending_ts)
        < greatest(excluded.last_ts, excluded.pending_ts)
 """
 

@@ -582,6 +582,15 @@ async def relay_meter(conn: psycopg.AsyncConnection[Any], account_id: str, provi
     return meter
 
 
+async def holiday_override(conn: psycopg.AsyncConnection[Any], region: str, day: date, *,
+                           day_off: bool, reason: str = "") -> None:
+    """A region's day that differs from its country's calendar (a regional holiday, or a
+    working day)."""
+    await conn.execute(
+        "INSERT INTO holiday_overrides (region, day, day_off, reason) VALUES (%s, %s, %s, %s)",
+        (region, day, day_off, reason))
+
+
 async def charge_month(
     conn: psycopg.AsyncConnection[Any], account: HousingAccount, period: date,
     amounts: dict[str, str], *, booked_at: datetime | None = None,

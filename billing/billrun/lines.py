@@ -80,7 +80,8 @@ SELECT r.house_id, max(h.common_area) AS common_area, max(r.time_zone) AS time_z
 RUN_SERVICES = """
 CREATE TABLE run_services AS
 WITH taken AS (
-    SELECT DISTINCT ON (s.account_id, s.service) s.account_id, s.service, s.provider_id
+    SELECT DISTINCT ON (s.account_id, s.service) s.account_id, r.chunk, s.service,
+           s.provider_id
       FROM account_services s JOIN run_accounts r ON r.account_id = s.account_id
      WHERE s.valid_from <= %(period)s AND (s.valid_to IS NULL OR s.valid_to > %(period)s)
      ORDER BY s.account_id, s.service, s.valid_from DESC
@@ -93,7 +94,7 @@ WITH taken AS (
       FROM choices WHERE valid_from <= %(period)s
      ORDER BY account_id, provider_id, service, valid_from DESC
 )
-SELECT t.account_id, t.service, t.provider_id, coalesce(c.plan_id, d.id) AS plan_id,
+SELECT t.account_id, t.chunk, t.service, t.provider_id, coalesce(c.plan_id, d.id) AS plan_id,
        coalesce(c.consumer_group, 'urban') AS consumer_group,
        EXISTS (SELECT 1 FROM choices x
                 WHERE (x.account_id, x.provider_id, x.service)
@@ -103,8 +104,10 @@ SELECT t.account_id, t.service, t.provider_id, coalesce(c.plan_id, d.id) AS plan
   LEFT JOIN chosen c
          ON (c.account_id, c.provider_id, c.service) = (t.account_id, t.provider_id, t.service)
   LEFT JOIN tariff_plans d
-         ON d.provider_id = t.provider_id AND d.service = t.service AND d.is_default;
-CREATE INDEX ON run_services (account_id)
+         ON d.provider_id = t.provider_id AND d.service = t.service AND d.is_default
+ ORDER BY t.chunk, t.account_id;
+CREATE INDEX ON run_services (account_id);
+CREATE INDEX ON run_services (chunk)
 """
 
 # Each plan and consumer group of the run: its basis, the version in force on the period's
@@ -266,6 +269,7 @@ CREATE INDEX ON run_rated (account_id)
 # and against the house meter, its line is rating's accrual).
 RUN_VOLUMES = """
 CREATE TABLE run_volumes AS
+SELECT v.*, r.chunk FROM (
 SELECT account_id, service,
        coalesce(sum(volume) FILTER (WHERE method <> 'reconciliation'), 0) AS volume,
        coalesce(sum(volume) FILTER (WHERE method = 'reconciliation'), 0) AS recalculated,
@@ -286,8 +290,11 @@ SELECT s.account_id, s.service, coalesce(n.quantity, 0) * r.residents, 0, 0, NUL
                     WHERE m.account_id = s.account_id AND m.utility = s.service)
 UNION ALL
 SELECT account_id, service, sum(volume), 0, 0, NULL, 'rating'
-  FROM run_rated GROUP BY account_id, service;
-CREATE INDEX ON run_volumes (account_id)
+  FROM run_rated GROUP BY account_id, service
+) v JOIN run_accounts r USING (account_id)
+ ORDER BY r.chunk, v.account_id;
+CREATE INDEX ON run_volumes (account_id);
+CREATE INDEX ON run_volumes (chunk)
 """
 
 # House meters over the calendar month of the period (local time).
@@ -340,21 +347,23 @@ CREATE TEMP TABLE bill_quantities ON COMMIT DROP AS
 WITH services AS (
     SELECT s.*, r.basis, r.derived_from, c.area, c.residents, c.house_id, c.region_code
       FROM run_services s
-      JOIN run_accounts c ON c.account_id = s.account_id AND c.chunk = %(chunk)s
+      JOIN run_accounts c ON c.account_id = s.account_id
       JOIN run_rates r ON r.plan_id = s.plan_id AND r.consumer_group = s.consumer_group
-     WHERE %(providers)s::text[] IS NULL OR s.provider_id = ANY(%(providers)s::text[])
+     WHERE s.chunk = %(chunk)s
+       AND (%(providers)s::text[] IS NULL OR s.provider_id = ANY(%(providers)s::text[]))
 ), volumes AS (
     -- a plan per unit of volume: the service's own (meters read by people, or the norm) ...
     SELECT s.account_id, s.service, v.volume, v.recalculated, v.substituted, v.reconciled_at,
            v.method
       FROM services s JOIN run_volumes v USING (account_id, service)
      WHERE cardinality(s.derived_from) = 0 AND s.service <> 'heating'
-       AND v.method <> 'rating'
+       AND v.method <> 'rating' AND v.chunk = %(chunk)s
     UNION ALL
     -- ... the volumes it is derived from (sewerage: cold + hot water) ...
     SELECT s.account_id, s.service, sum(v.volume + v.recalculated), 0, 0, NULL, 'derived'
       FROM services s
       JOIN run_volumes v ON v.account_id = s.account_id AND v.service = ANY(s.derived_from)
+                        AND v.chunk = %(chunk)s
      GROUP BY s.account_id, s.service
     UNION ALL
     -- ... heating: the house's meter split by area, or the norm per m²

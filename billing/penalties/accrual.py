@@ -118,47 +118,68 @@ async def load_rules(conn: psycopg.AsyncConnection[Any], rules: PenaltyRules) ->
 
 
 # Every tranche's days of delay cut into lines, each rounded to kopecks (half-up; numeric
-# round() rounds half away from zero, the same for these positive amounts).
+# round() rounds half away from zero, the same for these positive amounts). Where the cuts
+# fall and which tier and rate each line has depend only on a tranche's shape (law, payer
+# group, due date, last day, rate day), and a run's tranches share few shapes (a month's
+# charges fall due on one day and accrue to one day), so the lines are cut once per shape and
+# only the amounts are computed per tranche.
 LINES = """
-WITH t AS MATERIALIZED (
-    SELECT tr.id, tr.law, tr.grp, tr.due, tr.last_day, tr.base, r.rate, r.kind AS rate_kind
-      FROM penalty_tranches tr
-      JOIN penalty_rates r ON tr.rate_day >= r.valid_from AND tr.rate_day < r.valid_to
-     WHERE tr.last_day > tr.due
+WITH shapes AS MATERIALIZED (
+    SELECT row_number() OVER () AS shape, s.law, s.grp, s.due, s.last_day, r.rate,
+           r.kind AS rate_kind, s.rate_day
+      FROM (SELECT DISTINCT law, grp, due, last_day, rate_day FROM penalty_tranches
+             WHERE last_day > due) s
+      JOIN penalty_rates r ON s.rate_day >= r.valid_from AND s.rate_day < r.valid_to
 ),
 cuts AS (
-    SELECT t.id, t.due + 1 AS day FROM t
+    SELECT t.shape, t.due + 1 AS day FROM shapes t
     UNION
-    SELECT t.id, t.due + c.day FROM t JOIN penalty_day_cuts c ON c.law = t.law AND c.grp = t.grp
+    SELECT t.shape, t.due + c.day FROM shapes t
+      JOIN penalty_day_cuts c ON c.law = t.law AND c.grp = t.grp
      WHERE t.due + c.day <= t.last_day
        AND t.due + c.day >= c.valid_from AND t.due + c.day < c.valid_to
     UNION
-    SELECT t.id, c.day FROM t JOIN penalty_date_cuts c ON c.law = t.law
+    SELECT t.shape, c.day FROM shapes t JOIN penalty_date_cuts c ON c.law = t.law
      WHERE c.day > t.due + 1 AND c.day <= t.last_day
 ),
 segments AS (
-    SELECT c.id, c.day AS start,
-           coalesce(lead(c.day) OVER (PARTITION BY c.id ORDER BY c.day) - 1, t.last_day)
+    SELECT c.shape, c.day AS start,
+           coalesce(lead(c.day) OVER (PARTITION BY c.shape ORDER BY c.day) - 1, t.last_day)
                AS finish
-      FROM cuts c JOIN t ON t.id = c.id
+      FROM cuts c JOIN shapes t ON t.shape = c.shape
+),
+shape_lines AS MATERIALIZED (
+    SELECT t.law, t.grp, t.due, t.last_day, t.rate_day, s.start, s.finish,
+           s.finish - s.start + 1 AS days, s.start - t.due AS delay_day, lines.per,
+           lines.rate, t.rate AS rate_in_force, t.rate_kind
+      FROM segments s
+      JOIN shapes t ON t.shape = s.shape
+      JOIN penalty_regimes g ON g.law = t.law AND s.start >= g.valid_from
+                            AND s.start < g.valid_to
+      JOIN penalty_tiers p ON p.law = t.law AND p.grp = t.grp
+                          AND p.schedule_from = g.schedule_from
+                          AND s.start - t.due BETWEEN p.first_day AND p.last_day
+      CROSS JOIN LATERAL (
+          SELECT CASE WHEN g.no_accrual THEN 0 ELSE p.per END AS per,
+                 CASE WHEN g.cap < t.rate THEN g.cap ELSE t.rate END AS rate
+      ) lines
 )
-SELECT s.id, s.start, s.finish, s.finish - s.start + 1 AS days, s.start - t.due AS delay_day,
-       t.base, lines.per, lines.rate, t.rate AS rate_in_force, t.rate_kind,
-       CASE WHEN lines.per = 0 THEN 0
-            ELSE round(t.base * (s.finish - s.start + 1) * lines.rate / 100 / lines.per, 2)
+SELECT tr.id, tr.debt, l.start, l.finish, l.days, l.delay_day, tr.base, l.per, l.rate,
+       l.rate_in_force, l.rate_kind,
+       CASE WHEN l.per = 0 THEN 0
+            ELSE round(tr.base * l.days * l.rate / 100 / l.per, 2)
        END AS amount
-  FROM segments s
-  JOIN t ON t.id = s.id
-  JOIN penalty_regimes g ON g.law = t.law AND s.start >= g.valid_from AND s.start < g.valid_to
-  JOIN penalty_tiers p ON p.law = t.law AND p.grp = t.grp AND p.schedule_from = g.schedule_from
-                      AND s.start - t.due BETWEEN p.first_day AND p.last_day
-  CROSS JOIN LATERAL (
-      SELECT CASE WHEN g.no_accrual THEN 0 ELSE p.per END AS per,
-             CASE WHEN g.cap < t.rate THEN g.cap ELSE t.rate END AS rate
-  ) lines
+  FROM penalty_tranches tr
+  JOIN shape_lines l ON (l.law, l.grp, l.due, l.last_day, l.rate_day)
+                        = (tr.law, tr.grp, tr.due, tr.last_day, tr.rate_day)
 """
 
 TOTALS = f"""
 SELECT id, sum(amount) AS penalty FROM ({LINES}) lines GROUP BY id
+"""
+
+# The penalty of each charge (``penalty_tranches.debt``), all its tranches' lines added up.
+DEBT_TOTALS = f"""
+SELECT debt, sum(amount) AS total FROM ({LINES}) lines GROUP BY debt
 """
 

@@ -10,7 +10,8 @@ import psycopg
 import typer
 
 from billing.penalties.rules import load_rules
-from billing.reminders.run import DebtorRule, RunResult, run_reminders
+from billing.reminders.debtors import DebtorRule
+from billing.reminders.run import RunResult, run_reminders
 from meterline.errors import DomainError
 from meterline.settings import Settings
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -31,8 +31,9 @@ from billing.reminders.channels import Channel, ChannelFailed, Sent
 from billing.reminders.channels.email import send_email
 from billing.reminders.channels.phone import Call
 from billing.reminders.channels.sms import send_sms
-from billing.reminders.quiet_hours import CountryCalendar, QuietHours
+from billing.reminders.quiet_hours import QuietHours
 from billing.reminders.templates import Rendered, Templates
+from meterline.friendly_hours import Calendar
 from meterline.metrics import NOTIFIER_NOTICES, NOTIFIER_PASS_SECONDS, NOTIFIER_UNDELIVERABLE
 from meterline.notices import Proof, reach, record_receipt
 from meterline.settings import Settings
@@ -70,7 +71,13 @@ UPDATE notice_attempts
 
 _WAITING = """
 SELECT n.id, n.account_id, n.kind, n.provider_id,
-       ad.time_zone, coalesce(t.proof_wait, interval '2 days') AS proof_wait,
+       ad.time_zone, ad.country,
+       coalesce((SELECT array_agg(ARRAY[o.day::text, o.day_off::text]) FROM holiday_overrides o
+                  WHERE o.region = ad.region
+                    AND o.day BETWEEN (%(now)s AT TIME ZONE ad.time_zone)::date - 1
+                                  AND (%(now)s AT TIME ZONE ad.time_zone)::date + 2), '{}')
+           AS overrides,
+       coalesce(t.proof_wait, interval '2 days') AS proof_wait,
        array(SELECT a.channel FROM notice_attempts a WHERE a.notice_id = n.id) AS tried
   FROM notices n
   JOIN accounts ac ON ac.id = n.account_id
@@ -141,8 +148,7 @@ class Notifier:
         self.settings = settings
         self.http = http
         self.templates = templates or Templates()
-        self.quiet = quiet or QuietHours(
-            calendar=CountryCalendar(settings.notifier_holiday_country))
+        self.quiet = quiet or QuietHours()
 
     async def deliver(self, conn: psycopg.AsyncConnection[Any], now: datetime,
                       *, limit: int = 500) -> Pass:
@@ -170,7 +176,7 @@ class Notifier:
         made = 0
         async with conn.transaction():
             cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(_WAITING, {"limit": limit})
+            await cur.execute(_WAITING, {"limit": limit, "now": now})
             waiting = await cur.fetchall()
             # the subscriber's channels for this kind of notice, in their order (consent)
             reachable = await reach(conn, [(n["account_id"], n["kind"]) for n in waiting])
@@ -190,7 +196,9 @@ class Notifier:
                 channel, address = choice
                 not_before = now
                 if channel in QUIET_CHANNELS:
-                    not_before = self.quiet.next_allowed(now, n["time_zone"])
+                    calendar = Calendar(n["country"], {date.fromisoformat(d): off == "true"
+                                                       for d, off in n["overrides"]})
+                    not_before = self.quiet.next_allowed(now, n["time_zone"], calendar)
                 deadline = not_before + n["proof_wait"] if channel is Channel.PHONE else None
                 await cur.execute(_ATTEMPT, (n["id"], channel, secrets.token_urlsafe(18),
                                              address, not_before, deadline, now))

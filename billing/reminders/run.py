@@ -1,11 +1,11 @@
-"""A reminder run: debtors chosen by rules start the statutory sequence with a notice; open
-sequences take their next step when it is due; events from rating become notices. Each run
-is idempotent: notices have natural keys, one sequence is open per account, provider and
-service, so a rerun makes nothing new.
+"""A reminder run: debtors chosen by rules (`debtors.py`) start the statutory sequence with
+a notice; open sequences take their next step when it is due; events from rating become
+notices. Each run is idempotent: notices have natural keys, one sequence is open per account,
+provider and service, so a rerun makes nothing new.
 
 A debtor (DOMAIN.md §7) owes a provider for one service more than ``months`` months of
-charges (the average of its last six charged months) and at least ``least`` roubles, overdue,
-with no repayment agreement kept. Heating, and cold water in an apartment building, get a
+charges computed by the norm (`debtors.py`) and at least ``least`` roubles, overdue, with no
+repayment agreement kept. Heating, and cold water in an apartment building, get a
 reminder only (no restriction threat); prepaid accounts follow the prepaid rule, not this.
 A restriction or suspension is carried out after its own notice (`meterline.restrictions`):
 the service's relay meters get disconnect commands, a service without one a technician's work
@@ -27,6 +27,7 @@ from psycopg.types.json import Jsonb
 
 from billing.payments.agreements import review
 from billing.penalties.rules import PenaltyRules
+from billing.reminders.debtors import DebtorRule, find_debtors
 from billing.reminders.delivery import make_notice
 from billing.reminders.procedure import (
     Policy,
@@ -42,13 +43,6 @@ from meterline.restrictions import Action, lift, never_restricted, order_step
 logger = logging.getLogger("meterline.reminders")
 
 
-@dataclass(frozen=True)
-class DebtorRule:
-    months: Decimal = Decimal(2)  # more than this many months of charges overdue
-    least: Decimal = Decimal("0.01")  # and at least this much
-    provider: str | None = None  # one provider only
-
-
 @dataclass
 class RunResult:
     started: int = 0  # sequences started (notices made)
@@ -61,61 +55,19 @@ class RunResult:
     notices: list[str] = field(default_factory=list)
 
 
-# Overdue per account, provider and service, with the average monthly charge of the last six
-# charged months; accounts with a kept agreement with the provider are left out.
-_DEBTORS = """
-WITH owed AS (
-    SELECT p.account_id, p.provider_id, p.service, p.period, -sum(p.amount) AS amount
-      FROM postings p
-     WHERE p.book = 'subscriber' AND p.service IS NOT NULL AND p.period IS NOT NULL
-       AND (%(provider)s::text IS NULL OR p.provider_id = %(provider)s)
-     GROUP BY p.account_id, p.provider_id, p.service, p.period
-    HAVING sum(p.amount) < 0
-), overdue AS (
-    SELECT o.account_id, o.provider_id, o.service, sum(o.amount) AS overdue
-      FROM owed o LEFT JOIN payment_terms t ON t.provider_id = o.provider_id
-     WHERE charge_due(o.period, coalesce(t.due_day, 10)) < %(today)s
-     GROUP BY o.account_id, o.provider_id, o.service
-), charged AS (
-    SELECT account_id, provider_id, service, avg(amount) AS monthly
-      FROM (SELECT p.account_id, p.provider_id, p.service, p.period, -sum(p.amount) AS amount,
-                   row_number() OVER (PARTITION BY p.account_id, p.provider_id, p.service
-                                      ORDER BY p.period DESC) AS recent
-              FROM postings p JOIN entries e ON e.id = p.entry_id
-             WHERE p.book = 'subscriber' AND e.kind IN ('charge', 'usage')
-               AND p.period IS NOT NULL
-               AND (p.account_id, p.provider_id, p.service) IN
-                   (SELECT account_id, provider_id, service FROM overdue)
-             GROUP BY p.account_id, p.provider_id, p.service, p.period) m
-     WHERE recent <= 6
-     GROUP BY account_id, provider_id, service
-)
-SELECT d.account_id, d.provider_id, d.service, d.overdue, c.monthly, a.billing_mode,
-       a.payer_group, a.premises_id IS NOT NULL AS apartment_building
-  FROM overdue d
-  JOIN charged c USING (account_id, provider_id, service)
-  JOIN accounts a ON a.id = d.account_id
- WHERE d.overdue >= %(least)s AND d.overdue > %(months)s * c.monthly
-   AND a.billing_mode = 'postpaid'
-   AND NOT EXISTS (SELECT 1 FROM instalment_agreements g
-                    WHERE g.account_id = d.account_id AND g.provider_id = d.provider_id
-                      AND g.status = 'kept')
-   AND NOT EXISTS (SELECT 1 FROM debt_procedures p
-                    WHERE (p.account_id, p.provider_id, p.service)
-                          = (d.account_id, d.provider_id, d.service) AND p.stage <> 'closed')
- ORDER BY d.account_id, d.provider_id, d.service
-"""
-
 _START = """
 INSERT INTO debt_procedures (account_id, provider_id, service, policy, debt, started_at,
-                             notice_key)
-VALUES (%s, %s, %s, %s, %s, %s, %s)
+                             notice_key, monthly, monthly_basis)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
 """
 
 # Open sequences with what they need to decide: the notice's delivery, the overdue now.
 _OPEN = """
 SELECT p.id, p.account_id, p.provider_id, p.service, p.policy, p.stage, p.restricted_at,
        n.delivered_at, a.premises_id IS NOT NULL AS apartment_building,
+       coalesce((SELECT dp.notice_days FROM contract_types ct
+                   JOIN disconnection_policies dp ON dp.code = ct.policy
+                  WHERE ct.code = a.contract_type), 10) AS notice_days,
        coalesce((SELECT sum(-x.amount) FROM (
             SELECT sum(q.amount) AS amount FROM postings q
              LEFT JOIN payment_terms t ON t.provider_id = q.provider_id
@@ -143,31 +95,19 @@ ON CONFLICT (key) DO NOTHING
 """
 
 
-def policy_of(billing_mode: str, payer_group: str) -> Policy:
-    """Households follow the statutory sequence; other consumers a notice then restriction;
-    prepaid accounts the prepaid rule."""
-    if billing_mode == "prepaid":
-        return Policy.PREPAY_CUTOFF
-    return Policy.STATUTORY if payer_group == "citizen" else Policy.NOTICE_THEN_RESTRICT
-
-
 async def start_sequences(conn: psycopg.AsyncConnection[Any], now: datetime, rule: DebtorRule,
                           result: RunResult) -> None:
-    cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(_DEBTORS, {"today": now.date(), "provider": rule.provider,
-                                 "least": rule.least, "months": rule.months})
-    for d in await cur.fetchall():
-        policy = policy_of(d["billing_mode"], d["payer_group"])
-        reminder_only = never_restricted(d["service"], d["apartment_building"])
+    for d in await find_debtors(conn, now, rule):
+        policy = Policy(d.policy)
+        reminder_only = never_restricted(d.service, d.apartment_building)
         kind = "debt_reminder" if reminder_only else "debt_notice"
-        key = (f"{kind}:{d['account_id']}:{d['provider_id']}:{d['service']}:"
-               f"{now:%Y-%m-%d}")
-        months = (d["overdue"] / d["monthly"]).quantize(Decimal("0.1")) if d["monthly"] else 0
-        await make_notice(conn, key=key, kind=kind, account_id=d["account_id"],
-                          provider_id=d["provider_id"], service=d["service"],
-                          context={"debt": str(d["overdue"]), "months": str(months)}, at=now)
-        await conn.execute(_START, (d["account_id"], d["provider_id"], d["service"], policy,
-                                    d["overdue"], now, key))
+        key = f"{kind}:{d.account_id}:{d.provider_id}:{d.service}:{now:%Y-%m-%d}"
+        months = (d.overdue / d.monthly).quantize(Decimal("0.1")) if d.monthly else 0
+        await make_notice(conn, key=key, kind=kind, account_id=d.account_id,
+                          provider_id=d.provider_id, service=d.service,
+                          context={"debt": str(d.overdue), "months": str(months)}, at=now)
+        await conn.execute(_START, (d.account_id, d.provider_id, d.service, policy, d.overdue,
+                                    now, key, d.monthly, d.basis))
         result.started += 1
         result.notices.append(key)
 
@@ -180,7 +120,7 @@ async def advance_sequences(conn: psycopg.AsyncConnection[Any], now: datetime,
     for p in await cur.fetchall():
         procedure = Procedure(p["service"], Stage(p["stage"]), p["delivered_at"],
                               p["restricted_at"])
-        terms = Terms.of(Policy(p["policy"]))
+        terms = Terms.of(Policy(p["policy"]), p["notice_days"])
         situation = Situation(now, owes=p["overdue"] >= rule.least,
                               agreement_kept=p["agreement_kept"],
                               apartment_building=p["apartment_building"],

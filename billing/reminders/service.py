@@ -46,10 +46,10 @@ async def _deliver_forever(settings: Settings, notifier: Notifier,
     ) as listener:
         await listener.execute("LISTEN notices")
         await listener.execute("LISTEN events")
+        started.set()  # connected and listening: what is made from now on wakes a pass
         while True:
             await events_to_notices(conn, datetime.now(UTC))
             done = await notifier.deliver(conn, datetime.now(UTC))
-            started.set()
             if done.sent or done.failed or done.undeliverable or done.expired:
                 logger.info("notices: %s", done)
             # until a notice or an event is made (then a pass at once) or the interval ends

@@ -4,6 +4,7 @@ pages rendered by poppler."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from dataclasses import replace
 from decimal import Decimal
@@ -144,3 +145,28 @@ def test_an_issuer_without_bank_details_is_named(doc: PaymentDocument) -> None:
     issuer = replace(doc.issuer, settlement_account="")
     with pytest.raises(Invalid, match="provider uk has no bank details"):
         render_pdf(replace(doc, issuer=issuer))
+
+
+def font_streams(pdf: bytes) -> list[bytes]:
+    """The embedded font files of a PDF (the streams whose dictionary has a Length1)."""
+    found = []
+    for match in re.finditer(rb"/Length1 \d+.*?stream\r?\n", pdf, re.S):
+        start = match.end()
+        found.append(pdf[start:pdf.index(b"endstream", start)])
+    return found
+
+
+def test_documents_of_different_payers_embed_the_same_font_subsets() -> None:
+    one = render_pdf(payment_document(payer_name="Щукин Ёжик Юрьевич"))
+    two = render_pdf(payment_document(payer_name="Абрамова Эльза Фёдоровна",
+                                      address="г. Чебоксары, ул. Цветочная, д. 7"))
+    assert len(font_streams(one)) == 2 and font_streams(one) == font_streams(two)
+    # each document its own subsets, as before: they differ with the characters used
+    own = [render_pdf(payment_document(payer_name=n), shared_subsets=False)
+           for n in ("Щукин Ёжик Юрьевич", "Абрамова Эльза Фёдоровна")]
+    assert font_streams(own[0]) != font_streams(own[1])
+
+
+def test_a_character_outside_the_shared_alphabet_is_still_shown() -> None:
+    text = pdf_text(render_pdf(payment_document(payer_name="Ковальчук Ґанна Їжаківна")))
+    assert "Ковальчук Ґанна Їжаківна" in text

@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "pipeline.json"
 REGISTRIES = {"simulators": metrics.SIMULATORS, "gateway": metrics.GATEWAY,
-              "bridge": metrics.BRIDGE, "rating": metrics.RATING, "api": metrics.API}
+              "bridge": metrics.BRIDGE, "rating": metrics.RATING, "api": metrics.API,
+              "notifier": metrics.NOTIFIER, "scheduler": metrics.SCHEDULER}
 _SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count"),
              "summary": ("", "_sum", "_count")}
 

@@ -65,7 +65,8 @@ async def test_every_service_of_the_demo_serves_metrics_and_sigterm_stops_them_a
         rating_group=unique("demo-rating"), rating_session_timeout=10.0, poll_interval=0.5,
         sim_port=free_port(), api_port=free_port(), rating_web_port=free_port(),
         bridge_metrics_port=free_port(), gateway_metrics_port=free_port(),
-        sim_metrics_port=free_port(), acquirer_port=free_port(),
+        sim_metrics_port=free_port(), acquirer_port=free_port(), notifier_port=free_port(),
+        scheduler_metrics_port=free_port(),
     )
     env = settings.as_env()
     demo = await asyncio.create_subprocess_exec(
@@ -80,7 +81,8 @@ async def test_every_service_of_the_demo_serves_metrics_and_sigterm_stops_them_a
                     what="a charge for every utility of the demo fleet")
         children = psutil.Process(demo.pid).children(recursive=True)
         names = {" ".join(c.cmdline()[-1:]) for c in children if c.is_running()}
-        assert {"simulators", "gateway", "bridge", "rating", "api"} <= names
+        assert {"simulators", "gateway", "bridge", "rating", "api", "notifier",
+                "scheduler"} <= names
         assert any("tansu" in c.name() for c in children)  # the broker it started
 
         async with aiohttp.ClientSession() as http:
@@ -111,6 +113,7 @@ async def test_every_service_of_the_demo_serves_metrics_and_sigterm_stops_them_a
             bridge["meterline_bridge_readings_out_total"])
         assert rating["meterline_rating_batch_seconds_count"] > 0
         assert total(rating, "meterline_rating_consumer_lag") >= 0
+        assert scraped["notifier"]["meterline_notifier_pass_seconds_count"] > 0
         assert scraped["api"][
             'meterline_api_requests_total{method="GET",route="/accounts/{account_id}",'
             'status="200"}'] >= 1

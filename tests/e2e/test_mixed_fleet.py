@@ -19,6 +19,7 @@ import psycopg
 from api.auth.tokens import access_token
 from meterline.fleet import Provider
 from meterline.kafka import free_port
+from meterline.profiles import shipped_profile
 from meterline.settings import Settings
 from meterline.units import Utility
 from meterline.users import ROLE_SCOPES, Role, User
@@ -86,7 +87,7 @@ def gateway_config(port: int, link: Path) -> str:
 
 
 _CONSUMED = """
-SELECT m.id, m.account_id, m.provider_id, m.utility, r.unit,
+SELECT m.id, m.account_id, m.provider_id, m.utility, r.unit, m.profile,
        s.last_value - (SELECT first.value FROM readings first
                         WHERE first.meter_id = m.id AND first.register = s.register
                         ORDER BY first.ts LIMIT 1) AS consumed
@@ -100,9 +101,16 @@ SELECT m.id, m.account_id, m.provider_id, m.utility, r.unit,
 
 async def consumption(conn: psycopg.AsyncConnection[Any],
                       serials: list[str]) -> dict[str, tuple[str, str, str, str, Decimal | None]]:
-    """Per meter: (account, provider, utility, unit, consumption since its first reading)."""
+    """Per meter: (account, provider, utility, unit, consumption since its first reading).
+    A 16-bit pulse counter may have wrapped meanwhile: its span is added back then."""
     cur = await conn.execute(_CONSUMED, (serials,))
-    return {row[0]: row[1:] for row in await cur.fetchall()}
+    consumed = {}
+    for meter, account, provider_id, utility, unit, profile, used in await cur.fetchall():
+        (billed,) = shipped_profile(profile).billing
+        if used is not None and used < 0 and billed.wraps_at is not None:
+            used += billed.wraps_at * billed.scale
+        consumed[meter] = (account, provider_id, utility, unit, used)
+    return consumed
 
 
 async def every_meter_consumed(conn: psycopg.AsyncConnection[Any], serials: list[str]) -> bool:

@@ -1,14 +1,20 @@
-"""A line's worker: one job at a time, commands ahead of polling."""
+"""A line's worker: one job at a time, commands ahead of polling; its read answers decoded."""
 
 from __future__ import annotations
 
 import asyncio
+import struct
 from functools import partial
 
 import pytest
+from pymodbus.exceptions import ModbusIOException
+from pymodbus.pdu.register_message import (
+    ReadHoldingRegistersResponse,
+    ReadInputRegistersResponse,
+)
 
 from gateway.config import TcpLine
-from gateway.lines import COMMAND, POLL, Line
+from gateway.lines import COMMAND, POLL, HoldingRegisters, InputRegisters, Line
 
 
 async def test_commands_go_ahead_of_the_polls_waiting_and_jobs_never_overlap() -> None:
@@ -62,3 +68,15 @@ async def test_a_failing_job_fails_its_caller_only() -> None:
             await failed
     finally:
         await line.close()
+
+
+def test_register_words_decode_as_pymodbus_decodes_them_in_one_unpack() -> None:
+    words = [0, 1, 0x7FFF, 0x8000, 0xFFFF, *range(1000, 1069)]
+    frame = bytes([len(words) * 2]) + struct.pack(f">{len(words)}H", *words)
+    for ours, theirs in ((InputRegisters(), ReadInputRegistersResponse()),
+                         (HoldingRegisters(), ReadHoldingRegistersResponse())):
+        ours.decode(frame)
+        theirs.decode(frame)
+        assert list(ours.registers) == list(theirs.registers) == words
+    with pytest.raises(ModbusIOException, match="byte_count 148 > length of packet 3"):
+        InputRegisters().decode(bytes([148, 0, 1]))

@@ -21,6 +21,7 @@ from ingest.readings import (
     records,
     route,
     route_replacements,
+    successors,
 )
 from meterline.contracts import (
     BatchEnvelope,
@@ -93,6 +94,30 @@ def test_a_replacement_goes_to_the_account_of_the_meter_replaced() -> None:
     # no readings of the account in this batch: a record anyway, on the account's partition
     assert (record.meter, record.replacements) == ([], [("LS-1", replacement)])
     assert partition == PARTITIONS.of("LS-1")
+
+
+def test_the_new_meter_of_a_replacement_goes_on_to_the_old_meters_account() -> None:
+    replacement = MeterReplacement(
+        device="tcp-1-1", old_meter="E1", new_meter="E9", profile="eastron-sdm120",
+        closing=[ClosingReading(register=Register.ACTIVE_IMPORT, unit=Unit.KWH,
+                                value=Decimal("1234.5"), ts=T)], detected_at=T)
+    envelope = envelope_of(batch(replacements=[replacement], samples=[
+        SampleV2(meter=m, register=Register.ACTIVE_IMPORT, unit=Unit.KWH, value=Decimal("0.5"),
+                 ts=T) for m in ("E9", "E7")]))
+    samples, _ = check_samples(envelope, LATEST)
+    found, dead = route_replacements([Replacement("gw", "gw/7", replacement)], METERS)
+    assert dead == []
+    new = successors(found, METERS)
+    assert new == {"E9": KnownMeter("E9", "LS-1", "energosbyt", "electricity", "gw",
+                                    {"active_import": "kWh"})}
+    routed = route(samples, {**METERS, **new})
+    routed.replacements = found
+    # E9 is taken for LS-1; E7, which no replacement names, is still unknown
+    assert routed.account == ["LS-1"]
+    assert [reason for reason, _ in routed.dead] == ["unknown meter E7 in batch gw/7"]
+    ((_, record),) = records(samples, routed, [("gw", 7)], PARTITIONS.of)
+    assert (record.meter, record.replacements) == (["E9"], [("LS-1", replacement)])
+    assert successors(found, {**METERS, **new}) == {}  # known now: nothing more to learn
 
 
 def test_version_1_batches_are_taken_and_their_samples_cannot_carry_flags() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -29,6 +31,7 @@ from meterline.ledger import (
 from meterline.units import Service
 from tests.conftest import unique
 from tests.factories import Customer, customer, customers, provider
+from tests.waiting import until
 
 NOV = date(2026, 11, 1)
 
@@ -295,3 +298,95 @@ async def test_posting_never_commits_the_callers_work(pg_url: str,
             await post(caller, [topup(who, "7")])
             raise psycopg.Rollback
     assert await balance(conn, who) == 0
+
+
+async def _post_bulk(url: str, amounts: list[tuple[Customer, Decimal]], key: str,
+                     held: asyncio.Event | None = None) -> None:
+    """One transaction staging ``amounts`` in the order given and posting them as one entry
+    (one statement inserts every posting); with ``held``, it commits only once that is set."""
+    async with await psycopg.AsyncConnection.connect(url) as caller, caller.transaction():
+        await stage_lines(caller, [Line(who.account_id, who.provider_id, amount,
+                                        Service.ELECTRICITY, NOV)
+                                   for who, amount in amounts])
+        await post_lines(caller, kind=EntryKind.CHARGE, key=key, counter=Book.REVENUE)
+        if held is not None:
+            await held.wait()
+
+
+async def _sessions(conn: psycopg.AsyncConnection[Any], condition: str) -> int:
+    """How many other sessions of this database are in that state."""
+    cur = await conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                             "current_database() AND pid <> pg_backend_pid() AND " + condition)
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_concurrent_bulk_entries_move_every_balance_once_without_deadlock(
+    pg_url: str, conn: psycopg.AsyncConnection[Any],
+) -> None:
+    """Many postings in one statement, from transactions that overlap on the same balances
+    and stage them in opposite orders: the balances are locked in one order (no deadlock),
+    each moves by exactly its postings, and the books check."""
+    people = await customers(conn, ["100"] * 40)
+    rng = random.Random(5)
+    expected = {who.account_id: Decimal(100) for who in people}
+
+    def amounts(order: list[Customer]) -> list[tuple[Customer, Decimal]]:
+        moved = [(who, -Decimal(rng.randrange(1, 10**6)) / 10**6) for who in order]
+        for who, amount in moved:
+            expected[who.account_id] += amount
+        return moved
+
+    async def both_waiting() -> bool:
+        return await _sessions(conn, "wait_event_type = 'Lock'") == 2
+
+    # the first holds every balance; two more, staged in the reverse and a shuffled order,
+    # wait for it on the balances' row locks, then go on
+    held = asyncio.Event()
+    first = asyncio.create_task(_post_bulk(pg_url, amounts(people), unique("charge"), held))
+    await until(lambda: _sessions(conn, "state = 'idle in transaction'"),
+                what="the first entry posted, not committed")
+    waiting = [asyncio.create_task(_post_bulk(pg_url, amounts(order), unique("charge")))
+               for order in (people[::-1], rng.sample(people, len(people)))]
+    await until(both_waiting, what="both later posters waiting on the balances' locks")
+    held.set()
+    await asyncio.gather(first, *waiting)
+
+    # then many at once, each over a random part of the accounts in a random order
+    await asyncio.gather(*(
+        _post_bulk(pg_url, amounts(rng.sample(people, rng.randrange(10, len(people)))),
+                   unique("charge"))
+        for _ in range(12)))
+
+    for who in people:
+        assert await balance(conn, who) == expected[who.account_id]
+    assert await check(conn) == []
+
+
+async def test_what_a_posting_names_exists_and_stays(tx: psycopg.AsyncConnection[Any]) -> None:
+    """The journal's references, checked per statement: a posting naming no entry, an unknown
+    provider or account is refused; an account or provider the journal names, and a balance,
+    are never deleted."""
+    who = await customer(tx, "5")
+    (posted,) = await post(tx, [topup(who, "1")])
+    insert = ("INSERT INTO postings (entry_id, book, provider_id, account_id, amount) "
+              "VALUES (%s, 'subscriber', %s, %s, 1), (%s, 'clearing', %s, NULL, -1)")
+    for entry, provider_id, account, named in (
+            (posted.id + 1000, who.provider_id, who.account_id, "no entry"),
+            (posted.id, "nobody", who.account_id, "an unknown provider nobody"),
+            (posted.id, who.provider_id, "A-nobody", "an unknown account A-nobody")):
+        with pytest.raises(psycopg.errors.ForeignKeyViolation, match=named):
+            async with tx.transaction():
+                await tx.execute(insert, (entry, provider_id, account, entry, provider_id))
+    for statement, value in (("DELETE FROM accounts WHERE id = %s", who.account_id),
+                             ("UPDATE providers SET id = 'renamed' WHERE id = %s",
+                              who.provider_id)):
+        with pytest.raises(psycopg.errors.IntegrityError, match="named by the journal"):
+            async with tx.transaction():
+                await tx.execute(statement, (value,))
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="balances are kept"):
+        async with tx.transaction():
+            await tx.execute("DELETE FROM balances WHERE account_id = %s", (who.account_id,))
+    assert await balance(tx, who) == Decimal(6)
+    assert await check(tx, who.account_id) == []

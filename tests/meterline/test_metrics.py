@@ -58,7 +58,8 @@ def test_the_demo_summary_reads_rates_from_two_scrapes() -> None:
                         'meterline_rating_consumer_lag{partition="1"} 4\n'),
         "gateway": {},  # a service that did not answer
     }
-    line = summary(before, after, 2.0, (20, Decimal("1234.5"), Decimal("-1.5"), 3, 1))
+    line = summary(before, after, 2.0, (20, Decimal("1234.5"), Decimal("-1.5"), 3, 1, 5))
     assert line.startswith("readings/s in    20.0, priced    20.0 | lag 7 | outbox 0 |")
     assert ("balances 1,234.50 RUB (lowest -1.50) | disconnected meters 3 (cuts waiting 1) "
             "| dead letters 2") in line
+    assert line.endswith("| notices 5")

@@ -101,6 +101,21 @@ def test_a_drop_at_the_end_of_a_batch_waits_for_the_next_batch() -> None:
     assert out.backwards.size == 0
 
 
+def test_a_late_reading_before_a_reset_candidate_is_charged_from_the_level() -> None:
+    st, sv = arr(0), arr(1_000)
+    out = consumption_intervals(arr(0), arr(5), arr(1_004), st, sv, pending_ts=arr(10),
+                                pending_value=arr(3))
+    assert out.quantity.tolist() == [4] and out.start_ts.tolist() == [0]
+    assert out.late is not None and out.late.size == 0
+    assert out.state_pending_ts is not None and out.state_pending_value is not None
+    assert (out.state_ts.tolist(), out.state_value.tolist(), out.state_pending_ts.tolist(),
+            out.state_pending_value.tolist()) == ([5], [1_004], [10], [3])
+    # the candidate delivered again changes nothing
+    again = consumption_intervals(arr(0), arr(10), arr(3), arr(5), arr(1_004),
+                                  pending_ts=arr(10), pending_value=arr(3))
+    assert again.charged.size == 0 and again.state_series.size == 0
+
+
 def test_a_reading_flagged_reset_waits_for_confirmation_even_above_the_level() -> None:
     st, sv = arr(0), arr(1_000)
     out = consumption_intervals(arr(0, 0), arr(1, 2), arr(9_000, 9_010), st, sv,

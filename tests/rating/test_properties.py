@@ -185,3 +185,43 @@ async def test_no_float_reaches_money(conn: psycopg.AsyncConnection[Any], amount
                     account_id=who.account_id),
             Posting(Book.REVENUE, who.provider_id, -amount),  # type: ignore[arg-type]
         ))])
+
+
+# a meter's readings with resets: (minutes, value) where a reset drops the register to a low
+# value far below the level (so the next reading confirms it rather than showing a glitch)
+readings_with_resets = st.lists(
+    st.tuples(st.integers(1, 600), st.integers(0, 3_000_000), st.booleans()),
+    min_size=2, max_size=12,
+).map(lambda steps: _with_resets(steps))
+
+
+def _with_resets(steps: list[tuple[int, int, bool]]) -> list[tuple[int, Decimal]]:
+    points: list[tuple[int, Decimal]] = []
+    t, value = 0, 100_000_000  # micro-units: 100 kWh, the installation reading
+    for dt, dv, reset in steps:
+        t += dt
+        value = dv // 1000 if reset and value > 10_000_000 else value + dv
+        points.append((t, Decimal(value).scaleb(-6)))
+    return points
+
+
+@SETTINGS
+@given(points=readings_with_resets, seed=st.randoms(use_true_random=False))
+async def test_resets_in_one_batch_or_consecutive_batches_book_the_same(
+    conn: psycopg.AsyncConnection[Any], points: list[tuple[int, Decimal]], seed: random.Random,
+) -> None:
+    whole, parts = await meter(conn), await meter(conn)
+    await deliver(conn, *whole, [points])
+    cuts = sorted(seed.sample(range(1, len(points)), k=seed.randint(0, len(points) - 1)))
+    await deliver(conn, *parts, [points[a:b] for a, b in zip([0, *cuts], [*cuts, len(points)],
+                                                             strict=True)])
+    assert await booked(conn, *parts) == await booked(conn, *whole)
+    cur = await conn.execute("SELECT meter_id, count(*) FROM events WHERE kind = "
+                             "'register_reset' AND meter_id = ANY(%s) GROUP BY meter_id",
+                             ([whole[1], parts[1]],))
+    counts = dict(await cur.fetchall())
+    assert counts.get(whole[1], 0) == counts.get(parts[1], 0)
+    cur = await conn.execute("SELECT count(*) FROM dead_letters WHERE payload LIKE %s "
+                             "OR payload LIKE %s", (f"%{whole[1]}%", f"%{parts[1]}%"))
+    assert await cur.fetchone() == (0,)
+    assert await check(conn, parts[0]) == []

@@ -119,6 +119,19 @@ async def test_an_unflagged_drop_is_re_baselined_once_the_next_reading_confirms_
     assert await check(conn, made.account_id) == []
 
 
+async def test_a_reading_late_from_before_a_drop_is_charged_once_whatever_the_drop_was(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    made = await electricity(conn)
+    await rate(conn, record(made.account_id, made.meter_id, [(0, "1010"), (10, "3")]))
+    late = await rate(conn, record(made.account_id, made.meter_id, [(5, "1012")]))
+    assert (late.charges, late.dead_letters) == (1, 0)
+    # the drop was a glitch after all: measured from the late reading, nothing twice
+    await rate(conn, record(made.account_id, made.meter_id, [(15, "1015")]))
+    assert await balance(conn, made.account_id) == Decimal(100) - Decimal(15) * PRICE
+    assert await check(conn, made.account_id) == []
+
+
 async def test_a_reading_typed_wrong_is_refused_once_and_loses_nothing(
     conn: psycopg.AsyncConnection[Any],
 ) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -30,7 +30,7 @@ from meterline.settings import Settings
 from tests.billing.reminders.conftest import NOON, UNREACHABLE, Rig
 from tests.billing.reminders.servers import Mailbox, smtp_server
 from tests.conftest import unique
-from tests.factories import customer, notice_preferences, notice_terms
+from tests.factories import customer, holiday_override, notice_preferences, notice_terms
 from tests.waiting import until
 
 
@@ -207,6 +207,29 @@ async def test_a_public_holiday_keeps_the_notifier_quiet_until_nine(
     assert await cur.fetchone() == (datetime(2025, 6, 12, 6, tzinfo=UTC),)  # 09:00 Moscow
 
 
+async def test_a_regional_day_off_by_data_keeps_the_notifier_quiet_there_only(
+    rig: Rig, conn: psycopg.AsyncConnection[Any],
+) -> None:
+    morning = datetime(2025, 9, 17, 5, 30, tzinfo=UTC)  # a Wednesday, 08:30 in Moscow
+    here, elsewhere = await customer(conn), await customer(conn)
+    region = unique("reg")
+    await conn.execute("UPDATE addresses SET region = %s WHERE id = "
+                       "(SELECT address_id FROM accounts WHERE id = %s)",
+                       (region, here.account_id))
+    await holiday_override(conn, region, date(2025, 9, 17), day_off=True)
+    keys = []
+    for c, phone in ((here, "+79161230002"), (elsewhere, "+79161230003")):
+        await notice_preferences(conn, c.account_id, channels=["sms"], phone=phone)
+        keys.append(await notice(conn, c.account_id, c.provider_id))
+    await rig.notifier.deliver(conn, morning)
+    cur = await conn.execute(
+        """SELECT n.key, a.not_before FROM notice_attempts a JOIN notices n
+             ON n.id = a.notice_id WHERE n.key = ANY(%s)""", (keys,))
+    waits = dict(await cur.fetchall())
+    assert waits[keys[0]] == datetime(2025, 9, 17, 6, tzinfo=UTC)  # 09:00: a day off there
+    assert waits[keys[1]] == morning  # a working day elsewhere: at once
+
+
 async def test_no_proof_in_time_tries_the_next_channel_and_no_channel_left_is_undeliverable(
     rig: Rig, conn: psycopg.AsyncConnection[Any],
 ) -> None:
@@ -254,26 +277,21 @@ async def test_the_notifier_service_delivers_a_notice_as_soon_as_it_is_made(
                                  notifier_interval=300.0)
         service = asyncio.create_task(run(settings))
         try:
-            # made after the service's first pass: only the notification can wake it in time
-            async def idle() -> bool:
-                cur = await conn.execute(
-                    "SELECT 1 FROM pg_stat_activity WHERE application_name = "
-                    "'meterline-notifier-listen' AND state = 'idle' AND datname = "
-                    "current_database()")
-                return await cur.fetchone() is not None
-            await until(idle, what="the notifier listening")
-            key = await notice(conn, c.account_id, c.provider_id)
-
-            async def delivered() -> bool:
-                return (await state(conn, key))[0] == "delivered"
-            await until(delivered, timeout=30, what="the notice delivered")
+            # made after the service's first pass (it reports ready once that pass is done;
+            # LISTEN was issued before it): only the notification can wake it in time
             base = f"http://127.0.0.1:{settings.notifier_port}"
             async with httpx.AsyncClient() as http:
-                # ready once its first pass ends, which may be the pass that delivered it
-                # (the test's notice can be made before that pass reads the notices)
                 async def ready() -> bool:
-                    return (await http.get(f"{base}/ready")).status_code == 200
-                await until(ready, what="the notifier ready")
+                    try:
+                        return (await http.get(f"{base}/ready")).status_code == 200
+                    except httpx.TransportError:
+                        return False
+                await until(ready, what="the notifier's first pass")
+                key = await notice(conn, c.account_id, c.provider_id)
+
+                async def delivered() -> bool:
+                    return (await state(conn, key))[0] == "delivered"
+                await until(delivered, timeout=30, what="the notice delivered")
                 metrics = parse((await http.get(f"{base}/metrics")).text)
             assert metrics['meterline_notifier_notices_total{channel="email",outcome="sent"}'] >= 1
         finally:

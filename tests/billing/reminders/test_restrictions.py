@@ -13,7 +13,8 @@ import psycopg
 import pytest
 
 from billing.penalties.rules import load_rules
-from billing.reminders.run import DebtorRule, run_reminders
+from billing.reminders.debtors import DebtorRule
+from billing.reminders.run import run_reminders
 from meterline.errors import Conflict, Invalid
 from meterline.notices import cabinet_notices, opened_in_cabinet
 from meterline.payments import Payment, receive
@@ -149,6 +150,30 @@ async def test_a_technician_not_yet_sent_is_simply_cancelled_when_paid(
     assert (lifted.closed, lifted.work_orders) == (1, 0)  # nothing was done: nothing to undo
     assert await orders(conn, acc.account_id) == [
         ("hot_water", "restrict", "technician", "cancelled")]
+
+
+async def test_a_business_contract_is_restricted_after_its_own_notice_days(
+    rig: Rig, conn: psycopg.AsyncConnection[Any],
+) -> None:
+    seller = unique("energo")
+    rule = DebtorRule(provider=seller)
+    shop = await housing_account(conn, {"electricity": seller}, payer_group="other")
+    await conn.execute("UPDATE accounts SET contract_type = 'business' WHERE id = %s",
+                       (shop.account_id,))
+    meter = await relay_meter(conn, shop.account_id, seller, "electricity")
+    for month in MONTHS:
+        await charge_month(conn, shop, month, {"electricity": "5000.00"})
+    await run_reminders(conn, START, RULES, rule)
+    await deliver_in_cabinet(rig, conn, shop.account_id)
+    # the business policy's 10 days (data), not a household's 20
+    early = await run_reminders(conn, OPENED + timedelta(days=10, seconds=-1), RULES, rule)
+    assert early.restricted == 0
+    due = await run_reminders(conn, OPENED + timedelta(days=10), RULES, rule)
+    assert (due.restricted, due.relay_commands) == (1, 1)
+    assert await commands(conn, meter) == [("disconnect", "requested", True)]
+    # no suspension step for a business
+    later = await run_reminders(conn, OPENED + timedelta(days=60), RULES, rule)
+    assert later.suspended == 0
 
 
 async def test_heating_cold_water_in_apartment_buildings_and_maintenance_are_never_cut(

@@ -11,7 +11,8 @@ from typing import Any
 import psycopg
 
 from billing.penalties.rules import load_rules
-from billing.reminders.run import DebtorRule, run_reminders
+from billing.reminders.debtors import DebtorRule
+from billing.reminders.run import run_reminders
 from meterline.events import Event, EventKind, emit
 from meterline.payments import Payment, receive
 from tests.billing.reminders.conftest import Rig
