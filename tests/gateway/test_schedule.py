@@ -5,36 +5,37 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pytest
-
 from gateway.schedule import Schedule
+
+# Sleeping never ends early, but a loaded machine may end it late: the tests bound a wait from
+# below by what the schedule promises and from above only by far less than the alternative.
+EARLY = 0.005  # the event loop's clock resolution
 
 
 async def test_aligned_cycles_start_on_multiples_of_the_period() -> None:
     schedule = Schedule(0.25, align=True)
     for _ in range(3):
+        before = time.time()
         await schedule.wait()
-        phase = time.time() % 0.25
-        assert min(phase, 0.25 - phase) < 0.05  # on the quarter second, give or take
+        assert time.time() >= schedule.next_after(before) - EARLY  # not before the multiple
 
 
 async def test_unaligned_cycles_start_at_once_then_one_period_apart() -> None:
     schedule = Schedule(0.2, align=False)
     started = time.monotonic()
     await schedule.wait()
-    assert time.monotonic() - started < 0.05
+    first = time.monotonic()
     await schedule.wait()
-    assert time.monotonic() - started == pytest.approx(0.2, abs=0.05)
+    assert time.monotonic() - started >= 0.2 - EARLY
+    assert first - started < 0.2  # the first cycle did not wait a period
 
 
 async def test_a_new_period_takes_effect_at_once() -> None:
     schedule = Schedule(3600.0, align=True)  # the next one is up to an hour away
     waiting = asyncio.create_task(schedule.wait())
     await asyncio.sleep(0)  # lets it start waiting
-    started = time.monotonic()
     schedule.period = 0.1
-    await asyncio.wait_for(waiting, 1.0)
-    assert time.monotonic() - started < 0.15
+    await asyncio.wait_for(waiting, 30.0)  # not the hour the old period had it wait
 
 
 def test_every_15_minutes_on_the_quarter_hour() -> None:
