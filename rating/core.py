@@ -30,8 +30,9 @@ consumption over an interval is the difference of two readings. The register pol
   the meter can measure) is validated before it is billed: it is held as the series' candidate
   (``pending``, its kind ``FLAG_JUMP``), charged nothing. The next reading decides:
 
-  * below the jump: the jump was garbage; it is refused once (``jumps_refused``, dead-lettered
-    like a glitch) and the reading is taken as if the jump never came, unflagged (a gateway
+  * below the jump: the jump was garbage; it is refused once (``jumps_refused``, or
+    ``jumps_refused_held`` when it came in an earlier batch; dead-lettered like a glitch) and
+    the reading is taken as if the jump never came, unflagged (a gateway
     flags it ``reset`` measuring from the jump): charged from the old level when at or above
     it, else a rollover or a reset candidate by the rules above for an unflagged drop;
   * at or above the jump: the meter really is at the new level; the series re-baselines at the
@@ -106,6 +107,9 @@ class Intervals:
     jumps: Resets | None = None  # implausible jumps confirmed: re-baselined, the leap not charged
     jumps_refused: I64 | None = None  # flagged jumps the next reading showed to be garbage
     jump_level: I64 | None = None  # per refused jump: the level it leapt from
+    # refused jumps held from an earlier batch (``reading`` -1): ``confirmed_by`` is the reading
+    # that refused them, ``at``/``value`` the jump's time and value, ``level`` its level
+    jumps_refused_held: Resets | None = None
 
 
 def _empty() -> I64:
@@ -122,7 +126,8 @@ def _nothing(late: I64 | None = None) -> Intervals:
                      state_series=e(), state_ts=e(), state_value=e(), state_pending_ts=e(),
                      state_pending_value=e(), resets=_no_resets(), rolled_over=e(),
                      late=e() if late is None else late, state_pending_flags=e(),
-                     jumps=_no_resets(), jumps_refused=e(), jump_level=e())
+                     jumps=_no_resets(), jumps_refused=e(), jump_level=e(),
+                     jumps_refused_held=_no_resets())
 
 
 def consumption_intervals(
@@ -213,6 +218,7 @@ def consumption_intervals(
     jump_rows: list[tuple[int, int, int, int, int, int]] = []
     garbage: list[int] = []
     garbage_level: list[int] = []
+    garbage_held: list[tuple[int, int, int, int, int, int]] = []
     walk_series, walk = [], []
     for sid in walked_series.tolist():
         span = int(wrap[sid])
@@ -228,6 +234,8 @@ def consumption_intervals(
                     if cand[2] >= 0:
                         garbage.append(cand[2])
                         garbage_level.append(level)
+                    else:
+                        garbage_held.append((sid, -1, ri, cand[0], level, cand[1]))
                     # what the gateway flagged measuring from the garbage says nothing
                     rf &= ~(FLAG_RESET | FLAG_ROLLOVER)
                 else:  # at or above it: re-baseline at the jump, the leap not charged
@@ -315,4 +323,7 @@ def consumption_intervals(
         jumps=jumps,
         jumps_refused=np.array(garbage, dtype=np.int64),
         jump_level=np.array(garbage_level, dtype=np.int64),
+        jumps_refused_held=(
+            Resets(*(np.array(c, dtype=np.int64) for c in zip(*garbage_held, strict=True)))
+            if garbage_held else _no_resets()),
     )

@@ -440,6 +440,7 @@ async def rate_batch(
                              pending_flags=states.pending_flags)
         lines = await rerate_late_readings(conn, batch, priced, prices)
         dead += [(reason, batch.reading(i).model_dump_json()) for reason, i in priced.dead]
+        dead += [(reason, reading.model_dump_json()) for reason, reading in priced.dead_held]
         await book_charges(conn, batch, lines, result)
         await save_state(conn, keys, priced)
         result.resets = await emit_resets(conn, batch, keys, priced)

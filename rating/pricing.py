@@ -14,7 +14,7 @@ in pico-roubles, timestamps integers in microseconds: nothing is rounded here.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import pairwise
 from typing import Any
@@ -222,6 +222,8 @@ class Priced:
     rolled_over: I64 | None = None  # charged readings whose counter wrapped (batch indices)
     state_pending_flags: I64 | None = None  # ... and the candidate's kind (FLAG_RESET, FLAG_JUMP)
     jumps: Resets | None = None  # implausible jumps re-baselined without charging the leap
+    # (reason, reading) refused that came in an earlier batch (a jump held as a candidate)
+    dead_held: list[tuple[str, Reading]] = field(default_factory=list)
 
 
 def services(utilities: Sequence[str]) -> list[str]:
@@ -290,10 +292,16 @@ def price_batch(
             "next reading came back to it: a glitch, not used", i))
     assert out.jumps_refused is not None and out.jump_level is not None
     for i, previous in zip(at[out.jumps_refused].tolist(), out.jump_level.tolist(), strict=True):
-        dead.append((
-            f"implausible jump: {_plain(from_micro(int(batch.value[i])))} {batch.unit[i]} from "
-            f"{_plain(from_micro(previous))} {batch.unit[i]} accepted before, and the next "
-            "reading fell back below it: a glitch, not used", i))
+        dead.append((_garbage(int(batch.value[i]), previous, batch.unit[i]), i))
+    # a jump held from an earlier batch: its reading is the one that refused it, at the jump
+    held = out.jumps_refused_held
+    assert held is not None
+    dead_held = [
+        (_garbage(value, level, batch.unit[i]),
+         batch.reading(i).model_copy(update={"ts": from_micros(ts), "value": from_micro(value),
+                                             "flags": (ReadingFlag.IMPLAUSIBLE_JUMP,)}))
+        for i, ts, value, level in zip(at[held.confirmed_by].tolist(), held.at.tolist(),
+                                       held.value.tolist(), held.level.tolist(), strict=True)]
 
     lines = _lines(tariffs, charged, charges)
     found = out.resets
@@ -322,7 +330,13 @@ def price_batch(
                                        if out.state_pending_flags is not None
                                        else np.full(len(out.state_series), FLAG_RESET,
                                                     dtype=np.int64)),
-                  jumps=jumps)
+                  jumps=jumps, dead_held=dead_held)
+
+
+def _garbage(value: int, level: int, unit: str) -> str:
+    return (f"implausible jump: {_plain(from_micro(value))} {unit} from "
+            f"{_plain(from_micro(level))} {unit} accepted before, and the next reading fell "
+            "back below it: a glitch, not used")
 
 
 def _lines(tariffs: BatchTariffs, reading: I64, charges: Charges, revision: I64 | None = None,

@@ -279,6 +279,12 @@ def test_a_flagged_jump_waits_for_the_next_batch_which_decides_it_once() -> None
     # ... or back below it: charged from the old level, the jump left behind
     refused = consumption_intervals(arr(0), arr(2), arr(1_010_000), st, sv, **pending)
     assert refused.quantity.tolist() == [10_000] and refused.start_ts.tolist() == [0]
+    # ... refused once, though its reading came in the earlier batch
+    assert refused.jumps_refused is not None and refused.jumps_refused.size == 0
+    held = refused.jumps_refused_held
+    assert held is not None
+    assert (held.reading.tolist(), held.confirmed_by.tolist(), held.at.tolist(),
+            held.level.tolist(), held.value.tolist()) == ([-1], [0], [1], [1_000_000], [jumped])
     assert refused.jumps is not None and len(refused.jumps) == 0
     assert refused.state_pending_ts is not None and refused.state_pending_ts.tolist() == [
         NO_STATE]

@@ -131,3 +131,23 @@ async def test_an_unflagged_leap_is_still_charged_as_read(
                                                               (5, "254.17", ())]))
     assert (result.charges, result.jumps) == (1, 0)
     assert await charged(conn, meter) == [Decimal("241.67")]
+
+
+async def test_a_jump_held_from_an_earlier_batch_and_then_refused_is_dead_lettered_once(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    account, meter, seller = await gas_meter(conn)
+    first = record(account, meter, seller, [(0, "12.5", ()), (5, "254.17", JUMP)])
+    assert (await rate(conn, first)).dead_letters == 0  # held, not yet judged
+    second = record(account, meter, seller, [(10, "12.6", (ReadingFlag.RESET,))])
+    result = await rate(conn, second)
+    assert (result.charges, result.dead_letters, result.jumps) == (1, 1, 0)
+    assert (await rate(conn, second)).dead_letters == 0  # delivered again: judged already
+    ((reason, payload),) = await rows(conn, "SELECT reason, payload FROM dead_letters"
+                                      " WHERE payload LIKE %s", f"%{meter}%")
+    assert reason.startswith("implausible jump: 254.17 m3 from 12.5 m3")
+    refused = Reading.model_validate_json(payload)
+    assert (refused.value, refused.ts, refused.flags) == (
+        Decimal("254.17"), T0 + timedelta(minutes=5), JUMP)
+    assert await charged(conn, meter) == [Decimal("0.1")]
+    assert await check(conn, account) == []
