@@ -239,7 +239,7 @@ def load_config(path: Path) -> GatewayConfig:
 
 def config_from_settings(settings: Settings, *, timeout: float = 1.0) -> GatewayConfig:
     """``gateway_config`` if set; otherwise SDM120s at the ``gateway_meters`` endpoints (one
-    TCP line each), polled every ``poll_interval`` seconds."""
+    TCP line each), polled every ``poll_interval`` seconds, checked at ``gateway_rate_factor``."""
     if settings.gateway_config is not None:
         return load_config(settings.gateway_config)
     endpoints = parse_gateway_meters(settings.gateway_meters)
@@ -248,4 +248,5 @@ def config_from_settings(settings: Settings, *, timeout: float = 1.0) -> Gateway
     meters = [MeterGroup(line=line.name, units=list(e.units), profile=LEGACY_PROFILE)
               for line, e in zip(lines, endpoints, strict=True)]
     return GatewayConfig(polling=Polling(every=settings.poll_interval, align=False),
-                         lines=lines, meters=meters)
+                         lines=lines, meters=meters,
+                         checks=Checks(rate_factor=settings.gateway_rate_factor))

@@ -68,6 +68,12 @@ class Settings(BaseSettings):
         "units as `1-20` or `1,2,5`.",
     )
     poll_interval: float = Field(1.0, gt=0, description="Seconds between poll cycles.")
+    gateway_rate_factor: float = Field(
+        1.0, gt=0, description="How much faster than real time the meters of `gateway_meters` "
+        "run (simulators at `sim_speedup`: the same value); a register growing faster than its "
+        "meter can measure, times this, is flagged implausible_jump. A configuration file sets "
+        "its own (`[checks] rate_factor`).",
+    )
     gateway_config: Path | None = Field(
         None, description="Gateway configuration file (TOML or YAML: Modbus TCP and RTU lines, "
         "meters of any profile, polling, checks); without it, the SDM120s of gateway_meters "

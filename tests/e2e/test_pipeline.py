@@ -124,6 +124,7 @@ async def test_meters_pay_for_exactly_what_they_consume_end_to_end(
     serial_base = 90_000_000 + uuid.uuid4().int % 9_000_000
     settings = make_settings(
         sim_port=sim_port, sim_meters=METERS, sim_serial_base=serial_base, sim_speedup=3600,
+        gateway_rate_factor=3600,  # the gateway knows its meters run an hour a second
         gateway_meters=f"127.0.0.1:{sim_port}/1-{METERS}", poll_interval=0.2,
         api_port=api_port, rating_batch_window=0.05,
     )
