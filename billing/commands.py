@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import getpass
 import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import typer
@@ -26,6 +27,17 @@ from meterline.bill_runs import Selection, parse_period
 from meterline.errors import DomainError
 from meterline.settings import Settings
 from meterline.tariffs.benefit_entries import book_benefits
+
+T = TypeVar("T")
+
+
+def refusing(work: Coroutine[Any, Any, T]) -> T:
+    """Run a command's work; a domain rule's refusal is printed and the command exits 2."""
+    try:
+        return asyncio.run(work)
+    except DomainError as exc:
+        typer.echo(f"refused: {exc.detail}", err=True)
+        raise typer.Exit(2) from exc
 
 
 def import_file(settings: Settings, kind: str, path: Path, *, check: bool,
@@ -48,11 +60,7 @@ def import_file(settings: Settings, kind: str, path: Path, *, check: bool,
         if result.refused:
             raise typer.Exit(1)
 
-    try:
-        asyncio.run(main())
-    except DomainError as exc:
-        typer.echo(f"refused: {exc.detail}", err=True)
-        raise typer.Exit(2) from exc
+    refusing(main())
 
 
 def town(settings: Settings, *, first_month: str, **fields: Any) -> Town:
@@ -100,11 +108,7 @@ def billrun(settings: Settings, period: str, selection: Selection, *, started_by
             typer.echo(f"benefits of {period}: "
                        f"{sum(b.action in ('posted', 'corrected') for b in booked)} booked")
 
-    try:
-        asyncio.run(main())
-    except DomainError as exc:
-        typer.echo(f"refused: {exc.detail}", err=True)
-        raise typer.Exit(2) from exc
+    refusing(main())
 
 
 def documents(settings: Settings, period: str, selection: Selection, folder: Path, *,
@@ -123,11 +127,7 @@ def documents(settings: Settings, period: str, selection: Selection, folder: Pat
                                               progress=bar.update)
 
     started = time.perf_counter()
-    try:
-        written = asyncio.run(main())
-    except DomainError as exc:
-        typer.echo(f"refused: {exc.detail}", err=True)
-        raise typer.Exit(2) from exc
+    written = refusing(main())
     seconds = time.perf_counter() - started
     size = sum(w.size for w in written)
     typer.echo(f"{len(written)} documents of {period} in {folder} ({size / 1e6:.1f} MB, "
@@ -146,11 +146,7 @@ def export(settings: Settings, period: str, selection: Selection, kind: str,
             with out.open("w", encoding="utf-8", newline="") as stream:
                 return await export_selection(conn, month, selection, kind, stream)
 
-    try:
-        count = asyncio.run(main())
-    except DomainError as exc:
-        typer.echo(f"refused: {exc.detail}", err=True)
-        raise typer.Exit(2) from exc
+    count = refusing(main())
     typer.echo(f"{count} documents of {period} exported to {out} ({kind})")
 
 
@@ -164,11 +160,7 @@ def run_job_now(settings: Settings, name: str) -> None:
             return await run_job(conn, settings, name, datetime.now(UTC),
                                  f"cli:{getpass.getuser()}")
 
-    try:
-        detail = asyncio.run(main())
-    except DomainError as exc:
-        typer.echo(f"refused: {exc.detail}", err=True)
-        raise typer.Exit(2) from exc
+    detail = refusing(main())
     typer.echo(f"{name}: {detail}")
 
 
@@ -189,11 +181,7 @@ def close_period(settings: Settings, period: str, provider: str | None) -> None:
             await conn.commit()
             return closed
 
-    try:
-        closed = asyncio.run(main())
-    except DomainError as exc:
-        typer.echo(f"refused: {exc.detail}", err=True)
-        raise typer.Exit(2) from exc
+    closed = refusing(main())
     typer.echo(f"{period} closed for {', '.join(closed) or 'no provider (closed already)'}")
 
 
@@ -227,11 +215,7 @@ def save_group(settings: Settings, name: str, accounts: list[str], selection: Se
             return await groups.save_group(conn, name, members, f"cli:{getpass.getuser()}",
                                            description)
 
-    try:
-        saved = asyncio.run(main())
-    except DomainError as exc:
-        typer.echo(f"refused: {exc.detail}", err=True)
-        raise typer.Exit(2) from exc
+    saved = refusing(main())
     typer.echo(f"group {saved.name}: {saved.accounts} accounts")
 
 
