@@ -20,6 +20,7 @@ from typing import Any
 
 import psycopg
 
+from meterline.balances import resolve_provider
 from meterline.errors import Conflict, Invalid, NotFound
 from meterline.ledger import Book, Entry, EntryKind, Posting, post
 from meterline.relay import decide_relays
@@ -66,40 +67,20 @@ SELECT a.billing_mode, p.emergency_credit, p.recovery_percent, b.amount,
 # taken one at a time per balance: what was taken before is read after this lock
 _LOCK = "SELECT 1 FROM balances WHERE account_id = %s AND provider_id = %s FOR UPDATE"
 
-_PROVIDERS = "SELECT provider_id FROM balances WHERE account_id = %s ORDER BY provider_id"
-
-
-async def _provider(conn: psycopg.AsyncConnection[Any], account_id: str,
-                    wanted: str | None) -> str:
-    cur = await conn.execute(_PROVIDERS, (account_id,))
-    providers: list[str] = [p for (p,) in await cur.fetchall()]
-    if not providers:
-        cur = await conn.execute("SELECT 1 FROM accounts WHERE id = %s", (account_id,))
-        if await cur.fetchone() is None:
-            raise NotFound(f"No account {account_id}")
-    if wanted is not None:
-        if wanted not in providers:
-            raise Invalid(f"account {account_id} has no balance with provider {wanted}",
-                          field=["body", "provider_id"], error_type="unknown_provider")
-        return wanted
-    if len(providers) != 1:
-        raise Invalid(f"provider_id is required: account {account_id} buys from "
-                      f"{', '.join(providers) or 'no provider'}",
-                      field=["body", "provider_id"], error_type="missing")
-    return providers[0]
-
-
 async def take_emergency_credit(conn: psycopg.AsyncConnection[Any], account_id: str,
                                 provider_id: str | None = None) -> EmergencyCredit:
     """Credit the policy's emergency amount to a prepaid account whose balance with the
     provider has run out, once while it is owed. Refusals: ``NotFound`` (no account),
     ``EmergencyCreditRefused`` (postpaid, none under the contract, balance not run out),
     ``EmergencyCreditTaken`` (taken and not repaid yet)."""
-    provider = await _provider(conn, account_id, provider_id)
+    cur = await conn.execute("SELECT 1 FROM accounts WHERE id = %s", (account_id,))
+    if await cur.fetchone() is None:
+        raise NotFound(f"No account {account_id}")
+    provider = await resolve_provider(conn, account_id, provider_id)
     await conn.execute(_LOCK, (account_id, provider))
     cur = await conn.execute(_TERMS, (account_id, provider))
     row = await cur.fetchone()
-    assert row is not None  # the balance row exists: _provider found it
+    assert row is not None  # the balance row exists: resolve_provider found it
     mode, amount, _, balance, owed, taken = row
     if mode != "prepaid":
         raise EmergencyCreditRefused(

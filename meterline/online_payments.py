@@ -26,9 +26,10 @@ from uuid import UUID
 
 import psycopg
 
+from meterline.balances import resolve_provider
 from meterline.errors import Invalid, NotFound
 from meterline.payments import Payment, receive
-from meterline.topups import entry_key, resolve_provider, top_up
+from meterline.topups import entry_key, top_up
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from uuid import UUID
 
 import psycopg
 
+from meterline.balances import resolve_provider
 from meterline.emergency_credit import recover_from_topup
 from meterline.errors import Conflict, Invalid, NotFound
 from meterline.ledger import Book, Entry, EntryKeyReused, EntryKind, Posting, check_amount, post
@@ -45,8 +46,6 @@ class Topup:
 
 _ACCOUNT_EXISTS = "SELECT 1 FROM accounts WHERE id = %s"
 
-_PROVIDERS = "SELECT provider_id FROM balances WHERE account_id = %s ORDER BY provider_id"
-
 _INSERT = """
 INSERT INTO topups (account_id, provider_id, amount, idempotency_key, entry_id)
 VALUES (%s, %s, %s, %s, %s)
@@ -64,27 +63,6 @@ _BALANCE = "SELECT amount FROM balances WHERE account_id = %s AND provider_id = 
 def entry_key(account_id: str, idempotency_key: str) -> str:
     """A top-up's natural key, as its journal entry's key."""
     return f"topup:{account_id}:{idempotency_key}"
-
-
-async def resolve_provider(conn: psycopg.AsyncConnection[Any], account_id: str,
-                           wanted: str | None) -> str:
-    """The provider whose balance a top-up credits: the one named, or the account's only one."""
-    cur = await conn.execute(_PROVIDERS, (account_id,))
-    providers: list[str] = [p for (p,) in await cur.fetchall()]
-    field = ["body", "provider_id"]
-    if wanted is not None:
-        if wanted not in providers:
-            raise Invalid(f"account {account_id} has no balance with provider {wanted}"
-                          f" (it has: {', '.join(providers) or 'none'})",
-                          field=field, error_type="unknown_provider")
-        return wanted
-    if len(providers) == 1:
-        return providers[0]
-    if not providers:
-        raise Invalid(f"account {account_id} has no provider balance to credit",
-                      field=field, error_type="unknown_provider")
-    raise Invalid(f"provider_id is required: account {account_id} buys from "
-                  f"{', '.join(providers)}", field=field, error_type="missing")
 
 
 async def _balance(conn: psycopg.AsyncConnection[Any], account_id: str, provider: str) -> Decimal:
