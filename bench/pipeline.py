@@ -35,6 +35,8 @@ import argparse
 import asyncio
 import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -62,7 +64,7 @@ PER_GATEWAY = 500
 class Snapshot:
     at: float
     metrics: dict[str, dict[str, float]]  # child label -> its metrics
-    cpu: dict[str, float]  # process group -> CPU seconds
+    cpu: dict[str, dict[int, float]]  # process group -> pid -> CPU seconds
 
 
 @dataclass
@@ -76,6 +78,18 @@ class Result:
     p50_ms: float
     p99_ms: float
     cpu: dict[str, float]  # process group -> cores
+
+    def per_reading(self) -> str:
+        """Each process's CPU per reading, in microseconds: per reading taken in for the
+        ingest side (load generator, Mosquitto, bridge, its database work), per reading
+        priced for the rest."""
+        ingest = ("loadgen", "mosquitto", "bridge", "pg-bridge")
+        out = []
+        for name, cores in self.cpu.items():
+            readings = self.bridge_in if name.startswith(ingest) else self.priced
+            if readings > 0:
+                out.append(f"{name} {cores / readings * 1e6:.1f}")
+        return "    CPU us/reading: " + " ".join(out)
 
     def line(self) -> str:
         cpu = " ".join(f"{name} {cores:.2f}" for name, cores in self.cpu.items())
@@ -107,6 +121,7 @@ class Pipeline:
                                        "rating_data_dir": log_dir / f"rating-{n}"})
             for n in range(workers)
         ]
+        self.pids: dict[str, int] = {}  # label -> process id, while running
         self.urls = {
             label: "http://127.0.0.1:{}".format(
                 own.get("bridge_metrics_port") or own["rating_web_port"])
@@ -121,6 +136,7 @@ class Pipeline:
                               label=label)
                 stack.callback(child.stop)
                 child.wait_ready(120)
+                self.pids[label] = child.proc.pid
             yield
 
     @contextmanager
@@ -133,17 +149,45 @@ class Pipeline:
             "--per-gateway", str(PER_GATEWAY)])
         try:
             child.wait_ready(60)
+            self.pids["loadgen"] = child.proc.pid
             yield f"http://127.0.0.1:{port}"
         finally:
+            self.pids.pop("loadgen", None)
             child.stop()
 
 
+# PostgreSQL's CPU by whose work it is: each client's backends (by application_name), and
+# the server's own processes (WAL writer, checkpointer, background writer: every database's
+# writes, other users' included; autovacuum workers on this database)
+_CLIENTS = (("meterline-bridge", "pg-bridge"), ("meterline-telemetry", "pg-upkeep"),
+            ("meterline-rating", "pg-rating"))
+_SERVER = ("walwriter", "checkpointer", "background writer")
+
+
+def _backends(database: str) -> dict[int, str]:
+    """This database's backends: pid -> group (by application_name)."""
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{database}",
+                         autocommit=True) as conn:
+        rows = conn.execute("SELECT pid, application_name FROM pg_stat_activity"
+                            " WHERE datname = %s AND pid <> pg_backend_pid()",
+                            (database,)).fetchall()
+    return {pid: next((group for prefix, group in _CLIENTS if name.startswith(prefix)),
+                      "pg-other") for pid, name in rows}
+
+
 def _processes(database: str, broker: int) -> dict[str, list[psutil.Process]]:
-    groups: dict[str, list[psutil.Process]] = {"postgres": [], "tansu": [], "mosquitto": []}
+    groups: dict[str, list[psutil.Process]] = {
+        "postgres": [], "tansu": [], "mosquitto": [], "pg-server": []}
+    backends = _backends(database)
     for proc in psutil.process_iter(["name", "cmdline", "pid"]):
         cmdline = " ".join(proc.info["cmdline"] or ())
-        if proc.info["name"] == "postgres" and f" {database} " in cmdline:
+        if proc.info["name"] == "postgres" and (proc.info["pid"] in backends
+                                                or f" {database} " in cmdline
+                                                or cmdline.endswith(f" {database}")):
             groups["postgres"].append(proc)
+            groups.setdefault(backends.get(proc.info["pid"], "pg-other"), []).append(proc)
+        elif proc.info["name"] == "postgres" and any(s in cmdline for s in _SERVER):
+            groups["pg-server"].append(proc)
         elif proc.info["pid"] == broker:
             groups["tansu"].append(proc)
         elif proc.info["name"] == "mosquitto":
@@ -151,17 +195,17 @@ def _processes(database: str, broker: int) -> dict[str, list[psutil.Process]]:
     return groups
 
 
-def _cpu(groups: dict[str, list[psutil.Process]]) -> dict[str, float]:
-    out: dict[str, float] = {}
+def _cpu(groups: dict[str, list[psutil.Process]]) -> dict[str, dict[int, float]]:
+    """CPU seconds so far of each process, by group."""
+    out: dict[str, dict[int, float]] = {}
     for name, procs in groups.items():
-        seconds = 0.0
+        out[name] = {}
         for proc in procs:
             try:
                 times = proc.cpu_times()
-                seconds += times.user + times.system
             except psutil.NoSuchProcess:
                 continue
-        out[name] = seconds
+            out[name][proc.pid] = times.user + times.system
     return out
 
 
@@ -193,15 +237,61 @@ async def latency(url: str, start: datetime, end: datetime) -> tuple[float, floa
     return float(p50 or 0) * 1000, float(p99 or 0) * 1000
 
 
+@contextmanager
+def profiling(pids: dict[str, int], seconds: float, out: Path | None) -> Iterator[None]:
+    """With ``out``: sample each service's Python stacks (py-spy, 100 Hz, idle time left
+    out) over the window, into ``out/{label}.txt`` (collapsed stacks), and summarise them."""
+    if out is None:
+        yield
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    spies = {label: subprocess.Popen(
+        [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid),
+         "--duration", str(int(seconds)), "--rate", "100", "--format", "raw", "--nonblocking",
+         "--output", str(out / f"{label}.txt")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for label, pid in pids.items()}
+    try:
+        yield
+    finally:
+        for spy in spies.values():
+            spy.wait()
+    for label in spies:
+        (out / f"{label}.top.txt").write_text(_top(out / f"{label}.txt"))
+
+
+def _top(collapsed: Path, lines: int = 40) -> str:
+    """The functions taking the most samples, by themselves (self) and with what they call
+    (total), from py-spy's collapsed stacks."""
+    own: dict[str, int] = {}
+    whole: dict[str, int] = {}
+    samples = 0
+    if collapsed.exists():
+        for line in collapsed.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            frames = stack.split(";")
+            n = int(count)
+            samples += n
+            own[frames[-1]] = own.get(frames[-1], 0) + n
+            for frame in set(frames):
+                whole[frame] = whole.get(frame, 0) + n
+    text = [f"{samples} samples"]
+    for title, table in (("self", own), ("total", whole)):
+        text.append(f"## {title}")
+        ranked = sorted(table.items(), key=lambda kv: -kv[1])[:lines]
+        text += [f"{100 * n / max(samples, 1):5.1f}% {frame}" for frame, n in ranked]
+    return "\n".join(text) + "\n"
+
+
 def measure(pipeline: Pipeline, meters: int, interval: float, warmup: float, seconds: float,
-            database: str, broker: int) -> Result:
+            database: str, broker: int, profile: Path | None = None) -> Result:
     s = pipeline.settings
     with pipeline.load(meters, interval) as loadgen:
         urls = {**pipeline.urls, "loadgen": loadgen}
         time.sleep(warmup)  # the services reach their steady state before the window
         before = asyncio.run(snapshot(urls, database, broker))
         start = datetime.now(UTC)
-        time.sleep(seconds)  # the measurement window itself
+        with profiling(dict(pipeline.pids), seconds, profile):
+            time.sleep(seconds)  # the measurement window itself
         after = asyncio.run(snapshot(urls, database, broker))
         end = datetime.now(UTC)
     span = after.at - before.at
@@ -211,7 +301,10 @@ def measure(pipeline: Pipeline, meters: int, interval: float, warmup: float, sec
                    for label in urls if label.startswith(kind)) / span
 
     cpu = {label: rate(label, "process_cpu_seconds_total") for label in urls}
-    cpu |= {name: (after.cpu[name] - before.cpu.get(name, 0.0)) / span for name in after.cpu}
+    # per process: one that started inside the window counts whole
+    cpu |= {name: sum(seconds - before.cpu.get(name, {}).get(pid, 0.0)
+                      for pid, seconds in pids.items()) / span
+            for name, pids in after.cpu.items()}
     p50, p99 = asyncio.run(latency(s.database_url, start, end))
     return Result(
         design=s.bridge_record_version, rate=int(meters / interval),
@@ -257,6 +350,8 @@ def main() -> None:
     parser.add_argument("--drain", type=float, default=60.0)
     parser.add_argument("--bridges", type=int, default=1, help="bridges sharing the gateways")
     parser.add_argument("--workers", type=int, default=1, help="rating workers")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="directory: py-spy samples of every service over each window")
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     designs = [int(d) for d in args.designs.split(",")]
@@ -289,11 +384,13 @@ def main() -> None:
             pipeline = Pipeline(base, design, workdir / f"v{design}", args.bridges, args.workers)
             with pipeline.running():
                 for rate in rates:
+                    profile = args.profile / f"v{design}-{rate}" if args.profile else None
                     result = measure(pipeline, int(rate * args.interval), args.interval,
-                                     args.warmup, args.seconds, name, broker.pid)
+                                     args.warmup, args.seconds, name, broker.pid, profile)
                     results.append(result)
                     waited = drain(pipeline, args.drain)
                     print(result.line() + f" | drained in {waited:.0f}s", flush=True)
+                    print(result.per_reading(), f"| load {os.getloadavg()[0]:.1f}", flush=True)
         print("\n## priced readings/s, current design (v2) / skeleton's (v1), same run")
         by = {(r.design, r.rate): r for r in results}
         for rate in rates:
