@@ -37,6 +37,7 @@ from meterline.metrics import (
     RATING_RELAY_COMMANDS,
     MetricsServer,
 )
+from meterline.services import settle_heap
 from meterline.settings import Settings
 from rating.ledger import BatchResult, load_tariffs, rate_batch
 from rating.records import decode, replacements, routed
@@ -65,6 +66,7 @@ class Rater:
             if not self._open:
                 await self.pool.open(wait=True)
                 self._open = True
+                settle_heap()
 
     async def stop(self) -> None:
         await self.pool.close()
