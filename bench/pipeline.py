@@ -3,7 +3,7 @@ balances, every service and broker its own process, the skeleton's design as the
 the same run.
 
     python -m bench.pipeline [--rates 5000,20000,50000] [--designs 1,2] [--seconds 20]
-                             [--bridges 1] [--workers 1]
+                             [--bridges 1] [--workers 1] [--before DIR] [--profile DIR]
 
 The load generator (``meterline loadgen``) publishes virtual gateways' batches (500 meters a
 gateway, one batch per gateway every 2 s) to the machine's Mosquitto; the bridges (a shared
@@ -19,7 +19,16 @@ Per design and offered rate, after a warm-up, over a window:
   p99 of the charges committed in the window;
 - CPU per process, cores: the services' ``process_cpu_seconds_total``, and for PostgreSQL
   (this database's backends), Tansu and Mosquitto their processes' CPU times (psutil).
-  Mosquitto is the machine's: other users' traffic counts in it.
+  Mosquitto is the machine's: other users' traffic counts in it. PostgreSQL's is also split
+  by client (``pg-bridge``, ``pg-rating``, ``pg-upkeep``: the backends' application_name),
+  and ``pg-server`` is its WAL writer, checkpointer and background writer (every database's).
+  Then the same as microseconds of CPU per reading (taken in, for the ingest side; priced,
+  for the rest).
+
+``--before DIR`` runs each design a second time with the services' code from DIR (e.g. a
+``git archive`` of main), right after this tree's: before and after in the same run.
+``--profile DIR`` samples every service's Python stacks with py-spy over each window
+(``DIR/{design}-{rate}/{service}.txt``, collapsed stacks, and ``.top.txt``, a summary).
 
 Designs: 2 is the current one (Kafka records of many accounts, columns); 1 the skeleton's
 (one record per gateway batch and account: ``bridge_record_version=1``). Between rates the
@@ -70,6 +79,7 @@ class Snapshot:
 @dataclass
 class Result:
     design: int
+    code: str  # "" (this tree's services) or "before" (--before's)
     rate: int  # asked of the load generator
     offered: float  # what it published
     bridge_in: float
@@ -93,7 +103,8 @@ class Result:
 
     def line(self) -> str:
         cpu = " ".join(f"{name} {cores:.2f}" for name, cores in self.cpu.items())
-        return (f"v{self.design} | offered {self.offered:6.0f}/s | bridge in "
+        name = f"v{self.design}" + (f" {self.code}" if self.code else "")
+        return (f"{name} | offered {self.offered:6.0f}/s | bridge in "
                 f"{self.bridge_in:6.0f}/s | priced {self.priced:6.0f}/s | lag {self.lag:6.0f} "
                 f"| poll->balance p50 {self.p50_ms:6.0f} ms p99 {self.p99_ms:6.0f} ms | "
                 f"CPU cores: {cpu}")
@@ -103,8 +114,11 @@ class Pipeline:
     """The services of one design, and where their metrics are."""
 
     def __init__(self, base: Settings, design: int, log_dir: Path, bridges: int = 1,
-                 workers: int = 1) -> None:
+                 workers: int = 1, code: Path | None = None) -> None:
+        """``code``: a source tree (e.g. ``git archive`` of an earlier commit) the services
+        run from instead of this one (PYTHONPATH), for before/after in one run."""
         run = f"{design}-{uuid.uuid4().hex[:6]}"
+        self.code = code
         self.settings = base.model_copy(update={
             "bridge_record_version": design, "readings_topic": f"bench-readings-{run}",
             "rating_group": f"bench-rating-{run}", "mqtt_topic_root": f"bench-{run}/v1",
@@ -132,8 +146,10 @@ class Pipeline:
     def running(self) -> Iterator[None]:
         with ExitStack() as stack:
             for name, label, own in self.services:
-                child = Child(name, self.log_dir, self.settings.model_copy(update=own).as_env(),
-                              label=label)
+                env = self.settings.model_copy(update=own).as_env()
+                if self.code is not None:
+                    env["PYTHONPATH"] = str(self.code)
+                child = Child(name, self.log_dir, env, label=label)
                 stack.callback(child.stop)
                 child.wait_ready(120)
                 self.pids[label] = child.proc.pid
@@ -307,7 +323,8 @@ def measure(pipeline: Pipeline, meters: int, interval: float, warmup: float, sec
             for name, pids in after.cpu.items()}
     p50, p99 = asyncio.run(latency(s.database_url, start, end))
     return Result(
-        design=s.bridge_record_version, rate=int(meters / interval),
+        design=s.bridge_record_version, code="before" if pipeline.code else "",
+        rate=int(meters / interval),
         offered=rate("loadgen", "meterline_loadgen_readings_total"),
         bridge_in=rate("bridge", "meterline_bridge_readings_in_total"),
         priced=rate("rating", "meterline_rating_readings_total"),
@@ -350,6 +367,9 @@ def main() -> None:
     parser.add_argument("--drain", type=float, default=60.0)
     parser.add_argument("--bridges", type=int, default=1, help="bridges sharing the gateways")
     parser.add_argument("--workers", type=int, default=1, help="rating workers")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="a source tree (git archive of an earlier commit): each design is "
+                        "also run with the services' code from it, right after this tree's")
     parser.add_argument("--profile", type=Path, default=None,
                         help="directory: py-spy samples of every service over each window")
     args = parser.parse_args()
@@ -359,7 +379,7 @@ def main() -> None:
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="meterline-bench-"))
     broker = start_broker(port, workdir / "broker.log")
-    name = f"meterline_bench_{os.getpid()}"
+    name = f"meterline_bench_pipeline_{os.getpid()}"
     url = f"postgresql://postgres@127.0.0.1:5432/{name}"
     base = Settings(_env_file=None, database_url=url, kafka_bootstrap=f"127.0.0.1:{port}",
                     api_port=free_port(), gateway_metrics_port=free_port(),
@@ -380,24 +400,38 @@ def main() -> None:
               f"{PER_GATEWAY} a gateway, a batch per gateway every {args.interval:g}s; "
               f"{args.bridges} bridge(s), {args.workers} rating worker(s); "
               f"window {args.seconds:g}s after {args.warmup:g}s; logs in {workdir}", flush=True)
+        codes = [None, args.before] if args.before else [None]
         for design in designs:
-            pipeline = Pipeline(base, design, workdir / f"v{design}", args.bridges, args.workers)
-            with pipeline.running():
-                for rate in rates:
-                    profile = args.profile / f"v{design}-{rate}" if args.profile else None
-                    result = measure(pipeline, int(rate * args.interval), args.interval,
-                                     args.warmup, args.seconds, name, broker.pid, profile)
-                    results.append(result)
-                    waited = drain(pipeline, args.drain)
-                    print(result.line() + f" | drained in {waited:.0f}s", flush=True)
-                    print(result.per_reading(), f"| load {os.getloadavg()[0]:.1f}", flush=True)
+            for code in codes:
+                pipeline = Pipeline(base, design,
+                                    workdir / f"v{design}{'-before' if code else ''}",
+                                    args.bridges, args.workers, code)
+                with pipeline.running():
+                    for rate in rates:
+                        label = f"v{design}{'-before' if code else ''}-{rate}"
+                        profile = args.profile / label if args.profile else None
+                        result = measure(pipeline, int(rate * args.interval), args.interval,
+                                         args.warmup, args.seconds, name, broker.pid, profile)
+                        results.append(result)
+                        waited = drain(pipeline, args.drain)
+                        print(result.line() + f" | drained in {waited:.0f}s", flush=True)
+                        print(result.per_reading(), f"| load {os.getloadavg()[0]:.1f}",
+                              flush=True)
+        by = {(r.design, r.code, r.rate): r for r in results}
         print("\n## priced readings/s, current design (v2) / skeleton's (v1), same run")
-        by = {(r.design, r.rate): r for r in results}
         for rate in rates:
-            v1, v2 = by.get((1, rate)), by.get((2, rate))
+            v1, v2 = by.get((1, "", rate)), by.get((2, "", rate))
             if v1 and v2 and v1.priced:
                 print(f"offered {rate}/s: v2 {v2.priced:.0f}/s, v1 {v1.priced:.0f}/s, "
                       f"ratio {v2.priced / v1.priced:.1f}x")
+        if args.before:
+            print(f"\n## priced readings/s, these services / {args.before}'s, same run")
+            for design in designs:
+                for rate in rates:
+                    now, then = by.get((design, "", rate)), by.get((design, "before", rate))
+                    if now and then and then.priced:
+                        print(f"v{design} offered {rate}/s: {now.priced:.0f}/s against "
+                              f"{then.priced:.0f}/s, ratio {now.priced / then.priced:.1f}x")
     finally:
         stop_process(broker)
         asyncio.run(db.drop_database(url))
