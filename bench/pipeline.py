@@ -116,7 +116,8 @@ class Pipeline:
     def __init__(self, base: Settings, design: int, log_dir: Path, bridges: int = 1,
                  workers: int = 1, code: Path | None = None) -> None:
         """``code``: a source tree (e.g. ``git archive`` of an earlier commit) the services
-        run from instead of this one (PYTHONPATH), for before/after in one run."""
+        run from instead of this one (their working directory), for before/after in one
+        run."""
         run = f"{design}-{uuid.uuid4().hex[:6]}"
         self.code = code
         self.settings = base.model_copy(update={
@@ -147,9 +148,8 @@ class Pipeline:
         with ExitStack() as stack:
             for name, label, own in self.services:
                 env = self.settings.model_copy(update=own).as_env()
-                if self.code is not None:
-                    env["PYTHONPATH"] = str(self.code)
-                child = Child(name, self.log_dir, env, label=label)
+                # run from the other tree: ``python -m`` puts the working directory first
+                child = Child(name, self.log_dir, env, label=label, cwd=self.code)
                 stack.callback(child.stop)
                 child.wait_ready(120)
                 self.pids[label] = child.proc.pid

@@ -82,20 +82,23 @@ class Child:
     """
 
     def __init__(self, name: str, log_dir: Path, env: Mapping[str, str] | None = None,
-                 args: Sequence[str] = (), label: str | None = None) -> None:
+                 args: Sequence[str] = (), label: str | None = None,
+                 cwd: Path | None = None) -> None:
         """``args``: the command's options; ``label``: the log's name (default: ``name``),
-        for several children of one command."""
+        for several children of one command; ``cwd``: where it runs (``python -m`` imports
+        from there first)."""
         self.name = label or name
         self.log_path = log_dir / f"{self.name}.log"
         log_dir.mkdir(parents=True, exist_ok=True)
         self._command = [sys.executable, "-m", "meterline", name, *args]
         self._env = {**os.environ, **(env or {})}
+        self._cwd = cwd
         self._start("wb")
 
     def _start(self, log_mode: str) -> None:
         self.ready = threading.Event()
         self.proc = subprocess.Popen(self._command, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, env=self._env)
+                                     stderr=subprocess.STDOUT, env=self._env, cwd=self._cwd)
         self._reader = threading.Thread(target=self._copy_output, args=(log_mode,),
                                         daemon=True)
         self._reader.start()
