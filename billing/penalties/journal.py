@@ -132,6 +132,9 @@ async def fill_debts(conn: psycopg.AsyncConnection[Any], rules: PenaltyRules, as
     await conn.execute("ANALYZE penalty_tranches")
 
 
+# Each charge's penalty now, and its latest total in the register (its last row, found by one
+# index probe per charge whatever the register's history, and kept by its address for the
+# update).
 _BY_DEBT = f"""
 CREATE TEMP TABLE penalty_due ON COMMIT DROP AS
 WITH totals AS ({DEBT_TOTALS}), repaid AS (
@@ -141,12 +144,16 @@ WITH totals AS ({DEBT_TOTALS}), repaid AS (
 SELECT d.debt, d.account_id, d.provider_id, d.service, d.period,
        CASE WHEN b.as_of > %(as_of)s THEN b.total ELSE coalesce(t.total, 0) END AS total,
        coalesce(b.total, 0) AS before,
-       d.amount - least(greatest(coalesce(r.amount, 0), 0), d.amount) AS unpaid
+       d.amount - least(greatest(coalesce(r.amount, 0), 0), d.amount) AS unpaid,
+       b.ctid AS register_row, b.month AS register_month
   FROM penalty_debts d
   LEFT JOIN totals t ON t.debt = d.debt
   LEFT JOIN repaid r ON r.debt = d.debt
-  LEFT JOIN penalty_totals b ON (b.account_id, b.provider_id, b.service, b.period)
-                                = (d.account_id, d.provider_id, d.service, d.period)
+  LEFT JOIN LATERAL (
+      SELECT a.ctid, a.month, a.as_of, a.total FROM penalty_accruals a
+       WHERE (a.account_id, a.provider_id, a.service, a.period)
+             = (d.account_id, d.provider_id, d.service, d.period)
+       ORDER BY a.month DESC LIMIT 1) b ON true
 """
 
 _STAGE = """
@@ -155,20 +162,30 @@ SELECT account_id, provider_id, service, NULL, -(total - before)
   FROM penalty_due WHERE total <> before
 """
 
-_REGISTER = """
-INSERT INTO penalty_accruals (account_id, provider_id, service, period, as_of, principal,
-                              total, entry_id)
-SELECT account_id, provider_id, service, period, %(as_of)s, unpaid, total, %(entry)s
-  FROM penalty_due WHERE total <> before
-ON CONFLICT DO NOTHING
+# The month's row of each charge whose penalty changed: moved to this day where the month has
+# one (by its address, in the order of the pages), else opened (in the register's key order:
+# its index is walked once, not probed at random). One accrual at a time (the lock), so the
+# rows found are the rows updated.
+_ONE_AT_A_TIME = "SELECT pg_advisory_xact_lock(hashtext('meterline.penalties:accrual'))"
+
+_REGISTER_MOVED = """
+UPDATE penalty_accruals a
+   SET as_of = %(as_of)s, principal = d.unpaid, total = d.total, entry_id = %(entry)s
+  FROM (SELECT register_row, unpaid, total FROM penalty_due
+         WHERE total <> before AND register_month = date_trunc('month', %(as_of)s::date)::date
+         ORDER BY register_row) d
+ WHERE a.ctid = d.register_row
 """
 
-_TOTALS_KEPT = """
-INSERT INTO penalty_totals AS p (account_id, provider_id, service, period, as_of, total)
-SELECT account_id, provider_id, service, period, %(as_of)s, total
-  FROM penalty_due WHERE total <> before
-ON CONFLICT (account_id, provider_id, service, period)
-DO UPDATE SET as_of = EXCLUDED.as_of, total = EXCLUDED.total
+_REGISTER_OPENED = """
+INSERT INTO penalty_accruals (account_id, provider_id, service, period, month, as_of,
+                              principal, total, entry_id)
+SELECT account_id, provider_id, service, period, date_trunc('month', %(as_of)s::date)::date,
+       %(as_of)s, unpaid, total, %(entry)s
+  FROM penalty_due
+ WHERE total <> before
+   AND (register_month IS NULL OR register_month < date_trunc('month', %(as_of)s::date)::date)
+ ORDER BY account_id, provider_id, service, period
 """
 
 _SUMMARY = """
@@ -203,6 +220,7 @@ async def accrue(conn: psycopg.AsyncConnection[Any], rules: PenaltyRules, as_of:
     it again for the same day posts nothing more."""
     key = f"penalties:{as_of.isoformat()}" + (f":{account}" if account else "")
     async with conn.transaction():
+        await conn.execute(_ONE_AT_A_TIME)
         await _bulk_session(conn)
         await fill_debts(conn, rules, as_of, account=account,
                          count_payment_day=count_payment_day)
@@ -221,8 +239,8 @@ async def accrue(conn: psycopg.AsyncConnection[Any], rules: PenaltyRules, as_of:
         if posted is None or not posted.new:
             await conn.execute("TRUNCATE ledger_lines")
             return Accrued(as_of, 0, Decimal(0), posted.id if posted else None)
-        await conn.execute(_REGISTER, {"as_of": as_of, "entry": posted.id})
-        await conn.execute(_TOTALS_KEPT, {"as_of": as_of})
+        await conn.execute(_REGISTER_MOVED, {"as_of": as_of, "entry": posted.id})
+        await conn.execute(_REGISTER_OPENED, {"as_of": as_of, "entry": posted.id})
     return Accrued(as_of, int(charges), Decimal(amount), posted.id)
 
 
