@@ -40,7 +40,8 @@ CREATE TEMP TABLE IF NOT EXISTS penalty_debts (
     debt bigint NOT NULL, account_id text NOT NULL, provider_id text NOT NULL,
     service text NOT NULL, period date NOT NULL, amount numeric NOT NULL, due date NOT NULL,
     grp text NOT NULL, law text,
-    stop date);  -- a kept repayment agreement covers it: no penalty from this day
+    stop date,  -- a kept repayment agreement covers it: no penalty from this day
+    time_zone text NOT NULL);  -- the account's: a repayment's day is its day there
 CREATE TEMP TABLE IF NOT EXISTS penalty_repaid (
     debt bigint NOT NULL, day date NOT NULL, amount numeric NOT NULL);
 CREATE TEMP TABLE IF NOT EXISTS penalty_service_law (service text PRIMARY KEY, law text);
@@ -51,10 +52,10 @@ _FILL_DEBTS = """
 INSERT INTO penalty_debts
 SELECT row_number() OVER (), c.account_id, c.provider_id, c.service, c.period, c.amount,
        charge_due(c.period, coalesce(t.due_day, 10)), a.payer_group, l.law,
-       (SELECT min(g.signed_on) FROM instalment_agreements g
-         WHERE g.account_id = c.account_id AND g.provider_id = c.provider_id
-           AND g.status = 'kept'
-           AND g.signed_on > charge_due(c.period, coalesce(t.due_day, 10)))
+       CASE WHEN k.account_id IS NOT NULL THEN
+           (SELECT min(signed) FROM unnest(k.signed) signed
+             WHERE signed > charge_due(c.period, coalesce(t.due_day, 10))) END,
+       ad.time_zone
   FROM (SELECT p.account_id, p.provider_id, p.service, p.period, -sum(p.amount) AS amount
           FROM postings p
           JOIN entries e ON e.id = p.entry_id
@@ -65,23 +66,26 @@ SELECT row_number() OVER (), c.account_id, c.provider_id, c.service, c.period, c
          GROUP BY p.account_id, p.provider_id, p.service, p.period
         HAVING sum(p.amount) < 0) c
   JOIN accounts a ON a.id = c.account_id AND a.billing_mode = 'postpaid'
+  JOIN addresses ad ON ad.id = a.address_id
   LEFT JOIN payment_terms t ON t.provider_id = c.provider_id
   LEFT JOIN penalty_service_law l ON l.service = c.service
+  LEFT JOIN (SELECT account_id, provider_id, array_agg(signed_on) AS signed
+               FROM instalment_agreements WHERE status = 'kept'
+              GROUP BY account_id, provider_id) k
+         ON k.account_id = c.account_id AND k.provider_id = c.provider_id
 """
 
 _FILL_REPAID = """
 INSERT INTO penalty_repaid
-SELECT d.debt, (e.booked_at AT TIME ZONE ad.time_zone)::date, sum(p.amount)
+SELECT d.debt, (e.booked_at AT TIME ZONE d.time_zone)::date, sum(p.amount)
   FROM penalty_debts d
   JOIN postings p ON p.book = 'subscriber' AND p.account_id = d.account_id
                  AND p.provider_id = d.provider_id AND p.service = d.service
                  AND p.period = d.period
   JOIN entries e ON e.id = p.entry_id
   LEFT JOIN entries r ON r.id = e.reverses
-  JOIN accounts a ON a.id = d.account_id
-  JOIN addresses ad ON ad.id = a.address_id
  WHERE coalesce(r.kind, e.kind) = 'payment'
- GROUP BY d.debt, (e.booked_at AT TIME ZONE ad.time_zone)::date
+ GROUP BY d.debt, (e.booked_at AT TIME ZONE d.time_zone)::date
 """
 
 # Tranches: each repayment's part of the charge accrues to its day with its day's rate; what
@@ -126,8 +130,9 @@ async def fill_debts(conn: psycopg.AsyncConnection[Any], rules: PenaltyRules, as
         await cur.executemany("INSERT INTO penalty_service_law VALUES (%s, %s)",
                               [(str(s), law) for s, law in rules.service_law.items()])
     await conn.execute(_FILL_DEBTS, {"account": account})
+    await conn.execute("ANALYZE penalty_debts")  # the repayments join it by hash, not per row
     await conn.execute(_FILL_REPAID)
-    await conn.execute("ANALYZE penalty_debts, penalty_repaid")
+    await conn.execute("ANALYZE penalty_repaid")
     await conn.execute(_FILL_TRANCHES, {"as_of": as_of, "count_day": count_payment_day})
     await conn.execute("ANALYZE penalty_tranches")
 
@@ -163,8 +168,9 @@ SELECT account_id, provider_id, service, NULL, -(total - before)
 """
 
 # The month's row of each charge whose penalty changed: moved to this day where the month has
-# one (by its address, in the order of the pages), else opened (in the register's key order:
-# its index is walked once, not probed at random). One accrual at a time (the lock), so the
+# one (by its address, in the order of the pages), else opened (in the register's key order,
+# sorted by bytes as the database's C.UTF-8 collation orders them: its index is walked once,
+# not probed at random). One accrual at a time (the lock), so the
 # rows found are the rows updated.
 _ONE_AT_A_TIME = "SELECT pg_advisory_xact_lock(hashtext('meterline.penalties:accrual'))"
 
@@ -185,7 +191,7 @@ SELECT account_id, provider_id, service, period, date_trunc('month', %(as_of)s::
   FROM penalty_due
  WHERE total <> before
    AND (register_month IS NULL OR register_month < date_trunc('month', %(as_of)s::date)::date)
- ORDER BY account_id, provider_id, service, period
+ ORDER BY account_id COLLATE "C", provider_id COLLATE "C", service COLLATE "C", period
 """
 
 _SUMMARY = """
@@ -200,7 +206,19 @@ SELECT count(*) FILTER (WHERE total <> before), coalesce(sum(total - before), 0)
 _BULK_SESSION = "SET LOCAL work_mem = '256MB'; SET LOCAL jit = off"
 
 
+# The session's temporary tables (debts, tranches, what is due, the staged lines: hundreds of
+# megabytes for a million accounts) kept in memory rather than written out and read back; a
+# session's temporary buffers are sized before its first temporary table, so a session that
+# used one already keeps its size.
+_TEMP_BUFFERS = "SET temp_buffers = '1GB'"
+
+
 async def _bulk_session(conn: psycopg.AsyncConnection[Any]) -> None:
+    try:
+        async with conn.transaction():
+            await conn.execute(_TEMP_BUFFERS)
+    except psycopg.errors.InvalidParameterValue:
+        pass
     await conn.execute(_BULK_SESSION)
 
 
