@@ -147,6 +147,7 @@ async def main(accounts: int, repeats: int, books: str | None) -> None:
         async with await psycopg.AsyncConnection.connect(admin, autocommit=True) as conn:
             await conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
                 sql.Identifier(url.rsplit("/", 1)[1]), sql.Identifier(books)))
+        await db.migrate(url)  # migrations added since the books were set up
     print(f"  {accounts:,} accounts on the books" + (
         f", set up in {setup:.1f} s" if setup is not None else f" (kept in {books})"))
     first: list[float] = []
