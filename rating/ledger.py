@@ -49,9 +49,11 @@ from meterline.registers import counter_span_micro
 from meterline.relay import decide_relays
 from meterline.replacements import Replacement
 from meterline.tamper import confirm_relays
+from meterline.tariffs.pricing import month_start
 from rating.core import FLAG_JUMP, FLAG_RESET, NO_STATE, from_micros, micros
 from rating.pricing import (
     NEXT_REPOST,
+    NO_MONTH,
     BatchTariffs,
     ChargeLines,
     Priced,
@@ -83,40 +85,51 @@ class BatchResult:
 
 
 _STAGING = """
-CREATE TEMP TABLE IF NOT EXISTS priced_lines (
+CREATE TEMP TABLE IF NOT EXISTS charge_lines_in (
     meter_id text, register text, part text, start_us bigint, end_us bigint,
     quantity_micro bigint, unit text, version_id bigint, zone text, band smallint,
     consumer_group text, unit_price_micro bigint, amount_pico numeric, account_id text,
     provider_id text, service text, revision smallint, end_value_micro bigint,
-    reading_end_us bigint
+    reading_end_us bigint, month date
 ) ON COMMIT DELETE ROWS
 """
 _STAGING_COLUMNS = (
     "meter_id", "register", "part", "start_us", "end_us", "quantity_micro", "unit", "version_id",
     "zone", "band", "consumer_group", "unit_price_micro", "amount_pico", "account_id",
-    "provider_id", "service", "revision", "end_value_micro", "reading_end_us",
+    "provider_id", "service", "revision", "end_value_micro", "reading_end_us", "month",
 )
 _STAGING_TYPES = (
     "text", "text", "text", "int8", "int8", "int8", "text", "int8", "text", "int2", "text",
-    "int8", "numeric", "text", "text", "text", "int2", "int8", "int8",
+    "int8", "numeric", "text", "text", "text", "int2", "int8", "int8", "date",
 )
 
 # Times travel as integer microseconds and numbers as integer micro- and pico-units, turned
 # into timestamptz and exact NUMERIC here (multiplying by 1e-6 or 1e-12 is exact; dividing may
-# round). The period is the month holding the interval's last instant in the account's time
-# zone, or the first open one after it when that month is closed. The lines inserted add their
-# quantities to their month's volume (pricing split them at month boundaries already).
+# round). A line's month is the one holding its interval's last instant in the account's time
+# zone: pricing cut the lines at month boundaries and says which (it is derived here for a
+# line that comes without it, a reversal). The period is that month, or the first open one
+# after it when that month is closed. The lines inserted add their quantities to their month's
+# volume.
+#
+# A batch's lines are new but for a batch delivered again (whose readings come after no
+# register state: they are late, and re-rate only what they cut) or a line booked behind
+# rating's back. So they go in by a plain INSERT (_BOOK_NEW_CHARGES), in a savepoint: a third
+# less work in PostgreSQL than an INSERT that looks for a conflicting line before each one
+# (BENCHMARKS.md "Booking"), and every staged line is then an inserted one. The rare batch
+# that meets a line booked before is booked again, in the same transaction, by the INSERT that
+# skips such lines (_BOOK_CHARGES), and only the lines it inserted count.
 _BOOK_CHARGES = """
 WITH timed AS (
     SELECT c.*, timestamptz_of_micros(start_us) AS interval_start,
            timestamptz_of_micros(end_us) AS interval_end
-      FROM priced_lines c
+      FROM charge_lines_in c
 ), lines AS (
-    SELECT t.*, date_trunc('month', (t.interval_end - interval '1 microsecond')
-                                    AT TIME ZONE ad.time_zone)::date AS month
+    SELECT t.*, coalesce(t.month, (
+               SELECT date_trunc('month', (t.interval_end - interval '1 microsecond')
+                                          AT TIME ZONE ad.time_zone)::date
+                 FROM accounts a JOIN addresses ad ON ad.id = a.address_id
+                WHERE a.id = t.account_id)) AS wanted
       FROM timed t
-      JOIN accounts a ON a.id = t.account_id
-      JOIN addresses ad ON ad.id = a.address_id
 ), inserted AS (
     INSERT INTO charges (meter_id, register, part, interval_start, interval_end, quantity, unit,
                          tariff_version_id, zone, band, consumer_group, unit_price, amount,
@@ -126,8 +139,8 @@ WITH timed AS (
            l.quantity_micro * 0.000001, l.unit, l.version_id, l.zone, l.band, l.consumer_group,
            l.unit_price_micro * 0.000001, l.amount_pico * 0.000000000001, l.account_id,
            l.provider_id, l.service,
-           CASE WHEN bp.closed_at IS NOT NULL THEN open_period(l.provider_id, l.month)
-                ELSE l.month END,
+           CASE WHEN bp.closed_at IS NOT NULL THEN open_period(l.provider_id, l.wanted)
+                ELSE l.wanted END,
            %(entry)s, clock_timestamp(),
            -- a repost (revision NULL): the next even revision of its key
            coalesce(l.revision, (SELECT (coalesce(max(c.revision), -1) + 2) / 2 * 2
@@ -136,18 +149,12 @@ WITH timed AS (
                                     AND c.interval_end = l.interval_end AND c.part = l.part)),
            l.end_value_micro * 0.000001, timestamptz_of_micros(l.reading_end_us)
       FROM lines l
-      LEFT JOIN billing_periods bp ON bp.provider_id = l.provider_id AND bp.period = l.month
+      LEFT JOIN billing_periods bp ON bp.provider_id = l.provider_id AND bp.period = l.wanted
     {on_conflict}
     RETURNING account_id, provider_id, service, period, amount, quantity, interval_end
 ), counted AS (
     INSERT INTO tariff_volumes AS v (account_id, provider_id, service, month, volume)
-    SELECT i.account_id, i.provider_id, i.service,
-           date_trunc('month', (i.interval_end - interval '1 microsecond')
-                               AT TIME ZONE ad.time_zone)::date, sum(i.quantity)
-      FROM inserted i
-      JOIN accounts a ON a.id = i.account_id
-      JOIN addresses ad ON ad.id = a.address_id
-     GROUP BY 1, 2, 3, 4
+    {volumes}
     ON CONFLICT (account_id, provider_id, service, month)
        DO UPDATE SET volume = v.volume + excluded.volume
 ), staged AS (
@@ -158,15 +165,20 @@ WITH timed AS (
 )
 SELECT (SELECT count(*) FROM inserted), account_id, provider_id FROM staged
 """
-# A batch's lines are new but for a batch delivered again (whose readings come after no
-# register state: they are late, and re-rate only what they cut) or a line booked behind
-# rating's back. So they go in by a plain INSERT, in a savepoint: a third less work in
-# PostgreSQL than an INSERT that looks for a conflicting line before each one (BENCHMARKS.md
-# "Booking"). The rare batch that meets a line booked before is booked again, in the same
-# transaction, by the INSERT that skips such lines.
-_BOOK_NEW_CHARGES = _BOOK_CHARGES.replace("{on_conflict}", "")
+_BOOK_NEW_CHARGES = _BOOK_CHARGES.replace("{on_conflict}", "").replace("{volumes}", """
+    SELECT account_id, provider_id, service, wanted, sum(quantity_micro) * 0.000001
+      FROM lines
+     GROUP BY 1, 2, 3, 4""")
 _BOOK_CHARGES = _BOOK_CHARGES.replace(
-    "{on_conflict}", "ON CONFLICT (meter_id, register, interval_end, part, revision) DO NOTHING")
+    "{on_conflict}", "ON CONFLICT (meter_id, register, interval_end, part, revision) DO NOTHING"
+).replace("{volumes}", """
+    SELECT i.account_id, i.provider_id, i.service,
+           date_trunc('month', (i.interval_end - interval '1 microsecond')
+                               AT TIME ZONE ad.time_zone)::date, sum(i.quantity)
+      FROM inserted i
+      JOIN accounts a ON a.id = i.account_id
+      JOIN addresses ad ON ad.id = a.address_id
+     GROUP BY 1, 2, 3, 4""")
 
 _NEXT_ENTRY_ID = "SELECT nextval(pg_get_serial_sequence('entries', 'id'))"
 
@@ -205,6 +217,11 @@ ON CONFLICT (meter_id, register) DO UPDATE
     OR greatest(register_state.last_ts, register_state.pending_ts)
        < greatest(excluded.last_ts, excluded.pending_ts)
 """
+
+# A batch's statements are costed by the rows they write, and past a few ten thousand lines
+# PostgreSQL would compile the booking statement's expressions (JIT) at every batch: 70 to
+# 100 ms, more than the statement saves by it.
+_NO_JIT = "SET LOCAL jit = off"
 
 _OWNERS = """
 SELECT id, account_id, provider_id, profile, replaced_by, removed_at FROM meters
@@ -383,19 +400,21 @@ async def book_charges(conn: psycopg.AsyncConnection[Any], batch: RoutedReadings
     await lines_table(conn)
     service_of = services(batch.utility)
     reading = lines.reading.tolist()
+    month = lines.months().tolist()
+    first_day = {m: None if m == NO_MONTH else month_start(m) for m in set(month)}
     async with conn.cursor() as cur:
-        await copy_rows(cur, "priced_lines", _STAGING_COLUMNS, _STAGING_TYPES, (
+        await copy_rows(cur, "charge_lines_in", _STAGING_COLUMNS, _STAGING_TYPES, (
             (batch.meter[i], batch.register[i], part, start, end, quantity, batch.unit[i],
              version, zone, band, group, unit_price, amount, batch.account[i],
              batch.provider[i], service_of[i], None if revision == NEXT_REPOST else revision,
-             end_value, reading_end)
+             end_value, reading_end, first_day[m])
             for i, part, start, end, quantity, version, zone, band, group, unit_price, amount,
-            revision, end_value, reading_end
+            revision, end_value, reading_end, m
             in zip(reading, lines.part, lines.start.tolist(), lines.end.tolist(),
                    lines.quantity.tolist(), lines.version_id.tolist(), lines.zone,
                    lines.band.tolist(), lines.group, lines.unit_price.tolist(), lines.amount,
                    lines.revisions().tolist(), lines.end_values(batch).tolist(),
-                   lines.reading_ends(batch).tolist(), strict=True)
+                   lines.reading_ends(batch).tolist(), month, strict=True)
         ))
         try:
             async with conn.transaction():  # a savepoint
@@ -436,6 +455,7 @@ async def rate_batch(
     dead: list[tuple[str, str]] = list(rejected)
 
     async with conn.transaction():
+        await conn.execute(_NO_JIT)
         if replacements:
             replaced, closing = await apply_replacements(conn, replacements, dead)
             result.replacements = sum(r.new for r in replaced)
