@@ -50,7 +50,7 @@ async def load_tariffs(conn: psycopg.AsyncConnection[Any]) -> Tariffs:
 
 _TRACKS = """
 WITH k AS (
-    SELECT * FROM unnest(%b::text[], %b::text[], %b::text[]) WITH ORDINALITY
+    SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]) WITH ORDINALITY
            AS k(account_id, provider_id, service, n)
 ), chosen AS (
     SELECT c.account_id, c.provider_id, c.service,
@@ -94,7 +94,7 @@ async def load_tracks(conn: psycopg.AsyncConnection[Any],
 
 _VOLUMES = """
 SELECT k.n - 1, v.month, v.volume
-  FROM unnest(%b::text[], %b::text[], %b::text[]) WITH ORDINALITY
+  FROM unnest(%s::text[], %s::text[], %s::text[]) WITH ORDINALITY
        AS k(account_id, provider_id, service, n)
   JOIN tariff_volumes v ON (v.account_id, v.provider_id, v.service)
                          = (k.account_id, k.provider_id, k.service)
