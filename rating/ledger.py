@@ -4,11 +4,12 @@
 last accepted readings, the accounts' tariff tracks and the volume each used this month),
 calls the pure ``rating.pricing.price_batch``, and books the result:
 
-- charge lines into ``charges`` (binary COPY into a staging table, then one idempotent
-  ``INSERT ... ON CONFLICT DO NOTHING`` on (meter, register, interval end, part, revision)),
-  each with the tariff version, zone, band and consumer group that priced it, the service and
-  billing period its money goes to (a closed period sends it to the next open one) and the
-  entry that booked it;
+- charge lines into ``charges`` (binary COPY into a staging table, then one plain INSERT in
+  a savepoint; should it meet a line booked before, the idempotent ``INSERT ... ON CONFLICT
+  DO NOTHING`` on (meter, register, interval end, part, revision) instead), each with the
+  tariff version, zone, band and consumer group that priced it, the service and billing
+  period its money goes to (a closed period sends it to the next open one) and the entry that
+  booked it;
 - the monthly volume of each (account, provider, service), moved by the quantities of the
   lines actually inserted (``tariff_volumes``: where the next lines' bands start);
 - the money of the lines actually inserted as ONE journal entry (``meterline.ledger``'s bulk
