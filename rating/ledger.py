@@ -45,7 +45,7 @@ from meterline.db import copy_rows
 from meterline.dead_letters import dead_letter
 from meterline.events import Event, EventKind, emit
 from meterline.ledger import Book, EntryKind, lines_table, post_lines
-from meterline.money import from_micro, to_micro
+from meterline.money import from_micro
 from meterline.registers import counter_span_micro
 from meterline.relay import decide_relays
 from meterline.replacements import Replacement
@@ -189,12 +189,16 @@ SELECT b.account_id, b.provider_id, b.amount
     ON b.account_id = k.account_id AND b.provider_id = k.provider_id
 """
 
+# Per series found (its position in the keys): times as integer microseconds since the epoch,
+# values as integer micro-units, as the rating core holds them (exact: numeric arithmetic).
 _LOAD_STATE = """
-SELECT s.meter_id, s.register, s.last_ts, s.last_value, s.pending_ts, s.pending_value,
-       s.pending_jump
-  FROM register_state s
-  JOIN unnest(%b::text[], %b::text[]) AS k(meter_id, register)
-    ON s.meter_id = k.meter_id AND s.register = k.register
+SELECT k.n - 1, (extract(epoch FROM s.last_ts) * 1000000)::bigint,
+       (s.last_value * 1000000)::bigint,
+       coalesce((extract(epoch FROM s.pending_ts) * 1000000)::bigint, %(none)s),
+       coalesce((s.pending_value * 1000000)::bigint, 0), s.pending_jump
+  FROM unnest(%(meters)b::text[], %(registers)b::text[]) WITH ORDINALITY
+       AS k(meter_id, register, n)
+  JOIN register_state s ON s.meter_id = k.meter_id AND s.register = k.register
    FOR UPDATE OF s
 """
 
@@ -295,7 +299,6 @@ async def load_state(conn: psycopg.AsyncConnection[Any], keys: Sequence[tuple[st
                      profiles: dict[str, str | None] | None = None) -> RegisterStates:
     """The state of each series (locked until the batch commits); ``profiles`` (meter ->
     device profile) give the counters' spans."""
-    index = {key: i for i, key in enumerate(keys)}
     states = RegisterStates(
         ts=np.full(len(keys), NO_STATE, dtype=np.int64), value=np.zeros(len(keys), np.int64),
         pending_ts=np.full(len(keys), NO_STATE, dtype=np.int64),
@@ -303,16 +306,16 @@ async def load_state(conn: psycopg.AsyncConnection[Any], keys: Sequence[tuple[st
         pending_flags=np.full(len(keys), FLAG_RESET, dtype=np.int64),
         wrap=np.fromiter((counter_span_micro((profiles or {}).get(meter), register)
                           for meter, register in keys), dtype=np.int64, count=len(keys)))
-    cur = await conn.execute(_LOAD_STATE, ([k[0] for k in keys], [k[1] for k in keys]))
-    for (meter, register, last_ts, last_value, pending_ts, pending_value,
-         pending_jump) in await cur.fetchall():
-        sid = index[(meter, register)]
-        states.ts[sid] = micros(last_ts)
-        states.value[sid] = to_micro(last_value)
-        if pending_ts is not None:
-            states.pending_ts[sid] = micros(pending_ts)
-            states.pending_value[sid] = to_micro(pending_value)
-            states.pending_flags[sid] = FLAG_JUMP if pending_jump else FLAG_RESET
+    cur = await conn.execute(_LOAD_STATE, {"meters": [k[0] for k in keys],
+                                           "registers": [k[1] for k in keys],
+                                           "none": NO_STATE})
+    rows = await cur.fetchall()
+    if rows:
+        sid, ts, value, pending_ts, pending_value, pending_jump = (
+            np.array(column) for column in zip(*rows, strict=True))
+        states.ts[sid], states.value[sid] = ts, value
+        states.pending_ts[sid], states.pending_value[sid] = pending_ts, pending_value
+        states.pending_flags[sid] = np.where(pending_jump.astype(bool), FLAG_JUMP, FLAG_RESET)
     return states
 
 
