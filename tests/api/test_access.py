@@ -3,10 +3,9 @@ account. Another's account answers exactly like a missing one (404, nothing abou
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,8 +14,6 @@ import psycopg
 import pytest
 from fastapi import FastAPI
 
-from api.app import create_app
-from meterline.settings import Settings
 from meterline.users import Role, Scope, create_api_key
 from tests.api.checks import assert_problem
 from tests.api.conftest import Bearer
@@ -46,8 +43,8 @@ MATRIX: dict[str, tuple[int, ...]] = {
     "GET /meters/{meter_id}/readings": (401, 200, 404, 404, 200, 200, 404, 403),
     # money: top-ups are recorded by payment agents and admins; the subscriber pays online
     "POST /accounts/{account_id}/topups": (401, 403, 403, 403, 403, 201, 403, 201),
-    # (no acquirer listens in this test: 502 says the caller got past the guard;
-    # test_online_payments runs the whole flow against the local test acquirer)
+    # (no acquirer listens here, see tests/api/conftest.py: 502 says the caller got past the
+    # guard; test_online_payments runs the whole flow against the local test acquirer)
     "POST /accounts/{account_id}/online-payments": (401, 502, 404, 404, 403, 502, 403, 403),
     "GET /accounts/{account_id}/online-payments/{payment_id}":
         (401, 404, 404, 404, 404, 404, 404, 403),
@@ -103,16 +100,6 @@ BODIES: dict[str, dict[str, Any]] = {
 # path parameters beyond the account and the meter
 PATH_VALUES = {"period": "2026-03", "register": "total", "ts": "2026-03-01T00:00:00Z",
                "key_id": "0123456789ab", "run_id": "999999999"}
-
-
-@pytest.fixture
-def app(make_settings: Callable[..., Settings]) -> Iterator[FastAPI]:
-    """The app with an acquirer address where nothing listens (a port held bound, never
-    listening: connections are refused and no one else can take it)."""
-    with socket.socket() as held:
-        held.bind(("127.0.0.1", 0))
-        yield create_app(make_settings(
-            acquirer_url=f"http://127.0.0.1:{held.getsockname()[1]}"))
 
 
 @dataclass
