@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import psycopg
-from fastapi import APIRouter
+from fastapi import APIRouter, Security
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
 from api.amounts import Exact, Kopecks
-from api.auth.access import ReadableAccount
+from api.auth.access import ReadableAccount, read_visible
+from api.auth.callers import identify
+from api.auth.tokens import Caller
+from api.ids import AccountPath
 from api.problems import not_found, problem_responses
 from api.state import Pool, read_snapshot
 from meterline.contracts import Timestamp
+from meterline.users import Scope
 
 router = APIRouter(prefix="/accounts", tags=["accounts"])
 
@@ -61,6 +65,14 @@ SELECT b.provider_id, p.name AS provider_name, b.amount, b.amount AS amount_kope
   JOIN providers p ON p.id = b.provider_id
  WHERE b.account_id = %s
  ORDER BY b.provider_id
+"""
+
+_VISIBLE_BALANCES = """
+SELECT b.provider_id, p.name AS provider_name, b.amount, b.amount AS amount_kopecks,
+       b.updated_at
+  FROM balances b
+  JOIN providers p ON p.id = b.provider_id
+ WHERE b.account_id = %(id)s
 """
 
 _METERS = """
@@ -112,11 +124,14 @@ class Balances(BaseModel):
     responses=problem_responses(401, 403, 404, 422),
     summary="An account's balance with each provider",
 )
-async def get_balances(account_id: ReadableAccount, pool: Pool) -> Balances:
-    """Just the balances (exact, and rounded to kopecks): the cheap read an app polls."""
-    async with pool.connection() as conn:
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(_BALANCES, (account_id,))
-        rows = await cur.fetchall()
+async def get_balances(
+    account_id: AccountPath,
+    caller: Annotated[Caller, Security(identify, scopes=[Scope.ACCOUNTS_READ])],
+    pool: Pool,
+) -> Balances:
+    """Just the balances (exact, and rounded to kopecks): the cheap read an app polls. The
+    account is checked as every account endpoint checks it, in the statement that reads the
+    balances (one round trip)."""
+    rows = await read_visible(pool, caller, account_id, _VISIBLE_BALANCES, "r.provider_id")
     return Balances(account_id=account_id, balances=[Balance.model_validate(r) for r in rows])
 

@@ -26,6 +26,7 @@ CALLERS = ("anonymous", "owner", "other subscriber", "industrial", "operator", "
 # endpoint -> expected status per caller (in CALLERS order), on the owner's account and meter
 MATRIX: dict[str, tuple[int, ...]] = {
     "GET /accounts/{account_id}": (401, 200, 404, 404, 200, 200, 404, 403),
+    "GET /accounts/{account_id}/balances": (401, 200, 404, 404, 200, 200, 404, 403),
     "GET /accounts/{account_id}/usage": (401, 200, 404, 404, 200, 200, 404, 403),
     "POST /accounts/{account_id}/topups": (401, 403, 403, 403, 403, 201, 403, 201),
     "GET /meters/{meter_id}": (401, 200, 404, 404, 200, 200, 404, 403),
@@ -100,7 +101,7 @@ async def test_anothers_account_answers_like_a_missing_one(
 ) -> None:
     stranger = world.headers["other subscriber"]
     missing = unique("A")
-    for path in ("/accounts/{}", "/accounts/{}/usage"):
+    for path in ("/accounts/{}", "/accounts/{}/balances", "/accounts/{}/usage"):
         theirs = await anonymous.get(path.format(world.owner.account_id), headers=stranger)
         nobodys = await anonymous.get(path.format(missing), headers=stranger)
         body, expected = assert_problem(theirs, 404), assert_problem(nobodys, 404)
