@@ -195,9 +195,7 @@ async def create_topup(
     A prepaid meter whose balance with its provider becomes positive is reconnected: a
     `connect` relay command is written in the same transaction.
     """
-    # in a pipeline, statements whose answers are not awaited at once (BEGIN, the postings,
-    # savepoints, the relay lock, COMMIT) travel with the next one: fewer round trips
-    async with pool.connection() as conn, conn.pipeline(), conn.transaction():
+    async with pool.connection() as conn, conn.transaction():
         done = await top_up(conn, account_id, idempotency_key, body.amount, body.provider_id)
     if done.replayed:
         response.status_code = 200

@@ -99,18 +99,16 @@ async def top_up(
     except EntryKeyReused:
         posted = None
     if posted is not None and posted.new:
-        # the record's row is read after the repayment's: in a pipeline (`conn.pipeline()`)
-        # both statements go to the database in one round trip
-        recorded = await conn.execute(_INSERT, {
+        cur = await conn.execute(_INSERT, {
             "account": account_id, "provider": provider, "amount": amount,
             "key": idempotency_key, "entry": posted.id})
-        repaid = await recover_from_topup(conn, account_id, provider, amount,
-                                          entry_key(account_id, idempotency_key))
-        row = await recorded.fetchone()
+        row = await cur.fetchone()
         assert row is not None
         topup_id, received_at, balance = row
-        if repaid:
-            balance = await _balance(conn, account_id, provider)
+        if await recover_from_topup(conn, account_id, provider, amount,
+                                    entry_key(account_id, idempotency_key)):
+            balance = await _balance(conn, account_id, provider)  # less what it repaid
+        # received_at is the transaction's now(): the relays are decided at the same instant
         await decide_relays(conn, [account_id], now=received_at)
         return Topup(topup_id, account_id, provider, amount, idempotency_key, received_at,
                      balance, replayed=False)
