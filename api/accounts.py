@@ -58,22 +58,16 @@ SELECT a.id, a.holder_name, a.billing_mode, a.opened_at,
  WHERE a.id = %s
 """
 
-_BALANCES = """
-SELECT b.provider_id, p.name AS provider_name, b.amount, b.amount AS amount_kopecks,
-       b.updated_at
-  FROM balances b
-  JOIN providers p ON p.id = b.provider_id
- WHERE b.account_id = %s
- ORDER BY b.provider_id
-"""
-
-_VISIBLE_BALANCES = """
+# an account's balances, as `read_visible` takes a read: of the account %(id)s
+_BALANCES_OF = """
 SELECT b.provider_id, p.name AS provider_name, b.amount, b.amount AS amount_kopecks,
        b.updated_at
   FROM balances b
   JOIN providers p ON p.id = b.provider_id
  WHERE b.account_id = %(id)s
 """
+
+_BALANCES = _BALANCES_OF + " ORDER BY b.provider_id"
 
 _METERS = """
 SELECT id, utility, model, has_relay, relay_state
@@ -89,7 +83,7 @@ async def load_account(conn: psycopg.AsyncConnection[Any], account_id: str) -> A
     row = await cur.fetchone()
     if row is None:
         return None
-    await cur.execute(_BALANCES, (account_id,))
+    await cur.execute(_BALANCES, {"id": account_id})
     balances = [Balance.model_validate(r) for r in await cur.fetchall()]
     await cur.execute(_METERS, (account_id,))
     meters = [AccountMeter.model_validate(r) for r in await cur.fetchall()]
@@ -132,6 +126,6 @@ async def get_balances(
     """Just the balances (exact, and rounded to kopecks): the cheap read an app polls. The
     account is checked as every account endpoint checks it, in the statement that reads the
     balances (one round trip)."""
-    rows = await read_visible(pool, caller, account_id, _VISIBLE_BALANCES, "r.provider_id")
+    rows = await read_visible(pool, caller, account_id, _BALANCES_OF, "r.provider_id")
     return Balances(account_id=account_id, balances=[Balance.model_validate(r) for r in rows])
 
