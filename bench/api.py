@@ -17,8 +17,9 @@ same run, and top-up POSTs, with compiled load generators on loopback.
 The API runs as ``uvicorn api.asgi:app --workers N`` on a database of its own (made,
 migrated and dropped here). ``--baseline REV`` measures the code of a git revision too, in
 the same run (``git archive`` into a scratch folder, its servers started there), each
-measurement of it just before the same one of this tree's code, ``--repeats`` times: on a
-shared machine the ratios within a run are what to read. Prints hey's and wrk's summaries
+measurement of it next to the same one of this tree's code (in turn first and second),
+``--repeats`` times, the database vacuumed before each: on a shared machine the ratios
+within a run are what to read. Prints hey's and wrk's summaries
 and a table of medians.
 """
 
@@ -211,6 +212,13 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
+def vacuum(url: str) -> None:
+    """What autovacuum would have cleaned by now (this server may run without it): each
+    measurement starts from the same state, not from the dead rows of the ones before."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE)")
+
+
 def baseline_code(revision: str, into: Path) -> Path:
     """The code of a git revision, archived into ``into``."""
     archive = subprocess.run(["git", "archive", revision], capture_output=True, check=True)
@@ -257,9 +265,10 @@ def main() -> None:
     results: dict[tuple[str, str], list[Measured]] = {}
     print(f"load average before: {os.getloadavg()}")
     try:
-        for _ in range(args.repeats):
+        for repeat in range(args.repeats):
             for name in (AUTHENTICATED, UNAUTHENTICATED, TOPUPS):
-                for tree, code in trees:
+                for tree, code in trees[::-1] if repeat % 2 else trees:  # ABBA
+                    vacuum(settings.database_url)
                     results.setdefault((tree, name), []).append(scenario(name, code))
     finally:
         asyncio.run(db.drop_database(settings.database_url))
