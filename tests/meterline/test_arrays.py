@@ -18,7 +18,9 @@ _TEXT = st.one_of(
     st.from_regex(r"[A-Za-z0-9_.:-]{1,20}", fullmatch=True),
     st.sampled_from(["", "NULL", "null", "Null", "a b", "x,y", 'q"', "{", "}", "\\", "\t",
                      "é", "Ж-1", "nullx", "\u3000"]),
-    st.text(alphabet=st.characters(exclude_characters="\x00"), max_size=8),
+    # (no NUL, no lone surrogate: PostgreSQL text cannot hold the one, UTF-8 the other)
+    st.text(alphabet=st.characters(exclude_characters="\x00", exclude_categories=["Cs"]),
+            max_size=8),
 )
 _VALUES = st.one_of(
     st.lists(_TEXT, max_size=30),
