@@ -233,18 +233,24 @@ async def unfinished(conn: psycopg.AsyncConnection[Any], period: date,
 
 # --- one chunk ----------------------------------------------------------------------------
 
+# The lines stored for the period of the chunk's accounts, found by their key (the accounts),
+# read once for the comparison and the reversal: none when the chunk is billed a first time.
 # (account, provider) pairs of the chunk whose bill differs from the stored one (either
 # side of a service that changed provider), and whether its money did: what each service
 # charged (a stored benefit, from before the tariffs' benefits job, is money to reverse).
+_OLD_LINES = """
+CREATE TEMP TABLE old_lines ON COMMIT DROP AS
+SELECT l.*
+  FROM run_accounts a
+  JOIN bill_lines l ON l.period = %(period)s AND l.account_id = a.account_id
+ WHERE a.selected
+   AND (%(providers)s::text[] IS NULL OR l.provider_id = ANY(%(providers)s::text[]))
+"""
+
 _CHANGED = """
 CREATE TEMP TABLE changed_bills ON COMMIT DROP AS
 WITH old AS (
-    -- by the stored bill's key: the chunk's accounts, not the whole period's
-    SELECT l.* FROM bill_lines l
-     WHERE l.period = %(period)s
-       AND l.account_id = ANY((SELECT accounts FROM bill_run_chunks
-                                WHERE run_id = %(run)s AND chunk = %(chunk)s)::text[])
-       AND (%(providers)s::text[] IS NULL OR l.provider_id = ANY(%(providers)s::text[]))
+    SELECT * FROM old_lines
 ), differ AS (
     SELECT n.account_id AS new_account, n.provider_id AS new_provider,
            o.account_id AS old_account, o.provider_id AS old_provider
@@ -311,11 +317,13 @@ WITH chunk AS (
     UPDATE bill_run_chunks SET done_at = now()
      WHERE run_id = %(run)s AND chunk = %(chunk)s AND done_at IS NULL
     RETURNING cardinality(accounts) AS n
+), changed AS (
+    SELECT count(DISTINCT account_id) AS n FROM changed_bills
 )
 UPDATE bill_runs SET billed = billed + (SELECT n FROM chunk),
-                     changed = changed + %(changed)s
+                     changed = changed + (SELECT n FROM changed)
  WHERE id = %(run)s AND EXISTS (SELECT 1 FROM chunk)
-RETURNING (SELECT n FROM chunk)
+RETURNING (SELECT n FROM chunk), (SELECT n FROM changed)
 """
 
 
@@ -358,17 +366,17 @@ async def bill_chunk(conn: psycopg.AsyncConnection[Any], run: Run,
             await conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
         await execute_all(conn, CHUNK, params)
         await price_remaining_lines(conn, run.period, next_month(run.period))
+        stored = (await conn.execute(_OLD_LINES, params)).rowcount > 0
         await conn.execute(_CHANGED, params)
         await conn.execute("ANALYZE changed_bills")  # often empty: plans that know it
-        await book_changes(conn, run.period, run.id, chunk)
-        await conn.execute(_DROP_OLD, params)
+        await book_changes(conn, run.period, run.id, chunk, reverse=stored)
+        if stored:
+            await conn.execute(_DROP_OLD, params)
         await conn.execute(_PUT_NEW, params)
         await conn.execute(_DROP_SUBSTITUTED, params)
         await conn.execute(_PUT_SUBSTITUTED, params)
-        cur = await conn.execute("SELECT count(DISTINCT account_id) FROM changed_bills")
-        (changed,) = await cur.fetchone() or (0,)
-        cur = await conn.execute(_DONE, {**params, "changed": changed})
-        (size,) = await cur.fetchone() or (0,)
+        cur = await conn.execute(_DONE, params)
+        size, changed = await cur.fetchone() or (0, 0)
     return ChunkBilled(int(size), int(changed))
 
 
