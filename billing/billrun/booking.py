@@ -76,13 +76,15 @@ async def book_changes(conn: psycopg.AsyncConnection[Any], period: date, run_id:
                          reason=f"{reason}: {what.replace('-', ' ')}")
 
 
-# Providers whose period is closed: a bill run of it is refused.
+# Providers whose period is closed: a bill run of it is refused. From the closed periods (few,
+# usually none), each looked for among the run's accounts.
 CLOSED = """
-SELECT DISTINCT bp.provider_id
+SELECT bp.provider_id
   FROM billing_periods bp
-  JOIN account_services s ON s.provider_id = bp.provider_id
-  JOIN bill_run_chunks c ON c.run_id = %(run)s AND s.account_id = ANY(c.accounts)
  WHERE bp.period = %(period)s AND bp.closed_at IS NOT NULL
    AND (%(providers)s::text[] IS NULL OR bp.provider_id = ANY(%(providers)s::text[]))
+   AND EXISTS (SELECT 1 FROM bill_run_chunks c CROSS JOIN unnest(c.accounts) AS x(account_id)
+                 JOIN account_services s ON s.account_id = x.account_id
+                WHERE c.run_id = %(run)s AND s.provider_id = bp.provider_id)
  ORDER BY 1
 """

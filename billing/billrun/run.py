@@ -286,6 +286,17 @@ SELECT t.account_id, t.provider_id,
   FROM touched t
 """
 
+# The same when nothing is stored (a chunk billed a first time): every pair of its new lines,
+# and whether any of its services charges money.
+_CHANGED_FIRST = """
+CREATE TEMP TABLE changed_bills ON COMMIT DROP AS
+SELECT account_id, provider_id, coalesce(bool_or(amount <> 0), false) AS money
+  FROM (SELECT account_id, provider_id, service,
+               sum(charged + recalculation) FILTER (WHERE method <> 'rating') AS amount
+          FROM new_lines GROUP BY account_id, provider_id, service) s
+ GROUP BY account_id, provider_id
+"""
+
 _DROP_OLD = """
 DELETE FROM bill_lines l USING changed_bills c
  WHERE l.period = %(period)s AND l.account_id = c.account_id AND l.provider_id = c.provider_id
@@ -367,7 +378,7 @@ async def bill_chunk(conn: psycopg.AsyncConnection[Any], run: Run,
         await execute_all(conn, CHUNK, params)
         await price_remaining_lines(conn, run.period, next_month(run.period))
         stored = (await conn.execute(_OLD_LINES, params)).rowcount > 0
-        await conn.execute(_CHANGED, params)
+        await conn.execute(_CHANGED if stored else _CHANGED_FIRST, params)
         await conn.execute("ANALYZE changed_bills")  # often empty: plans that know it
         await book_changes(conn, run.period, run.id, chunk, reverse=stored)
         if stored:
