@@ -9,6 +9,10 @@ preparing and comparing cost). Times per phase; accounts per second.
 
     .venv/bin/python -m bench.billrun [--accounts 1000000] [--chunk 50000] [--workers 2]
                                       [--fresh]
+
+To compare two versions of the bill run on the same town, run it as a script with the other
+version's ``billing`` and ``meterline`` first on PYTHONPATH (e.g. from ``git archive``):
+``PYTHONPATH=/tmp/before .venv/bin/python bench/billrun.py ...``; it prints which it ran.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 
 import psycopg
 
+import billing.billrun.run
 from billing.accounts.town import TownSpec, generate_town
 from billing.billrun.run import Run, bill
 from meterline import db
@@ -81,6 +86,7 @@ async def main(accounts: int, chunk: int, workers: int, fresh: bool) -> None:
     async with await psycopg.AsyncConnection.connect(DATABASE, autocommit=True) as conn:
         await town(conn, accounts)
         await conn.execute("TRUNCATE bill_lines, meter_volumes")
+        print(f"bill run code: {billing.billrun.run.__file__}")
         print(f"## bill run of {accounts} accounts, {len(SERVICES)} services each, chunks of "
               f"{chunk}; load average {os.getloadavg()[0]:.1f} at the start")
         first = await one_run(conn, chunk, workers, "first run (every bill new)")
