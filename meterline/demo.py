@@ -42,6 +42,8 @@ DEMO_PLANS_FROM = date(2025, 7, 1)  # the example electricity book's first day
 LOG_DIR = Path("var/log")
 
 SUMMARY_EVERY = 2.0  # seconds between two lines of the live summary
+# a service that stops is started again, unless it stopped more than this often lately
+RESTARTS_IN_WINDOW, RESTART_WINDOW = 3, 60.0
 # The scheduler's jobs in the demo: the daily ones as in production, the reminder run (which
 # turns rating's events into notices) every minute.
 DEMO_SCHEDULES = '{"billrun": "0 3 1 * *", "standing-charges": "30 0 * * *", ' \
@@ -268,16 +270,32 @@ async def _scrape_all(session: aiohttp.ClientSession, settings: Settings) -> Scr
     return scraped
 
 
+async def _restart(child: Child, times: list[float]) -> None:
+    """Start a service that stopped (a crash, or someone killed it) again, as a supervisor
+    would; one that stops again and again is a fault to look at: the demo stops."""
+    now = time.monotonic()
+    times[:] = [t for t in times if now - t < RESTART_WINDOW] + [now]
+    if len(times) > RESTARTS_IN_WINDOW:
+        raise SystemExit(f"{child.name} stopped {len(times)} times within "
+                         f"{RESTART_WINDOW:.0f}s; see {child.log_path}")
+    print(f"{child.name} stopped (exit {child.proc.returncode}); starting it again "
+          f"(log: {child.log_path})", flush=True)
+    child.restart()
+    await asyncio.to_thread(child.wait_ready, 90)
+    print(f"{child.name} ready again", flush=True)
+
+
 async def _watch(settings: Settings, children: list[Child]) -> None:
     async with await psycopg.AsyncConnection.connect(
         settings.database_url, autocommit=True
     ) as conn, aiohttp.ClientSession() as session:
         before, at = await _scrape_all(session, settings), time.monotonic()
+        restarts: dict[str, list[float]] = {}
         while True:
             await asyncio.sleep(SUMMARY_EVERY)  # the summary's refresh period
             for child in children:
                 if child.proc.poll() is not None:
-                    raise SystemExit(f"{child.name} stopped unexpectedly; see {child.log_path}")
+                    await _restart(child, restarts.setdefault(child.name, []))
             after, now = await _scrape_all(session, settings), time.monotonic()
             cur = await conn.execute(_BALANCES)
             balances = await cur.fetchone()

@@ -70,24 +70,35 @@ class Child:
         self.name = label or name
         self.log_path = log_dir / f"{self.name}.log"
         log_dir.mkdir(parents=True, exist_ok=True)
+        self._command = [sys.executable, "-m", "meterline", name, *args]
+        self._env = {**os.environ, **(env or {})}
+        self._start("wb")
+
+    def _start(self, log_mode: str) -> None:
         self.ready = threading.Event()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "meterline", name, *args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-        )
-        self._reader = threading.Thread(target=self._copy_output, daemon=True)
+        self.proc = subprocess.Popen(self._command, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, env=self._env)
+        self._reader = threading.Thread(target=self._copy_output, args=(log_mode,),
+                                        daemon=True)
         self._reader.start()
 
-    def _copy_output(self) -> None:
-        assert self.proc.stdout is not None
-        with self.log_path.open("wb") as log:
-            for line in self.proc.stdout:
+    def restart(self) -> None:
+        """Start the service again after its process ended; its log goes on in the same file."""
+        if self.proc.poll() is None:
+            raise ServiceFailed(f"{self.name} is still running")
+        self._reader.join(timeout=5)
+        self._start("ab")
+
+    def _copy_output(self, log_mode: str) -> None:
+        proc, ready = self.proc, self.ready  # this run's: a restart makes new ones
+        assert proc.stdout is not None
+        with self.log_path.open(log_mode) as log:
+            for line in proc.stdout:
                 log.write(line)
                 log.flush()
-                if not self.ready.is_set() and b" ready" in line:
-                    self.ready.set()
-        self.ready.set()  # output ended: wake any waiter, which then sees the exit
+                if not ready.is_set() and b" ready" in line:
+                    ready.set()
+        ready.set()  # output ended: wake any waiter, which then sees the exit
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         if not self.ready.wait(timeout):

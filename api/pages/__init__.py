@@ -14,6 +14,8 @@ from api.pages import admin, cabinet, desk, industrial, notices, plans
 from api.pages.session import LoginRequired
 
 STATIC = Path(__file__).parent.parent / "static"
+# every module of pages; each has a `router`
+MODULES = (cabinet, notices, plans, industrial, desk, admin)
 
 
 async def _to_login(request: Request, exc: Exception) -> RedirectResponse:
@@ -23,5 +25,5 @@ async def _to_login(request: Request, exc: Exception) -> RedirectResponse:
 def install_pages(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(LoginRequired, _to_login)
-    for module in (cabinet, notices, plans, industrial, desk, admin):
+    for module in MODULES:
         app.include_router(module.router)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
-from collections.abc import AsyncIterator, Callable
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -29,8 +30,14 @@ Bearer = Callable[..., dict[str, str]]
 
 
 @pytest.fixture
-def app(make_settings: Callable[..., Settings]) -> FastAPI:
-    return create_app(make_settings())
+def app(make_settings: Callable[..., Settings]) -> Iterator[FastAPI]:
+    """The app, its acquirer at an address where nothing listens (a port held bound, never
+    listening: a payment's creation is refused, whatever else runs on this machine; the
+    online-payment tests serve the local test acquirer instead)."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield create_app(make_settings(
+            acquirer_url=f"http://127.0.0.1:{held.getsockname()[1]}"))
 
 
 @pytest.fixture

@@ -2,7 +2,8 @@
 Prometheus can parse, the live summary reads the same metrics, and SIGTERM (what docker,
 systemd and `kill` send) stops the demo and every process it started, as Ctrl-C does. Its
 fleet mixes utilities, models and lines, and a second run on the same database keeps
-charging every one of them."""
+charging every one of them, also after one of its services was killed (the demo starts it
+again)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,16 @@ async def summary_with_readings(demo: asyncio.subprocess.Process, seen: list[str
         seen.append(line)
         match = SUMMARY.search(line)
         if match and float(match[1]) > 0 and float(match[2]) > 0:
+            return
+    pytest.fail("the demo stopped:\n" + "".join(seen))
+
+
+async def line_with(demo: asyncio.subprocess.Process, text: str, seen: list[str]) -> None:
+    """Read the demo's output until a line holds ``text``."""
+    assert demo.stdout is not None
+    while line := (await demo.stdout.readline()).decode():
+        seen.append(line)
+        if text in line:
             return
     pytest.fail("the demo stopped:\n" + "".join(seen))
 
@@ -142,6 +153,15 @@ async def test_every_service_of_the_demo_serves_metrics_and_sigterm_stops_them_a
         await asyncio.wait_for(summary_with_readings(again, seen), 150)
         await until(lambda: charged_since(demo_database, charged), 90,
                     what="every utility charged again in the second run")
+
+        # the rating worker killed outright: the demo starts it again and charging goes on
+        (rating,) = [child for child in psutil.Process(again.pid).children(recursive=True)
+                     if child.cmdline()[-1:] == ["rating"]]
+        rating.kill()
+        await asyncio.wait_for(line_with(again, "rating ready again", seen), 120)
+        charged = await charge_count(demo_database)
+        await until(lambda: charged_since(demo_database, charged), 90,
+                    what="every utility charged after the rating worker was started again")
         assert all(int(m[1]) == 0 for line in seen if (m := DEAD.search(line))), seen
         async with await psycopg.AsyncConnection.connect(demo_database) as conn:
             cur = await conn.execute("SELECT reason, count(*) FROM dead_letters GROUP BY 1")
