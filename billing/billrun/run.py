@@ -242,7 +242,12 @@ _OLD_LINES = """
 CREATE TEMP TABLE old_lines ON COMMIT DROP AS
 SELECT l.*
   FROM run_accounts a
-  JOIN bill_lines l ON l.period = %(period)s AND l.account_id = a.account_id
+ CROSS JOIN LATERAL (
+       -- each account's lines by the key's index, whatever the table's statistics say (a
+       -- first run fills the period as it goes): OFFSET 0 keeps this a lookup per account,
+       -- never a scan of the whole period's lines joined afterwards
+       SELECT l.ctid AS line, l.* FROM bill_lines l
+        WHERE l.period = %(period)s AND l.account_id = a.account_id OFFSET 0) l
  WHERE a.selected
    AND (%(providers)s::text[] IS NULL OR l.provider_id = ANY(%(providers)s::text[]))
 """
@@ -297,9 +302,13 @@ SELECT account_id, provider_id, coalesce(bool_or(amount <> 0), false) AS money
  GROUP BY account_id, provider_id
 """
 
+# the stored lines of the changed bills, as read into old_lines (by their row address: the
+# chunk's transaction holds them, no other run bills the period)
 _DROP_OLD = """
-DELETE FROM bill_lines l USING changed_bills c
- WHERE l.period = %(period)s AND l.account_id = c.account_id AND l.provider_id = c.provider_id
+DELETE FROM bill_lines
+ WHERE ctid = ANY(ARRAY(SELECT o.line FROM old_lines o
+                          JOIN changed_bills c USING (account_id, provider_id)))
+   AND period = %(period)s
 """
 
 _PUT_NEW = """
@@ -378,6 +387,8 @@ async def bill_chunk(conn: psycopg.AsyncConnection[Any], run: Run,
         await execute_all(conn, CHUNK, params)
         await price_remaining_lines(conn, run.period, next_month(run.period))
         stored = (await conn.execute(_OLD_LINES, params)).rowcount > 0
+        if stored:  # plans that know both sides' sizes
+            await conn.execute("ANALYZE new_lines, old_lines")
         await conn.execute(_CHANGED if stored else _CHANGED_FIRST, params)
         await conn.execute("ANALYZE changed_bills")  # often empty: plans that know it
         await book_changes(conn, run.period, run.id, chunk, reverse=stored)
