@@ -1,13 +1,11 @@
-"""The bill of a period, computed set-based in SQL (no loop per account), in two stages,
-both in each chunk's transaction (a chunk is whole houses, so whichever worker takes it
-prepares and bills it alone, and a run starts without a pass over every account).
+"""The bill of a period, computed set-based in SQL (no loop per account), in two stages.
 
-``PREPARE`` reads every account of the chunk's houses into temporary tables (dropped at
-commit, never written to the WAL): the volume of each meter read by people, each account's
-individual volumes, each house's volumes from its house meters. ``CHUNK`` then leaves
-``new_lines``: one line per service of each of the chunk's selected accounts (and provider),
-one more per common-property (СОИ) service, priced and rounded to kopecks once (half-up).
-The rules (DOMAIN.md §3):
+``PREPARE`` runs once when a run starts, over every account of the houses of the selected
+accounts, into the run's own schema (``bill_run_<id>``, dropped when the run finishes): the
+volume of each meter read by people, each account's individual volumes, each house's volumes
+from its house meters. ``CHUNK`` runs in each chunk's transaction and leaves ``new_lines``:
+one line per service of each selected account (and provider), one more per common-property
+(СОИ) service, priced and rounded to kopecks once (half-up). The rules (DOMAIN.md §3):
 
 - Individual meters read by people: the reading of the period is the last one up to the
   cutoff day (later ones count for the next period). Consumption = that reading minus the
@@ -44,34 +42,32 @@ from typing import Any, LiteralString
 
 import psycopg
 
-# --- PREPARE: in each chunk's transaction, over the chunk's houses --------------------------
+# --- PREPARE: once a run, in the run's schema ---------------------------------------------
 
-# Every account of the chunk's houses (common property needs them all); ``selected``: the
-# chunk's own accounts, billed.
+# Every account of the houses of the selected accounts; the selected ones carry their chunk.
 RUN_ACCOUNTS = """
-CREATE TEMP TABLE run_accounts ON COMMIT DROP AS
-WITH chunk AS (
-    SELECT unnest(accounts) AS account_id FROM bill_run_chunks
-     WHERE run_id = %(run)s AND chunk = %(chunk)s
-), chunk_houses AS (
-    SELECT DISTINCT p.house_id
-      FROM chunk x JOIN accounts a ON a.id = x.account_id JOIN premises p ON p.id = a.premises_id
-)
+CREATE TABLE run_accounts AS
 SELECT a.id AS account_id, a.area, a.residents, p.house_id, c.region_code, ad.time_zone,
-       x.account_id IS NOT NULL AS selected
-  FROM chunk_houses ch
-  JOIN premises p ON p.house_id = ch.house_id
-  JOIN accounts a ON a.premises_id = p.id
+       sel.chunk
+  FROM accounts a
+  JOIN premises p ON p.id = a.premises_id
   JOIN houses h ON h.id = p.house_id
   JOIN streets s ON s.id = h.street_id
   JOIN cities c ON c.id = s.city_id
   JOIN addresses ad ON ad.id = a.address_id
-  LEFT JOIN chunk x ON x.account_id = a.id;
+  LEFT JOIN (SELECT chunk, unnest(accounts) AS account_id FROM public.bill_run_chunks
+              WHERE run_id = %(run)s) sel ON sel.account_id = a.id
+ WHERE p.house_id IN (SELECT p2.house_id FROM public.bill_run_chunks c2
+                        CROSS JOIN unnest(c2.accounts) AS x(account_id)
+                        JOIN accounts a2 ON a2.id = x.account_id
+                        JOIN premises p2 ON p2.id = a2.premises_id
+                       WHERE c2.run_id = %(run)s);
+CREATE INDEX ON run_accounts (chunk);
 CREATE UNIQUE INDEX ON run_accounts (account_id)
 """
 
 RUN_HOUSES = """
-CREATE TEMP TABLE run_houses ON COMMIT DROP AS
+CREATE TABLE run_houses AS
 SELECT r.house_id, max(h.common_area) AS common_area, max(r.time_zone) AS time_zone,
        coalesce(max(h.total_area), sum(r.area)) AS area, max(r.region_code) AS region_code
   FROM run_accounts r JOIN houses h ON h.id = r.house_id
@@ -82,9 +78,9 @@ SELECT r.house_id, max(h.common_area) AS common_area, max(r.time_zone) AS time_z
 # in force on the period's first day, else the provider's default (account_plan()'s rule,
 # set-based); ``changing`` when a choice takes effect within the month.
 RUN_SERVICES = """
-CREATE TEMP TABLE run_services ON COMMIT DROP AS
+CREATE TABLE run_services AS
 WITH taken AS (
-    SELECT DISTINCT ON (s.account_id, s.service) s.account_id, r.selected, s.service,
+    SELECT DISTINCT ON (s.account_id, s.service) s.account_id, r.chunk, s.service,
            s.provider_id, r.area, r.residents, r.house_id, r.region_code
       FROM account_services s JOIN run_accounts r ON r.account_id = s.account_id
      WHERE s.valid_from <= %(period)s AND (s.valid_to IS NULL OR s.valid_to > %(period)s)
@@ -98,8 +94,7 @@ WITH taken AS (
       FROM choices WHERE valid_from <= %(period)s
      ORDER BY account_id, provider_id, service, valid_from DESC
 )
-SELECT t.account_id, t.selected, t.service, t.provider_id,
-       coalesce(c.plan_id, d.id) AS plan_id,
+SELECT t.account_id, t.chunk, t.service, t.provider_id, coalesce(c.plan_id, d.id) AS plan_id,
        coalesce(c.consumer_group, 'urban') AS consumer_group,
        EXISTS (SELECT 1 FROM choices x
                 WHERE (x.account_id, x.provider_id, x.service)
@@ -111,15 +106,16 @@ SELECT t.account_id, t.selected, t.service, t.provider_id,
          ON (c.account_id, c.provider_id, c.service) = (t.account_id, t.provider_id, t.service)
   LEFT JOIN tariff_plans d
          ON d.provider_id = t.provider_id AND d.service = t.service AND d.is_default
-;
-CREATE INDEX ON run_services (account_id)
+ ORDER BY t.chunk, t.account_id;
+CREATE INDEX ON run_services (account_id);
+CREATE INDEX ON run_services (chunk)
 """
 
 # Each plan and consumer group of the run: its basis, the version in force on the period's
 # first day, and, when one price holds the whole month (that version throughout, one zone, no
 # bands), the price; ``ref`` names it on the bill (plan code @ version, group if not urban).
 RUN_RATES = """
-CREATE TEMP TABLE run_rates ON COMMIT DROP AS
+CREATE TABLE run_rates AS
 SELECT u.plan_id, u.consumer_group, p.basis, p.derived_from, v.id AS version_id,
        p.code || '@' || v.valid_from
        || CASE WHEN u.consumer_group <> 'urban' THEN '/' || u.consumer_group ELSE '' END
@@ -141,7 +137,7 @@ SELECT u.plan_id, u.consumer_group, p.basis, p.derived_from, v.id AS version_id,
 """
 
 RUN_NORMS = """
-CREATE TEMP TABLE run_norms ON COMMIT DROP AS
+CREATE TABLE run_norms AS
 SELECT DISTINCT ON (region_code, service, scope) region_code, service, scope, quantity
   FROM consumption_norms
  WHERE region_code IN (SELECT region_code FROM run_houses)
@@ -153,7 +149,7 @@ SELECT DISTINCT ON (region_code, service, scope) region_code, service, scope, qu
 # count for; then per meter: this period's reading, the last one before, the average's base
 # (the last reading six months before that one, or the first).
 RUN_READINGS = """
-CREATE TEMP TABLE run_meter_list ON COMMIT DROP AS
+CREATE TABLE run_meter_list AS
 SELECT m.id AS meter_id, m.account_id, m.utility AS service, r.time_zone, r.residents,
        r.region_code, p.reading_submission_day AS cutoff_day,
        CASE m.utility WHEN 'electricity' THEN 'active_import' ELSE 'volume' END AS register,
@@ -164,12 +160,12 @@ SELECT m.id AS meter_id, m.account_id, m.utility AS service, r.time_zone, r.resi
   FROM meters m JOIN run_accounts r ON r.account_id = m.account_id
   JOIN providers p ON p.id = m.provider_id
  WHERE m.gateway_id IS NULL AND m.utility IN ('cold_water', 'hot_water', 'electricity', 'gas');
-CREATE TEMP TABLE run_seen ON COMMIT DROP AS
+CREATE TABLE run_seen AS
 SELECT m.meter_id, x.ts, x.value, reading_period(x.ts, m.time_zone, m.cutoff_day) AS period
   FROM readings x JOIN run_meter_list m ON m.meter_id = x.meter_id AND m.register = x.register
  WHERE x.ts >= %(history_from)s AND x.ts < %(history_to)s
    AND (m.faulty_from IS NULL OR x.ts < m.faulty_from);
-CREATE TEMP TABLE run_meters ON COMMIT DROP AS
+CREATE TABLE run_meters AS
 WITH last AS (
     SELECT meter_id,
            max(ts) FILTER (WHERE period = %(period)s) AS cur_ts,
@@ -196,7 +192,7 @@ SELECT m.*, l.cur_ts, l.cur_value, l.prev_ts, l.prev_value, l.first_value, l.pre
 
 # What substitution billed since each meter's last real reading.
 RUN_SUBSTITUTED = """
-CREATE TEMP TABLE run_substituted ON COMMIT DROP AS
+CREATE TABLE run_substituted AS
 SELECT v.meter_id, sum(v.volume) AS volume
   FROM meter_volumes v JOIN run_meters m ON m.meter_id = v.meter_id
  WHERE v.period > m.prev_period AND v.period < %(period)s
@@ -206,7 +202,7 @@ SELECT v.meter_id, sum(v.volume) AS volume
 
 # The volume of each meter in the period, and how it was found.
 RUN_METER_VOLUMES = """
-CREATE TEMP TABLE run_meter_volumes ON COMMIT DROP AS
+CREATE TABLE run_meter_volumes AS
 SELECT m.meter_id, m.account_id, m.service, k.method,
        CASE k.method
            -- a meter's first period: from its first reading (installation) on
@@ -242,12 +238,12 @@ CREATE INDEX ON run_meter_volumes (account_id)
 # re-rating's reversal and new lines net out), per account, provider, service and price,
 # each price's part rounded to kopecks once. Consumption is priced once; the bill shows it.
 RUN_RATED = """
-CREATE TEMP TABLE run_gateway_services ON COMMIT DROP AS
+CREATE TABLE run_gateway_services AS
 SELECT DISTINCT m.account_id,
        CASE m.utility WHEN 'heat' THEN 'heating' ELSE m.utility END AS service
   FROM meters m JOIN run_accounts r ON r.account_id = m.account_id
  WHERE m.gateway_id IS NOT NULL;
-CREATE TEMP TABLE run_rated ON COMMIT DROP AS
+CREATE TABLE run_rated AS
 WITH parts AS (
     SELECT c.account_id, c.provider_id, c.service, c.unit, coalesce(c.zone, 'all_day') AS zone,
            coalesce(c.band, 0) AS band, c.unit_price, sum(c.quantity) AS volume,
@@ -273,8 +269,8 @@ CREATE INDEX ON run_rated (account_id)
 # all, or rated by rating (a service metered behind a gateway: its volume counts in sewerage
 # and against the house meter, its line is rating's accrual).
 RUN_VOLUMES = """
-CREATE TEMP TABLE run_volumes ON COMMIT DROP AS
-SELECT v.*, r.selected FROM (
+CREATE TABLE run_volumes AS
+SELECT v.*, r.chunk FROM (
 SELECT account_id, service,
        coalesce(sum(volume) FILTER (WHERE method <> 'reconciliation'), 0) AS volume,
        coalesce(sum(volume) FILTER (WHERE method = 'reconciliation'), 0) AS recalculated,
@@ -296,13 +292,15 @@ SELECT s.account_id, s.service, coalesce(n.quantity, 0) * r.residents, 0, 0, NUL
 UNION ALL
 SELECT account_id, service, sum(volume), 0, 0, NULL, 'rating'
   FROM run_rated GROUP BY account_id, service
-) v JOIN run_accounts r USING (account_id);
-CREATE INDEX ON run_volumes (account_id)
+) v JOIN run_accounts r USING (account_id)
+ ORDER BY r.chunk, v.account_id;
+CREATE INDEX ON run_volumes (account_id);
+CREATE INDEX ON run_volumes (chunk)
 """
 
 # House meters over the calendar month of the period (local time).
 RUN_HOUSE_VOLUMES = """
-CREATE TEMP TABLE run_house_volumes ON COMMIT DROP AS
+CREATE TABLE run_house_volumes AS
 SELECT hm.house_id, CASE hm.utility WHEN 'heat' THEN 'heating' ELSE hm.utility END AS service,
        ends.value - starts.value AS volume
   FROM house_meters hm
@@ -322,7 +320,7 @@ CREATE INDEX ON run_house_volumes (house_id, service)
 
 # Common property per house: house volume, the apartments' sum, the norm's cap.
 RUN_COMMON = """
-CREATE TEMP TABLE run_common ON COMMIT DROP AS
+CREATE TABLE run_common AS
 SELECT h.house_id, u.service, hv.volume AS house_volume,
        coalesce(i.volume, 0) AS individual,
        coalesce(n.quantity, 0) * h.common_area AS cap, h.area
@@ -355,7 +353,7 @@ WITH services AS (
     SELECT s.*, r.basis, r.derived_from
       FROM run_services s
       JOIN run_rates r ON r.plan_id = s.plan_id AND r.consumer_group = s.consumer_group
-     WHERE s.selected
+     WHERE s.chunk = %(chunk)s
        AND (%(providers)s::text[] IS NULL OR s.provider_id = ANY(%(providers)s::text[]))
 ), volumes AS (
     -- a plan per unit of volume: the service's own (meters read by people, or the norm) ...
@@ -363,13 +361,13 @@ WITH services AS (
            v.method
       FROM services s JOIN run_volumes v USING (account_id, service)
      WHERE cardinality(s.derived_from) = 0 AND s.service <> 'heating'
-       AND v.method <> 'rating' AND v.selected
+       AND v.method <> 'rating' AND v.chunk = %(chunk)s
     UNION ALL
     -- ... the volumes it is derived from (sewerage: cold + hot water) ...
     SELECT s.account_id, s.service, sum(v.volume + v.recalculated), 0, 0, NULL, 'derived'
       FROM services s
       JOIN run_volumes v ON v.account_id = s.account_id AND v.service = ANY(s.derived_from)
-                        AND v.selected
+                        AND v.chunk = %(chunk)s
      GROUP BY s.account_id, s.service
     UNION ALL
     -- ... heating: the house's meter split by area, or the norm per m²
@@ -427,7 +425,7 @@ UNION ALL
 -- what rating accrued for the meters behind gateways, shown as it is: no price of the bill's
 SELECT r.account_id, r.service, false, r.provider_id, r.unit, r.volume, r.tariff, 'rating',
        'rating', r.charged, 0, '', 0, r.parts, NULL, NULL, 0
-  FROM run_rated r JOIN run_accounts c ON c.account_id = r.account_id AND c.selected
+  FROM run_rated r JOIN run_accounts c ON c.account_id = r.account_id AND c.chunk = %(chunk)s
  WHERE %(providers)s::text[] IS NULL OR r.provider_id = ANY(%(providers)s::text[])
 """
 
@@ -435,54 +433,17 @@ SELECT r.account_id, r.service, false, r.provider_id, r.unit, r.volume, r.tariff
 SUBSTITUTED = """
 SELECT v.meter_id, v.account_id, v.volume, v.method
   FROM run_meter_volumes v JOIN run_accounts c ON c.account_id = v.account_id
- WHERE c.selected AND v.method IN ('average', 'norm', 'norm_raised')
+ WHERE c.chunk = %(chunk)s AND v.method IN ('average', 'norm', 'norm_raised')
 """
 
 CHUNK: tuple[LiteralString, ...] = (NEW_LINES,)
 
-# When a run starts, it refuses any selected account's service with no plan, or no version of
-# its plan in force on the period's first day. First, cheaply, a superset: every (provider,
-# service) any account takes (the distinct pairs of an index, not its rows) and every plan an
-# account chose: when each has a plan in force, nothing selected lacks one. Otherwise
-# (another provider's prices not yet loaded, a plan chosen but not in force) each selected
-# account's services are looked at: START_ACCOUNTS, RUN_SERVICES, RUN_RATES, then UNPRICED.
-MAYBE_UNPRICED = """
-WITH RECURSIVE pairs AS (
-    (SELECT provider_id, service FROM account_services ORDER BY provider_id, service LIMIT 1)
-    UNION ALL
-    SELECT n.provider_id, n.service
-      FROM pairs p
-     CROSS JOIN LATERAL (SELECT s.provider_id, s.service FROM account_services s
-                          WHERE (s.provider_id, s.service) > (p.provider_id, p.service)
-                          ORDER BY s.provider_id, s.service LIMIT 1) n
-), plans AS (
-    SELECT d.id AS plan_id
-      FROM pairs p
-      LEFT JOIN tariff_plans d
-             ON d.provider_id = p.provider_id AND d.service = p.service AND d.is_default
-     WHERE %(providers)s::text[] IS NULL OR p.provider_id = ANY(%(providers)s::text[])
-    UNION
-    SELECT plan_id FROM account_plans WHERE valid_from <= %(period)s
-)
-SELECT EXISTS (SELECT 1 FROM plans
-                WHERE plan_id IS NULL OR plan_version(plan_id, %(period)s) IS NULL)
-"""
-
-START_ACCOUNTS = """
-CREATE TEMP TABLE run_accounts ON COMMIT DROP AS
-SELECT a.id AS account_id, a.area, a.residents, p.house_id, NULL::text AS region_code,
-       true AS selected
-  FROM bill_run_chunks c CROSS JOIN unnest(c.accounts) AS x(account_id)
-  JOIN accounts a ON a.id = x.account_id
-  JOIN premises p ON p.id = a.premises_id
- WHERE c.run_id = %(run)s;
-CREATE UNIQUE INDEX ON run_accounts (account_id)
-"""
-
+# Services of selected accounts with no plan, or no version of it in force on the period's
+# first day (after PREPARE): a run refuses to start with any.
 UNPRICED = """
 SELECT DISTINCT s.provider_id, s.service
   FROM run_services s
-  JOIN run_accounts a ON a.account_id = s.account_id AND a.selected
+  JOIN run_accounts a ON a.account_id = s.account_id AND a.chunk IS NOT NULL
   LEFT JOIN run_rates r ON r.plan_id = s.plan_id AND r.consumer_group = s.consumer_group
  WHERE r.version_id IS NULL
    AND (%(providers)s::text[] IS NULL OR s.provider_id = ANY(%(providers)s::text[]))

@@ -3,11 +3,10 @@ transaction each.
 
 ``start`` records the run (who or what started it, the selection), cuts the selected
 accounts into chunks of whole houses (a house's common-property lines need all its
-apartments) and checks that every selected service has a price, in one transaction.
-``bill_chunk`` prepares the volumes of the chunk's meters and houses (billing.billrun.lines),
-prices its lines, compares them with the lines stored for the period, replaces those of each
-account and provider whose bill changed, and marks the chunk done, in one transaction: the
-workers share out all the run's work, chunk by chunk. A run
+apartments) and prepares, set-based over all of them, the volumes of meters and houses in
+the run's own schema (billing.billrun.lines), all in one transaction. ``bill_chunk`` prices a
+chunk's lines, compares them with the lines stored for the period, replaces those of each
+account and provider whose bill changed, and marks the chunk done, in one transaction. A run
 killed half-way resumes at its first chunk not done; billing accounts again with nothing
 changed changes nothing. One run of a period at a time: an advisory lock held by the run's
 connection, which goes with a killed process.
@@ -27,17 +26,7 @@ import psycopg
 from psycopg import sql
 
 from billing.billrun.booking import CLOSED, book_changes
-from billing.billrun.lines import (
-    CHUNK,
-    MAYBE_UNPRICED,
-    PREPARE,
-    RUN_RATES,
-    RUN_SERVICES,
-    START_ACCOUNTS,
-    SUBSTITUTED,
-    UNPRICED,
-    execute_all,
-)
+from billing.billrun.lines import CHUNK, PREPARE, SUBSTITUTED, UNPRICED, execute_all
 from billing.billrun.pricing import price_remaining_lines
 from meterline.bill_runs import Selection, check_group, check_period
 from meterline.errors import Conflict, DomainError, Invalid, NotFound
@@ -118,17 +107,18 @@ def _params(selection: Selection, period: date) -> dict[str, Any]:
 
 
 def schema(run_id: int) -> sql.Identifier:
-    """The schema a run started by an earlier version prepared its chunks in (dropped when
-    it finishes); runs now prepare each chunk in its own transaction."""
+    """The schema holding what a run prepared for its chunks."""
     return sql.Identifier(f"bill_run_{run_id}")
 
 
-async def enter(conn: psycopg.AsyncConnection[Any]) -> None:
-    """In the current transaction: no JIT (compiling plans cost seconds, the statements run
-    in milliseconds), quick ANALYZE of temporary tables, and room for sorts and hashes."""
+async def enter(conn: psycopg.AsyncConnection[Any], run_id: int) -> None:
+    """In the current transaction: the run's schema first in the search path, no JIT
+    (compiling plans cost seconds, the statements run in milliseconds), quick ANALYZE, and
+    room for sorts and hashes."""
+    await conn.execute(sql.SQL("SET LOCAL search_path TO {}, public").format(schema(run_id)))
     await conn.execute("SET LOCAL jit = off")
-    # the chunk's own tables are analysed for their sizes (join plans), not for fine
-    # distributions: a sample of 3,000 rows, not 30,000
+    # the run's and the chunk's own tables are analysed for their sizes (join plans), not for
+    # fine distributions: a sample of 3,000 rows, not 30,000
     await conn.execute("SET LOCAL default_statistics_target = 10")
     # a chunk's sorts and hashes in memory (the default 4 MB spilled them to disk)
     await conn.execute("SET LOCAL work_mem = '128MB'")
@@ -189,26 +179,18 @@ async def _start(conn: psycopg.AsyncConnection[Any], period: date, selection: Se
                            "correction goes into the next period", code="period-closed")
         await conn.execute("UPDATE bill_runs SET accounts = %s WHERE id = %s",
                            (sum(sizes), run_id))
-        await enter(conn)
-        unpriced = await _unpriced(conn, {**params, "run": run_id})
+        await conn.execute(sql.SQL("CREATE SCHEMA {}").format(schema(run_id)))
+        await enter(conn, run_id)
+        await execute_all(conn, PREPARE, {**params, "run": run_id})
+        cur = await conn.execute(UNPRICED, params)
+        unpriced = [f"{service} of {provider}" for provider, service in await cur.fetchall()]
         if unpriced:
             raise Invalid(f"no price in force on {period}: {', '.join(unpriced)}",
                           code="no-price", field=["period"])
+        for table in ("run_accounts", "run_houses", "run_services", "run_volumes",
+                      "run_house_volumes", "run_common"):
+            await conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
     return Run(run_id, period, selection, started_by, sum(sizes), len(sizes))
-
-
-async def _unpriced(conn: psycopg.AsyncConnection[Any], params: dict[str, Any]) -> list[str]:
-    """The selected services with no price in force on the period's first day (in the run's
-    starting transaction, its chunks recorded)."""
-    cur = await conn.execute(MAYBE_UNPRICED, params)
-    row = await cur.fetchone()
-    if not (row and row[0]):
-        return []
-    await execute_all(conn, (START_ACCOUNTS, RUN_SERVICES, RUN_RATES), params)
-    cur = await conn.execute(UNPRICED, params)
-    found = [f"{service} of {provider}" for provider, service in await cur.fetchall()]
-    await conn.execute("DROP TABLE run_accounts, run_services, run_rates")
-    return found
 
 
 async def find(conn: psycopg.AsyncConnection[Any], run_id: int) -> Run:
@@ -251,7 +233,7 @@ SELECT l.*
        -- never a scan of the whole period's lines joined afterwards
        SELECT l.ctid AS line, l.* FROM bill_lines l
         WHERE l.period = %(period)s AND l.account_id = a.account_id OFFSET 0) l
- WHERE a.selected
+ WHERE a.chunk = %(chunk)s
    AND (%(providers)s::text[] IS NULL OR l.provider_id = ANY(%(providers)s::text[]))
 """
 
@@ -327,7 +309,7 @@ SELECT %(period)s, n.account_id, n.service, n.common, n.provider_id, %(run)s, n.
 _DROP_SUBSTITUTED = """
 DELETE FROM meter_volumes v USING run_meters m, run_accounts c
  WHERE v.period = %(period)s AND v.meter_id = m.meter_id AND m.account_id = c.account_id
-   AND c.selected
+   AND c.chunk = %(chunk)s
 """
 
 _PUT_SUBSTITUTED = """
@@ -356,10 +338,6 @@ class ChunkBilled:
     changed: int  # whose bill changed
 
 
-# the prepared tables the chunk's statements join most: plans that know their sizes
-_ANALYSED = ("run_accounts", "run_houses", "run_services", "run_volumes", "run_house_volumes",
-             "run_common")
-
 _NEXT_CHUNK = """
 SELECT chunk FROM bill_run_chunks
  WHERE run_id = %s AND done_at IS NULL ORDER BY chunk LIMIT 1 FOR UPDATE SKIP LOCKED
@@ -382,11 +360,8 @@ async def bill_chunk(conn: psycopg.AsyncConnection[Any], run: Run,
         if row is None:
             return None
         chunk = int(row[0])
-        await enter(conn)
+        await enter(conn, run.id)
         params = {**_params(run.selection, run.period), "run": run.id, "chunk": chunk}
-        await execute_all(conn, PREPARE, params)
-        for table in _ANALYSED:
-            await conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
         await execute_all(conn, CHUNK, params)
         await price_remaining_lines(conn, run.period, next_month(run.period))
         stored = (await conn.execute(_OLD_LINES, params)).rowcount > 0
@@ -406,7 +381,7 @@ async def bill_chunk(conn: psycopg.AsyncConnection[Any], run: Run,
 
 
 async def finish(conn: psycopg.AsyncConnection[Any], run: Run) -> None:
-    """The run is done (a run started by an earlier version: its prepared volumes go)."""
+    """The run is done: its prepared volumes go."""
     async with conn.transaction():
         await conn.execute("""
             UPDATE bill_runs SET status = 'done', finished_at = now()
