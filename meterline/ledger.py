@@ -351,12 +351,18 @@ CREATE TEMP TABLE IF NOT EXISTS ledger_lines (
 
 _NEXT_ENTRY_ID = "SELECT nextval(pg_get_serial_sequence('entries', 'id'))"
 
+# The staged lines summed per (account, provider, service, period) in that order, read once: a
+# sort (by bytes, "C": the order of the database's C.UTF-8 collation, compared without it) then
+# a running sum, not a hash; the postings go into their index in its order. The staging table
+# is emptied after (TRUNCATE, not a DELETE of every row).
 _POST_LINES = """
-WITH lines AS (
-    DELETE FROM ledger_lines RETURNING account_id, provider_id, service, period, amount
-), totals AS (
-    SELECT account_id, provider_id, service, period, sum(amount) AS amount
-      FROM lines GROUP BY account_id, provider_id, service, period
+WITH totals AS MATERIALIZED (
+    SELECT (account_id COLLATE "C") COLLATE "default" AS account_id,
+           (provider_id COLLATE "C") COLLATE "default" AS provider_id,
+           (service COLLATE "C") COLLATE "default" AS service, period, sum(amount) AS amount
+      FROM ledger_lines
+     GROUP BY account_id COLLATE "C", provider_id COLLATE "C", service COLLATE "C", period
+     ORDER BY account_id COLLATE "C", provider_id COLLATE "C", service COLLATE "C", period
 ), entry AS (
     INSERT INTO entries (id, kind, key, booked_at, reason)
     SELECT coalesce(%(id)s::bigint, nextval(pg_get_serial_sequence('entries', 'id'))),
@@ -376,6 +382,8 @@ WITH lines AS (
 )
 SELECT (SELECT id FROM entry), (SELECT count(*) FROM posted), (SELECT count(*) FROM totals)
 """
+
+_EMPTY_LINES = "TRUNCATE ledger_lines"
 
 
 async def lines_table(conn: psycopg.AsyncConnection[Any]) -> str:
@@ -423,6 +431,7 @@ async def post_lines(
     })
     row = await cur.fetchone()
     assert row is not None
+    await conn.execute(_EMPTY_LINES)
     posted_id, _, groups = row
     if posted_id is not None:
         return Posted(int(posted_id), key, True)

@@ -235,7 +235,7 @@ def decide(pair: Pair, now: datetime, out: Decisions) -> None:
 # lock is the latest.
 _LOCK = """
 SELECT m.id FROM meters m JOIN accounts a ON a.id = m.account_id
- WHERE m.account_id = ANY(%(accounts)s) AND a.billing_mode = 'prepaid' AND m.has_relay
+ WHERE m.account_id = ANY(%(accounts)b::text[]) AND a.billing_mode = 'prepaid' AND m.has_relay
  ORDER BY m.id
    FOR UPDATE OF m
 """
@@ -301,7 +301,7 @@ SELECT b.account_id, b.provider_id, b.amount, ad.time_zone, ad.country, ad.regio
          WHERE x.account_id = b.account_id AND x.provider_id = b.provider_id
            AND x.day >= (%(now)s AT TIME ZONE 'UTC')::date - p.forecast_days
            AND x.day < (%(now)s AT TIME ZONE 'UTC')::date) s ON true
- WHERE b.account_id = ANY(%(accounts)s) AND a.billing_mode = 'prepaid'
+ WHERE b.account_id = ANY(%(accounts)b::text[]) AND a.billing_mode = 'prepaid'
  ORDER BY b.account_id, b.provider_id
 """
 

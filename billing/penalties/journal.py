@@ -40,7 +40,8 @@ CREATE TEMP TABLE IF NOT EXISTS penalty_debts (
     debt bigint NOT NULL, account_id text NOT NULL, provider_id text NOT NULL,
     service text NOT NULL, period date NOT NULL, amount numeric NOT NULL, due date NOT NULL,
     grp text NOT NULL, law text,
-    stop date);  -- a kept repayment agreement covers it: no penalty from this day
+    stop date,  -- a kept repayment agreement covers it: no penalty from this day
+    time_zone text NOT NULL);  -- the account's: a repayment's day is its day there
 CREATE TEMP TABLE IF NOT EXISTS penalty_repaid (
     debt bigint NOT NULL, day date NOT NULL, amount numeric NOT NULL);
 CREATE TEMP TABLE IF NOT EXISTS penalty_service_law (service text PRIMARY KEY, law text);
@@ -51,10 +52,10 @@ _FILL_DEBTS = """
 INSERT INTO penalty_debts
 SELECT row_number() OVER (), c.account_id, c.provider_id, c.service, c.period, c.amount,
        charge_due(c.period, coalesce(t.due_day, 10)), a.payer_group, l.law,
-       (SELECT min(g.signed_on) FROM instalment_agreements g
-         WHERE g.account_id = c.account_id AND g.provider_id = c.provider_id
-           AND g.status = 'kept'
-           AND g.signed_on > charge_due(c.period, coalesce(t.due_day, 10)))
+       CASE WHEN k.account_id IS NOT NULL THEN
+           (SELECT min(signed) FROM unnest(k.signed) signed
+             WHERE signed > charge_due(c.period, coalesce(t.due_day, 10))) END,
+       ad.time_zone
   FROM (SELECT p.account_id, p.provider_id, p.service, p.period, -sum(p.amount) AS amount
           FROM postings p
           JOIN entries e ON e.id = p.entry_id
@@ -65,23 +66,26 @@ SELECT row_number() OVER (), c.account_id, c.provider_id, c.service, c.period, c
          GROUP BY p.account_id, p.provider_id, p.service, p.period
         HAVING sum(p.amount) < 0) c
   JOIN accounts a ON a.id = c.account_id AND a.billing_mode = 'postpaid'
+  JOIN addresses ad ON ad.id = a.address_id
   LEFT JOIN payment_terms t ON t.provider_id = c.provider_id
   LEFT JOIN penalty_service_law l ON l.service = c.service
+  LEFT JOIN (SELECT account_id, provider_id, array_agg(signed_on) AS signed
+               FROM instalment_agreements WHERE status = 'kept'
+              GROUP BY account_id, provider_id) k
+         ON k.account_id = c.account_id AND k.provider_id = c.provider_id
 """
 
 _FILL_REPAID = """
 INSERT INTO penalty_repaid
-SELECT d.debt, (e.booked_at AT TIME ZONE ad.time_zone)::date, sum(p.amount)
+SELECT d.debt, (e.booked_at AT TIME ZONE d.time_zone)::date, sum(p.amount)
   FROM penalty_debts d
   JOIN postings p ON p.book = 'subscriber' AND p.account_id = d.account_id
                  AND p.provider_id = d.provider_id AND p.service = d.service
                  AND p.period = d.period
   JOIN entries e ON e.id = p.entry_id
   LEFT JOIN entries r ON r.id = e.reverses
-  JOIN accounts a ON a.id = d.account_id
-  JOIN addresses ad ON ad.id = a.address_id
  WHERE coalesce(r.kind, e.kind) = 'payment'
- GROUP BY d.debt, (e.booked_at AT TIME ZONE ad.time_zone)::date
+ GROUP BY d.debt, (e.booked_at AT TIME ZONE d.time_zone)::date
 """
 
 # Tranches: each repayment's part of the charge accrues to its day with its day's rate; what
@@ -126,12 +130,16 @@ async def fill_debts(conn: psycopg.AsyncConnection[Any], rules: PenaltyRules, as
         await cur.executemany("INSERT INTO penalty_service_law VALUES (%s, %s)",
                               [(str(s), law) for s, law in rules.service_law.items()])
     await conn.execute(_FILL_DEBTS, {"account": account})
+    await conn.execute("ANALYZE penalty_debts")  # the repayments join it by hash, not per row
     await conn.execute(_FILL_REPAID)
-    await conn.execute("ANALYZE penalty_debts, penalty_repaid")
+    await conn.execute("ANALYZE penalty_repaid")
     await conn.execute(_FILL_TRANCHES, {"as_of": as_of, "count_day": count_payment_day})
     await conn.execute("ANALYZE penalty_tranches")
 
 
+# Each charge's penalty now, and its latest total in the register (its last row, found by one
+# index probe per charge whatever the register's history, and kept by its address for the
+# update).
 _BY_DEBT = f"""
 CREATE TEMP TABLE penalty_due ON COMMIT DROP AS
 WITH totals AS ({DEBT_TOTALS}), repaid AS (
@@ -141,12 +149,16 @@ WITH totals AS ({DEBT_TOTALS}), repaid AS (
 SELECT d.debt, d.account_id, d.provider_id, d.service, d.period,
        CASE WHEN b.as_of > %(as_of)s THEN b.total ELSE coalesce(t.total, 0) END AS total,
        coalesce(b.total, 0) AS before,
-       d.amount - least(greatest(coalesce(r.amount, 0), 0), d.amount) AS unpaid
+       d.amount - least(greatest(coalesce(r.amount, 0), 0), d.amount) AS unpaid,
+       b.ctid AS register_row, b.month AS register_month
   FROM penalty_debts d
   LEFT JOIN totals t ON t.debt = d.debt
   LEFT JOIN repaid r ON r.debt = d.debt
-  LEFT JOIN penalty_totals b ON (b.account_id, b.provider_id, b.service, b.period)
-                                = (d.account_id, d.provider_id, d.service, d.period)
+  LEFT JOIN LATERAL (
+      SELECT a.ctid, a.month, a.as_of, a.total FROM penalty_accruals a
+       WHERE (a.account_id, a.provider_id, a.service, a.period)
+             = (d.account_id, d.provider_id, d.service, d.period)
+       ORDER BY a.month DESC LIMIT 1) b ON true
 """
 
 _STAGE = """
@@ -155,20 +167,31 @@ SELECT account_id, provider_id, service, NULL, -(total - before)
   FROM penalty_due WHERE total <> before
 """
 
-_REGISTER = """
-INSERT INTO penalty_accruals (account_id, provider_id, service, period, as_of, principal,
-                              total, entry_id)
-SELECT account_id, provider_id, service, period, %(as_of)s, unpaid, total, %(entry)s
-  FROM penalty_due WHERE total <> before
-ON CONFLICT DO NOTHING
+# The month's row of each charge whose penalty changed: moved to this day where the month has
+# one (by its address, in the order of the pages), else opened (in the register's key order,
+# sorted by bytes as the database's C.UTF-8 collation orders them: its index is walked once,
+# not probed at random). One accrual at a time (the lock), so the
+# rows found are the rows updated.
+_ONE_AT_A_TIME = "SELECT pg_advisory_xact_lock(hashtext('meterline.penalties:accrual'))"
+
+_REGISTER_MOVED = """
+UPDATE penalty_accruals a
+   SET as_of = %(as_of)s, principal = d.unpaid, total = d.total, entry_id = %(entry)s
+  FROM (SELECT register_row, unpaid, total FROM penalty_due
+         WHERE total <> before AND register_month = date_trunc('month', %(as_of)s::date)::date
+         ORDER BY register_row) d
+ WHERE a.ctid = d.register_row
 """
 
-_TOTALS_KEPT = """
-INSERT INTO penalty_totals AS p (account_id, provider_id, service, period, as_of, total)
-SELECT account_id, provider_id, service, period, %(as_of)s, total
-  FROM penalty_due WHERE total <> before
-ON CONFLICT (account_id, provider_id, service, period)
-DO UPDATE SET as_of = EXCLUDED.as_of, total = EXCLUDED.total
+_REGISTER_OPENED = """
+INSERT INTO penalty_accruals (account_id, provider_id, service, period, month, as_of,
+                              principal, total, entry_id)
+SELECT account_id, provider_id, service, period, date_trunc('month', %(as_of)s::date)::date,
+       %(as_of)s, unpaid, total, %(entry)s
+  FROM penalty_due
+ WHERE total <> before
+   AND (register_month IS NULL OR register_month < date_trunc('month', %(as_of)s::date)::date)
+ ORDER BY account_id COLLATE "C", provider_id COLLATE "C", service COLLATE "C", period
 """
 
 _SUMMARY = """
@@ -183,7 +206,19 @@ SELECT count(*) FILTER (WHERE total <> before), coalesce(sum(total - before), 0)
 _BULK_SESSION = "SET LOCAL work_mem = '256MB'; SET LOCAL jit = off"
 
 
+# The session's temporary tables (debts, tranches, what is due, the staged lines: hundreds of
+# megabytes for a million accounts) kept in memory rather than written out and read back; a
+# session's temporary buffers are sized before its first temporary table, so a session that
+# used one already keeps its size.
+_TEMP_BUFFERS = "SET temp_buffers = '1GB'"
+
+
 async def _bulk_session(conn: psycopg.AsyncConnection[Any]) -> None:
+    try:
+        async with conn.transaction():
+            await conn.execute(_TEMP_BUFFERS)
+    except psycopg.errors.InvalidParameterValue:
+        pass
     await conn.execute(_BULK_SESSION)
 
 
@@ -203,6 +238,7 @@ async def accrue(conn: psycopg.AsyncConnection[Any], rules: PenaltyRules, as_of:
     it again for the same day posts nothing more."""
     key = f"penalties:{as_of.isoformat()}" + (f":{account}" if account else "")
     async with conn.transaction():
+        await conn.execute(_ONE_AT_A_TIME)
         await _bulk_session(conn)
         await fill_debts(conn, rules, as_of, account=account,
                          count_payment_day=count_payment_day)
@@ -221,8 +257,8 @@ async def accrue(conn: psycopg.AsyncConnection[Any], rules: PenaltyRules, as_of:
         if posted is None or not posted.new:
             await conn.execute("TRUNCATE ledger_lines")
             return Accrued(as_of, 0, Decimal(0), posted.id if posted else None)
-        await conn.execute(_REGISTER, {"as_of": as_of, "entry": posted.id})
-        await conn.execute(_TOTALS_KEPT, {"as_of": as_of})
+        await conn.execute(_REGISTER_MOVED, {"as_of": as_of, "entry": posted.id})
+        await conn.execute(_REGISTER_OPENED, {"as_of": as_of, "entry": posted.id})
     return Accrued(as_of, int(charges), Decimal(amount), posted.id)
 
 

@@ -106,18 +106,18 @@ async def debtors_list(conn: psycopg.AsyncConnection[Any], as_of: date, *,
         rows, totals)
 
 
+# The register keeps a row per charge and month (the month's last accrual that changed it).
 _REGISTER = """
-SELECT DISTINCT ON (a.account_id, a.provider_id, a.service, a.period)
-       a.account_id, a.provider_id, a.service, a.period, a.as_of, a.principal, a.total,
+SELECT a.account_id, a.provider_id, a.service, a.period, a.as_of, a.principal, a.total,
        a.total - coalesce((SELECT b.total FROM penalty_accruals b
                             WHERE (b.account_id, b.provider_id, b.service, b.period)
                                   = (a.account_id, a.provider_id, a.service, a.period)
-                              AND b.as_of < %(start)s
-                            ORDER BY b.as_of DESC LIMIT 1), 0) AS in_month
+                              AND b.month < %(start)s
+                            ORDER BY b.month DESC LIMIT 1), 0) AS in_month
   FROM penalty_accruals a
- WHERE a.as_of >= %(start)s AND a.as_of < %(end)s
+ WHERE a.month >= %(start)s AND a.month < %(end)s
    AND (%(provider)s::text IS NULL OR a.provider_id = %(provider)s)
- ORDER BY a.account_id, a.provider_id, a.service, a.period, a.as_of DESC
+ ORDER BY a.account_id, a.provider_id, a.service, a.period
 """
 
 

@@ -69,11 +69,9 @@ async def test_accrued_once_a_day_as_the_difference_and_paid_after_the_periods(
     assert may16.amount == D("0.44")
     assert [(s, p, amount) for _, s, p, amount in await penalty_postings(conn, a.account_id)] \
         == [("maintenance", None, D("-14.16")), ("maintenance", None, D("-0.44"))]
-    cur = await conn.execute(
-        "SELECT as_of, principal, total FROM penalty_accruals WHERE account_id = %s "
-        "ORDER BY as_of", (a.account_id,))
-    assert await cur.fetchall() == [(date(2025, 5, 15), D("600.00"), D("14.16")),
-                                    (date(2025, 5, 16), D("600.00"), D("14.60"))]
+    # the register keeps the month's last accrual of the charge
+    assert await register(conn, a.account_id) == [
+        (date(2025, 5, 1), date(2025, 5, 16), D("600.00"), D("14.60"))]
 
     # paying 614.60: January's 600.00, then the penalties 14.60; nothing owed after
     key = unique("payment:online")
@@ -90,6 +88,32 @@ async def test_accrued_once_a_day_as_the_difference_and_paid_after_the_periods(
     # paid off: a later accrual changes nothing (the paid part's penalty is fixed)
     june = await accrue(conn, RULES, date(2025, 6, 30), account=a.account_id)
     assert june.amount == D(0)
+
+
+async def register(conn: psycopg.AsyncConnection[Any], account: str) -> list[Any]:
+    cur = await conn.execute(
+        "SELECT month, as_of, principal, total FROM penalty_accruals WHERE account_id = %s "
+        "ORDER BY month", (account,))
+    return await cur.fetchall()
+
+
+async def test_the_register_keeps_a_row_per_charge_and_month_moved_by_each_accrual(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    a = await late_payer(conn)
+    for day in (date(2025, 5, 15), date(2025, 5, 16), date(2025, 6, 2)):
+        await accrue(conn, RULES, day, account=a.account_id)
+    # as of 2025-06-02 (delay day 112): 1.01 on the part paid, 11.40 for days 31-90 and
+    # days 91-112 (22 d) 600 × 22 × 9.5 % / 130 = 9.6462 → 9.65: 22.06
+    assert await register(conn, a.account_id) == [
+        (date(2025, 5, 1), date(2025, 5, 16), D("600.00"), D("14.60")),
+        (date(2025, 6, 1), date(2025, 6, 2), D("600.00"), D("22.06"))]
+    # an earlier day accrued again moves nothing: the charge's latest total stands
+    earlier = await accrue(conn, RULES, date(2025, 5, 20), account=a.account_id)
+    assert (earlier.charges, earlier.amount) == (0, D(0))
+    assert [amount for *_, amount in await penalty_postings(conn, a.account_id)] \
+        == [D("-14.16"), D("-0.44"), D("-7.46")]
+    assert await check(conn, a.account_id) == []
 
 
 async def test_the_explanation_of_an_account_adds_up_to_its_accrual(
