@@ -21,6 +21,7 @@ import statistics
 import time
 from datetime import UTC, datetime
 
+import psutil
 import psycopg
 
 from meterline import db
@@ -66,27 +67,40 @@ async def main() -> None:
     try:
         await db.migrate(url)
         async with await psycopg.AsyncConnection.connect(url) as conn:
+            cur = await conn.execute("SELECT pg_backend_pid()")
+            row = await cur.fetchone()
+            assert row is not None
+            backend = psutil.Process(row[0])  # PostgreSQL's side of the work: its CPU time
             await register_virtual_fleet(conn, VirtualFleet(args.meters, per_gateway=500))
             await conn.commit()
             book = await load_tariffs(conn)
             phases: dict[str, list[float]] = {"decode": [], "shape": [], "book": []}
+            # booking's own Python (CPU time of this process) and PostgreSQL's (its backend's)
+            python: list[float] = []
+            database: list[float] = []
             for k in range(args.rounds + 1):
                 payloads = round_payloads(args.meters, k, args.per_meter)
                 step = per_transaction // PER_RECORD or 1
                 spent = dict.fromkeys(phases, 0.0)
+                booking_cpu = backend_cpu = 0.0
                 for start in range(0, len(payloads), step):
                     t0 = time.perf_counter()
                     records, rejected = decode(payloads[start:start + step])
                     t1 = time.perf_counter()
                     shaped = routed(records)
                     t2 = time.perf_counter()
+                    cpu, pg = time.process_time(), sum(backend.cpu_times()[:2])
                     await rate_batch(conn, shaped, book, rejected)
+                    booking_cpu += time.process_time() - cpu
+                    backend_cpu += sum(backend.cpu_times()[:2]) - pg
                     t3 = time.perf_counter()
                     for name, seconds in zip(phases, (t1 - t0, t2 - t1, t3 - t2), strict=True):
                         spent[name] += seconds
                 if k:  # round 0 only sets the registers' baselines
                     for name in phases:
                         phases[name].append(spent[name] / (args.meters * args.per_meter) * 1e6)
+                    python.append(booking_cpu / (args.meters * args.per_meter) * 1e6)
+                    database.append(backend_cpu / (args.meters * args.per_meter) * 1e6)
         medians = {name: statistics.median(values) for name, values in phases.items()}
         whole = sum(medians.values())
         print(f"# rating step, {args.meters} meters x {args.per_meter} readings a round, "
@@ -95,6 +109,9 @@ async def main() -> None:
         for name, us in medians.items():
             print(f"{name:7s} {us:7.1f} us/reading")
         print(f"total   {whole:7.1f} us/reading = {1e6 / whole:,.0f} readings/s on one core")
+        print(f"CPU of book: the worker's Python {statistics.median(python):.1f} us/reading, "
+              f"PostgreSQL's backend {statistics.median(database):.1f} us/reading "
+              f"(load average {os.getloadavg()[0]:.1f})")
     finally:
         await db.drop_database(url)
 

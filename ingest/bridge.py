@@ -57,6 +57,7 @@ from meterline.metrics import (
     serving,
 )
 from meterline.mqtt import Message, MqttLink
+from meterline.services import settle_heap
 from meterline.settings import Settings
 from meterline.telemetry import ReadingColumns, write_readings
 
@@ -228,6 +229,7 @@ class Bridge:
             ) as conn, asyncio.TaskGroup() as background:
                 await self.directory.load(conn)
                 await conn.commit()
+                settle_heap()
                 await self.link.connect(self.subscriptions())
                 dispatcher_ready = asyncio.Event()
                 background.create_task(dispatch(s, self.link, dispatcher_ready))

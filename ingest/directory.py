@@ -59,10 +59,17 @@ class MeterDirectory:
     ) -> dict[str, KnownMeter]:
         """The known meters among the reported (serial, gateway) pairs, reloading once if
         some serial is unknown or known behind another gateway."""
-        stale = any(
-            (meter := self._meters.get(serial)) is None or meter.gateway != gateway
-            for serial, gateway in reports
-        )
+        known = self._meters
+        found: dict[str, KnownMeter] = {}
+        stale = False
+        for serial, gateway in reports:
+            meter = known.get(serial)
+            if meter is None:
+                stale = True
+                continue
+            stale = stale or meter.gateway != gateway
+            found[serial] = meter
         if stale and time.monotonic() - self._loaded_at > self.refresh_after:
             await self.load(conn)
-        return {s: self._meters[s] for s, _ in reports if s in self._meters}
+            return {s: self._meters[s] for s, _ in reports if s in self._meters}
+        return found

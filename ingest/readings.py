@@ -110,6 +110,14 @@ def _plain(raw: Any) -> bool:
     )
 
 
+def _plain_micro_units(value: str) -> int:
+    """A value in the gateways' own shape (``_PLAIN_VALUE``: digits, at most 9 decimals) in
+    micro-units, rounded half up as ``micro_units`` rounds it, without a Decimal."""
+    whole, _, fraction = value.partition(".")
+    fraction = fraction.ljust(9, "0")
+    return int(whole) * 1_000_000 + int(fraction[:6]) + (fraction[6] >= "5")
+
+
 def _aware_us(text: str) -> int | None:
     try:
         moment = datetime.fromisoformat(text)
@@ -126,14 +134,17 @@ def check_samples(envelope: BatchEnvelope, latest_us: int) -> tuple[Samples, lis
     shape = SampleV2 if envelope.v == 2 else Sample
     raws: list[Any] = list(envelope.samples)
     plain = [_plain(raw) for raw in raws]
-    ts = [_aware_us(raw["ts"]) if ok else None for raw, ok in zip(raws, plain, strict=True)]
+    # a gateway stamps many samples of a cycle alike: each distinct time is parsed once
+    stamps = {text: _aware_us(text) for text in {raw["ts"] for raw, ok in zip(raws, plain,
+                                                                              strict=True) if ok}}
+    ts = [stamps[raw["ts"]] if ok else None for raw, ok in zip(raws, plain, strict=True)]
     good = Samples()
     dead: list[tuple[str, str]] = []
     for raw, ok, at in zip(raws, plain, ts, strict=True):
         flags: tuple[ReadingFlag, ...] = ()
         if ok and at is not None:
-            meter, register, unit, value = raw["meter"], raw["register"], raw["unit"], raw["value"]
-            payload = raw
+            meter, register, unit = raw["meter"], raw["register"], raw["unit"]
+            micro, payload = _plain_micro_units(raw["value"]), raw
         else:  # not in the gateways' own shape: pydantic accepts it or says why not
             try:
                 sample = shape.model_validate(raw)
@@ -142,7 +153,8 @@ def check_samples(envelope: BatchEnvelope, latest_us: int) -> tuple[Samples, lis
                              json.dumps(raw, default=str)))
                 continue
             meter, register, unit = sample.meter, sample.register.value, sample.unit.value
-            value, at, payload = sample.value, micros(sample.ts), sample.model_dump(mode="json")
+            micro, at = micro_units(sample.value), micros(sample.ts)
+            payload = sample.model_dump(mode="json")
             flags = sample.flags if isinstance(sample, SampleV2) else ()
         if at > latest_us:
             dead.append((f"sample in batch {where} is from the future: {_iso(at)} "
@@ -154,8 +166,7 @@ def check_samples(envelope: BatchEnvelope, latest_us: int) -> tuple[Samples, lis
         good.register.append(register)
         good.unit.append(unit)
         good.ts.append(at)
-        good.value.append(micro_units(Decimal(value)) if isinstance(value, str)
-                          else micro_units(value))
+        good.value.append(micro)
         good.flags.append(flags)
         good.raw.append(payload)
     return good, dead

@@ -17,6 +17,9 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
+from meterline import arrays
+
+arrays.register()  # lists of ids and numbers as array parameters: one join, not a regex each
 MIGRATIONS_LOCK = 0x6D65746572  # advisory lock key: one migrator at a time
 
 _SCHEMA_MIGRATIONS = """

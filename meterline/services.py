@@ -7,6 +7,7 @@ that line in the child's log, so nothing waits on a guess.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -38,6 +39,23 @@ def stop_on_sigterm_as_on_ctrl_c() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+# the youngest generation's collection threshold of services on the readings path (CPython's
+# default is 700 allocations)
+YOUNG_COLLECTION_EVERY = 50_000
+
+
+def settle_heap() -> None:
+    """For a service that moves many readings, once what it keeps (meter directory, tariffs,
+    connections) is loaded: exempt those objects from the cyclic garbage collector
+    (``gc.freeze``: never traversed again; freed as usual when no longer referenced), and
+    collect the youngest generation every YOUNG_COLLECTION_EVERY allocations. A batch of
+    thousands of readings allocates many short-lived containers, and CPython's defaults made
+    the bridge traverse everything it holds again and again: a fifth to a third of its CPU
+    per reading (BENCHMARKS.md, "Readings path"). Cycles are still collected, less often."""
+    gc.freeze()
+    gc.set_threshold(YOUNG_COLLECTION_EVERY, 20, 100)
+
+
 def serve(main: Callable[[], Awaitable[None]]) -> None:
     """Run ``main`` until it returns, or SIGINT/SIGTERM cancels it cleanly."""
 
@@ -64,20 +82,23 @@ class Child:
     """
 
     def __init__(self, name: str, log_dir: Path, env: Mapping[str, str] | None = None,
-                 args: Sequence[str] = (), label: str | None = None) -> None:
+                 args: Sequence[str] = (), label: str | None = None,
+                 cwd: Path | None = None) -> None:
         """``args``: the command's options; ``label``: the log's name (default: ``name``),
-        for several children of one command."""
+        for several children of one command; ``cwd``: where it runs (``python -m`` imports
+        from there first)."""
         self.name = label or name
         self.log_path = log_dir / f"{self.name}.log"
         log_dir.mkdir(parents=True, exist_ok=True)
         self._command = [sys.executable, "-m", "meterline", name, *args]
         self._env = {**os.environ, **(env or {})}
+        self._cwd = cwd
         self._start("wb")
 
     def _start(self, log_mode: str) -> None:
         self.ready = threading.Event()
         self.proc = subprocess.Popen(self._command, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, env=self._env)
+                                     stderr=subprocess.STDOUT, env=self._env, cwd=self._cwd)
         self._reader = threading.Thread(target=self._copy_output, args=(log_mode,),
                                         daemon=True)
         self._reader.start()

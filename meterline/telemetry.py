@@ -118,12 +118,21 @@ def _text(values: TextColumn, n: int) -> _Field:
     if array.dtype == object:  # None among the values: NULLs
         nulls = np.array([v is None for v in array], dtype=bool)
         array = np.where(nulls, "", array).astype(np.str_)
-    encoded = np.char.encode(array, "utf-8") if array.dtype.kind == "U" else array
+    encoded = _utf8(array) if array.dtype.kind == "U" else array
     width = encoded.dtype.itemsize
     lengths = np.char.str_len(encoded).astype(np.int64)
     if nulls is not None:
         lengths[nulls] = -1
     return _Field(lengths, encoded.view(np.uint8).reshape(n, width))
+
+
+def _utf8(array: npt.NDArray[np.str_]) -> npt.NDArray[np.bytes_]:
+    """Text as UTF-8: ASCII (ids, register codes) by numpy's own conversion, anything else
+    value by value."""
+    try:
+        return array.astype(np.bytes_)
+    except UnicodeEncodeError:
+        return np.char.encode(array, "utf-8")
 
 
 def _timestamptz(us: I64) -> _Field:

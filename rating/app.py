@@ -16,7 +16,8 @@ import os
 import signal
 import threading
 import time
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import faust
 import mode
@@ -37,12 +38,15 @@ from meterline.metrics import (
     RATING_RELAY_COMMANDS,
     MetricsServer,
 )
+from meterline.services import settle_heap
 from meterline.settings import Settings
 from rating.ledger import BatchResult, load_tariffs, rate_batch
 from rating.records import decode, replacements, routed
 from rating.tariffs import Tariffs
 
 log = logging.getLogger("meterline.rating")
+
+E = TypeVar("E")
 
 
 class Rater:
@@ -65,6 +69,7 @@ class Rater:
             if not self._open:
                 await self.pool.open(wait=True)
                 self._open = True
+                settle_heap()
 
     async def stop(self) -> None:
         await self.pool.close()
@@ -119,18 +124,19 @@ class WebServer(mode.Service):
         await self.server.stop()
 
 
-def transactions(payloads: list[bytes], most: int) -> list[list[bytes]]:
-    """Kafka values split into runs of about ``most`` readings (by record size: a v2 record
-    of many readings is large), each priced in one transaction, in order."""
-    runs: list[list[bytes]] = [[]]
-    size = 0
+def transactions(events: Sequence[E], size: Callable[[E], int], most: int) -> list[list[E]]:
+    """Kafka events split into runs of about ``most`` readings (by the size of their values:
+    a v2 record of many readings is large), each priced in one transaction, in order."""
+    runs: list[list[E]] = [[]]
+    taken = 0
     budget = most * _BYTES_PER_READING
-    for payload in payloads:
-        if runs[-1] and size + len(payload) > budget:
+    for event in events:
+        length = size(event)
+        if runs[-1] and taken + length > budget:
             runs.append([])
-            size = 0
-        runs[-1].append(payload)
-        size += len(payload)
+            taken = 0
+        runs[-1].append(event)
+        taken += length
     return runs
 
 
@@ -185,12 +191,14 @@ def build_app(settings: Settings) -> faust.App:
         async for events in stream.noack_take(  # type: ignore[attr-defined]
             settings.rating_batch_size, within=settings.rating_batch_window
         ):
-            for payloads in transactions([event.value for event in events],
-                                         settings.rating_batch_readings):
-                await rater.rate(payloads)
-            for event in events:
-                await stream.ack(event)
-            _record_lag(app, events)
+            # each transaction's events are acknowledged as soon as it commits: a large
+            # backlog taken at once moves the committed offsets on as it is priced
+            for run in transactions(events, lambda event: len(event.value),
+                                    settings.rating_batch_readings):
+                await rater.rate([event.value for event in run])
+                for event in run:
+                    await stream.ack(event)
+                _record_lag(app, run)
 
     app.web_server(WebServer(settings, rater, beacon=app.beacon))
     app.rater = rater  # type: ignore[attr-defined]

@@ -32,9 +32,14 @@ async def batch_tariffs(conn: psycopg.AsyncConnection[Any], tariffs: Tariffs,
         dtype=np.int64, count=len(batch))
     keys = list(ids)
     found = await load_tracks(conn, keys)
-    tracks = sorted({t for t in found if t is not None}, key=repr)
+    # keys of one timeline mostly share one Track object: compare objects by identity first,
+    # then the few distinct ones by value
+    shared = {id(t): t for t in found if t is not None}
+    tracks = sorted(set(shared.values()), key=repr)
     index = {t: i for i, t in enumerate(tracks)}
-    track_of_key = np.array([index[t] if t is not None else -1 for t in found], dtype=np.int64)
+    of_object = {object_id: index[t] for object_id, t in shared.items()} | {id(None): -1}
+    track_of_key = np.fromiter(map(of_object.__getitem__, map(id, found)), dtype=np.int64,
+                               count=len(found))
     return BatchTariffs(
         set=tariffs.set, version_ids=tariffs.version_ids, tracks=tracks,
         track=track_of_key[key] if len(key) else key, key=key,

@@ -76,20 +76,29 @@ async def load_tracks(conn: psycopg.AsyncConnection[Any],
                       keys: Sequence[Key]) -> list[Track | None]:
     """The track of each (account, provider, service): the provider's default plan until the
     account's first choice, then each choice from its first day. None where the account is
-    unknown or neither a default nor a choice gives it a plan."""
+    unknown or neither a default nor a choice gives it a plan. Keys with the same timeline
+    share one Track object (most accounts of a town have the same: built once)."""
     cur = await conn.execute(_TRACKS, ([k[0] for k in keys], [k[1] for k in keys],
                                        [k[2] for k in keys]))
     tracks: list[Track | None] = [None] * len(keys)
+    built: dict[tuple[Any, ...], Track | None] = {}
     for n, zone, residents, default, days, plans, groups in await cur.fetchall():
-        steps: list[PlanStep] = []
-        if default is not None:
-            steps.append(PlanStep(None, default))
-        steps += [PlanStep(day, plan, ConsumerGroup(group))
-                  for day, plan, group in zip(days or (), plans or (), groups or (),
-                                              strict=True)]
-        if steps:
-            tracks[n - 1] = Track(zone, tuple(steps), residents or None)
+        shape = (zone, residents, default, days and tuple(days), plans and tuple(plans),
+                 groups and tuple(groups))
+        if shape not in built:
+            built[shape] = _track(zone, residents, default, days, plans, groups)
+        tracks[n - 1] = built[shape]
     return tracks
+
+
+def _track(zone: str, residents: int | None, default: int | None, days: list[date] | None,
+           plans: list[int] | None, groups: list[str] | None) -> Track | None:
+    steps: list[PlanStep] = []
+    if default is not None:
+        steps.append(PlanStep(None, default))
+    steps += [PlanStep(day, plan, ConsumerGroup(group))
+              for day, plan, group in zip(days or (), plans or (), groups or (), strict=True)]
+    return Track(zone, tuple(steps), residents or None) if steps else None
 
 
 _VOLUMES = """
