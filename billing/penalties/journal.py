@@ -101,11 +101,11 @@ WITH running AS (
     SELECT debt, day, least(greatest(paid_to_day, 0), charged)
                       - least(greatest(paid_before, 0), charged) AS amount
       FROM running
-), unpaid AS (
-    SELECT d.debt, d.amount - least(greatest(coalesce(sum(r.amount), 0), 0), d.amount) AS amount
+), unpaid AS (  -- the repayments summed per debt, not every debt grouped
+    SELECT d.debt, d.amount - least(greatest(coalesce(r.amount, 0), 0), d.amount) AS amount
       FROM penalty_debts d
-      LEFT JOIN penalty_repaid r ON r.debt = d.debt AND r.day <= %(as_of)s
-     GROUP BY d.debt, d.amount
+      LEFT JOIN (SELECT debt, sum(amount) AS amount FROM penalty_repaid
+                  WHERE day <= %(as_of)s GROUP BY debt) r ON r.debt = d.debt
 )
 INSERT INTO penalty_tranches (id, law, grp, due, last_day, base, rate_day, debt)
 SELECT row_number() OVER (), d.law, d.grp, d.due,
