@@ -170,8 +170,8 @@ SELECT account_id, provider_id, service, NULL, -(total - before)
 # The month's row of each charge whose penalty changed: moved to this day where the month has
 # one (by its address, in the order of the pages), else opened (in the register's key order,
 # sorted by bytes as the database's C.UTF-8 collation orders them: its index is walked once,
-# not probed at random). One accrual at a time (the lock), so the
-# rows found are the rows updated.
+# not probed at random). One accrual at a time (the lock), so the rows found are the rows
+# updated.
 _ONE_AT_A_TIME = "SELECT pg_advisory_xact_lock(hashtext('meterline.penalties:accrual'))"
 
 _REGISTER_MOVED = """
