@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import psycopg
-from fastapi import APIRouter
+from fastapi import APIRouter, Security
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
 from api.amounts import Exact, Kopecks
-from api.auth.access import ReadableAccount
+from api.auth.access import ReadableAccount, read_visible
+from api.auth.callers import identify
+from api.auth.tokens import Caller
+from api.ids import AccountPath
 from api.problems import not_found, problem_responses
 from api.state import Pool, read_snapshot
 from meterline.contracts import Timestamp
+from meterline.users import Scope
 
 router = APIRouter(prefix="/accounts", tags=["accounts"])
 
@@ -54,14 +58,16 @@ SELECT a.id, a.holder_name, a.billing_mode, a.opened_at,
  WHERE a.id = %s
 """
 
-_BALANCES = """
+# an account's balances, as `read_visible` takes a read: of the account %(id)s
+_BALANCES_OF = """
 SELECT b.provider_id, p.name AS provider_name, b.amount, b.amount AS amount_kopecks,
        b.updated_at
   FROM balances b
   JOIN providers p ON p.id = b.provider_id
- WHERE b.account_id = %s
- ORDER BY b.provider_id
+ WHERE b.account_id = %(id)s
 """
+
+_BALANCES = _BALANCES_OF + " ORDER BY b.provider_id"
 
 _METERS = """
 SELECT id, utility, model, has_relay, relay_state
@@ -77,7 +83,7 @@ async def load_account(conn: psycopg.AsyncConnection[Any], account_id: str) -> A
     row = await cur.fetchone()
     if row is None:
         return None
-    await cur.execute(_BALANCES, (account_id,))
+    await cur.execute(_BALANCES, {"id": account_id})
     balances = [Balance.model_validate(r) for r in await cur.fetchall()]
     await cur.execute(_METERS, (account_id,))
     meters = [AccountMeter.model_validate(r) for r in await cur.fetchall()]
@@ -112,11 +118,14 @@ class Balances(BaseModel):
     responses=problem_responses(401, 403, 404, 422),
     summary="An account's balance with each provider",
 )
-async def get_balances(account_id: ReadableAccount, pool: Pool) -> Balances:
-    """Just the balances (exact, and rounded to kopecks): the cheap read an app polls."""
-    async with pool.connection() as conn:
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(_BALANCES, (account_id,))
-        rows = await cur.fetchall()
+async def get_balances(
+    account_id: AccountPath,
+    caller: Annotated[Caller, Security(identify, scopes=[Scope.ACCOUNTS_READ])],
+    pool: Pool,
+) -> Balances:
+    """Just the balances (exact, and rounded to kopecks): the cheap read an app polls. The
+    account is checked as every account endpoint checks it, in the statement that reads the
+    balances (one round trip)."""
+    rows = await read_visible(pool, caller, account_id, _BALANCES_OF, "r.provider_id")
     return Balances(account_id=account_id, balances=[Balance.model_validate(r) for r in rows])
 

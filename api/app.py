@@ -6,6 +6,7 @@ error is answered as ``application/problem+json`` (see `api.problems`). OpenAPI 
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -83,3 +84,12 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def keep_loaded_objects() -> None:
+    """For a process that serves the app: what it loaded by now lives as long as it, so set
+    it apart from the garbage collector, whose full collections then walk only what requests
+    leave behind (they walked the ~130,000 objects of the loaded code, about 80 ms of CPU, a
+    pause every request in flight waited out). `create_app` does not: tests make many apps."""
+    gc.collect()
+    gc.freeze()

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from api.app import create_app
+from api.app import create_app, keep_loaded_objects
 from meterline.settings import get_settings
 
 app = create_app(get_settings())
+keep_loaded_objects()

@@ -149,7 +149,7 @@ async def _ask_acquirer(
     return answer
 
 
-def _acquirer(request: Request) -> httpx.AsyncClient:
+async def _acquirer(request: Request) -> httpx.AsyncClient:
     client: httpx.AsyncClient = request.app.state.acquirer
     return client
 

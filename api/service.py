@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from api.app import create_app
+from api.app import create_app, keep_loaded_objects
 from meterline.settings import Settings
 
 logger = logging.getLogger("meterline.api")
@@ -51,6 +51,7 @@ async def run(settings: Settings) -> None:
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
     )
     server = _Server(config)
+    keep_loaded_objects()
     serving = asyncio.ensure_future(_serve(server))
     try:
         await asyncio.shield(serving)

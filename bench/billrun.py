@@ -5,10 +5,15 @@ by people or the norm, sewerage from it, heating by house meters or the norm).
 The town is generated once into a database of the benchmark's own and kept (``--fresh``
 makes it again); each run empties the bills and bills the town's third month twice: the
 first run (every bill new), then the same run again (nothing changed: the baseline of what
-preparing and comparing cost). Times per phase; accounts per second.
+preparing and comparing cost), with what autovacuum would do before each (timed apart).
+Times per phase; accounts per second.
 
     .venv/bin/python -m bench.billrun [--accounts 1000000] [--chunk 50000] [--workers 2]
                                       [--fresh]
+
+To compare two versions of the bill run on the same town, run it as a script with the other
+version's ``billing`` and ``meterline`` first on PYTHONPATH (e.g. from ``git archive``):
+``PYTHONPATH=/tmp/before .venv/bin/python bench/billrun.py ...``; it prints which it ran.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Any
 
 import psycopg
 
+import billing.billrun.run
 from billing.accounts.town import TownSpec, generate_town
 from billing.billrun.run import Run, bill
 from meterline import db
@@ -46,6 +52,15 @@ async def town(conn: psycopg.AsyncConnection[Any], accounts: int) -> None:
                                        services=SERVICES))
     await conn.execute("VACUUM ANALYZE")
     print(f"town of {accounts} accounts generated in {time.perf_counter() - started:.0f} s")
+
+
+async def vacuum(conn: psycopg.AsyncConnection[Any]) -> None:
+    """What autovacuum would have done between runs (it may be off on a development
+    machine): the balances the last run moved vacuumed (so the next run's updates stay on
+    their pages), the bill analysed. Timed apart from the runs."""
+    started = time.perf_counter()
+    await conn.execute("VACUUM (ANALYZE) balances, bill_lines, meter_volumes")
+    print(f"(vacuum and analyze between runs: {time.perf_counter() - started:.1f} s)")
 
 
 async def one_run(conn: psycopg.AsyncConnection[Any], chunk: int, workers: int,
@@ -81,9 +96,12 @@ async def main(accounts: int, chunk: int, workers: int, fresh: bool) -> None:
     async with await psycopg.AsyncConnection.connect(DATABASE, autocommit=True) as conn:
         await town(conn, accounts)
         await conn.execute("TRUNCATE bill_lines, meter_volumes")
+        await vacuum(conn)
+        print(f"bill run code: {billing.billrun.run.__file__}")
         print(f"## bill run of {accounts} accounts, {len(SERVICES)} services each, chunks of "
               f"{chunk}; load average {os.getloadavg()[0]:.1f} at the start")
         first = await one_run(conn, chunk, workers, "first run (every bill new)")
+        await vacuum(conn)
         again = await one_run(conn, chunk, workers, "again (nothing changed)")
         print(f"ratio first / again: {first / again:.2f}")
 

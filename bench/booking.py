@@ -11,7 +11,9 @@ Each batch holds ``accounts x per-account`` readings (one meter per account), fe
 transaction per batch on the machine's PostgreSQL: no Kafka, no Faust. Every way runs the
 same pricing (``price_batch``); the skeleton's runs on a database migrated to just before
 the journal, with that schema's owner check and register state. Runs alternate;
-the figure is the median over batches of each run, then the median of the runs.
+the figure is the median over batches of each run, then the median of the runs. Each way's
+CPU per batch is given too, of its PostgreSQL session (when the server runs on this machine)
+and of this process: on a machine shared with others it is what the load disturbs least.
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ import platform
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import psutil
 import psycopg
 
 from meterline import db
@@ -248,16 +252,48 @@ Booker = Callable[[psycopg.AsyncConnection[Any], RoutedReadings, Tariffs | None]
                   Awaitable[None]]
 
 
-async def run(url: str, booker: Booker, work: list[RoutedReadings]) -> float:
-    """Median readings/s over the batches of one run."""
+@dataclass(frozen=True)
+class Run:
+    rate: float  # median readings/s over the batches
+    postgres_ms: float | None  # CPU of the database session per batch (None: not local)
+    rating_ms: float  # CPU of this process per batch (pricing, encoding, the driver)
+
+
+def backend_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) of the PostgreSQL backend ``pid``, when it runs here."""
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except (psutil.Error, OSError):
+        return None
+    return float(times.user + times.system)
+
+
+async def run(url: str, booker: Booker, work: list[RoutedReadings]) -> Run:
+    """Median readings/s over the batches of one run, and the CPU both sides spent on them:
+    on a machine shared with others the CPU time is what the load disturbs least."""
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         book = await load_tariffs(conn) if booker is journal_rate_batch else None
+        cur = await conn.execute("SELECT pg_backend_pid()")
+        row = await cur.fetchone()
+        assert row is not None
+        backend_before, own_before = backend_cpu(row[0]), time.process_time()
         rates = []
         for batch in work:
             started = time.perf_counter()
             await booker(conn, batch, book)
             rates.append(len(batch) / (time.perf_counter() - started))
-    return statistics.median(rates)
+        backend_after, own_after = backend_cpu(row[0]), time.process_time()
+    postgres = (None if backend_before is None or backend_after is None
+                else (backend_after - backend_before) / len(work) * 1000)
+    return Run(statistics.median(rates), postgres, (own_after - own_before) / len(work) * 1000)
+
+
+def cpu_text(runs: Sequence[Run]) -> str:
+    """The median CPU per batch of ``runs``, both sides."""
+    rating = statistics.median(r.rating_ms for r in runs)
+    known = [r.postgres_ms for r in runs if r.postgres_ms is not None]
+    postgres = f"postgres {statistics.median(known):.0f} ms + " if known else ""
+    return f"{postgres}rating {rating:.0f} ms CPU a batch"
 
 
 async def counted(url: str) -> tuple[int, Decimal]:
@@ -277,10 +313,11 @@ def before_the_set_based_cache() -> str:
 async def main(args: argparse.Namespace) -> None:
     base = os.environ.get("METERLINE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
     ways = {  # name: (database, migrated until, booking)
-        "journal": (f"{base}/meterline_bench_journal_{os.getpid()}", None, journal_rate_batch),
-        "journal before 0120": (f"{base}/meterline_bench_rowwise_{os.getpid()}",
+        "journal": (f"{base}/meterline_bench_booking_journal_{os.getpid()}", None,
+                    journal_rate_batch),
+        "journal before 0120": (f"{base}/meterline_bench_booking_rowwise_{os.getpid()}",
                                 before_the_set_based_cache(), journal_rate_batch),
-        "skeleton": (f"{base}/meterline_bench_skeleton_{os.getpid()}", BEFORE_THE_JOURNAL,
+        "skeleton": (f"{base}/meterline_bench_booking_skeleton_{os.getpid()}", BEFORE_THE_JOURNAL,
                      skeleton_rate_batch),
     }
     try:
@@ -300,27 +337,29 @@ async def main(args: argparse.Namespace) -> None:
               f"{os.getloadavg()[0]:.1f} at the start")
         print(f"batches of {size} readings ({args.accounts} accounts x {args.per_account}), "
               f"{args.batches} batches per run")
-        rates: dict[str, list[float]] = {name: [] for name in ways}
+        runs: dict[str, list[Run]] = {name: [] for name in ways}
         for r in range(args.repeats):
             work = batches(args.accounts, args.per_account, args.batches,
                            start=r * args.batches * args.per_account)
             for name, (url, _, booker) in ways.items():  # alternating, on the same batches
-                rates[name].append(await run(url, booker, work))
-            print(f"  run {r}: " + ", ".join(f"{name} {rate[-1]:,.0f}"
-                                             for name, rate in rates.items()) + " readings/s")
+                runs[name].append(await run(url, booker, work))
+            print(f"  run {r}: " + ", ".join(f"{name} {done[-1].rate:,.0f}"
+                                             for name, done in runs.items()) + " readings/s")
         charged = {name: await counted(url) for name, (url, _, _) in ways.items()}
         expected = args.repeats * args.batches * size
         assert len(set(charged.values())) == 1, f"every way must charge the same: {charged}"
         lines, amount = charged["journal"]
         assert lines == expected, f"{lines} lines charged, {expected} expected"
-        median = {name: statistics.median(rate) for name, rate in rates.items()}
+        median = {name: statistics.median(r.rate for r in done) for name, done in runs.items()}
         print(f"\n## booking, {args.repeats} runs (median of per-batch medians), "
               f"load average {os.getloadavg()[0]:.1f} at the end")
-        print(f"journal (charge lines + one entry per batch): {median['journal']:,.0f} readings/s")
+        print(f"journal (charge lines + one entry per batch): {median['journal']:,.0f} "
+              f"readings/s ({cpu_text(runs['journal'])})")
         print(f"journal before 0120 (row-wise references and balance guard): "
-              f"{median['journal before 0120']:,.0f} readings/s")
+              f"{median['journal before 0120']:,.0f} readings/s "
+              f"({cpu_text(runs['journal before 0120'])})")
         print(f"skeleton (charge lines + direct balance update): "
-              f"{median['skeleton']:,.0f} readings/s")
+              f"{median['skeleton']:,.0f} readings/s ({cpu_text(runs['skeleton'])})")
         print(f"ratio journal / journal before 0120: "
               f"{median['journal'] / median['journal before 0120']:.2f}x; "
               f"journal / skeleton: {median['journal'] / median['skeleton']:.2f}x; "

@@ -6,17 +6,26 @@ from typing import Any
 
 import psycopg
 
-from meterline.errors import Invalid
+from meterline.errors import Invalid, NotFound
 
-_PROVIDERS = "SELECT provider_id FROM balances WHERE account_id = %s ORDER BY provider_id"
+# the account, and the providers it has a balance with (no row: no such account)
+_PROVIDERS = """
+SELECT array(SELECT b.provider_id FROM balances b WHERE b.account_id = a.id
+              ORDER BY b.provider_id)
+  FROM accounts a
+ WHERE a.id = %s
+"""
 
 
 async def resolve_provider(conn: psycopg.AsyncConnection[Any], account_id: str,
                            wanted: str | None) -> str:
     """The provider whose balance a movement of money names: the one the caller named, or the
-    account's only one."""
+    account's only one. ``NotFound`` when there is no such account."""
     cur = await conn.execute(_PROVIDERS, (account_id,))
-    providers: list[str] = [p for (p,) in await cur.fetchall()]
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"No account {account_id}")
+    providers: list[str] = row[0]
     field = ["body", "provider_id"]
     if wanted is not None:
         if wanted not in providers:

@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 
 from meterline.balances import resolve_provider
-from meterline.errors import Conflict, Invalid, NotFound
+from meterline.errors import Conflict, Invalid
 from meterline.ledger import Book, Entry, EntryKind, Posting, post
 from meterline.relay import decide_relays
 
@@ -73,10 +73,7 @@ async def take_emergency_credit(conn: psycopg.AsyncConnection[Any], account_id: 
     provider has run out, once while it is owed. Refusals: ``NotFound`` (no account),
     ``EmergencyCreditRefused`` (postpaid, none under the contract, balance not run out),
     ``EmergencyCreditTaken`` (taken and not repaid yet)."""
-    cur = await conn.execute("SELECT 1 FROM accounts WHERE id = %s", (account_id,))
-    if await cur.fetchone() is None:
-        raise NotFound(f"No account {account_id}")
-    provider = await resolve_provider(conn, account_id, provider_id)
+    provider = await resolve_provider(conn, account_id, provider_id)  # NotFound: no account
     await conn.execute(_LOCK, (account_id, provider))
     cur = await conn.execute(_TERMS, (account_id, provider))
     row = await cur.fetchone()

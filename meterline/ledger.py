@@ -11,10 +11,10 @@ of the pair's ``subscriber`` postings, moved by a trigger in the statement that 
 and by nothing else (a direct write is refused); entries, postings and charge lines are
 append-only, so a correction is a reversal and a repost.
 
-Everything here runs inside the caller's transaction (a savepoint when there is one) and never
+Everything here runs inside the caller's transaction (`post` is one statement) and never
 commits. Two ways in:
 
-- ``post(conn, entries)``: any entries, set-based (arrays, one statement per table), idempotent
+- ``post(conn, entries)``: any entries, set-based (arrays, one statement), idempotent
   on keys: an entry whose key exists is not posted again (the same key with other postings is a
   ``Conflict``). ``reverse`` posts the mirror of an entry.
 - ``stage_lines`` + ``post_lines``: the bulk path for rating and bill runs. Subscriber-side
@@ -223,19 +223,28 @@ def atomic(conn: psycopg.AsyncConnection[Any]) -> AbstractAsyncContextManager[An
     return conn.transaction()
 
 
-_INSERT_ENTRIES = """
-INSERT INTO entries (kind, key, booked_at, reason, reverses)
-SELECT kind, key, coalesce(booked_at, now()), reason, reverses
-  FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::bigint[])
-       AS e(kind, key, booked_at, reason, reverses)
-ON CONFLICT (key) DO NOTHING
-RETURNING id, key
-"""
-
-_INSERT_POSTINGS = """
-INSERT INTO postings (entry_id, book, provider_id, account_id, service, period, meter_id, amount)
-SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::date[],
-                     %s::text[], %s::numeric[])
+# The entries whose keys are new and their postings, in one statement (all or nothing by
+# itself): a posting names its entry by key; the balance trigger moves the balances at its end.
+_POST = """
+WITH new AS (
+    INSERT INTO entries (kind, key, booked_at, reason, reverses)
+    SELECT kind, key, coalesce(booked_at, now()), reason, reverses
+      FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::bigint[])
+           AS e(kind, key, booked_at, reason, reverses)
+    ON CONFLICT (key) DO NOTHING
+    RETURNING id, key
+), lines AS (
+    INSERT INTO postings (entry_id, book, provider_id, account_id, service, period, meter_id,
+                          amount)
+    SELECT new.id, p.book, p.provider_id, p.account_id, p.service, p.period, p.meter_id,
+           p.amount
+      FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::date[],
+                  %s::text[], %s::numeric[]) WITH ORDINALITY
+           AS p(key, book, provider_id, account_id, service, period, meter_id, amount, n)
+      JOIN new ON new.key = p.key
+     ORDER BY p.n
+)
+SELECT id, key FROM new
 """
 
 _EARLIER = """
@@ -248,27 +257,27 @@ SELECT e.id, e.key, e.kind, p.book, p.provider_id, p.account_id, p.service, p.pe
 
 async def post(conn: psycopg.AsyncConnection[Any], entries: Iterable[Entry]) -> list[Posted]:
     """Post the entries whose keys are new, all or none; the others must match what was
-    posted under their key (else ``EntryKeyReused``). One ``Posted`` per distinct key."""
+    posted under their key (else ``EntryKeyReused``). One ``Posted`` per distinct key.
+
+    One statement, atomic by itself: on an autocommit connection it commits, in a
+    transaction the caller commits it. Like any statement's, its database error aborts the
+    caller's transaction (`atomic` around it keeps the rest, as `reverse` does)."""
     batch = _distinct(entries)
     if not batch:
         return []
-    async with atomic(conn):
-        cur = await conn.execute(_INSERT_ENTRIES, (
-            [e.kind.value for e in batch], [e.key for e in batch],
-            [e.booked_at for e in batch], [e.reason for e in batch],
-            [e.reverses for e in batch],
-        ))
-        new_ids: dict[str, int] = {key: id_ for id_, key in await cur.fetchall()}
-        lines = [(new_ids[e.key], p) for e in batch if e.key in new_ids for p in e.postings]
-        if lines:
-            await conn.execute(_INSERT_POSTINGS, (
-                [i for i, _ in lines], [p.book.value for _, p in lines],
-                [p.provider_id for _, p in lines], [p.account_id for _, p in lines],
-                [p.service.value if p.service else None for _, p in lines],
-                [p.period for _, p in lines], [p.meter_id for _, p in lines],
-                [p.amount for _, p in lines],
-            ))
-        old_ids = await _same_as_before([e for e in batch if e.key not in new_ids], conn)
+    lines = [(e.key, p) for e in batch for p in e.postings]
+    cur = await conn.execute(_POST, (
+        [e.kind.value for e in batch], [e.key for e in batch],
+        [e.booked_at for e in batch], [e.reason for e in batch],
+        [e.reverses for e in batch],
+        [k for k, _ in lines], [p.book.value for _, p in lines],
+        [p.provider_id for _, p in lines], [p.account_id for _, p in lines],
+        [p.service.value if p.service else None for _, p in lines],
+        [p.period for _, p in lines], [p.meter_id for _, p in lines],
+        [p.amount for _, p in lines],
+    ))
+    new_ids: dict[str, int] = {key: id_ for id_, key in await cur.fetchall()}
+    old_ids = await _same_as_before([e for e in batch if e.key not in new_ids], conn)
     return [Posted(new_ids[e.key], e.key, True) if e.key in new_ids
             else Posted(old_ids[e.key], e.key, False) for e in batch]
 
@@ -330,9 +339,10 @@ async def reverse(
                 Service(service) if service else None, period, meter)
         for book, provider, account, service, period, meter, amount in await cur.fetchall())
     try:
-        (posted,) = await post(conn, [Entry(EntryKind.REVERSAL, reversal_key, mirror,
-                                            reason=reason, booked_at=booked_at,
-                                            reverses=entry_id)])
+        async with atomic(conn):  # the transaction goes on after a refusal
+            (posted,) = await post(conn, [Entry(EntryKind.REVERSAL, reversal_key, mirror,
+                                                reason=reason, booked_at=booked_at,
+                                                reverses=entry_id)])
     except pg_errors.UniqueViolation as exc:  # reversed concurrently under another key
         raise AlreadyReversed(f"entry {key} was reversed concurrently") from exc
     return posted

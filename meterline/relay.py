@@ -235,7 +235,7 @@ def decide(pair: Pair, now: datetime, out: Decisions) -> None:
 # lock is the latest.
 _LOCK = """
 SELECT m.id FROM meters m JOIN accounts a ON a.id = m.account_id
- WHERE m.account_id = ANY(%(accounts)s) AND a.billing_mode = 'prepaid' AND m.has_relay
+ WHERE m.account_id = ANY(%(accounts)b::text[]) AND a.billing_mode = 'prepaid' AND m.has_relay
  ORDER BY m.id
    FOR UPDATE OF m
 """
@@ -301,9 +301,15 @@ SELECT b.account_id, b.provider_id, b.amount, ad.time_zone, ad.country, ad.regio
          WHERE x.account_id = b.account_id AND x.provider_id = b.provider_id
            AND x.day >= (%(now)s AT TIME ZONE 'UTC')::date - p.forecast_days
            AND x.day < (%(now)s AT TIME ZONE 'UTC')::date) s ON true
- WHERE b.account_id = ANY(%(accounts)s) AND a.billing_mode = 'prepaid'
+ WHERE <accounts> AND a.billing_mode = 'prepaid'
  ORDER BY b.account_id, b.provider_id
 """
+
+# One account (a top-up, emergency credit) is named by `=`: PostgreSQL then keeps one plan of
+# the prepared statement, where with `= ANY(array)` it plans every execution anew (a generic
+# plan for an array of unknown length looks dearer), 0.4 ms and more of planning each time.
+_STATE_OF_ONE = _STATE.replace("<accounts>", "b.account_id = %(account)s")
+_STATE_OF_MANY = _STATE.replace("<accounts>", "b.account_id = ANY(%(accounts)b::text[])")
 
 _RELAYS = """
 WITH wanted AS (
@@ -408,7 +414,10 @@ async def decide_relays(
         now = row[0]
     assert now is not None
     await conn.execute(_LOCK, {"accounts": accounts})
-    cur = await conn.execute(_STATE, {"accounts": accounts, "now": now})
+    if len(accounts) == 1:
+        cur = await conn.execute(_STATE_OF_ONE, {"account": accounts[0], "now": now})
+    else:
+        cur = await conn.execute(_STATE_OF_MANY, {"accounts": accounts, "now": now})
     out = Decisions()
     for row in await cur.fetchall():
         decide(_pair(row, now), now, out)

@@ -44,7 +44,7 @@ SELECT m.id, m.account_id, m.provider_id, l.id, l.requested_at, u.quantity, u.si
                        WHERE ch.meter_id = m.id
                          AND ch.interval_start >= l.requested_at + %(grace)s) u
   JOIN balances b ON b.account_id = m.account_id AND b.provider_id = m.provider_id
- WHERE m.id = ANY(%(meters)s) AND m.has_relay AND m.relay_state = 'disconnected'
+ WHERE m.id = ANY(%(meters)b::text[]) AND m.has_relay AND m.relay_state = 'disconnected'
    AND l.action = 'disconnect' AND u.quantity > %(tolerance)s
  ORDER BY m.id
 """

@@ -21,7 +21,7 @@ import psycopg
 
 from meterline.balances import resolve_provider
 from meterline.emergency_credit import recover_from_topup
-from meterline.errors import Conflict, Invalid, NotFound
+from meterline.errors import Conflict, Invalid
 from meterline.ledger import Book, Entry, EntryKeyReused, EntryKind, Posting, check_amount, post
 from meterline.money import has_at_most_kopecks
 from meterline.relay import decide_relays
@@ -44,12 +44,13 @@ class Topup:
     replayed: bool  # the key was used before: nothing was credited now
 
 
-_ACCOUNT_EXISTS = "SELECT 1 FROM accounts WHERE id = %s"
-
+# the balance after the top-up's postings (the trigger moved it in the statement before)
 _INSERT = """
 INSERT INTO topups (account_id, provider_id, amount, idempotency_key, entry_id)
-VALUES (%s, %s, %s, %s, %s)
-RETURNING id, received_at
+VALUES (%(account)s, %(provider)s, %(amount)s, %(key)s, %(entry)s)
+RETURNING id, received_at,
+          (SELECT amount FROM balances
+            WHERE account_id = %(account)s AND provider_id = %(provider)s)
 """
 
 _EARLIER = """
@@ -86,9 +87,7 @@ async def top_up(
     if not 1 <= len(idempotency_key) <= 255:
         raise Invalid("an idempotency key has 1 to 255 characters",
                       field=["header", "Idempotency-Key"])
-    if await (await conn.execute(_ACCOUNT_EXISTS, (account_id,))).fetchone() is None:
-        raise NotFound(f"No account {account_id}")
-    provider = await resolve_provider(conn, account_id, provider_id)
+    provider = await resolve_provider(conn, account_id, provider_id)  # NotFound: no account
     # A concurrent request with the same key waits in `post` until the other one commits or
     # rolls back, then either posts or finds the committed entry.
     try:
@@ -100,15 +99,19 @@ async def top_up(
     except EntryKeyReused:
         posted = None
     if posted is not None and posted.new:
-        cur = await conn.execute(_INSERT, (account_id, provider, amount, idempotency_key,
-                                           posted.id))
+        cur = await conn.execute(_INSERT, {
+            "account": account_id, "provider": provider, "amount": amount,
+            "key": idempotency_key, "entry": posted.id})
         row = await cur.fetchone()
         assert row is not None
-        await recover_from_topup(conn, account_id, provider, amount,
-                                 entry_key(account_id, idempotency_key))
-        await decide_relays(conn, [account_id])
-        return Topup(row[0], account_id, provider, amount, idempotency_key, row[1],
-                     await _balance(conn, account_id, provider), replayed=False)
+        topup_id, received_at, balance = row
+        if await recover_from_topup(conn, account_id, provider, amount,
+                                    entry_key(account_id, idempotency_key)):
+            balance = await _balance(conn, account_id, provider)  # less what it repaid
+        # received_at is the transaction's now(): the relays are decided at the same instant
+        await decide_relays(conn, [account_id], now=received_at)
+        return Topup(topup_id, account_id, provider, amount, idempotency_key, received_at,
+                     balance, replayed=False)
     cur = await conn.execute(_EARLIER, (account_id, idempotency_key))
     earlier = await cur.fetchone()
     if earlier is None:  # cannot happen: the entry and its top-up are committed together

@@ -4,11 +4,12 @@
 last accepted readings, the accounts' tariff tracks and the volume each used this month),
 calls the pure ``rating.pricing.price_batch``, and books the result:
 
-- charge lines into ``charges`` (binary COPY into a staging table, then one idempotent
-  ``INSERT ... ON CONFLICT DO NOTHING`` on (meter, register, interval end, part, revision)),
-  each with the tariff version, zone, band and consumer group that priced it, the service and
-  billing period its money goes to (a closed period sends it to the next open one) and the
-  entry that booked it;
+- charge lines into ``charges`` (binary COPY into a staging table, then one plain INSERT in
+  a savepoint; should it meet a line booked before, the idempotent ``INSERT ... ON CONFLICT
+  DO NOTHING`` on (meter, register, interval end, part, revision) instead), each with the
+  tariff version, zone, band and consumer group that priced it, the service and billing
+  period its money goes to (a closed period sends it to the next open one) and the entry that
+  booked it;
 - the monthly volume of each (account, provider, service), moved by the quantities of the
   lines actually inserted (``tariff_volumes``: where the next lines' bands start);
 - the money of the lines actually inserted as ONE journal entry (``meterline.ledger``'s bulk
@@ -36,6 +37,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import psycopg
+from psycopg import errors as pg_errors
 from pydantic import ValidationError
 
 from meterline.contracts import AccountReadings
@@ -43,14 +45,16 @@ from meterline.db import copy_rows
 from meterline.dead_letters import dead_letter
 from meterline.events import Event, EventKind, emit
 from meterline.ledger import Book, EntryKind, lines_table, post_lines
-from meterline.money import from_micro, to_micro
+from meterline.money import from_micro
 from meterline.registers import counter_span_micro
 from meterline.relay import decide_relays
 from meterline.replacements import Replacement
 from meterline.tamper import confirm_relays
+from meterline.tariffs.pricing import month_start
 from rating.core import FLAG_JUMP, FLAG_RESET, NO_STATE, from_micros, micros
 from rating.pricing import (
     NEXT_REPOST,
+    NO_MONTH,
     BatchTariffs,
     ChargeLines,
     Priced,
@@ -82,40 +86,51 @@ class BatchResult:
 
 
 _STAGING = """
-CREATE TEMP TABLE IF NOT EXISTS priced_lines (
+CREATE TEMP TABLE IF NOT EXISTS charge_lines_in (
     meter_id text, register text, part text, start_us bigint, end_us bigint,
     quantity_micro bigint, unit text, version_id bigint, zone text, band smallint,
     consumer_group text, unit_price_micro bigint, amount_pico numeric, account_id text,
     provider_id text, service text, revision smallint, end_value_micro bigint,
-    reading_end_us bigint
+    reading_end_us bigint, month date
 ) ON COMMIT DELETE ROWS
 """
 _STAGING_COLUMNS = (
     "meter_id", "register", "part", "start_us", "end_us", "quantity_micro", "unit", "version_id",
     "zone", "band", "consumer_group", "unit_price_micro", "amount_pico", "account_id",
-    "provider_id", "service", "revision", "end_value_micro", "reading_end_us",
+    "provider_id", "service", "revision", "end_value_micro", "reading_end_us", "month",
 )
 _STAGING_TYPES = (
     "text", "text", "text", "int8", "int8", "int8", "text", "int8", "text", "int2", "text",
-    "int8", "numeric", "text", "text", "text", "int2", "int8", "int8",
+    "int8", "numeric", "text", "text", "text", "int2", "int8", "int8", "date",
 )
 
 # Times travel as integer microseconds and numbers as integer micro- and pico-units, turned
 # into timestamptz and exact NUMERIC here (multiplying by 1e-6 or 1e-12 is exact; dividing may
-# round). The period is the month holding the interval's last instant in the account's time
-# zone, or the first open one after it when that month is closed. The lines inserted add their
-# quantities to their month's volume (pricing split them at month boundaries already).
+# round). A line's month is the one holding its interval's last instant in the account's time
+# zone: pricing cut the lines at month boundaries and says which (it is derived here for a
+# line that comes without it, a reversal). The period is that month, or the first open one
+# after it when that month is closed. The lines inserted add their quantities to their month's
+# volume.
+#
+# A batch's lines are new but for a batch delivered again (whose readings come after no
+# register state: they are late, and re-rate only what they cut) or a line booked behind
+# rating's back. So they go in by a plain INSERT (_BOOK_NEW_CHARGES), in a savepoint: a third
+# less work in PostgreSQL than an INSERT that looks for a conflicting line before each one
+# (BENCHMARKS.md "Booking"), and every staged line is then an inserted one. The rare batch
+# that meets a line booked before is booked again, in the same transaction, by the INSERT that
+# skips such lines (_BOOK_CHARGES), and only the lines it inserted count.
 _BOOK_CHARGES = """
 WITH timed AS (
     SELECT c.*, timestamptz_of_micros(start_us) AS interval_start,
            timestamptz_of_micros(end_us) AS interval_end
-      FROM priced_lines c
+      FROM charge_lines_in c
 ), lines AS (
-    SELECT t.*, date_trunc('month', (t.interval_end - interval '1 microsecond')
-                                    AT TIME ZONE ad.time_zone)::date AS month
+    SELECT t.*, coalesce(t.month, (
+               SELECT date_trunc('month', (t.interval_end - interval '1 microsecond')
+                                          AT TIME ZONE ad.time_zone)::date
+                 FROM accounts a JOIN addresses ad ON ad.id = a.address_id
+                WHERE a.id = t.account_id)) AS wanted
       FROM timed t
-      JOIN accounts a ON a.id = t.account_id
-      JOIN addresses ad ON ad.id = a.address_id
 ), inserted AS (
     INSERT INTO charges (meter_id, register, part, interval_start, interval_end, quantity, unit,
                          tariff_version_id, zone, band, consumer_group, unit_price, amount,
@@ -125,8 +140,8 @@ WITH timed AS (
            l.quantity_micro * 0.000001, l.unit, l.version_id, l.zone, l.band, l.consumer_group,
            l.unit_price_micro * 0.000001, l.amount_pico * 0.000000000001, l.account_id,
            l.provider_id, l.service,
-           CASE WHEN bp.closed_at IS NOT NULL THEN open_period(l.provider_id, l.month)
-                ELSE l.month END,
+           CASE WHEN bp.closed_at IS NOT NULL THEN open_period(l.provider_id, l.wanted)
+                ELSE l.wanted END,
            %(entry)s, clock_timestamp(),
            -- a repost (revision NULL): the next even revision of its key
            coalesce(l.revision, (SELECT (coalesce(max(c.revision), -1) + 2) / 2 * 2
@@ -135,18 +150,12 @@ WITH timed AS (
                                     AND c.interval_end = l.interval_end AND c.part = l.part)),
            l.end_value_micro * 0.000001, timestamptz_of_micros(l.reading_end_us)
       FROM lines l
-      LEFT JOIN billing_periods bp ON bp.provider_id = l.provider_id AND bp.period = l.month
-    ON CONFLICT (meter_id, register, interval_end, part, revision) DO NOTHING
+      LEFT JOIN billing_periods bp ON bp.provider_id = l.provider_id AND bp.period = l.wanted
+    {on_conflict}
     RETURNING account_id, provider_id, service, period, amount, quantity, interval_end
 ), counted AS (
     INSERT INTO tariff_volumes AS v (account_id, provider_id, service, month, volume)
-    SELECT i.account_id, i.provider_id, i.service,
-           date_trunc('month', (i.interval_end - interval '1 microsecond')
-                               AT TIME ZONE ad.time_zone)::date, sum(i.quantity)
-      FROM inserted i
-      JOIN accounts a ON a.id = i.account_id
-      JOIN addresses ad ON ad.id = a.address_id
-     GROUP BY 1, 2, 3, 4
+    {volumes}
     ON CONFLICT (account_id, provider_id, service, month)
        DO UPDATE SET volume = v.volume + excluded.volume
 ), staged AS (
@@ -157,21 +166,39 @@ WITH timed AS (
 )
 SELECT (SELECT count(*) FROM inserted), account_id, provider_id FROM staged
 """
+_BOOK_NEW_CHARGES = _BOOK_CHARGES.replace("{on_conflict}", "").replace("{volumes}", """
+    SELECT account_id, provider_id, service, wanted, sum(quantity_micro) * 0.000001
+      FROM lines
+     GROUP BY 1, 2, 3, 4""")
+_BOOK_CHARGES = _BOOK_CHARGES.replace(
+    "{on_conflict}", "ON CONFLICT (meter_id, register, interval_end, part, revision) DO NOTHING"
+).replace("{volumes}", """
+    SELECT i.account_id, i.provider_id, i.service,
+           date_trunc('month', (i.interval_end - interval '1 microsecond')
+                               AT TIME ZONE ad.time_zone)::date, sum(i.quantity)
+      FROM inserted i
+      JOIN accounts a ON a.id = i.account_id
+      JOIN addresses ad ON ad.id = a.address_id
+     GROUP BY 1, 2, 3, 4""")
 
 _NEXT_ENTRY_ID = "SELECT nextval(pg_get_serial_sequence('entries', 'id'))"
 
 _BALANCES = """
 SELECT b.account_id, b.provider_id, b.amount
-  FROM balances b JOIN unnest(%s::text[], %s::text[]) AS k(account_id, provider_id)
+  FROM balances b JOIN unnest(%b::text[], %b::text[]) AS k(account_id, provider_id)
     ON b.account_id = k.account_id AND b.provider_id = k.provider_id
 """
 
+# Per series found (its position in the keys): times as integer microseconds since the epoch,
+# values as integer micro-units, as the rating core holds them (exact: numeric arithmetic).
 _LOAD_STATE = """
-SELECT s.meter_id, s.register, s.last_ts, s.last_value, s.pending_ts, s.pending_value,
-       s.pending_jump
-  FROM register_state s
-  JOIN unnest(%s::text[], %s::text[]) AS k(meter_id, register)
-    ON s.meter_id = k.meter_id AND s.register = k.register
+SELECT k.n - 1, (extract(epoch FROM s.last_ts) * 1000000)::bigint,
+       (s.last_value * 1000000)::bigint,
+       coalesce((extract(epoch FROM s.pending_ts) * 1000000)::bigint, %(none)s),
+       coalesce((s.pending_value * 1000000)::bigint, 0), s.pending_jump
+  FROM unnest(%(meters)b::text[], %(registers)b::text[]) WITH ORDINALITY
+       AS k(meter_id, register, n)
+  JOIN register_state s ON s.meter_id = k.meter_id AND s.register = k.register
    FOR UPDATE OF s
 """
 
@@ -184,8 +211,8 @@ SELECT meter_id, register, timestamptz_of_micros(ts), value * 0.000001,
        timestamptz_of_micros(nullif(pending_ts, %s)),
        CASE WHEN pending_ts = %s THEN NULL ELSE pending_value * 0.000001 END,
        pending_ts <> %s AND pending_jump
-  FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[],
-              %s::boolean[])
+  FROM unnest(%b::text[], %b::text[], %b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[],
+              %b::boolean[])
        AS s(meter_id, register, ts, value, pending_ts, pending_value, pending_jump)
 ON CONFLICT (meter_id, register) DO UPDATE
    SET last_ts = excluded.last_ts, last_value = excluded.last_value,
@@ -196,9 +223,14 @@ ON CONFLICT (meter_id, register) DO UPDATE
        < greatest(excluded.last_ts, excluded.pending_ts)
 """
 
+# A batch's statements are costed by the rows they write, and past a few ten thousand lines
+# PostgreSQL would compile the booking statement's expressions (JIT) at every batch: 70 to
+# 100 ms, more than the statement saves by it.
+_NO_JIT = "SET LOCAL jit = off"
+
 _OWNERS = """
 SELECT id, account_id, provider_id, profile, replaced_by, removed_at FROM meters
- WHERE id = ANY(%s)
+ WHERE id = ANY(%b::text[])
 """
 
 def parse_records(payloads: Iterable[bytes]) -> tuple[list[AccountReadings], list[tuple[str, str]]]:
@@ -267,7 +299,6 @@ async def load_state(conn: psycopg.AsyncConnection[Any], keys: Sequence[tuple[st
                      profiles: dict[str, str | None] | None = None) -> RegisterStates:
     """The state of each series (locked until the batch commits); ``profiles`` (meter ->
     device profile) give the counters' spans."""
-    index = {key: i for i, key in enumerate(keys)}
     states = RegisterStates(
         ts=np.full(len(keys), NO_STATE, dtype=np.int64), value=np.zeros(len(keys), np.int64),
         pending_ts=np.full(len(keys), NO_STATE, dtype=np.int64),
@@ -275,16 +306,16 @@ async def load_state(conn: psycopg.AsyncConnection[Any], keys: Sequence[tuple[st
         pending_flags=np.full(len(keys), FLAG_RESET, dtype=np.int64),
         wrap=np.fromiter((counter_span_micro((profiles or {}).get(meter), register)
                           for meter, register in keys), dtype=np.int64, count=len(keys)))
-    cur = await conn.execute(_LOAD_STATE, ([k[0] for k in keys], [k[1] for k in keys]))
-    for (meter, register, last_ts, last_value, pending_ts, pending_value,
-         pending_jump) in await cur.fetchall():
-        sid = index[(meter, register)]
-        states.ts[sid] = micros(last_ts)
-        states.value[sid] = to_micro(last_value)
-        if pending_ts is not None:
-            states.pending_ts[sid] = micros(pending_ts)
-            states.pending_value[sid] = to_micro(pending_value)
-            states.pending_flags[sid] = FLAG_JUMP if pending_jump else FLAG_RESET
+    cur = await conn.execute(_LOAD_STATE, {"meters": [k[0] for k in keys],
+                                           "registers": [k[1] for k in keys],
+                                           "none": NO_STATE})
+    rows = await cur.fetchall()
+    if rows:
+        sid, ts, value, pending_ts, pending_value, pending_jump = (
+            np.array(column) for column in zip(*rows, strict=True))
+        states.ts[sid], states.value[sid] = ts, value
+        states.pending_ts[sid], states.pending_value[sid] = pending_ts, pending_value
+        states.pending_flags[sid] = np.where(pending_jump.astype(bool), FLAG_JUMP, FLAG_RESET)
     return states
 
 
@@ -373,21 +404,29 @@ async def book_charges(conn: psycopg.AsyncConnection[Any], batch: RoutedReadings
     await lines_table(conn)
     service_of = services(batch.utility)
     reading = lines.reading.tolist()
+    month = lines.months().tolist()
+    first_day = {m: None if m == NO_MONTH else month_start(m) for m in set(month)}
     async with conn.cursor() as cur:
-        await copy_rows(cur, "priced_lines", _STAGING_COLUMNS, _STAGING_TYPES, (
+        await copy_rows(cur, "charge_lines_in", _STAGING_COLUMNS, _STAGING_TYPES, (
             (batch.meter[i], batch.register[i], part, start, end, quantity, batch.unit[i],
              version, zone, band, group, unit_price, amount, batch.account[i],
              batch.provider[i], service_of[i], None if revision == NEXT_REPOST else revision,
-             end_value, reading_end)
+             end_value, reading_end, first_day[m])
             for i, part, start, end, quantity, version, zone, band, group, unit_price, amount,
-            revision, end_value, reading_end
+            revision, end_value, reading_end, m
             in zip(reading, lines.part, lines.start.tolist(), lines.end.tolist(),
                    lines.quantity.tolist(), lines.version_id.tolist(), lines.zone,
                    lines.band.tolist(), lines.group, lines.unit_price.tolist(), lines.amount,
                    lines.revisions().tolist(), lines.end_values(batch).tolist(),
-                   lines.reading_ends(batch).tolist(), strict=True)
+                   lines.reading_ends(batch).tolist(), month, strict=True)
         ))
-        await cur.execute(_BOOK_CHARGES, {"entry": entry_id})
+        try:
+            async with conn.transaction():  # a savepoint
+                await cur.execute(_BOOK_NEW_CHARGES, {"entry": entry_id})
+        except pg_errors.UniqueViolation as exc:
+            if exc.diag.constraint_name != "charges_pkey":
+                raise
+            await cur.execute(_BOOK_CHARGES, {"entry": entry_id})
         touched = await cur.fetchall()
     if not touched:  # every line was booked before: nothing to post
         return
@@ -420,6 +459,7 @@ async def rate_batch(
     dead: list[tuple[str, str]] = list(rejected)
 
     async with conn.transaction():
+        await conn.execute(_NO_JIT)
         if replacements:
             replaced, closing = await apply_replacements(conn, replacements, dead)
             result.replacements = sum(r.new for r in replaced)

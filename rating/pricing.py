@@ -165,9 +165,15 @@ class ChargeLines:
     revision: I64 | None = None  # None: all 0; NEXT_REPOST: the next even one of its key
     end_value: I64 | None = None  # micro-units; None: the value of ``reading``
     reading_end: I64 | None = None  # the end of its reading interval; None: ``reading``'s ts
+    # the month it lies in, in its account's time zone (``meterline.tariffs.pricing.month_id``,
+    # as pricing cut it); None or NO_MONTH: not known here (a reversal), the booking derives it
+    month: I64 | None = None
 
     def __len__(self) -> int:
         return len(self.reading)
+
+    def months(self) -> I64:
+        return np.full(len(self), NO_MONTH, dtype=np.int64) if self.month is None else self.month
 
     def revisions(self) -> I64:
         return np.zeros(len(self), dtype=np.int64) if self.revision is None else self.revision
@@ -196,10 +202,12 @@ class ChargeLines:
                    unit_price=cat("unit_price"), amount=joined("amount"),
                    revision=np.concatenate([p.revisions() for p in parts]),
                    end_value=np.concatenate([p.end_values(batch) for p in parts]),
-                   reading_end=np.concatenate([p.reading_ends(batch) for p in parts]))
+                   reading_end=np.concatenate([p.reading_ends(batch) for p in parts]),
+                   month=np.concatenate([p.months() for p in parts]))
 
 
 NEXT_REPOST = -1  # a reposted line's revision: the next even one of its key, when booked
+NO_MONTH = -1  # a line's month not known (``ChargeLines.month``)
 
 
 def _no_lines() -> ChargeLines:
@@ -356,6 +364,7 @@ def _lines(tariffs: BatchTariffs, reading: I64, charges: Charges, revision: I64 
         revision=None if revision is None else revision[at],
         end_value=None if end_value is None else end_value[at],
         reading_end=None if reading_end is None else reading_end[at],
+        month=charges.month,
     )
 
 
@@ -453,4 +462,5 @@ def _take(lines: ChargeLines, at: I64) -> ChargeLines:
         group=[lines.group[k] for k in pick], unit_price=lines.unit_price[at],
         amount=[lines.amount[k] for k in pick], revision=lines.revisions()[at],
         end_value=None if lines.end_value is None else lines.end_value[at],
-        reading_end=None if lines.reading_end is None else lines.reading_end[at])
+        reading_end=None if lines.reading_end is None else lines.reading_end[at],
+        month=None if lines.month is None else lines.month[at])

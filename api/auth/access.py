@@ -4,8 +4,10 @@ Subscribers and industrial customers see the accounts granted to them (`user_acc
 operators and admins see every account. Every endpoint under ``/accounts/{account_id}`` takes
 its account through `account_with` (`ReadableAccount`, ...), every endpoint naming a meter
 through `meter_with`: the caller is authenticated (401), holds the scope (403), then sees the
-account (404). An account the caller may not see is answered exactly like one that does not
-exist — ``404 No account X`` — so the answer tells nothing about it, not even that it exists.
+account (404). A read that apps poll (the balances) makes the same checks with
+`read_visible`, in the statement that reads: one round trip to the database. An account the
+caller may not see is answered exactly like one that does not exist — ``404 No account X``
+— so the answer tells nothing about it, not even that it exists.
 """
 
 # no `from __future__ import annotations`: the dependencies below annotate with a local scope
@@ -19,7 +21,7 @@ from fastapi import Depends, Security
 from api.auth.callers import ENDED, identify
 from api.auth.tokens import Caller, unauthorized
 from api.ids import AccountPath, MeterPath
-from api.state import Pool
+from api.state import Pool, one_statement
 from meterline.errors import NotFound
 from meterline.users import Scope
 
@@ -43,7 +45,7 @@ SELECT NOT u.disabled
 """
 
 _ACCOUNT_FOR = """
-SELECT (""" + _VALID + """), EXISTS (""" + _ACCOUNT + ")"
+SELECT (""" + _VALID + """) AS valid, EXISTS (""" + _ACCOUNT + ") AS visible"
 
 _METER_FOR = """
 SELECT (""" + _VALID + """), EXISTS (
@@ -62,13 +64,39 @@ def _params(caller: Caller, id_: str) -> dict[str, Any]:
 
 async def _valid_and_visible(pool: Any, query: str, caller: Caller, id_: str) -> bool:
     """Whether the caller sees the account or meter; 401 when its login has ended."""
-    async with pool.connection() as conn:
+    async with one_statement(pool) as conn:
         cur = await conn.execute(query, _params(caller, id_))
         row = await cur.fetchone()
     valid, visible = row if row else (False, False)
     if not valid:
         raise unauthorized(ENDED)
     return bool(visible)
+
+
+def _reading(read: str, order_by: str) -> str:
+    return f"""
+SELECT access.valid, access.visible, r.*
+  FROM ({_ACCOUNT_FOR}) access
+  LEFT JOIN LATERAL ({read}) r ON access.valid AND access.visible
+ ORDER BY {order_by}
+"""
+
+
+async def read_visible(pool: Any, caller: Caller, account_id: str, read: str,
+                       order_by: str) -> list[dict[str, Any]]:
+    """The rows of ``read``, a query of the account ``%(id)s`` whose first column is never
+    NULL, once the caller's login is found valid (else 401) and the account visible to it
+    (else 404, as `account_with`), in one statement: ``read`` yields nothing to a caller
+    who may not see the account."""
+    async with one_statement(pool) as conn:
+        cur = await conn.execute(_reading(read, order_by), _params(caller, account_id))
+        rows = await cur.fetchall()
+        names = [column.name for column in cur.description or ()][2:]
+    if not rows or not rows[0][0]:
+        raise unauthorized(ENDED)
+    if not rows[0][1]:
+        raise NotFound(f"No account {account_id}")
+    return [dict(zip(names, row[2:], strict=True)) for row in rows if row[2] is not None]
 
 
 async def sees_account(conn: psycopg.AsyncConnection[Any], caller: Caller, account_id: str) -> bool:

@@ -15,7 +15,7 @@ from fastapi.security import APIKeyHeader, OAuth2PasswordBearer, SecurityScopes
 
 from api.auth.tokens import Caller, caller_of_token, still_valid, unauthorized
 from api.problems import ProblemError
-from api.state import AppSettings, Pool
+from api.state import AppSettings, Pool, one_statement
 from meterline.users import ROLE_SCOPES, Role, Scope, same_secret, split_key
 
 SCOPE_DESCRIPTIONS = {
@@ -55,7 +55,7 @@ async def _caller_of_key(pool: Pool, key: str) -> Caller:
     if parts is None:
         raise unauthorized("The API key is not valid.")
     key_id, presented = parts
-    async with pool.connection() as conn:
+    async with one_statement(pool) as conn:
         cur = await conn.execute(_KEY, (key_id,))
         row = await cur.fetchone()
     if row is None or not same_secret(row[0], presented):
@@ -99,7 +99,7 @@ async def current_caller(
     """The authenticated caller, holding every scope the endpoint declares, whose login was
     not logged out or revoked (nor the user disabled) since the token was issued."""
     if caller.via == "token":
-        async with pool.connection() as conn:
+        async with one_statement(pool) as conn:
             if not await still_valid(conn, caller):
                 raise unauthorized(ENDED)
     return caller

@@ -4,7 +4,7 @@ kind of amount posted as one entry of the chunk.
 
 For every account and provider whose bill's money changed (a bill whose lines changed but
 charge the same, such as a tariff's new name, is stored again and posts nothing), what the
-stored bill had posted is
+stored bill (the chunk's ``old_lines``, read once from ``bill_lines``) had posted is
 reversed (charges: ``subscriber +x, revenue -x``; the benefits bills stored before the
 tariffs' benefits job booked them: ``subscriber -d, discounts +d``) and the new bill is posted
 (charges ``subscriber -x, revenue +x``, recalculations with them), all with the bill's period:
@@ -28,8 +28,8 @@ from meterline.ledger import Book, EntryKind, lines_table, post_lines
 _OLD_CHARGES = """
 INSERT INTO ledger_lines (account_id, provider_id, service, period, amount)
 SELECT l.account_id, l.provider_id, l.service, l.period, sum(l.charged + l.recalculation)
-  FROM bill_lines l JOIN changed_bills c USING (account_id, provider_id)
- WHERE l.period = %(period)s AND c.money AND l.method <> 'rating'
+  FROM old_lines l JOIN changed_bills c USING (account_id, provider_id)
+ WHERE c.money AND l.method <> 'rating'
  GROUP BY l.account_id, l.provider_id, l.service, l.period
 HAVING sum(l.charged + l.recalculation) <> 0
 """
@@ -37,8 +37,8 @@ HAVING sum(l.charged + l.recalculation) <> 0
 _OLD_BENEFITS = """
 INSERT INTO ledger_lines (account_id, provider_id, service, period, amount)
 SELECT l.account_id, l.provider_id, l.service, l.period, -sum(l.benefit)
-  FROM bill_lines l JOIN changed_bills c USING (account_id, provider_id)
- WHERE l.period = %(period)s AND c.money
+  FROM old_lines l JOIN changed_bills c USING (account_id, provider_id)
+ WHERE c.money
  GROUP BY l.account_id, l.provider_id, l.service, l.period
 HAVING sum(l.benefit) <> 0
 """
@@ -53,33 +53,38 @@ SELECT n.account_id, n.provider_id, n.service, %(period)s, -sum(n.charged + n.re
 HAVING sum(n.charged + n.recalculation) <> 0
 """
 
-POSTINGS: tuple[tuple[LiteralString, EntryKind, Book, str], ...] = (
+REVERSALS: tuple[tuple[LiteralString, EntryKind, Book, str], ...] = (
     (_OLD_CHARGES, EntryKind.REVERSAL, Book.REVENUE, "charges-reversed"),
     (_OLD_BENEFITS, EntryKind.REVERSAL, Book.DISCOUNTS, "benefits-reversed"),
+)
+POSTINGS: tuple[tuple[LiteralString, EntryKind, Book, str], ...] = (
     (_NEW_CHARGES, EntryKind.CHARGE, Book.REVENUE, "charges"),
 )
 
 
 async def book_changes(conn: psycopg.AsyncConnection[Any], period: date, run_id: int,
-                       chunk: int) -> None:
-    """Post the reversal of the changed bills' stored lines and their new lines (the
-    tables ``changed_bills`` and ``new_lines`` of the chunk's transaction)."""
+                       chunk: int, *, reverse: bool = True) -> None:
+    """Post the reversal of the changed bills' stored lines (the chunk's ``old_lines``;
+    ``reverse`` False: none are stored) and their new lines (the tables ``changed_bills`` and
+    ``new_lines`` of the chunk's transaction)."""
     await lines_table(conn)
     key = f"bill:{period:%Y-%m}:{run_id}:{chunk}"
     reason = f"bill run {run_id} of {period:%Y-%m}, chunk {chunk}"
-    for stage, kind, counter, what in POSTINGS:
+    for stage, kind, counter, what in (REVERSALS if reverse else ()) + POSTINGS:
         await conn.execute(stage, {"period": period})
         await post_lines(conn, kind=kind, key=f"{key}:{what}", counter=counter,
                          reason=f"{reason}: {what.replace('-', ' ')}")
 
 
-# Providers whose period is closed: a bill run of it is refused.
+# Providers whose period is closed: a bill run of it is refused. From the closed periods (few,
+# usually none), each looked for among the run's accounts.
 CLOSED = """
-SELECT DISTINCT bp.provider_id
+SELECT bp.provider_id
   FROM billing_periods bp
-  JOIN account_services s ON s.provider_id = bp.provider_id
-  JOIN bill_run_chunks c ON c.run_id = %(run)s AND s.account_id = ANY(c.accounts)
  WHERE bp.period = %(period)s AND bp.closed_at IS NOT NULL
    AND (%(providers)s::text[] IS NULL OR bp.provider_id = ANY(%(providers)s::text[]))
+   AND EXISTS (SELECT 1 FROM bill_run_chunks c CROSS JOIN unnest(c.accounts) AS x(account_id)
+                 JOIN account_services s ON s.account_id = x.account_id
+                WHERE c.run_id = %(run)s AND s.provider_id = bp.provider_id)
  ORDER BY 1
 """

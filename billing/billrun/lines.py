@@ -343,9 +343,11 @@ PREPARE: tuple[LiteralString, ...] = (
 
 # --- CHUNK: in each chunk's transaction ----------------------------------------------------
 
-# Every line of the chunk's accounts, before prices: what its plan's basis counts.
-QUANTITIES = """
-CREATE TEMP TABLE bill_quantities ON COMMIT DROP AS
+# Every line of the chunk's accounts (its quantity: what its plan's basis counts), priced and
+# rounded where one price holds the month; the others are left for billing.billrun.pricing
+# (charged NULL).
+NEW_LINES = """
+CREATE TEMP TABLE new_lines ON COMMIT DROP AS
 WITH services AS (
     -- the account's area, residents, house and region came with its services
     SELECT s.*, r.basis, r.derived_from
@@ -379,35 +381,30 @@ WITH services AS (
       LEFT JOIN run_norms n ON n.region_code = s.region_code AND n.service = 'heating'
                            AND n.scope = 'individual'
      WHERE s.service = 'heating' AND cardinality(s.derived_from) = 0
+), quantities AS (
+    SELECT s.account_id, s.service, false AS common, s.provider_id, s.plan_id, s.consumer_group,
+           s.changing,
+           CASE s.basis WHEN 'm2' THEN s.area WHEN 'resident' THEN s.residents
+                        ELSE v.volume END AS volume,
+           CASE WHEN s.basis IN ('m2', 'resident') THEN 0 ELSE v.recalculated END AS recalculated,
+           CASE WHEN s.basis IN ('m2', 'resident') THEN 0 ELSE v.substituted END AS substituted,
+           v.reconciled_at,
+           CASE s.basis WHEN 'm2' THEN 'area' WHEN 'resident' THEN 'residents'
+                        ELSE v.method END AS method
+      FROM services s LEFT JOIN volumes v USING (account_id, service)
+     WHERE (s.basis IN ('m2', 'resident') OR v.account_id IS NOT NULL)
+       AND NOT EXISTS (SELECT 1 FROM run_gateway_services g
+                        WHERE (g.account_id, g.service) = (s.account_id, s.service))
+    UNION ALL
+    -- common property: by the volume of the service's own plan
+    SELECT s.account_id, s.service, true, s.provider_id, s.plan_id, s.consumer_group, s.changing,
+           round(CASE WHEN m.house_volume IS NOT NULL
+                      THEN least(greatest(m.house_volume - m.individual, 0), m.cap)
+                      ELSE m.cap END * s.area / m.area, 6), 0, 0, NULL,
+           CASE WHEN m.house_volume IS NOT NULL THEN 'house_meter' ELSE 'norm' END
+      FROM services s JOIN run_common m ON m.house_id = s.house_id AND m.service = s.service
+     WHERE s.basis NOT IN ('m2', 'resident')
 )
-SELECT s.account_id, s.service, false AS common, s.provider_id, s.plan_id, s.consumer_group,
-       s.changing,
-       CASE s.basis WHEN 'm2' THEN s.area WHEN 'resident' THEN s.residents
-                    ELSE v.volume END AS volume,
-       CASE WHEN s.basis IN ('m2', 'resident') THEN 0 ELSE v.recalculated END AS recalculated,
-       CASE WHEN s.basis IN ('m2', 'resident') THEN 0 ELSE v.substituted END AS substituted,
-       v.reconciled_at,
-       CASE s.basis WHEN 'm2' THEN 'area' WHEN 'resident' THEN 'residents'
-                    ELSE v.method END AS method
-  FROM services s LEFT JOIN volumes v USING (account_id, service)
- WHERE (s.basis IN ('m2', 'resident') OR v.account_id IS NOT NULL)
-   AND NOT EXISTS (SELECT 1 FROM run_gateway_services g
-                    WHERE (g.account_id, g.service) = (s.account_id, s.service))
-UNION ALL
--- common property: by the volume of the service's own plan
-SELECT s.account_id, s.service, true, s.provider_id, s.plan_id, s.consumer_group, s.changing,
-       round(CASE WHEN m.house_volume IS NOT NULL
-                  THEN least(greatest(m.house_volume - m.individual, 0), m.cap)
-                  ELSE m.cap END * s.area / m.area, 6), 0, 0, NULL,
-       CASE WHEN m.house_volume IS NOT NULL THEN 'house_meter' ELSE 'norm' END
-  FROM services s JOIN run_common m ON m.house_id = s.house_id AND m.service = s.service
- WHERE s.basis NOT IN ('m2', 'resident')
-"""
-
-# Priced and rounded where one price holds the month; the others are left for
-# billing.billrun.pricing (charged NULL).
-NEW_LINES = """
-CREATE TEMP TABLE new_lines ON COMMIT DROP AS
 SELECT q.account_id, q.service, q.common, q.provider_id, r.basis AS unit, q.volume,
        p.price AS tariff, r.ref AS tariff_ref, q.method,
        round(q.volume * p.price, 2) AS charged, round(q.recalculated * p.price, 2)
@@ -421,7 +418,7 @@ SELECT q.account_id, q.service, q.common, q.provider_id, r.basis AS unit, q.volu
        ELSE '' END AS recalculation_reason,
        0::numeric(14, 2) AS benefit, NULL::jsonb AS parts, q.plan_id, q.consumer_group,
        q.recalculated
-  FROM bill_quantities q
+  FROM quantities q
   JOIN run_rates r ON r.plan_id = q.plan_id AND r.consumer_group = q.consumer_group
   CROSS JOIN LATERAL (SELECT CASE WHEN NOT q.changing THEN r.price END AS price) p
 UNION ALL
@@ -439,7 +436,7 @@ SELECT v.meter_id, v.account_id, v.volume, v.method
  WHERE c.chunk = %(chunk)s AND v.method IN ('average', 'norm', 'norm_raised')
 """
 
-CHUNK: tuple[LiteralString, ...] = (QUANTITIES, NEW_LINES)
+CHUNK: tuple[LiteralString, ...] = (NEW_LINES,)
 
 # Services of selected accounts with no plan, or no version of it in force on the period's
 # first day (after PREPARE): a run refuses to start with any.

@@ -11,6 +11,7 @@ penalties those of the period, benefits the period's entries that move the disco
 
 from __future__ import annotations
 
+import calendar
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -38,7 +39,9 @@ from meterline.units import Service
 
 UNITS = {"m3": "м³", "kWh": "кВт·ч", "Gcal": "Гкал", "m2": "м²", "person": "чел.",
          "resident": "чел."}
-DUE_DAY = 10  # the charge for a month is due on the 10th of the next (DOMAIN §1)
+# the charge for a month is due on this day of the next month, unless the provider's payment
+# terms set another (DOMAIN §1: the management contract may; table payment_terms)
+DUE_DAY = 10
 
 _ACCOUNTS = """
 SELECT a.id, a.els, a.holder_name, ad.full_text, a.area, a.residents, ad.time_zone,
@@ -59,9 +62,10 @@ SELECT * FROM bill_lines WHERE period = %(period)s AND account_id = ANY(%(accoun
 """
 
 _PROVIDERS = """
-SELECT id, name, inn, kpp, bank_name, bic, corr_account, settlement_account, address, phone,
-       email, website
-  FROM providers WHERE id = ANY(%(providers)s)
+SELECT p.id, p.name, p.inn, p.kpp, p.bank_name, p.bic, p.corr_account, p.settlement_account,
+       p.address, p.phone, p.email, p.website, t.due_day
+  FROM providers p LEFT JOIN payment_terms t ON t.provider_id = p.id
+ WHERE p.id = ANY(%(providers)s)
 """
 
 # The readings of each meter read by people that the period's line rests on.
@@ -207,8 +211,12 @@ def money_text(amount: Decimal) -> str:
     return f"{amount:,.2f}".replace(",", " ").replace(".", ",")
 
 
-def due_date(period: date) -> date:
-    return date(period.year + period.month // 12, period.month % 12 + 1, DUE_DAY)
+def due_date(period: date, due_day: int | None = None) -> date:
+    """The day the charge for ``period`` is due: ``due_day`` (the provider's, default the
+    10th) of the next month, its last day when the month is shorter (as SQL's
+    ``charge_due``)."""
+    year, month = period.year + period.month // 12, period.month % 12 + 1
+    return date(year, month, min(due_day or DUE_DAY, calendar.monthrange(year, month)[1]))
 
 
 async def payment_documents(
@@ -230,8 +238,9 @@ async def payment_documents(
 
     providers = {line.provider_id for found in lines.values() for line in found}
     providers |= {p for _, p in money}
-    payees = {r["id"]: _payee(r) for r in await _rows(
-        conn, _PROVIDERS, {"providers": sorted(providers)})}
+    payee_rows = await _rows(conn, _PROVIDERS, {"providers": sorted(providers)})
+    payees = {r["id"]: _payee(r) for r in payee_rows}
+    due_days: dict[str, int | None] = {r["id"]: r["due_day"] for r in payee_rows}
     readings: dict[str, list[MeterReading]] = defaultdict(list)
     for r in await _rows(conn, _READINGS, params):
         service = Service.HEATING if r["utility"] == "heat" else Service(r["utility"])
@@ -260,7 +269,7 @@ async def payment_documents(
     instalments: dict[str, list[Instalment]] = defaultdict(list)
     deferred: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     for r in await _rows(conn, _INSTALMENTS, params):
-        item, later = _instalment(r, period)
+        item, later = _instalment(r, period, due_days.get(r["provider_id"]))
         instalments[r["account_id"]].append(item)
         deferred[(r["account_id"], r["provider_id"])] += later
 
@@ -286,7 +295,8 @@ async def payment_documents(
                                  if v.service in services),
             norms=tuple(n for n in norms.get(account["region_code"], ()) if n[0] in services),
             instalments=tuple(i for i in instalments[account_id] if i.provider_id in sellers),
-            due_on=due_date(period)))
+            # the earliest of its payees' due dates: paid by then, every part is in time
+            due_on=min(due_date(period, due_days.get(p)) for p in sellers)))
     return documents
 
 
@@ -300,10 +310,13 @@ class Money:
     benefits: Decimal  # of the period, in kopecks
 
 
-def _instalment(row: dict[str, Any], period: date) -> tuple[Instalment, Decimal]:
+def _instalment(row: dict[str, Any], period: date,
+                due_day: int | None) -> tuple[Instalment, Decimal]:
     """An agreement's part falling due with this document (after the previous document's due
-    date, up to this one's), and what falls due later (not asked for yet)."""
-    previous, due = due_date(months_before(period, 1)), due_date(period)
+    date, up to this one's, on the provider's ``due_day``), and what falls due later (not
+    asked for yet)."""
+    previous = due_date(months_before(period, 1), due_day)
+    due = due_date(period, due_day)
     parts = [(date.fromisoformat(p["due"]), Decimal(p["amount"])) for p in row["parts"]]
     now = sum((a for d, a in parts if previous < d <= due), ZERO)
     later = sum((a for d, a in parts if d > due), ZERO)

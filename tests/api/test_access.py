@@ -172,7 +172,7 @@ async def test_anothers_account_answers_like_a_missing_one(
 ) -> None:
     stranger = world.headers["other subscriber"]
     missing = unique("A")
-    for path in ("/accounts/{}", "/accounts/{}/usage"):
+    for path in ("/accounts/{}", "/accounts/{}/balances", "/accounts/{}/usage"):
         theirs = await anonymous.get(path.format(world.owner.account_id), headers=stranger)
         nobodys = await anonymous.get(path.format(missing), headers=stranger)
         body, expected = assert_problem(theirs, 404), assert_problem(nobodys, 404)

@@ -82,6 +82,26 @@ async def test_account_with_several_providers(
     assert {m["id"] for m in body["meters"]} == {*first.meter_ids, *second.meter_ids}
 
 
+async def test_balances_alone_are_the_account_cards_in_provider_order(
+    client: httpx.AsyncClient, seed: Callable[..., Any]
+) -> None:
+    first = await seed(balance="10")
+    second = await seed(balance="-3.25", account_id=first.account_id)
+
+    card = (await client.get(f"/accounts/{first.account_id}")).json()
+    response = await client.get(f"/accounts/{first.account_id}/balances")
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body == {"account_id": first.account_id,
+                    "balances": sorted(card["balances"], key=lambda b: b["provider_id"])}
+    assert {b["provider_id"] for b in body["balances"]} == {first.provider_id,
+                                                             second.provider_id}
+    missing = unique("nobody")
+    assert assert_problem(await client.get(f"/accounts/{missing}/balances"), 404)["detail"] \
+        == f"No account {missing}"
+
+
 async def test_unknown_account_is_a_404_problem(client: httpx.AsyncClient) -> None:
     missing = unique("nobody")
     body = assert_problem(await client.get(f"/accounts/{missing}"), 404)

@@ -168,9 +168,9 @@ async def test_logout_ends_that_login_access_tokens_included(
     assert_problem(await refresh(anonymous, token), 400)
     # every access token of that login is refused at once, the first and the refreshed one
     for answer in (phone, rotated):
-        ended = assert_problem(await anonymous.get(f"/accounts/{account}",
-                                                   headers=bearer_of(answer)), 401)
-        assert "log in again" in ended["detail"]
+        for path in (f"/accounts/{account}", f"/accounts/{account}/balances"):
+            ended = assert_problem(await anonymous.get(path, headers=bearer_of(answer)), 401)
+            assert "log in again" in ended["detail"]
     assert (await anonymous.get(f"/accounts/{account}", headers=bearer_of(laptop))) \
         .status_code == 200
     assert (await anonymous.post("/auth/revoke", data={"token": "unknown"})).status_code == 200

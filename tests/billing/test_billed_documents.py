@@ -25,7 +25,7 @@ from meterline.errors import NotFound
 from meterline.settings import get_settings
 from meterline.units import Service
 from tests.billing.test_documents import decoded_qr
-from tests.factories import town
+from tests.factories import provider_terms, town
 
 PERIOD = date(2026, 3, 1)
 runner = CliRunner()
@@ -62,6 +62,22 @@ async def test_each_document_adds_up_to_its_bill(
         assert doc.to_pay == sum((line.total for line in doc.lines), Decimal(0))
         assert doc.issuer.provider_id == billed.providers[Service.MAINTENANCE]
         assert doc.due_on == date(2026, 4, 10)
+
+
+async def test_a_document_is_due_on_its_providers_due_day_the_earliest_of_its_payees(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    made = await town(conn, accounts=24, months=3, seed=6)
+    await bill(conn, PERIOD, Selection(region=made.spec.region), "test")
+    accounts = await account_ids(conn, made)
+    for provider in set(made.providers.values()):
+        await provider_terms(conn, provider, due_day=31)
+    # April has 30 days: the due day 31 falls on its last
+    docs = await payment_documents(conn, PERIOD, accounts)
+    assert docs and {d.due_on for d in docs} == {date(2026, 4, 30)}
+    await provider_terms(conn, made.providers[Service.WASTE], due_day=20)
+    docs = await payment_documents(conn, PERIOD, accounts)
+    assert {d.due_on for d in docs} == {date(2026, 4, 20)}
 
 
 async def test_reference_information_comes_with_the_document(

@@ -82,6 +82,27 @@ async def test_the_same_batch_twice_changes_nothing(conn: psycopg.AsyncConnectio
     assert await one(conn, "SELECT count(*) FROM charges WHERE meter_id = %s", meter) == 2
 
 
+async def test_a_line_booked_before_is_skipped_and_the_rest_of_the_batch_booked(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    # the first interval's line is in the books already (booked behind the register state's
+    # back): the batch's plain insert meets it, and the batch is booked by the insert that
+    # skips it, in the same transaction: that line is not charged twice, the other is charged
+    meter, account = await customer(conn)
+    await factories.charge(conn, meter, T0, T0 + timedelta(minutes=1), "1", "7.123457")
+    await factories.charge(conn, meter, T0, T0 + timedelta(minutes=1), "1", "7.123457")
+    assert await one(conn, "SELECT count(*) FROM charges WHERE meter_id = %s", meter) == 1
+    result = await rate(conn, record(account, meter, [(0, "5"), (1, "6"), (2, "8")]))
+    assert result.charges == 1
+    cur = await conn.execute("SELECT interval_end, quantity FROM charges WHERE meter_id = %s "
+                             "ORDER BY interval_end", (meter,))
+    assert await cur.fetchall() == [(T0 + timedelta(minutes=1), Decimal(1)),
+                                    (T0 + timedelta(minutes=2), Decimal(2))]
+    assert await one(conn, "SELECT amount FROM balances WHERE account_id = %s",
+                     account) == Decimal(100) - 3 * PRICE
+    assert await check(conn, account) == []
+
+
 async def test_readings_of_unknown_or_moved_meters_are_dead_lettered_and_charge_nothing(
     conn: psycopg.AsyncConnection[Any],
 ) -> None:
