@@ -12,7 +12,7 @@ does in the day between two runs (this machine's PostgreSQL runs with autovacuum
 balances and the register are updated in place, on pages with room, only once the previous
 day's versions are gone.
 
-    python -m bench.accrual [--accounts 1000000] [--repeats 3] [--books DATABASE]
+    python -m bench.accrual [--accounts 1000000] [--repeats 3] [--books DATABASE] [--as-of DAY]
 
 Needs the machine's PostgreSQL; makes and drops its own database. With ``--books NAME`` the
 books are set up once in database NAME and kept, and each run works on a copy of it (so a
@@ -134,7 +134,7 @@ async def books_kept(base: str, name: str, accounts: int) -> float | None:
     return None
 
 
-async def main(accounts: int, repeats: int, books: str | None) -> None:
+async def main(accounts: int, repeats: int, books: str | None, as_of: date) -> None:
     admin = os.environ.get("METERLINE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
     base = admin.rsplit("/", 1)[0]
     url = f"{base}/meterline_bench_accrual_{uuid.uuid4().hex[:6]}"
@@ -158,8 +158,8 @@ async def main(accounts: int, repeats: int, books: str | None) -> None:
             print(f"  vacuumed in {await vacuum(url):.1f} s")
             floors.append(await floor(url, n))
             print(f"  baseline: {accounts:,} lines posted in {floors[-1]:.1f} s")
-            for day, timings in ((AS_OF + timedelta(days=2 * n), first),
-                                 (AS_OF + timedelta(days=2 * n + 1), nexts)):
+            for day, timings in ((as_of + timedelta(days=2 * n), first),
+                                 (as_of + timedelta(days=2 * n + 1), nexts)):
                 print(f"  vacuumed in {await vacuum(url):.1f} s")
                 took, done = await accrual(url, rules, day)
                 timings.append(took)
@@ -193,5 +193,8 @@ if __name__ == "__main__":
     parser.add_argument("--books", metavar="DATABASE",
                         help="keep the books in this database (set up on the first run) and run "
                              "on a copy of it, dropped after")
+    parser.add_argument("--as-of", type=date.fromisoformat, default=AS_OF,
+                        help="the first day accrued (default %(default)s: the next day is a "
+                             "month's first, when the register opens the month's rows)")
     args = parser.parse_args()
-    asyncio.run(main(args.accounts, args.repeats, args.books))
+    asyncio.run(main(args.accounts, args.repeats, args.books, args.as_of))

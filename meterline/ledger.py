@@ -363,8 +363,11 @@ _NEXT_ENTRY_ID = "SELECT nextval(pg_get_serial_sequence('entries', 'id'))"
 
 # The staged lines summed per (account, provider, service, period) in that order, read once: a
 # sort (by bytes, "C": the order of the database's C.UTF-8 collation, compared without it) then
-# a running sum, not a hash; the postings go into their index in its order. The staging table
-# is emptied after (TRUNCATE, not a DELETE of every row).
+# a running sum, not a hash (a million groups spill a hash to disk, and the sort is needed
+# anyway: the postings go into their index in its order). The staging table is emptied after
+# (TRUNCATE, not a DELETE of every row).
+_SORTED_SUMS = "SELECT current_setting('enable_hashagg'), set_config('enable_hashagg', 'off', true)"
+_SETTING_BACK = "SELECT set_config('enable_hashagg', %s, true)"
 _POST_LINES = """
 WITH totals AS MATERIALIZED (
     SELECT (account_id COLLATE "C") COLLATE "default" AS account_id,
@@ -385,9 +388,10 @@ WITH totals AS MATERIALIZED (
     SELECT entry.id, 'subscriber', t.provider_id, t.account_id, t.service, t.period, t.amount
       FROM totals t CROSS JOIN entry
     UNION ALL
-    SELECT entry.id, %(counter)s, t.provider_id, NULL, t.service, t.period, -sum(t.amount)
+    SELECT entry.id, %(counter)s, (t.provider_id COLLATE "C") COLLATE "default", NULL,
+           (t.service COLLATE "C") COLLATE "default", t.period, -sum(t.amount)
       FROM totals t CROSS JOIN entry
-     GROUP BY entry.id, t.provider_id, t.service, t.period
+     GROUP BY entry.id, t.provider_id COLLATE "C", t.service COLLATE "C", t.period
     RETURNING 1
 )
 SELECT (SELECT id FROM entry), (SELECT count(*) FROM posted), (SELECT count(*) FROM totals)
@@ -435,12 +439,16 @@ async def post_lines(
         raise Invalid("the counter book of a bulk entry is not the subscriber's")
     if not 1 <= len(key) <= MAX_KEY:
         raise Invalid(f"an entry key has 1 to {MAX_KEY} characters", code="bad-entry")
+    cur = await conn.execute(_SORTED_SUMS)
+    setting = await cur.fetchone()
+    assert setting is not None
     cur = await conn.execute(_POST_LINES, {
         "id": entry_id, "kind": kind.value, "key": key, "at": booked_at, "reason": reason,
         "counter": counter.value,
     })
     row = await cur.fetchone()
     assert row is not None
+    await conn.execute(_SETTING_BACK, (setting[0],))
     await conn.execute(_EMPTY_LINES)
     posted_id, _, groups = row
     if posted_id is not None:

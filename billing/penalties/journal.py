@@ -101,11 +101,11 @@ WITH running AS (
     SELECT debt, day, least(greatest(paid_to_day, 0), charged)
                       - least(greatest(paid_before, 0), charged) AS amount
       FROM running
-), unpaid AS (
-    SELECT d.debt, d.amount - least(greatest(coalesce(sum(r.amount), 0), 0), d.amount) AS amount
+), unpaid AS (  -- the repayments summed per debt, not every debt grouped
+    SELECT d.debt, d.amount - least(greatest(coalesce(r.amount, 0), 0), d.amount) AS amount
       FROM penalty_debts d
-      LEFT JOIN penalty_repaid r ON r.debt = d.debt AND r.day <= %(as_of)s
-     GROUP BY d.debt, d.amount
+      LEFT JOIN (SELECT debt, sum(amount) AS amount FROM penalty_repaid
+                  WHERE day <= %(as_of)s GROUP BY debt) r ON r.debt = d.debt
 )
 INSERT INTO penalty_tranches (id, law, grp, due, last_day, base, rate_day, debt)
 SELECT row_number() OVER (), d.law, d.grp, d.due,
@@ -137,9 +137,15 @@ async def fill_debts(conn: psycopg.AsyncConnection[Any], rules: PenaltyRules, as
     await conn.execute("ANALYZE penalty_tranches")
 
 
-# Each charge's penalty now, and its latest total in the register (its last row, found by one
-# index probe per charge whatever the register's history, and kept by its address for the
-# update).
+# Each charge's penalty now, and its latest total in the register, kept by its address for the
+# update. The latest row is the month's when the month has one and no later month does (the
+# usual day: one hash join over the month's rows); else the charge's last row, found by one
+# index probe (a month's first day, a new charge, a day accrued again after later ones).
+_LATER_MONTHS = """
+SELECT EXISTS (SELECT 1 FROM penalty_accruals
+                WHERE month > date_trunc('month', %(as_of)s::date)::date)
+"""
+
 _BY_DEBT = f"""
 CREATE TEMP TABLE penalty_due ON COMMIT DROP AS
 WITH totals AS ({DEBT_TOTALS}), repaid AS (
@@ -147,16 +153,24 @@ WITH totals AS ({DEBT_TOTALS}), repaid AS (
      GROUP BY debt
 )
 SELECT d.debt, d.account_id, d.provider_id, d.service, d.period,
-       CASE WHEN b.as_of > %(as_of)s THEN b.total ELSE coalesce(t.total, 0) END AS total,
-       coalesce(b.total, 0) AS before,
+       CASE WHEN coalesce(m.as_of, b.as_of) > %(as_of)s THEN coalesce(m.total, b.total)
+            ELSE coalesce(t.total, 0) END AS total,
+       coalesce(m.total, b.total, 0) AS before,
        d.amount - least(greatest(coalesce(r.amount, 0), 0), d.amount) AS unpaid,
-       b.ctid AS register_row, b.month AS register_month
+       coalesce(m.ctid, b.ctid) AS register_row, coalesce(m.month, b.month) AS register_month
   FROM penalty_debts d
   LEFT JOIN totals t ON t.debt = d.debt
   LEFT JOIN repaid r ON r.debt = d.debt
+  LEFT JOIN (SELECT ctid, account_id, provider_id, service, period, month, as_of, total
+               FROM penalty_accruals
+              WHERE month = date_trunc('month', %(as_of)s::date)::date
+                AND NOT %(later)s) m
+         ON (m.account_id, m.provider_id, m.service, m.period)
+            = (d.account_id, d.provider_id, d.service, d.period)
   LEFT JOIN LATERAL (
       SELECT a.ctid, a.month, a.as_of, a.total FROM penalty_accruals a
-       WHERE (a.account_id, a.provider_id, a.service, a.period)
+       WHERE m.ctid IS NULL
+         AND (a.account_id, a.provider_id, a.service, a.period)
              = (d.account_id, d.provider_id, d.service, d.period)
        ORDER BY a.month DESC LIMIT 1) b ON true
 """
@@ -170,8 +184,8 @@ SELECT account_id, provider_id, service, NULL, -(total - before)
 # The month's row of each charge whose penalty changed: moved to this day where the month has
 # one (by its address, in the order of the pages), else opened (in the register's key order,
 # sorted by bytes as the database's C.UTF-8 collation orders them: its index is walked once,
-# not probed at random). One accrual at a time (the lock), so the
-# rows found are the rows updated.
+# not probed at random). One accrual at a time (the lock), so the rows found are the rows
+# updated.
 _ONE_AT_A_TIME = "SELECT pg_advisory_xact_lock(hashtext('meterline.penalties:accrual'))"
 
 _REGISTER_MOVED = """
@@ -242,7 +256,10 @@ async def accrue(conn: psycopg.AsyncConnection[Any], rules: PenaltyRules, as_of:
         await _bulk_session(conn)
         await fill_debts(conn, rules, as_of, account=account,
                          count_payment_day=count_payment_day)
-        await conn.execute(_BY_DEBT, {"as_of": as_of})
+        cur = await conn.execute(_LATER_MONTHS, {"as_of": as_of})
+        later = await cur.fetchone()
+        assert later is not None
+        await conn.execute(_BY_DEBT, {"as_of": as_of, "later": later[0]})
         await lines_table(conn)
         await conn.execute(_STAGE)
         cur = await conn.execute(_SUMMARY)

@@ -36,6 +36,7 @@ DECLARE
     bad record;
     hashjoin text;
     mergejoin text;
+    hashagg text;
 BEGIN
     -- per entry and provider: few rows however many postings
     WITH per_provider AS MATERIALIZED (
@@ -96,13 +97,15 @@ BEGIN
     -- The balances move in (account, provider) order, so concurrent posters lock them in one
     -- order and never deadlock (sorted by bytes, "C": the order of the database's C.UTF-8
     -- collation and of the balances' key, without its costly comparisons); an update walking
-    -- the statement's sums in that order, each
+    -- the statement's sums in that order (summed as they come sorted, no hash), each
     -- balance found by its key (a nested loop: planned so whatever the estimates), then the
     -- pairs without a balance row yet inserted (their accounts proven by its foreign key; a
     -- row another poster inserted meanwhile takes the amount by the upsert).
     hashjoin := current_setting('enable_hashjoin');
     mergejoin := current_setting('enable_mergejoin');
-    PERFORM set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true);
+    hashagg := current_setting('enable_hashagg');
+    PERFORM set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),
+            set_config('enable_hashagg', 'off', true);
     BEGIN
         WITH sums AS MATERIALIZED (
             SELECT (account_id COLLATE "C") COLLATE "default" AS account_id,
@@ -138,7 +141,8 @@ BEGIN
               USING ERRCODE = 'foreign_key_violation';
     END;
     PERFORM set_config('enable_hashjoin', hashjoin, true),
-            set_config('enable_mergejoin', mergejoin, true);
+            set_config('enable_mergejoin', mergejoin, true),
+            set_config('enable_hashagg', hashagg, true);
 
     IF c.spends THEN
         INSERT INTO daily_spend AS d (account_id, provider_id, day, amount)
