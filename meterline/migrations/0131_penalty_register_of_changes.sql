@@ -11,12 +11,24 @@
 -- then moved forward (day, unpaid principal, total, entry) by each later one. Its latest row
 -- is the charge's last total; `penalty_totals` goes.
 --
--- The rows of each charge and month collapse to the month's latest; the day index becomes a
--- month index (the day changes every run, the month does not: the daily update stays on its
+-- The rows of each charge and month collapse to the month's latest (the earlier days' rows are
+-- kept, as they were, in `penalty_accruals_days_before_0131`: nothing stored is lost); the day
+-- index becomes a month index (the day changes every run, the month does not: the daily update stays on its
 -- page and writes no index entry, with room left on the pages for it).
 
 ALTER TABLE penalty_accruals ADD COLUMN month date;
 UPDATE penalty_accruals SET month = date_trunc('month', as_of)::date;
+CREATE TABLE penalty_accruals_days_before_0131 AS
+SELECT * FROM penalty_accruals a
+ WHERE EXISTS (SELECT 1 FROM penalty_accruals b
+                WHERE (b.account_id, b.provider_id, b.service, b.period, b.month)
+                      = (a.account_id, a.provider_id, a.service, a.period, a.month)
+                  AND b.as_of > a.as_of);
+ALTER TABLE penalty_accruals_days_before_0131 DROP COLUMN month;
+COMMENT ON TABLE penalty_accruals_days_before_0131 IS
+    'The penalties register''s daily rows from before migration 0131 that the register of '
+    'changes no longer holds (each charge keeps its month''s last accrual in penalty_accruals). '
+    'Kept for the record; nothing reads it.';
 DELETE FROM penalty_accruals a
  WHERE EXISTS (SELECT 1 FROM penalty_accruals b
                 WHERE (b.account_id, b.provider_id, b.service, b.period, b.month)
