@@ -3,7 +3,7 @@ balances, every service and broker its own process, the skeleton's design as the
 the same run.
 
     python -m bench.pipeline [--rates 5000,20000,50000] [--designs 1,2] [--seconds 20]
-                             [--bridges 1] [--workers 1] [--before DIR] [--profile DIR]
+                             [--bridges 1] [--workers 2] [--before DIR] [--profile DIR]
 
 The load generator (``meterline loadgen``) publishes virtual gateways' batches (500 meters a
 gateway, one batch per gateway every 2 s) to the machine's Mosquitto; the bridges (a shared
@@ -366,7 +366,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--drain", type=float, default=60.0)
     parser.add_argument("--bridges", type=int, default=1, help="bridges sharing the gateways")
-    parser.add_argument("--workers", type=int, default=1, help="rating workers")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="rating workers (two: one worker waits on PostgreSQL between its"
+                             " batches, two keep both cores busy)")
     parser.add_argument("--before", type=Path, default=None,
                         help="a source tree (git archive of an earlier commit): each design is "
                         "also run with the services' code from it, right after this tree's")
