@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -51,7 +51,7 @@ from meterline.relay import decide_relays
 from meterline.replacements import Replacement
 from meterline.tamper import confirm_relays
 from meterline.tariffs.pricing import month_start
-from rating.core import FLAG_JUMP, FLAG_RESET, NO_STATE, from_micros, micros
+from rating.core import FLAG_JUMP, FLAG_RESET, NO_STATE, Resets, from_micros, micros
 from rating.pricing import (
     NEXT_REPOST,
     NO_MONTH,
@@ -335,29 +335,34 @@ async def save_state(conn: psycopg.AsyncConnection[Any], keys: Sequence[tuple[st
     ))
 
 
+def _confirmed(found: Resets | None, keys: Sequence[tuple[str, str]]
+               ) -> Iterator[tuple[str, str, int, datetime, Decimal, Decimal]]:
+    """Each drop or jump the next reading confirmed: (meter, register, the confirming
+    reading's index in the batch, when it happened, the level before, the new level)."""
+    if found is None:
+        return
+    for sid, confirmed, at, level, value in zip(
+            found.series.tolist(), found.confirmed_by.tolist(), found.at.tolist(),
+            found.level.tolist(), found.value.tolist(), strict=True):
+        meter, register = keys[sid]
+        yield (meter, register, confirmed, from_micros(at), from_micro(level).normalize(),
+               from_micro(value).normalize())
+
+
 async def emit_resets(conn: psycopg.AsyncConnection[Any], batch: RoutedReadings,
                       keys: Sequence[tuple[str, str]], priced: Priced) -> int:
     """One ``register_reset`` event per confirmed reset, keyed by the register and the time
     of the reading that dropped (a batch delivered again writes none)."""
-    resets = priced.resets
-    if resets is None or not len(resets):
-        return 0
-    events = []
-    for sid, confirmed, at, level, value in zip(
-            resets.series.tolist(), resets.confirmed_by.tolist(), resets.at.tolist(),
-            resets.level.tolist(), resets.value.tolist(), strict=True):
-        meter, register = keys[sid]
-        when = from_micros(at)
-        events.append(Event(
-            EventKind.REGISTER_RESET, account_id=batch.account[confirmed],
-            provider_id=batch.provider[confirmed], meter_id=meter,
-            key=f"register_reset:{meter}:{register}:{when.isoformat()}", occurred_at=when,
-            payload={"register": register, "unit": batch.unit[confirmed],
-                     "level_before": from_micro(level).normalize(),
-                     "new_level": from_micro(value).normalize(),
-                     "confirmed_at": from_micros(int(batch.ts[confirmed])),
-                     "uncharged": "consumption between the last reading before the reset "
-                                  "and the reset is not known and was not charged"}))
+    events = [
+        Event(EventKind.REGISTER_RESET, account_id=batch.account[confirmed],
+              provider_id=batch.provider[confirmed], meter_id=meter,
+              key=f"register_reset:{meter}:{register}:{when.isoformat()}", occurred_at=when,
+              payload={"register": register, "unit": batch.unit[confirmed],
+                       "level_before": level, "new_level": value,
+                       "confirmed_at": from_micros(int(batch.ts[confirmed])),
+                       "uncharged": "consumption between the last reading before the reset "
+                                    "and the reset is not known and was not charged"})
+        for meter, register, confirmed, when, level, value in _confirmed(priced.resets, keys)]
     return await emit(conn, events)
 
 
@@ -367,27 +372,17 @@ async def emit_jumps(conn: psycopg.AsyncConnection[Any], batch: RoutedReadings,
     re-baselined at the jump and the leap was not charged (an operator reviews it and may bill
     it by a manual adjustment). Keyed by the register and the jump's time (a batch delivered
     again writes none)."""
-    jumps = priced.jumps
-    if jumps is None or not len(jumps):
-        return 0
-    events = []
-    for sid, confirmed, at, level, value in zip(
-            jumps.series.tolist(), jumps.confirmed_by.tolist(), jumps.at.tolist(),
-            jumps.level.tolist(), jumps.value.tolist(), strict=True):
-        meter, register = keys[sid]
-        when = from_micros(at)
-        events.append(Event(
-            EventKind.IMPLAUSIBLE_JUMP, account_id=batch.account[confirmed],
-            provider_id=batch.provider[confirmed], meter_id=meter,
-            key=f"implausible_jump:{meter}:{register}:{when.isoformat()}", occurred_at=when,
-            payload={"meter": meter, "register": register, "unit": batch.unit[confirmed],
-                     "from_level": from_micro(level).normalize(),
-                     "to_level": from_micro(value).normalize(),
-                     "ts": when,
-                     "confirmed_at": from_micros(int(batch.ts[confirmed])),
-                     "uncharged": "the leap from the level before the jump to the jump was "
-                                  "not charged: review it, and bill it by a manual adjustment "
-                                  "if it was consumption"}))
+    events = [
+        Event(EventKind.IMPLAUSIBLE_JUMP, account_id=batch.account[confirmed],
+              provider_id=batch.provider[confirmed], meter_id=meter,
+              key=f"implausible_jump:{meter}:{register}:{when.isoformat()}", occurred_at=when,
+              payload={"meter": meter, "register": register, "unit": batch.unit[confirmed],
+                       "from_level": level, "to_level": value, "ts": when,
+                       "confirmed_at": from_micros(int(batch.ts[confirmed])),
+                       "uncharged": "the leap from the level before the jump to the jump was "
+                                    "not charged: review it, and bill it by a manual "
+                                    "adjustment if it was consumption"})
+        for meter, register, confirmed, when, level, value in _confirmed(priced.jumps, keys)]
     return await emit(conn, events)
 
 
