@@ -3,8 +3,6 @@ account. Another's account answers exactly like a missing one (404, nothing abou
 
 from __future__ import annotations
 
-import uuid
-from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 
 from meterline.users import Role, Scope, create_api_key
-from tests.api.checks import assert_problem
+from tests.api.checks import assert_problem, cast_of_callers, on_owner
 from tests.api.conftest import Bearer
 from tests.conftest import unique
 from tests.factories import Customer, customer, person
@@ -110,14 +108,7 @@ class World:
 
 @pytest.fixture
 async def world(conn: psycopg.AsyncConnection[Any], bearer: Bearer) -> AsyncIterator[World]:
-    owner, other, plant = [await customer(conn, "100") for _ in range(3)]
-    people = {
-        "owner": await person(conn, Role.SUBSCRIBER, accounts=[owner.account_id]),
-        "other subscriber": await person(conn, Role.SUBSCRIBER, accounts=[other.account_id]),
-        "industrial": await person(conn, Role.INDUSTRIAL, accounts=[plant.account_id]),
-        "operator": await person(conn, Role.OPERATOR),
-        "admin": await person(conn, Role.ADMIN),
-    }
+    owner, people = await cast_of_callers(conn)
     headers: dict[str, dict[str, str]] = {"anonymous": {}}
     headers |= {name: bearer(who) for name, who in people.items()}
     plant_key = await create_api_key(conn, people["industrial"].id, Role.INDUSTRIAL, "export",
@@ -131,10 +122,8 @@ async def world(conn: psycopg.AsyncConnection[Any], bearer: Bearer) -> AsyncIter
 
 def _request(endpoint: str, owner: Customer) -> dict[str, Any]:
     method, path = endpoint.split(" ")
-    url = path.format_map(defaultdict(
-        lambda: str(uuid.uuid4()),
-        account_id=owner.account_id, meter_id=owner.meter_id, **PATH_VALUES))
-    request: dict[str, Any] = {"method": method, "url": url, "headers": {}}
+    request: dict[str, Any] = {"method": method, "url": on_owner(path, owner, **PATH_VALUES),
+                               "headers": {}}
     if endpoint in BODIES:
         body = dict(BODIES[endpoint])
         if "service" in body:
@@ -197,9 +186,7 @@ async def test_every_account_and_meter_endpoint_is_guarded(
     assert len(paths) >= 4
     for path, operations in paths.items():
         for method in operations:
-            url = path.format_map(defaultdict(
-                lambda: str(uuid.uuid4()),  # any other id in the path: well-formed, unknown
-                account_id=world.owner.account_id, meter_id=world.owner.meter_id))
+            url = on_owner(path, world.owner)
             nobody = await anonymous.request(method, url, json={})
             assert nobody.status_code == 401, (method, path)
             stranger = await anonymous.request(method, url, json={},

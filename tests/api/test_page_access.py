@@ -8,7 +8,6 @@ account, and a page of another role, answer like a missing page (404)."""
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,12 +18,11 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from api.auth.tokens import access_token
 from api.pages import MODULES
 from api.pages.session import ACCESS, CSRF
-from meterline.users import ROLE_SCOPES, Role, User
-from tests.api.conftest import BASE_URL
-from tests.factories import Customer, customer, person
+from tests.api.checks import cast_of_callers, on_owner
+from tests.api.conftest import BASE_URL, Bearer
+from tests.factories import Customer
 
 CALLERS = ("anonymous", "owner", "other subscriber", "industrial", "operator", "admin")
 
@@ -98,19 +96,12 @@ class World:
 
 
 @pytest.fixture
-async def world(served: FastAPI, conn: psycopg.AsyncConnection[Any]) -> AsyncIterator[World]:
-    owner, other, plant = [await customer(conn, "100") for _ in range(3)]
-    people = {
-        "owner": await person(conn, Role.SUBSCRIBER, accounts=[owner.account_id]),
-        "other subscriber": await person(conn, Role.SUBSCRIBER, accounts=[other.account_id]),
-        "industrial": await person(conn, Role.INDUSTRIAL, accounts=[plant.account_id]),
-        "operator": await person(conn, Role.OPERATOR),
-        "admin": await person(conn, Role.ADMIN),
-    }
+async def world(served: FastAPI, conn: psycopg.AsyncConnection[Any],
+                bearer: Bearer) -> AsyncIterator[World]:
+    owner, people = await cast_of_callers(conn)
     cookies = {"anonymous": {CSRF: TOKEN}}
-    for name, who in people.items():
-        user = User(who.id, who.username, who.role, "", "ru")
-        token = access_token(served.state.settings, user, ROLE_SCOPES[who.role])
+    for name, who in people.items():  # the access token an API caller sends, in its cookie
+        token = bearer(who)["Authorization"].removeprefix("Bearer ")
         cookies[name] = {CSRF: TOKEN, ACCESS: token}
     yield World(owner, cookies)
 
@@ -122,10 +113,7 @@ def _routes() -> set[str]:
 
 def _request(route: str, owner: Customer) -> dict[str, Any]:
     method, path = route.split(" ")
-    url = path.format_map(defaultdict(
-        lambda: str(uuid.uuid4()),
-        account_id=owner.account_id, meter_id=owner.meter_id, **PATH_VALUES))
-    request: dict[str, Any] = {"method": method, "url": url}
+    request: dict[str, Any] = {"method": method, "url": on_owner(path, owner, **PATH_VALUES)}
     if method == "POST":
         form = {name: value.format(provider_id=owner.provider_id, meter_id=owner.meter_id,
                                    new_id=uuid.uuid4().hex[:12])
