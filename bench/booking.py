@@ -24,7 +24,7 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -192,14 +192,15 @@ async def skeleton_state(conn: psycopg.AsyncConnection[Any], keys: Sequence[tupl
     return ts, value
 
 
-# the skeleton's prepaid rule: open at zero or less, close when positive
-_SKELETON_RELAYS = """
+# the skeleton's prepaid rule, before the disconnection policy: every prepaid account cut at
+# zero, at any hour, reconnected when positive (bench.booking's and bench.relay_policy's baseline)
+_OLD_RULE = """
 WITH wanted AS (
     SELECT m.id, CASE WHEN b.amount > 0 THEN 'connected' ELSE 'disconnected' END AS state
       FROM meters m
       JOIN accounts a ON a.id = m.account_id
       JOIN balances b ON b.account_id = m.account_id AND b.provider_id = m.provider_id
-     WHERE m.account_id = ANY(%s) AND a.billing_mode = 'prepaid' AND m.has_relay
+     WHERE m.account_id = ANY(%(accounts)s) AND a.billing_mode = 'prepaid' AND m.has_relay
 ), changed AS (
     UPDATE meters m SET relay_state = w.state
       FROM wanted w
@@ -207,9 +208,17 @@ WITH wanted AS (
     RETURNING m.id, w.state
 )
 INSERT INTO relay_commands (meter_id, action, reason)
-SELECT id, CASE state WHEN 'connected' THEN 'connect' ELSE 'disconnect' END, 'balance'
+SELECT id, CASE state WHEN 'connected' THEN 'connect' ELSE 'disconnect' END,
+       CASE state WHEN 'connected' THEN 'balance positive' ELSE 'balance exhausted' END
   FROM changed
+RETURNING meter_id, action
 """
+
+
+async def old_rule(conn: psycopg.AsyncConnection[Any], account_ids: Collection[str],
+                   **_: Any) -> list[tuple[str, str]]:
+    cur = await conn.execute(_OLD_RULE, {"accounts": list(account_ids)})
+    return [(m, a) for m, a in await cur.fetchall()]
 
 
 async def skeleton_rate_batch(conn: psycopg.AsyncConnection[Any], batch: RoutedReadings,
@@ -239,7 +248,7 @@ async def skeleton_rate_batch(conn: psycopg.AsyncConnection[Any], batch: RoutedR
             [keys[s][1] for s in priced.state_series.tolist()],
             [from_micros(t) for t in priced.state_ts.tolist()],
             [from_micro(v) for v in priced.state_value.tolist()]))
-        await conn.execute(_SKELETON_RELAYS, (accounts,))
+        await old_rule(conn, accounts)
 
 
 async def journal_rate_batch(conn: psycopg.AsyncConnection[Any], batch: RoutedReadings,

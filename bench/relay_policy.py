@@ -24,15 +24,13 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Collection
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
 
 import psycopg
 
 import rating.ledger
-from bench.booking import PRICE, T0, batches
+from bench.booking import PRICE, T0, batches, old_rule
 from meterline import db
 from meterline.ledger import Book, Entry, EntryKind, Posting, post
 from meterline.relay import decide_relays
@@ -60,34 +58,6 @@ INSERT INTO registers (meter_id, code, unit) SELECT 'M-' || n, 'active_import', 
 INSERT INTO register_state (meter_id, register, last_ts, last_value)
 SELECT 'M-' || n, 'active_import', %(t0)s, 0 FROM generate_series(1, %(n)s) n;
 """
-
-# the prepaid rule before the policy: every prepaid account cut at zero, at any hour
-_OLD_RULE = """
-WITH wanted AS (
-    SELECT m.id, CASE WHEN b.amount > 0 THEN 'connected' ELSE 'disconnected' END AS state
-      FROM meters m
-      JOIN accounts a ON a.id = m.account_id
-      JOIN balances b ON b.account_id = m.account_id AND b.provider_id = m.provider_id
-     WHERE m.account_id = ANY(%(accounts)s) AND a.billing_mode = 'prepaid' AND m.has_relay
-), changed AS (
-    UPDATE meters m SET relay_state = w.state
-      FROM wanted w
-     WHERE m.id = w.id AND m.relay_state <> w.state
-    RETURNING m.id, w.state
-)
-INSERT INTO relay_commands (meter_id, action, reason)
-SELECT id, CASE state WHEN 'connected' THEN 'connect' ELSE 'disconnect' END,
-       CASE state WHEN 'connected' THEN 'balance positive' ELSE 'balance exhausted' END
-  FROM changed
-RETURNING meter_id, action
-"""
-
-
-async def old_rule(conn: psycopg.AsyncConnection[Any], account_ids: Collection[str],
-                   **_: Any) -> list[tuple[str, str]]:
-    cur = await conn.execute(_OLD_RULE, {"accounts": list(account_ids)})
-    return [(m, a) for m, a in await cur.fetchall()]
-
 
 async def prepare(url: str, accounts: int, *, baseline: bool) -> None:
     await db.create_database(url, exist_ok=False)
