@@ -8,9 +8,10 @@ contract, even ones households on the statutory procedure) with opening balances
 are made or scheduled. The same batches (``bench.booking.batches``) are rated by
 ``rating.ledger.rate_batch`` on two databases migrated alike:
 
-- policy: as shipped (``meterline.relay.decide_relays``, the ``daily_spend`` trigger);
-- baseline: the prepaid rule before the policy (one statement: cut at balance <= 0, connect
-  above), with the ``daily_spend`` trigger disabled.
+- policy: as shipped (``meterline.relay.decide_relays``);
+- baseline: the prepaid rule before the policy (``bench.booking.old_rule``, one statement: cut
+  at balance <= 0, connect above). Both keep the spend per day, which the journal's postings
+  trigger maintains since migration 0130 (before it, the baseline ran without it).
 
 Runs alternate; the figure is the median over batches of each run, then the median of runs.
 It also times ``decide_relays`` alone on all accounts at once (median of repeats).
@@ -59,6 +60,7 @@ INSERT INTO register_state (meter_id, register, last_ts, last_value)
 SELECT 'M-' || n, 'active_import', %(t0)s, 0 FROM generate_series(1, %(n)s) n;
 """
 
+
 async def prepare(url: str, accounts: int, *, baseline: bool) -> None:
     await db.create_database(url, exist_ok=False)
     await db.migrate(url)
@@ -72,8 +74,6 @@ async def prepare(url: str, accounts: int, *, baseline: bool) -> None:
                 Posting(Book.SUBSCRIBER, "bench", Decimal(20 + n % 100), account_id=f"B-{n}"),
                 Posting(Book.OPENING, "bench", -Decimal(20 + n % 100))))
             for n in range(1, accounts + 1)])
-        if baseline:
-            await conn.execute("ALTER TABLE postings DISABLE TRIGGER postings_spend")
         await conn.commit()
 
 
