@@ -265,13 +265,15 @@ SELECT account_id, provider_id, service, min(unit) AS unit, sum(volume) AS volum
 CREATE INDEX ON run_rated (account_id)
 """
 
-# Individual volumes per account and service: metered by people, by the norm with no meter at
-# all, or rated by rating (a service metered behind a gateway: its volume counts in sewerage
-# and against the house meter, its line is rating's accrual).
+# Individual volumes per account and service: metered by people (``read_by_people``), by the
+# norm with no meter at all, or rated by rating (a service metered behind a gateway: its volume
+# counts in sewerage and against the house meter, its line is rating's accrual). An account
+# with both a meter read by people and one behind a gateway for a service has both rows: each
+# consumption is priced once, one by the bill, the other by rating.
 RUN_VOLUMES = """
 CREATE TABLE run_volumes AS
 SELECT v.*, r.chunk FROM (
-SELECT account_id, service,
+SELECT account_id, service, true AS read_by_people,
        coalesce(sum(volume) FILTER (WHERE method <> 'reconciliation'), 0) AS volume,
        coalesce(sum(volume) FILTER (WHERE method = 'reconciliation'), 0) AS recalculated,
        coalesce(sum(substituted) FILTER (WHERE method = 'reconciliation'), 0) AS substituted,
@@ -281,7 +283,8 @@ SELECT account_id, service,
             WHEN bool_or(method = 'norm_raised') THEN 'norm_raised' ELSE 'norm' END AS method
   FROM run_meter_volumes GROUP BY account_id, service
 UNION ALL
-SELECT s.account_id, s.service, coalesce(n.quantity, 0) * r.residents, 0, 0, NULL, 'norm'
+SELECT s.account_id, s.service, false, coalesce(n.quantity, 0) * r.residents, 0, 0, NULL,
+       'norm'
   FROM run_services s
   JOIN run_accounts r ON r.account_id = s.account_id
   LEFT JOIN run_norms n ON n.region_code = r.region_code AND n.service = s.service
@@ -290,7 +293,7 @@ SELECT s.account_id, s.service, coalesce(n.quantity, 0) * r.residents, 0, 0, NUL
    AND NOT EXISTS (SELECT 1 FROM meters m
                     WHERE m.account_id = s.account_id AND m.utility = s.service)
 UNION ALL
-SELECT account_id, service, sum(volume), 0, 0, NULL, 'rating'
+SELECT account_id, service, false, sum(volume), 0, 0, NULL, 'rating'
   FROM run_rated GROUP BY account_id, service
 ) v JOIN run_accounts r USING (account_id)
  ORDER BY r.chunk, v.account_id;
@@ -358,13 +361,14 @@ WITH services AS (
 ), volumes AS (
     -- a plan per unit of volume: the service's own (meters read by people, or the norm) ...
     SELECT s.account_id, s.service, v.volume, v.recalculated, v.substituted, v.reconciled_at,
-           v.method
+           v.method, v.read_by_people
       FROM services s JOIN run_volumes v USING (account_id, service)
      WHERE cardinality(s.derived_from) = 0 AND s.service <> 'heating'
        AND v.method <> 'rating' AND v.chunk = %(chunk)s
     UNION ALL
     -- ... the volumes it is derived from (sewerage: cold + hot water) ...
-    SELECT s.account_id, s.service, sum(v.volume + v.recalculated), 0, 0, NULL, 'derived'
+    SELECT s.account_id, s.service, sum(v.volume + v.recalculated), 0, 0, NULL, 'derived',
+           false
       FROM services s
       JOIN run_volumes v ON v.account_id = s.account_id AND v.service = ANY(s.derived_from)
                         AND v.chunk = %(chunk)s
@@ -374,7 +378,7 @@ WITH services AS (
     SELECT s.account_id, s.service,
            CASE WHEN hv.volume IS NOT NULL THEN round(hv.volume * s.area / h.area, 6)
                 ELSE coalesce(n.quantity, 0) * s.area END, 0, 0, NULL,
-           CASE WHEN hv.volume IS NOT NULL THEN 'house_meter' ELSE 'norm' END
+           CASE WHEN hv.volume IS NOT NULL THEN 'house_meter' ELSE 'norm' END, false
       FROM services s
       JOIN run_houses h ON h.house_id = s.house_id
       LEFT JOIN run_house_volumes hv ON hv.house_id = s.house_id AND hv.service = 'heating'
@@ -393,8 +397,11 @@ WITH services AS (
                         ELSE v.method END AS method
       FROM services s LEFT JOIN volumes v USING (account_id, service)
      WHERE (s.basis IN ('m2', 'resident') OR v.account_id IS NOT NULL)
-       AND NOT EXISTS (SELECT 1 FROM run_gateway_services g
-                        WHERE (g.account_id, g.service) = (s.account_id, s.service))
+       -- a service metered behind a gateway is rating's, but for what meters read by people
+       -- measured beside it
+       AND (v.read_by_people OR NOT EXISTS (
+            SELECT 1 FROM run_gateway_services g
+             WHERE (g.account_id, g.service) = (s.account_id, s.service)))
     UNION ALL
     -- common property: by the volume of the service's own plan
     SELECT s.account_id, s.service, true, s.provider_id, s.plan_id, s.consumer_group, s.changing,
@@ -417,14 +424,14 @@ SELECT q.account_id, q.service, q.common, q.provider_id, r.basis AS unit, q.volu
            round(q.recalculated + q.substituted, 3), round(q.substituted, 3))
        ELSE '' END AS recalculation_reason,
        0::numeric(14, 2) AS benefit, NULL::jsonb AS parts, q.plan_id, q.consumer_group,
-       q.recalculated
+       q.recalculated, false AS rated
   FROM quantities q
   JOIN run_rates r ON r.plan_id = q.plan_id AND r.consumer_group = q.consumer_group
   CROSS JOIN LATERAL (SELECT CASE WHEN NOT q.changing THEN r.price END AS price) p
 UNION ALL
 -- what rating accrued for the meters behind gateways, shown as it is: no price of the bill's
 SELECT r.account_id, r.service, false, r.provider_id, r.unit, r.volume, r.tariff, 'rating',
-       'rating', r.charged, 0, '', 0, r.parts, NULL, NULL, 0
+       'rating', r.charged, 0, '', 0, r.parts, NULL, NULL, 0, true
   FROM run_rated r JOIN run_accounts c ON c.account_id = r.account_id AND c.chunk = %(chunk)s
  WHERE %(providers)s::text[] IS NULL OR r.provider_id = ANY(%(providers)s::text[])
 """

@@ -245,7 +245,7 @@ WITH old AS (
     SELECT n.account_id AS new_account, n.provider_id AS new_provider,
            o.account_id AS old_account, o.provider_id AS old_provider
       FROM new_lines n
-      FULL JOIN old o USING (account_id, service, common)
+      FULL JOIN old o USING (account_id, service, common, rated)
      WHERE (n.provider_id, n.unit, n.volume, n.tariff, n.tariff_ref, n.method, n.charged,
             n.recalculation, n.recalculation_reason, n.benefit, n.parts)
            IS DISTINCT FROM

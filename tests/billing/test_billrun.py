@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from billing.billrun.run import bill
+from billing.documents.exports import gis_document
 from meterline.bill_runs import Selection
 from meterline.documents.assemble import payment_document
 from meterline.errors import Conflict, Invalid
@@ -407,6 +408,52 @@ async def test_a_water_meter_behind_a_gateway_counts_in_sewerage(
     # sewerage is the bill's: cold (rated) + hot (read by people) = 5 m³ x 41.80
     sewerage = lines[(flat, "sewerage", False)]
     assert (sewerage["volume"], sewerage["charged"]) == (D("5"), D("209.00"))
+
+
+async def test_a_meter_read_by_people_beside_a_gateway_meter_of_the_service_is_billed_too(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    # the apartment's electricity behind a gateway, the garage's meter read by people
+    house = await housing(conn, [("50", 2)], services=(Service.ELECTRICITY,),
+                          metered=(Service.ELECTRICITY,))
+    (flat,) = house.accounts
+    smart = await gateway_meter(conn, house, flat)
+    await charge(conn, smart, msk("2026-01-10T00:00"), msk("2026-01-10T01:00"), "100", "683.00")
+    await reading(conn, house.meter(flat, Service.ELECTRICITY), "2026-01-20T10:00+03:00", "120")
+    await bill(conn, date(2026, 1, 1), Selection(region=house.region), "test")
+    cur = conn.cursor(row_factory=psycopg.rows.dict_row)
+    await cur.execute("""
+        SELECT method, volume, tariff, charged FROM bill_lines
+         WHERE period = '2026-01-01' AND account_id = %s AND service = 'electricity'
+           AND NOT common ORDER BY method""", (flat,))
+    lines = await cur.fetchall()
+    # each consumption priced once: the smart meter's by rating, the garage's by the bill
+    assert [tuple(r.values()) for r in lines] == [
+        ("meter", D("120"), D("6.83"), D("819.60")),
+        ("rating", D("100"), D("6.83"), D("683.00"))]
+
+    doc = await payment_document(conn, date(2026, 1, 1), flat)
+    shown = sorted((x.method, x.volume, x.charged) for x in doc.lines
+                   if x.service == Service.ELECTRICITY and not x.common)
+    assert shown == [("meter", D("120"), D("819.60")), ("rating", D("100"), D("683.00"))]
+    assert doc.to_pay == sum((x.total for x in doc.lines), D(0))
+    # the document asks what the journal charged for the period: rating's usage and the bill's
+    sums = await conn.execute("""
+        SELECT coalesce(sum(amount), 0) FROM postings
+         WHERE book = 'subscriber' AND account_id = %s AND period = '2026-01-01'""", (flat,))
+    (journal,) = await sums.fetchone() or (D(0),)
+    assert -journal == sum((x.charged + x.recalculation for x in doc.lines), D(0))
+    gis = gis_document(doc)["Услуги"]
+    assert sorted((x["Способ определения объёма"], x["Объём"]) for x in gis
+                  if x["Вид потребления"] == "индивидуальное") == [
+        ("meter", "120.000000"), ("rating", "100.000000")]
+
+    # billing again changes nothing
+    count = "SELECT count(*) FROM postings WHERE account_id = %s"
+    postings = await (await conn.execute(count, (flat,))).fetchone()
+    await bill(conn, date(2026, 1, 1), Selection(region=house.region), "again")
+    assert (await payment_document(conn, date(2026, 1, 1), flat)).lines == doc.lines
+    assert await (await conn.execute(count, (flat,))).fetchone() == postings
 
 
 async def test_benefits_are_the_tariffs_benefits_jobs_and_documents_show_them(
