@@ -331,6 +331,48 @@ async def test_one_run_of_a_period_at_a_time(conn: psycopg.AsyncConnection[Any],
             await bill_month(conn, house, 11)
 
 
+async def test_a_run_refuses_an_account_whose_own_plan_has_no_price(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    house = await housing(conn, [("50", 2), ("30", 1)], services=(Service.GAS,), metered=())
+    one, two = house.accounts
+    seller = house.providers[Service.GAS]
+    await conn.execute("UPDATE tariff_plans SET is_default = false WHERE provider_id = %s",
+                       (seller,))
+    await load_book(conn, tariff_book("""
+[[plans]]
+code = "gas-now"
+name = "Gas"
+service = "gas"
+basis = "m3"
+
+  [[plans.versions]]
+  valid_from = 2026-01-01
+  price = 7.50
+
+[[plans]]
+code = "gas-later"
+name = "Gas from February"
+service = "gas"
+basis = "m3"
+
+  [[plans.versions]]
+  valid_from = 2026-02-01
+  price = 8.00
+""", Provider(seller, "Горгаз")))
+    await assign_plan(conn, one, seller, "gas-now", date(2026, 1, 1))
+    # the second account is on no plan (the provider has no default): the run is refused ...
+    with pytest.raises(Invalid, match=f"no price in force on 2026-01-01: gas of {seller}"):
+        await bill_month(conn, house, 1)
+    # ... and so it is on a plan with no version in force yet
+    await assign_plan(conn, two, seller, "gas-later", date(2026, 1, 1))
+    with pytest.raises(Invalid, match=f"no price in force on 2026-01-01: gas of {seller}"):
+        await bill_month(conn, house, 1)
+    # the account on a priced plan alone is billed
+    lines = await bill_month(conn, house, 1, accounts=(one,))
+    assert lines[(one, "gas", False)]["tariff_ref"] == "gas-now@2026-01-01"
+
+
 async def gateway_meter(conn: psycopg.AsyncConnection[Any], house: Housing, flat: str,
                         service: Service = Service.ELECTRICITY) -> str:
     meter = f"{flat}-smart-{service}"
