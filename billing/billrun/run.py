@@ -26,6 +26,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.pq import TransactionStatus
 
 from billing.billrun.booking import CLOSED, book_changes
 from billing.billrun.lines import (
@@ -452,7 +453,10 @@ async def _work(conn: psycopg.AsyncConnection[Any], run: Run, progress: Progress
             if progress is not None:
                 progress(billed.accounts)
     finally:
-        await drop_prepared(conn)
+        # what the session prepared goes with the run (a broken or busy session, as when the
+        # other worker failed, drops it when it ends)
+        if conn.info.transaction_status == TransactionStatus.IDLE:
+            await drop_prepared(conn)
 
 
 async def bill(

@@ -322,6 +322,19 @@ async def test_a_run_refuses_services_without_a_price(conn: psycopg.AsyncConnect
         await bill_month(conn, house, 1)
 
 
+async def test_a_workers_prepared_tables_go_with_the_run(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    house = await housing(conn, [("50", 2), ("30", 1)], services=(Service.MAINTENANCE,),
+                          metered=())
+    lines = await bill_month(conn, house, 1)
+    assert len(lines) == 2
+    # the caller's connection was a worker: what it prepared for its chunks is dropped
+    cur = await conn.execute("SELECT to_regclass('pg_temp.run_accounts'), "
+                             "to_regclass('pg_temp.run_prepared')")
+    assert await cur.fetchone() == (None, None)
+
+
 async def test_one_run_of_a_period_at_a_time(conn: psycopg.AsyncConnection[Any],
                                              pg_url: str) -> None:
     house = await housing(conn, [("50", 2)], services=(Service.MAINTENANCE,), metered=())
