@@ -1,7 +1,8 @@
 """Booking a priced batch in PostgreSQL, in one transaction.
 
 ``rate_batch`` loads what pricing needs (which meters belong to which account, the registers'
-last accepted readings, the accounts' tariff tracks and the volume each used this month),
+last accepted readings, the accounts' tariff tracks and, where a plan has volume bands, the
+volume each used this month),
 calls the pure ``rating.pricing.price_batch``, and books the result:
 
 - charge lines into ``charges`` (binary COPY into a staging table, then one plain INSERT in
@@ -82,7 +83,7 @@ class BatchResult:
     tampers: int = 0  # meters commanded open found consuming (a ``tamper`` event each)
     replacements: int = 0  # meter replacements recorded (a ``meter_replaced`` event each)
     jumps: int = 0  # implausible jumps re-baselined uncharged (an ``implausible_jump`` event each)
-    balances: dict[tuple[str, str], Decimal] = field(default_factory=dict)
+    moved: set[tuple[str, str]] = field(default_factory=set)  # (account, provider) charged
 
 
 _STAGING = """
@@ -182,12 +183,6 @@ _BOOK_CHARGES = _BOOK_CHARGES.replace(
      GROUP BY 1, 2, 3, 4""")
 
 _NEXT_ENTRY_ID = "SELECT nextval(pg_get_serial_sequence('entries', 'id'))"
-
-_BALANCES = """
-SELECT b.account_id, b.provider_id, b.amount
-  FROM balances b JOIN unnest(%b::text[], %b::text[]) AS k(account_id, provider_id)
-    ON b.account_id = k.account_id AND b.provider_id = k.provider_id
-"""
 
 # Per series found (its position in the keys): times as integer microseconds since the epoch,
 # values as integer micro-units, as the rating core holds them (exact: numeric arithmetic).
@@ -430,8 +425,7 @@ async def book_charges(conn: psycopg.AsyncConnection[Any], batch: RoutedReadings
                               counter=Book.REVENUE, reason="metered consumption",
                               entry_id=entry_id)
     result.entry_id = posted.id if posted else None
-    cur = await conn.execute(_BALANCES, ([a for _, a, _ in touched], [p for _, _, p in touched]))
-    result.balances = {(a, p): amount for a, p, amount in await cur.fetchall()}
+    result.moved = {(account, provider) for _, account, provider in touched}
 
 
 async def rate_batch(
@@ -484,8 +478,8 @@ async def rate_batch(
             async with conn.cursor() as cur:
                 await dead_letter(cur, "rating", dead)
             result.dead_letters = len(dead)
-        if result.balances:
-            accounts = sorted({account for account, _ in result.balances})
+        if result.moved:
+            accounts = sorted({account for account, _ in result.moved})
             result.relay_commands = await decide_relays(conn, accounts)
         await confirm_disconnects(conn, batch, lines, result)
     return result

@@ -23,8 +23,9 @@ __all__ = ["BatchTariffs", "Tariffs", "batch_tariffs", "load_tariffs"]
 
 async def batch_tariffs(conn: psycopg.AsyncConnection[Any], tariffs: Tariffs,
                         batch: RoutedReadings, since: date) -> BatchTariffs:
-    """The tracks of the batch's (account, provider, service) and their monthly volumes from
-    the month holding ``since`` (the earliest instant an interval of the batch may start)."""
+    """The tracks of the batch's (account, provider, service) and, for those priced by bands,
+    their monthly volumes from the month holding ``since`` (the earliest instant an interval
+    of the batch may start): a flat or zoned price needs none, and is read none."""
     ids: dict[Key, int] = {}
     key = np.fromiter(
         (ids.setdefault(k, len(ids)) for k in zip(batch.account, batch.provider,
@@ -38,10 +39,11 @@ async def batch_tariffs(conn: psycopg.AsyncConnection[Any], tariffs: Tariffs,
     tracks = sorted(set(shared.values()), key=repr)
     index = {t: i for i, t in enumerate(tracks)}
     of_object = {object_id: index[t] for object_id, t in shared.items()} | {id(None): -1}
+    banded = [i for i, t in enumerate(found) if tariffs.needs_volume(t)]
     track_of_key = np.fromiter(map(of_object.__getitem__, map(id, found)), dtype=np.int64,
                                count=len(found))
     return BatchTariffs(
         set=tariffs.set, version_ids=tariffs.version_ids, tracks=tracks,
         track=track_of_key[key] if len(key) else key, key=key,
-        volumes=await load_volumes(conn, keys, since),
+        volumes=await load_volumes(conn, [keys[i] for i in banded], since, banded),
     )

@@ -34,6 +34,7 @@ class Tariffs:
     plans: dict[int, StoredPlan]
     set: TariffSet
     version_ids: npt.NDArray[np.int64]  # per rate of ``set``
+    banded: frozenset[int]  # plans with a version of bands or a social norm
 
     @classmethod
     def of(cls, plans: Sequence[StoredPlan]) -> Tariffs:
@@ -41,7 +42,14 @@ class Tariffs:
         compiled = TariffSet({s.id: s.plan for s in plans})
         ids = np.array([by_id[r.plan].version_ids[r.version] for r in compiled.rates],
                        dtype=np.int64)
-        return cls(plans=by_id, set=compiled, version_ids=ids)
+        banded = frozenset(s.id for s in plans
+                           if any(v.band_count > 1 for v in s.plan.versions))
+        return cls(plans=by_id, set=compiled, version_ids=ids, banded=banded)
+
+    def needs_volume(self, track: Track | None) -> bool:
+        """Whether pricing on ``track`` starts from the month's volume: one of its plans has
+        bands (a flat or zoned price does not depend on what the month used before)."""
+        return track is not None and any(step.plan in self.banded for step in track.steps)
 
 
 async def load_tariffs(conn: psycopg.AsyncConnection[Any]) -> Tariffs:
@@ -112,14 +120,17 @@ SELECT k.n - 1, v.month, v.volume
 
 
 async def load_volumes(conn: psycopg.AsyncConnection[Any], keys: Sequence[Key],
-                       since: date) -> BandState:
-    """Volume already priced per key (band key = its index in ``keys``) and month, from the
-    month holding ``since``."""
+                       since: date, band_keys: Sequence[int] | None = None) -> BandState:
+    """Volume already priced per key and month, from the month holding ``since``; each key's
+    band key is its index in ``keys``, or its element of ``band_keys``."""
+    if not keys:
+        return BandState()
     cur = await conn.execute(_VOLUMES, ([k[0] for k in keys], [k[1] for k in keys],
                                         [k[2] for k in keys], month_start(month_id(since))))
     rows = await cur.fetchall()
     return BandState(
-        key=np.array([r[0] for r in rows], dtype=np.int64),
+        key=np.array([r[0] if band_keys is None else band_keys[r[0]] for r in rows],
+                     dtype=np.int64),
         month=np.array([month_id(r[1]) for r in rows], dtype=np.int64),
         volume=np.array([to_micro(r[2]) for r in rows], dtype=np.int64),
     )

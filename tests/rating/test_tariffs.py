@@ -43,3 +43,24 @@ async def test_each_reading_gets_its_account_s_track_and_band_key(
     plans = {got.set.plans[t.steps[0].plan].code for t in got.tracks}
     assert plans == {"household-flat", "flat-electricity"}
     assert (got.volumes.key.tolist(), got.volumes.volume.tolist()) == ([0], [12_500_000])
+
+
+async def test_only_keys_priced_by_bands_read_their_month_s_volume(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    flat = await customer(conn, "0")  # one price whatever the month used
+    banded = await book_customer(conn)  # the example book's plans have volume bands
+    for made in (flat, banded):
+        await add_volumes(conn, [(made.account_id, made.provider_id, "electricity",
+                                  date(2026, 11, 1), Decimal("4000"))])
+    batch = readings((flat.account_id, flat.provider_id, "electricity"),
+                     (banded.account_id, banded.provider_id, "electricity"))
+    tariffs = await load_tariffs(conn)
+    got = await batch_tariffs(conn, tariffs, batch, date(2026, 11, 5))
+    assert [tariffs.needs_volume(t) for t in got.tracks] == [
+        got.set.plans[t.steps[0].plan].code != "flat-electricity" for t in got.tracks]
+    # the banded account's volume, under its own band key (1), not the first key's
+    assert (got.volumes.key.tolist(), got.volumes.volume.tolist()) == ([1], [4_000_000_000])
+    flat_only = await batch_tariffs(conn, tariffs, readings(
+        (flat.account_id, flat.provider_id, "electricity")), date(2026, 11, 5))
+    assert len(flat_only.volumes.key) == 0
