@@ -1,11 +1,14 @@
 """The bill of a period, computed set-based in SQL (no loop per account), in two stages.
 
-``PREPARE`` runs once when a run starts, over every account of the houses of the selected
-accounts, into the run's own schema (``bill_run_<id>``, dropped when the run finishes): the
-volume of each meter read by people, each account's individual volumes, each house's volumes
-from its house meters. ``CHUNK`` runs in each chunk's transaction and leaves ``new_lines``:
-one line per service of each selected account (and provider), one more per common-property
-(СОИ) service, priced and rounded to kopecks once (half-up). The rules (DOMAIN.md §3):
+``PREPARE`` runs on each worker's connection for the chunks it is to bill (the chunks are
+whole houses; the workers prepare side by side), into temporary tables of its session: the
+accounts of those chunks' houses, their services and plans, the volume of each meter read by
+people, each account's individual volumes, each house's volumes from its house meters. A
+session that ends (a killed run) takes them along; the run resumes by preparing again.
+``CHUNK`` runs in each chunk's transaction and leaves ``new_lines``: one line per service of
+each of the chunk's accounts (and provider), one more per common-property (СОИ) service,
+priced and rounded to kopecks once (half-up). ``UNPRICED`` runs once when a run starts, over
+all its accounts. The rules (DOMAIN.md §3):
 
 - Individual meters read by people: the reading of the period is the last one up to the
   cutoff day (later ones count for the next period). Consumption = that reading minus the
@@ -42,11 +45,11 @@ from typing import Any, LiteralString
 
 import psycopg
 
-# --- PREPARE: once a run, in the run's schema ---------------------------------------------
+# --- PREPARE: on each worker's connection, for its chunks ----------------------------------
 
-# Every account of the houses of the selected accounts; the selected ones carry their chunk.
+# Every account of the houses of the chunks' accounts; those of the chunks carry their chunk.
 RUN_ACCOUNTS = """
-CREATE TABLE run_accounts AS
+CREATE TEMP TABLE run_accounts AS
 SELECT a.id AS account_id, a.area, a.residents, p.house_id, c.region_code, ad.time_zone,
        sel.chunk
   FROM accounts a
@@ -55,19 +58,20 @@ SELECT a.id AS account_id, a.area, a.residents, p.house_id, c.region_code, ad.ti
   JOIN streets s ON s.id = h.street_id
   JOIN cities c ON c.id = s.city_id
   JOIN addresses ad ON ad.id = a.address_id
-  LEFT JOIN (SELECT chunk, unnest(accounts) AS account_id FROM public.bill_run_chunks
-              WHERE run_id = %(run)s) sel ON sel.account_id = a.id
- WHERE p.house_id IN (SELECT p2.house_id FROM public.bill_run_chunks c2
+  LEFT JOIN (SELECT chunk, unnest(accounts) AS account_id FROM bill_run_chunks
+              WHERE run_id = %(run)s AND chunk = ANY(%(chunks)s::integer[])) sel
+         ON sel.account_id = a.id
+ WHERE p.house_id IN (SELECT p2.house_id FROM bill_run_chunks c2
                         CROSS JOIN unnest(c2.accounts) AS x(account_id)
                         JOIN accounts a2 ON a2.id = x.account_id
                         JOIN premises p2 ON p2.id = a2.premises_id
-                       WHERE c2.run_id = %(run)s);
+                       WHERE c2.run_id = %(run)s AND c2.chunk = ANY(%(chunks)s::integer[]));
 CREATE INDEX ON run_accounts (chunk);
 CREATE UNIQUE INDEX ON run_accounts (account_id)
 """
 
 RUN_HOUSES = """
-CREATE TABLE run_houses AS
+CREATE TEMP TABLE run_houses AS
 SELECT r.house_id, max(h.common_area) AS common_area, max(r.time_zone) AS time_zone,
        coalesce(max(h.total_area), sum(r.area)) AS area, max(r.region_code) AS region_code
   FROM run_accounts r JOIN houses h ON h.id = r.house_id
@@ -78,7 +82,7 @@ SELECT r.house_id, max(h.common_area) AS common_area, max(r.time_zone) AS time_z
 # in force on the period's first day, else the provider's default (account_plan()'s rule,
 # set-based); ``changing`` when a choice takes effect within the month.
 RUN_SERVICES = """
-CREATE TABLE run_services AS
+CREATE TEMP TABLE run_services AS
 WITH taken AS (
     SELECT DISTINCT ON (s.account_id, s.service) s.account_id, r.chunk, s.service,
            s.provider_id, r.area, r.residents, r.house_id, r.region_code
@@ -115,7 +119,7 @@ CREATE INDEX ON run_services (chunk)
 # first day, and, when one price holds the whole month (that version throughout, one zone, no
 # bands), the price; ``ref`` names it on the bill (plan code @ version, group if not urban).
 RUN_RATES = """
-CREATE TABLE run_rates AS
+CREATE TEMP TABLE run_rates AS
 SELECT u.plan_id, u.consumer_group, p.basis, p.derived_from, v.id AS version_id,
        p.code || '@' || v.valid_from
        || CASE WHEN u.consumer_group <> 'urban' THEN '/' || u.consumer_group ELSE '' END
@@ -137,7 +141,7 @@ SELECT u.plan_id, u.consumer_group, p.basis, p.derived_from, v.id AS version_id,
 """
 
 RUN_NORMS = """
-CREATE TABLE run_norms AS
+CREATE TEMP TABLE run_norms AS
 SELECT DISTINCT ON (region_code, service, scope) region_code, service, scope, quantity
   FROM consumption_norms
  WHERE region_code IN (SELECT region_code FROM run_houses)
@@ -149,7 +153,7 @@ SELECT DISTINCT ON (region_code, service, scope) region_code, service, scope, qu
 # count for; then per meter: this period's reading, the last one before, the average's base
 # (the last reading six months before that one, or the first).
 RUN_READINGS = """
-CREATE TABLE run_meter_list AS
+CREATE TEMP TABLE run_meter_list AS
 SELECT m.id AS meter_id, m.account_id, m.utility AS service, r.time_zone, r.residents,
        r.region_code, p.reading_submission_day AS cutoff_day,
        CASE m.utility WHEN 'electricity' THEN 'active_import' ELSE 'volume' END AS register,
@@ -160,12 +164,12 @@ SELECT m.id AS meter_id, m.account_id, m.utility AS service, r.time_zone, r.resi
   FROM meters m JOIN run_accounts r ON r.account_id = m.account_id
   JOIN providers p ON p.id = m.provider_id
  WHERE m.gateway_id IS NULL AND m.utility IN ('cold_water', 'hot_water', 'electricity', 'gas');
-CREATE TABLE run_seen AS
+CREATE TEMP TABLE run_seen AS
 SELECT m.meter_id, x.ts, x.value, reading_period(x.ts, m.time_zone, m.cutoff_day) AS period
   FROM readings x JOIN run_meter_list m ON m.meter_id = x.meter_id AND m.register = x.register
  WHERE x.ts >= %(history_from)s AND x.ts < %(history_to)s
    AND (m.faulty_from IS NULL OR x.ts < m.faulty_from);
-CREATE TABLE run_meters AS
+CREATE TEMP TABLE run_meters AS
 WITH last AS (
     SELECT meter_id,
            max(ts) FILTER (WHERE period = %(period)s) AS cur_ts,
@@ -192,7 +196,7 @@ SELECT m.*, l.cur_ts, l.cur_value, l.prev_ts, l.prev_value, l.first_value, l.pre
 
 # What substitution billed since each meter's last real reading.
 RUN_SUBSTITUTED = """
-CREATE TABLE run_substituted AS
+CREATE TEMP TABLE run_substituted AS
 SELECT v.meter_id, sum(v.volume) AS volume
   FROM meter_volumes v JOIN run_meters m ON m.meter_id = v.meter_id
  WHERE v.period > m.prev_period AND v.period < %(period)s
@@ -202,7 +206,7 @@ SELECT v.meter_id, sum(v.volume) AS volume
 
 # The volume of each meter in the period, and how it was found.
 RUN_METER_VOLUMES = """
-CREATE TABLE run_meter_volumes AS
+CREATE TEMP TABLE run_meter_volumes AS
 SELECT m.meter_id, m.account_id, m.service, k.method,
        CASE k.method
            -- a meter's first period: from its first reading (installation) on
@@ -238,12 +242,12 @@ CREATE INDEX ON run_meter_volumes (account_id)
 # re-rating's reversal and new lines net out), per account, provider, service and price,
 # each price's part rounded to kopecks once. Consumption is priced once; the bill shows it.
 RUN_RATED = """
-CREATE TABLE run_gateway_services AS
+CREATE TEMP TABLE run_gateway_services AS
 SELECT DISTINCT m.account_id,
        CASE m.utility WHEN 'heat' THEN 'heating' ELSE m.utility END AS service
   FROM meters m JOIN run_accounts r ON r.account_id = m.account_id
  WHERE m.gateway_id IS NOT NULL;
-CREATE TABLE run_rated AS
+CREATE TEMP TABLE run_rated AS
 WITH parts AS (
     SELECT c.account_id, c.provider_id, c.service, c.unit, coalesce(c.zone, 'all_day') AS zone,
            coalesce(c.band, 0) AS band, c.unit_price, sum(c.quantity) AS volume,
@@ -265,13 +269,15 @@ SELECT account_id, provider_id, service, min(unit) AS unit, sum(volume) AS volum
 CREATE INDEX ON run_rated (account_id)
 """
 
-# Individual volumes per account and service: metered by people, by the norm with no meter at
-# all, or rated by rating (a service metered behind a gateway: its volume counts in sewerage
-# and against the house meter, its line is rating's accrual).
+# Individual volumes per account and service: metered by people (``read_by_people``), by the
+# norm with no meter at all, or rated by rating (a service metered behind a gateway: its volume
+# counts in sewerage and against the house meter, its line is rating's accrual). An account
+# with both a meter read by people and one behind a gateway for a service has both rows: each
+# consumption is priced once, one by the bill, the other by rating.
 RUN_VOLUMES = """
-CREATE TABLE run_volumes AS
+CREATE TEMP TABLE run_volumes AS
 SELECT v.*, r.chunk FROM (
-SELECT account_id, service,
+SELECT account_id, service, true AS read_by_people,
        coalesce(sum(volume) FILTER (WHERE method <> 'reconciliation'), 0) AS volume,
        coalesce(sum(volume) FILTER (WHERE method = 'reconciliation'), 0) AS recalculated,
        coalesce(sum(substituted) FILTER (WHERE method = 'reconciliation'), 0) AS substituted,
@@ -281,7 +287,8 @@ SELECT account_id, service,
             WHEN bool_or(method = 'norm_raised') THEN 'norm_raised' ELSE 'norm' END AS method
   FROM run_meter_volumes GROUP BY account_id, service
 UNION ALL
-SELECT s.account_id, s.service, coalesce(n.quantity, 0) * r.residents, 0, 0, NULL, 'norm'
+SELECT s.account_id, s.service, false, coalesce(n.quantity, 0) * r.residents, 0, 0, NULL,
+       'norm'
   FROM run_services s
   JOIN run_accounts r ON r.account_id = s.account_id
   LEFT JOIN run_norms n ON n.region_code = r.region_code AND n.service = s.service
@@ -290,7 +297,7 @@ SELECT s.account_id, s.service, coalesce(n.quantity, 0) * r.residents, 0, 0, NUL
    AND NOT EXISTS (SELECT 1 FROM meters m
                     WHERE m.account_id = s.account_id AND m.utility = s.service)
 UNION ALL
-SELECT account_id, service, sum(volume), 0, 0, NULL, 'rating'
+SELECT account_id, service, false, sum(volume), 0, 0, NULL, 'rating'
   FROM run_rated GROUP BY account_id, service
 ) v JOIN run_accounts r USING (account_id)
  ORDER BY r.chunk, v.account_id;
@@ -300,7 +307,7 @@ CREATE INDEX ON run_volumes (chunk)
 
 # House meters over the calendar month of the period (local time).
 RUN_HOUSE_VOLUMES = """
-CREATE TABLE run_house_volumes AS
+CREATE TEMP TABLE run_house_volumes AS
 SELECT hm.house_id, CASE hm.utility WHEN 'heat' THEN 'heating' ELSE hm.utility END AS service,
        ends.value - starts.value AS volume
   FROM house_meters hm
@@ -320,7 +327,7 @@ CREATE INDEX ON run_house_volumes (house_id, service)
 
 # Common property per house: house volume, the apartments' sum, the norm's cap.
 RUN_COMMON = """
-CREATE TABLE run_common AS
+CREATE TEMP TABLE run_common AS
 SELECT h.house_id, u.service, hv.volume AS house_volume,
        coalesce(i.volume, 0) AS individual,
        coalesce(n.quantity, 0) * h.common_area AS cap, h.area
@@ -335,11 +342,25 @@ SELECT h.house_id, u.service, hv.volume AS house_volume,
                        AND n.scope = 'common'
 """
 
+# Which run's chunks the session's tables were prepared for.
+RUN_PREPARED = """
+CREATE TEMP TABLE run_prepared AS
+SELECT %(run)s::bigint AS run_id, unnest(%(chunks)s::integer[]) AS chunk
+"""
+
 PREPARE: tuple[LiteralString, ...] = (
     RUN_ACCOUNTS, RUN_HOUSES, RUN_SERVICES, RUN_RATES, RUN_NORMS, RUN_READINGS,
     RUN_SUBSTITUTED, RUN_METER_VOLUMES, RUN_RATED, RUN_VOLUMES, RUN_HOUSE_VOLUMES,
-    RUN_COMMON,
+    RUN_COMMON, RUN_PREPARED,
 )
+
+# The session's prepared tables: analysed once prepared (join plans), dropped before the
+# session prepares again and when its work is done.
+ANALYSED = ("run_accounts", "run_houses", "run_services", "run_volumes", "run_house_volumes",
+            "run_common")
+PREPARED = (*ANALYSED, "run_rates", "run_norms", "run_meter_list", "run_seen", "run_meters",
+            "run_substituted", "run_meter_volumes", "run_gateway_services", "run_rated",
+            "run_prepared")
 
 # --- CHUNK: in each chunk's transaction ----------------------------------------------------
 
@@ -358,13 +379,14 @@ WITH services AS (
 ), volumes AS (
     -- a plan per unit of volume: the service's own (meters read by people, or the norm) ...
     SELECT s.account_id, s.service, v.volume, v.recalculated, v.substituted, v.reconciled_at,
-           v.method
+           v.method, v.read_by_people
       FROM services s JOIN run_volumes v USING (account_id, service)
      WHERE cardinality(s.derived_from) = 0 AND s.service <> 'heating'
        AND v.method <> 'rating' AND v.chunk = %(chunk)s
     UNION ALL
     -- ... the volumes it is derived from (sewerage: cold + hot water) ...
-    SELECT s.account_id, s.service, sum(v.volume + v.recalculated), 0, 0, NULL, 'derived'
+    SELECT s.account_id, s.service, sum(v.volume + v.recalculated), 0, 0, NULL, 'derived',
+           false
       FROM services s
       JOIN run_volumes v ON v.account_id = s.account_id AND v.service = ANY(s.derived_from)
                         AND v.chunk = %(chunk)s
@@ -374,7 +396,7 @@ WITH services AS (
     SELECT s.account_id, s.service,
            CASE WHEN hv.volume IS NOT NULL THEN round(hv.volume * s.area / h.area, 6)
                 ELSE coalesce(n.quantity, 0) * s.area END, 0, 0, NULL,
-           CASE WHEN hv.volume IS NOT NULL THEN 'house_meter' ELSE 'norm' END
+           CASE WHEN hv.volume IS NOT NULL THEN 'house_meter' ELSE 'norm' END, false
       FROM services s
       JOIN run_houses h ON h.house_id = s.house_id
       LEFT JOIN run_house_volumes hv ON hv.house_id = s.house_id AND hv.service = 'heating'
@@ -393,8 +415,11 @@ WITH services AS (
                         ELSE v.method END AS method
       FROM services s LEFT JOIN volumes v USING (account_id, service)
      WHERE (s.basis IN ('m2', 'resident') OR v.account_id IS NOT NULL)
-       AND NOT EXISTS (SELECT 1 FROM run_gateway_services g
-                        WHERE (g.account_id, g.service) = (s.account_id, s.service))
+       -- a service metered behind a gateway is rating's, but for what meters read by people
+       -- measured beside it
+       AND (v.read_by_people OR NOT EXISTS (
+            SELECT 1 FROM run_gateway_services g
+             WHERE (g.account_id, g.service) = (s.account_id, s.service)))
     UNION ALL
     -- common property: by the volume of the service's own plan
     SELECT s.account_id, s.service, true, s.provider_id, s.plan_id, s.consumer_group, s.changing,
@@ -417,14 +442,14 @@ SELECT q.account_id, q.service, q.common, q.provider_id, r.basis AS unit, q.volu
            round(q.recalculated + q.substituted, 3), round(q.substituted, 3))
        ELSE '' END AS recalculation_reason,
        0::numeric(14, 2) AS benefit, NULL::jsonb AS parts, q.plan_id, q.consumer_group,
-       q.recalculated
+       q.recalculated, false AS rated
   FROM quantities q
   JOIN run_rates r ON r.plan_id = q.plan_id AND r.consumer_group = q.consumer_group
   CROSS JOIN LATERAL (SELECT CASE WHEN NOT q.changing THEN r.price END AS price) p
 UNION ALL
 -- what rating accrued for the meters behind gateways, shown as it is: no price of the bill's
 SELECT r.account_id, r.service, false, r.provider_id, r.unit, r.volume, r.tariff, 'rating',
-       'rating', r.charged, 0, '', 0, r.parts, NULL, NULL, 0
+       'rating', r.charged, 0, '', 0, r.parts, NULL, NULL, 0, true
   FROM run_rated r JOIN run_accounts c ON c.account_id = r.account_id AND c.chunk = %(chunk)s
  WHERE %(providers)s::text[] IS NULL OR r.provider_id = ANY(%(providers)s::text[])
 """
@@ -438,15 +463,55 @@ SELECT v.meter_id, v.account_id, v.volume, v.method
 
 CHUNK: tuple[LiteralString, ...] = (NEW_LINES,)
 
-# Services of selected accounts with no plan, or no version of it in force on the period's
-# first day (after PREPARE): a run refuses to start with any.
+# The run's accounts, for UNPRICED (a table the planner knows the size of).
+RUN_SELECTED = """
+CREATE TEMP TABLE run_selected ON COMMIT DROP AS
+SELECT unnest(accounts) AS account_id FROM bill_run_chunks WHERE run_id = %(run)s;
+ANALYZE run_selected
+"""
+
+# Services of the run's accounts with no plan, or no version of it in force on the period's
+# first day: a run refuses to start with any. Each (account, service) is on the plan that
+# RUN_SERVICES finds: the account's choice, else the provider's default. The suspects are the
+# services whose default plan or a chosen plan is unpriced (usually none: then no account is
+# looked at one by one); of those, the accounts' own services and plans decide.
 UNPRICED = """
-SELECT DISTINCT s.provider_id, s.service
-  FROM run_services s
-  JOIN run_accounts a ON a.account_id = s.account_id AND a.chunk IS NOT NULL
-  LEFT JOIN run_rates r ON r.plan_id = s.plan_id AND r.consumer_group = s.consumer_group
- WHERE r.version_id IS NULL
-   AND (%(providers)s::text[] IS NULL OR s.provider_id = ANY(%(providers)s::text[]))
+WITH pairs AS MATERIALIZED (
+    SELECT DISTINCT s.provider_id, s.service
+      FROM account_services s JOIN run_selected x ON x.account_id = s.account_id
+     WHERE s.valid_from <= %(period)s AND (s.valid_to IS NULL OR s.valid_to > %(period)s)
+), chosen AS MATERIALIZED (
+    SELECT DISTINCT ON (c.account_id, c.provider_id, c.service) c.account_id, c.provider_id,
+           c.service, c.plan_id
+      FROM account_plans c JOIN run_selected x ON x.account_id = c.account_id
+     WHERE c.valid_from <= %(period)s
+     ORDER BY c.account_id, c.provider_id, c.service, c.valid_from DESC
+), suspects AS MATERIALIZED (
+    SELECT p.service FROM pairs p
+      LEFT JOIN tariff_plans d
+             ON d.provider_id = p.provider_id AND d.service = p.service AND d.is_default
+     WHERE d.id IS NULL OR plan_version(d.id, %(period)s) IS NULL
+    UNION
+    SELECT service FROM chosen WHERE plan_version(plan_id, %(period)s) IS NULL
+), taken AS (
+    SELECT DISTINCT ON (s.account_id, s.service) s.account_id, s.service, s.provider_id
+      FROM account_services s JOIN run_selected x ON x.account_id = s.account_id
+     WHERE s.valid_from <= %(period)s AND (s.valid_to IS NULL OR s.valid_to > %(period)s)
+       AND s.service IN (SELECT service FROM suspects)
+       AND EXISTS (SELECT 1 FROM suspects)
+     ORDER BY s.account_id, s.service, s.valid_from DESC
+), plans AS MATERIALIZED (
+    SELECT DISTINCT t.provider_id, t.service, coalesce(c.plan_id, d.id) AS plan_id
+      FROM taken t
+      LEFT JOIN chosen c
+             ON (c.account_id, c.provider_id, c.service)
+                = (t.account_id, t.provider_id, t.service)
+      LEFT JOIN tariff_plans d
+             ON d.provider_id = t.provider_id AND d.service = t.service AND d.is_default
+)
+SELECT DISTINCT provider_id, service FROM plans
+ WHERE (plan_id IS NULL OR plan_version(plan_id, %(period)s) IS NULL)
+   AND (%(providers)s::text[] IS NULL OR provider_id = ANY(%(providers)s::text[]))
  ORDER BY 1, 2
 """
 

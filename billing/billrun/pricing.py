@@ -35,7 +35,7 @@ _KOPECK = Decimal("0.01")
 
 _TO_PRICE = """
 SELECT n.account_id, n.provider_id, n.service, n.common, n.volume, n.recalculated
-  FROM new_lines n WHERE n.charged IS NULL
+  FROM new_lines n WHERE n.charged IS NULL AND NOT n.rated
  ORDER BY n.account_id, n.service, n.common
 """
 
@@ -47,6 +47,7 @@ UPDATE new_lines n
               %s::numeric[], %s::jsonb[])
        AS p(account_id, service, common, charged, recalculation, tariff, parts)
  WHERE (n.account_id, n.service, n.common) = (p.account_id, p.service, p.common)
+   AND NOT n.rated
 """
 
 

@@ -3,10 +3,12 @@ transaction each.
 
 ``start`` records the run (who or what started it, the selection), cuts the selected
 accounts into chunks of whole houses (a house's common-property lines need all its
-apartments) and prepares, set-based over all of them, the volumes of meters and houses in
-the run's own schema (billing.billrun.lines), all in one transaction. ``bill_chunk`` prices a
-chunk's lines, compares them with the lines stored for the period, replaces those of each
-account and provider whose bill changed, and marks the chunk done, in one transaction. A run
+apartments) and checks that every selected service has a price, in one transaction. Each
+worker takes its share of the chunks not done and ``prepare``s them, set-based, in
+temporary tables of its own session (billing.billrun.lines: the volumes of their meters and
+houses; the workers prepare side by side); ``bill_chunk`` prices a chunk's lines, compares
+them with the lines stored for the period, replaces those of each account and provider whose
+bill changed, and marks the chunk done, in one transaction. A run
 killed half-way resumes at its first chunk not done; billing accounts again with nothing
 changed changes nothing. One run of a period at a time: an advisory lock held by the run's
 connection, which goes with a killed process.
@@ -24,9 +26,19 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.pq import TransactionStatus
 
 from billing.billrun.booking import CLOSED, book_changes
-from billing.billrun.lines import CHUNK, PREPARE, SUBSTITUTED, UNPRICED, execute_all
+from billing.billrun.lines import (
+    ANALYSED,
+    CHUNK,
+    PREPARE,
+    PREPARED,
+    RUN_SELECTED,
+    SUBSTITUTED,
+    UNPRICED,
+    execute_all,
+)
 from billing.billrun.pricing import price_remaining_lines
 from meterline.bill_runs import Selection, check_group, check_period
 from meterline.errors import Conflict, DomainError, Invalid, NotFound
@@ -107,17 +119,16 @@ def _params(selection: Selection, period: date) -> dict[str, Any]:
 
 
 def schema(run_id: int) -> sql.Identifier:
-    """The schema holding what a run prepared for its chunks."""
+    """The schema in which a run started before chunks prepared their own volumes kept what
+    it prepared (dropped when it finishes)."""
     return sql.Identifier(f"bill_run_{run_id}")
 
 
-async def enter(conn: psycopg.AsyncConnection[Any], run_id: int) -> None:
-    """In the current transaction: the run's schema first in the search path, no JIT
-    (compiling plans cost seconds, the statements run in milliseconds), quick ANALYZE, and
-    room for sorts and hashes."""
-    await conn.execute(sql.SQL("SET LOCAL search_path TO {}, public").format(schema(run_id)))
+async def enter(conn: psycopg.AsyncConnection[Any]) -> None:
+    """In the current transaction: no JIT (compiling plans cost seconds, the statements run
+    in milliseconds), quick ANALYZE, and room for sorts and hashes."""
     await conn.execute("SET LOCAL jit = off")
-    # the run's and the chunk's own tables are analysed for their sizes (join plans), not for
+    # the chunk's own tables are analysed for their sizes (join plans), not for
     # fine distributions: a sample of 3,000 rows, not 30,000
     await conn.execute("SET LOCAL default_statistics_target = 10")
     # a chunk's sorts and hashes in memory (the default 4 MB spilled them to disk)
@@ -137,7 +148,7 @@ async def start(
     conn: psycopg.AsyncConnection[Any], period: date, selection: Selection, started_by: str,
     *, chunk_accounts: int = CHUNK_ACCOUNTS, queued: int | None = None,
 ) -> Run:
-    """Record a run (or take the ``queued`` one) and its chunks, and prepare it, in one
+    """Record a run (or take the ``queued`` one) and its chunks, and check its prices, in one
     transaction. Refused when nothing is selected or a selected account's service has no
     price in force; a refused queued run is marked failed with the reason."""
     check_period(period)
@@ -179,17 +190,13 @@ async def _start(conn: psycopg.AsyncConnection[Any], period: date, selection: Se
                            "correction goes into the next period", code="period-closed")
         await conn.execute("UPDATE bill_runs SET accounts = %s WHERE id = %s",
                            (sum(sizes), run_id))
-        await conn.execute(sql.SQL("CREATE SCHEMA {}").format(schema(run_id)))
-        await enter(conn, run_id)
-        await execute_all(conn, PREPARE, {**params, "run": run_id})
+        await enter(conn)
+        await execute_all(conn, (RUN_SELECTED,), {**params, "run": run_id})
         cur = await conn.execute(UNPRICED, params)
         unpriced = [f"{service} of {provider}" for provider, service in await cur.fetchall()]
         if unpriced:
             raise Invalid(f"no price in force on {period}: {', '.join(unpriced)}",
                           code="no-price", field=["period"])
-        for table in ("run_accounts", "run_houses", "run_services", "run_volumes",
-                      "run_house_volumes", "run_common"):
-            await conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
     return Run(run_id, period, selection, started_by, sum(sizes), len(sizes))
 
 
@@ -245,7 +252,7 @@ WITH old AS (
     SELECT n.account_id AS new_account, n.provider_id AS new_provider,
            o.account_id AS old_account, o.provider_id AS old_provider
       FROM new_lines n
-      FULL JOIN old o USING (account_id, service, common)
+      FULL JOIN old o USING (account_id, service, common, rated)
      WHERE (n.provider_id, n.unit, n.volume, n.tariff, n.tariff_ref, n.method, n.charged,
             n.recalculation, n.recalculation_reason, n.benefit, n.parts)
            IS DISTINCT FROM
@@ -344,6 +351,35 @@ SELECT chunk FROM bill_run_chunks
 """
 
 
+async def drop_prepared(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Drop what the session prepared (nothing when it prepared nothing)."""
+    await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(
+        sql.SQL(", ").join(sql.Identifier("pg_temp", t) for t in PREPARED)))
+
+
+async def prepare(conn: psycopg.AsyncConnection[Any], run: Run, chunks: list[int]) -> None:
+    """In the current transaction: prepare ``chunks`` of ``run`` in temporary tables of the
+    session (replacing what it prepared before), for its chunk transactions after."""
+    await drop_prepared(conn)
+    await enter(conn)
+    params = {**_params(run.selection, run.period), "run": run.id, "chunks": chunks}
+    await execute_all(conn, PREPARE, params)
+    await conn.execute(sql.SQL("ANALYZE {}").format(
+        sql.SQL(", ").join(sql.Identifier("pg_temp", t) for t in ANALYSED)))
+
+
+async def _prepared(conn: psycopg.AsyncConnection[Any], run: Run, chunk: int) -> bool:
+    cur = await conn.execute("SELECT to_regclass('pg_temp.run_prepared') IS NOT NULL")
+    row = await cur.fetchone()
+    if not (row and row[0]):
+        return False
+    cur = await conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_temp.run_prepared WHERE run_id = %s AND chunk = %s)",
+        (run.id, chunk))
+    row = await cur.fetchone()
+    return bool(row and row[0])
+
+
 async def bill_chunk(conn: psycopg.AsyncConnection[Any], run: Run,
                      chunk: int | None = None) -> ChunkBilled | None:
     """Bill one chunk in one transaction: ``chunk``, or the first one no other worker holds.
@@ -360,7 +396,9 @@ async def bill_chunk(conn: psycopg.AsyncConnection[Any], run: Run,
         if row is None:
             return None
         chunk = int(row[0])
-        await enter(conn, run.id)
+        if not await _prepared(conn, run, chunk):
+            await prepare(conn, run, [chunk])
+        await enter(conn)
         params = {**_params(run.selection, run.period), "run": run.id, "chunk": chunk}
         await execute_all(conn, CHUNK, params)
         await price_remaining_lines(conn, run.period, next_month(run.period))
@@ -381,7 +419,8 @@ async def bill_chunk(conn: psycopg.AsyncConnection[Any], run: Run,
 
 
 async def finish(conn: psycopg.AsyncConnection[Any], run: Run) -> None:
-    """The run is done: its prepared volumes go."""
+    """The run is done (a run started before chunks prepared their own volumes: what it
+    prepared goes)."""
     async with conn.transaction():
         await conn.execute("""
             UPDATE bill_runs SET status = 'done', finished_at = now()
@@ -392,12 +431,32 @@ async def finish(conn: psycopg.AsyncConnection[Any], run: Run) -> None:
 Progress = Callable[[int], None]  # accounts billed by the chunk just done
 
 
-async def _work(conn: psycopg.AsyncConnection[Any], run: Run,
-                progress: Progress | None) -> None:
-    """Bill chunks until none is left."""
-    while (billed := await bill_chunk(conn, run)) is not None:
-        if progress is not None:
-            progress(billed.accounts)
+async def _work(conn: psycopg.AsyncConnection[Any], run: Run, progress: Progress | None,
+                worker: int, workers: int) -> None:
+    """Prepare this worker's share of the chunks not done (every ``workers``-th, from its
+    ``worker``-th) and bill them, then any chunk still left, until none is."""
+    try:
+        cur = await conn.execute("""
+            SELECT coalesce(array_agg(chunk ORDER BY chunk), '{}') FROM bill_run_chunks
+             WHERE run_id = %s AND done_at IS NULL AND chunk %% %s = %s""",
+            (run.id, workers, worker))
+        row = await cur.fetchone()
+        share: list[int] = list(row[0]) if row else []
+        if share:
+            async with conn.transaction():
+                await prepare(conn, run, share)
+        for chunk in share:
+            billed = await bill_chunk(conn, run, chunk)
+            if billed is not None and progress is not None:
+                progress(billed.accounts)
+        while (billed := await bill_chunk(conn, run)) is not None:
+            if progress is not None:
+                progress(billed.accounts)
+    finally:
+        # what the session prepared goes with the run (a broken or busy session, as when the
+        # other worker failed, drops it when it ends)
+        if conn.info.transaction_status == TransactionStatus.IDLE:
+            await drop_prepared(conn)
 
 
 async def bill(
@@ -428,8 +487,9 @@ async def bill(
                 database_url or conn.info.dsn, autocommit=True,
                 application_name="meterline-billrun-worker")) for _ in range(workers - 1)]
             async with asyncio.TaskGroup() as group:
-                for worker in (conn, *others):
-                    group.create_task(_work(worker, run, progress))
+                connections = (conn, *others)
+                for n, worker in enumerate(connections):
+                    group.create_task(_work(worker, run, progress, n, len(connections)))
         await finish(conn, run)
         return run
     finally:

@@ -58,7 +58,7 @@ SELECT a.id, a.els, a.holder_name, ad.full_text, a.area, a.residents, ad.time_zo
 _LINES = """
 SELECT * FROM bill_lines WHERE period = %(period)s AND account_id = ANY(%(accounts)s)
  ORDER BY account_id, CASE service WHEN 'maintenance' THEN 0 WHEN 'capital_repair' THEN 9
-          ELSE 1 END, service, common
+          ELSE 1 END, service, common, rated
 """
 
 _PROVIDERS = """

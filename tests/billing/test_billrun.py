@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from billing.billrun.run import bill
+from billing.documents.exports import gis_document
 from meterline.bill_runs import Selection
 from meterline.documents.assemble import payment_document
 from meterline.errors import Conflict, Invalid
@@ -321,6 +322,19 @@ async def test_a_run_refuses_services_without_a_price(conn: psycopg.AsyncConnect
         await bill_month(conn, house, 1)
 
 
+async def test_a_workers_prepared_tables_go_with_the_run(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    house = await housing(conn, [("50", 2), ("30", 1)], services=(Service.MAINTENANCE,),
+                          metered=())
+    lines = await bill_month(conn, house, 1)
+    assert len(lines) == 2
+    # the caller's connection was a worker: what it prepared for its chunks is dropped
+    cur = await conn.execute("SELECT to_regclass('pg_temp.run_accounts'), "
+                             "to_regclass('pg_temp.run_prepared')")
+    assert await cur.fetchone() == (None, None)
+
+
 async def test_one_run_of_a_period_at_a_time(conn: psycopg.AsyncConnection[Any],
                                              pg_url: str) -> None:
     house = await housing(conn, [("50", 2)], services=(Service.MAINTENANCE,), metered=())
@@ -328,6 +342,48 @@ async def test_one_run_of_a_period_at_a_time(conn: psycopg.AsyncConnection[Any],
         await other.execute("SELECT pg_advisory_lock(%s, %s)", (0x62696C6C, 2026 * 12 + 11))
         with pytest.raises(Conflict, match="a bill run of 2026-11 is running"):
             await bill_month(conn, house, 11)
+
+
+async def test_a_run_refuses_an_account_whose_own_plan_has_no_price(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    house = await housing(conn, [("50", 2), ("30", 1)], services=(Service.GAS,), metered=())
+    one, two = house.accounts
+    seller = house.providers[Service.GAS]
+    await conn.execute("UPDATE tariff_plans SET is_default = false WHERE provider_id = %s",
+                       (seller,))
+    await load_book(conn, tariff_book("""
+[[plans]]
+code = "gas-now"
+name = "Gas"
+service = "gas"
+basis = "m3"
+
+  [[plans.versions]]
+  valid_from = 2026-01-01
+  price = 7.50
+
+[[plans]]
+code = "gas-later"
+name = "Gas from February"
+service = "gas"
+basis = "m3"
+
+  [[plans.versions]]
+  valid_from = 2026-02-01
+  price = 8.00
+""", Provider(seller, "Горгаз")))
+    await assign_plan(conn, one, seller, "gas-now", date(2026, 1, 1))
+    # the second account is on no plan (the provider has no default): the run is refused ...
+    with pytest.raises(Invalid, match=f"no price in force on 2026-01-01: gas of {seller}"):
+        await bill_month(conn, house, 1)
+    # ... and so it is on a plan with no version in force yet
+    await assign_plan(conn, two, seller, "gas-later", date(2026, 1, 1))
+    with pytest.raises(Invalid, match=f"no price in force on 2026-01-01: gas of {seller}"):
+        await bill_month(conn, house, 1)
+    # the account on a priced plan alone is billed
+    lines = await bill_month(conn, house, 1, accounts=(one,))
+    assert lines[(one, "gas", False)]["tariff_ref"] == "gas-now@2026-01-01"
 
 
 async def gateway_meter(conn: psycopg.AsyncConnection[Any], house: Housing, flat: str,
@@ -407,6 +463,52 @@ async def test_a_water_meter_behind_a_gateway_counts_in_sewerage(
     # sewerage is the bill's: cold (rated) + hot (read by people) = 5 m³ x 41.80
     sewerage = lines[(flat, "sewerage", False)]
     assert (sewerage["volume"], sewerage["charged"]) == (D("5"), D("209.00"))
+
+
+async def test_a_meter_read_by_people_beside_a_gateway_meter_of_the_service_is_billed_too(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    # the apartment's electricity behind a gateway, the garage's meter read by people
+    house = await housing(conn, [("50", 2)], services=(Service.ELECTRICITY,),
+                          metered=(Service.ELECTRICITY,))
+    (flat,) = house.accounts
+    smart = await gateway_meter(conn, house, flat)
+    await charge(conn, smart, msk("2026-01-10T00:00"), msk("2026-01-10T01:00"), "100", "683.00")
+    await reading(conn, house.meter(flat, Service.ELECTRICITY), "2026-01-20T10:00+03:00", "120")
+    await bill(conn, date(2026, 1, 1), Selection(region=house.region), "test")
+    cur = conn.cursor(row_factory=psycopg.rows.dict_row)
+    await cur.execute("""
+        SELECT method, volume, tariff, charged FROM bill_lines
+         WHERE period = '2026-01-01' AND account_id = %s AND service = 'electricity'
+           AND NOT common ORDER BY method""", (flat,))
+    lines = await cur.fetchall()
+    # each consumption priced once: the smart meter's by rating, the garage's by the bill
+    assert [tuple(r.values()) for r in lines] == [
+        ("meter", D("120"), D("6.83"), D("819.60")),
+        ("rating", D("100"), D("6.83"), D("683.00"))]
+
+    doc = await payment_document(conn, date(2026, 1, 1), flat)
+    shown = sorted((x.method, x.volume, x.charged) for x in doc.lines
+                   if x.service == Service.ELECTRICITY and not x.common)
+    assert shown == [("meter", D("120"), D("819.60")), ("rating", D("100"), D("683.00"))]
+    assert doc.to_pay == sum((x.total for x in doc.lines), D(0))
+    # the document asks what the journal charged for the period: rating's usage and the bill's
+    sums = await conn.execute("""
+        SELECT coalesce(sum(amount), 0) FROM postings
+         WHERE book = 'subscriber' AND account_id = %s AND period = '2026-01-01'""", (flat,))
+    (journal,) = await sums.fetchone() or (D(0),)
+    assert -journal == sum((x.charged + x.recalculation for x in doc.lines), D(0))
+    gis = gis_document(doc)["Услуги"]
+    assert sorted((x["Способ определения объёма"], x["Объём"]) for x in gis
+                  if x["Вид потребления"] == "индивидуальное") == [
+        ("meter", "120.000000"), ("rating", "100.000000")]
+
+    # billing again changes nothing
+    count = "SELECT count(*) FROM postings WHERE account_id = %s"
+    postings = await (await conn.execute(count, (flat,))).fetchone()
+    await bill(conn, date(2026, 1, 1), Selection(region=house.region), "again")
+    assert (await payment_document(conn, date(2026, 1, 1), flat)).lines == doc.lines
+    assert await (await conn.execute(count, (flat,))).fetchone() == postings
 
 
 async def test_benefits_are_the_tariffs_benefits_jobs_and_documents_show_them(
