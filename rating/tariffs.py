@@ -39,9 +39,11 @@ async def batch_tariffs(conn: psycopg.AsyncConnection[Any], tariffs: Tariffs,
     tracks = sorted(set(shared.values()), key=repr)
     index = {t: i for i, t in enumerate(tracks)}
     of_object = {object_id: index[t] for object_id, t in shared.items()} | {id(None): -1}
-    banded = [i for i, t in enumerate(found) if tariffs.needs_volume(t)]
     track_of_key = np.fromiter(map(of_object.__getitem__, map(id, found)), dtype=np.int64,
                                count=len(found))
+    # asked once per distinct track, not per key (the -1 of a key with no track: never)
+    track_banded = np.array([tariffs.needs_volume(t) for t in tracks] + [False], dtype=bool)
+    banded = np.flatnonzero(track_banded[track_of_key]).tolist()
     return BatchTariffs(
         set=tariffs.set, version_ids=tariffs.version_ids, tracks=tracks,
         track=track_of_key[key] if len(key) else key, key=key,
