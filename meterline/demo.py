@@ -204,8 +204,9 @@ def summary(before: Scrape, after: Scrape, seconds: float, balances: tuple[Any, 
     """One line of the live summary from two scrapes ``seconds`` apart and the balances."""
 
     def rate(service: str, name: str) -> float:
-        return (total(after.get(service, {}), name)
-                - total(before.get(service, {}), name)) / seconds
+        now, then = total(after.get(service, {}), name), total(before.get(service, {}), name)
+        # a counter that went down belongs to a service started again: it counts from zero
+        return (now - then if now >= then else now) / seconds
 
     accounts, amount, lowest, disconnected, waiting, notices = balances
     dead = total(after.get("bridge", {}), "meterline_dead_letters_total") + total(

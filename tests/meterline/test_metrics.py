@@ -63,3 +63,10 @@ def test_the_demo_summary_reads_rates_from_two_scrapes() -> None:
     assert ("balances 1,234.50 RUB (lowest -1.50) | disconnected meters 3 (cuts waiting 1) "
             "| dead letters 2") in line
     assert line.endswith("| notices 5")
+
+
+def test_the_demo_summary_counts_a_restarted_service_from_zero() -> None:
+    before = {"rating": parse("meterline_rating_readings_total 5000\n")}
+    after = {"rating": parse("meterline_rating_readings_total 60\n")}  # started again
+    line = summary(before, after, 2.0, (20, Decimal("0"), Decimal("0"), 0, 0, 0))
+    assert "priced    30.0 |" in line
